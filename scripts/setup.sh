@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what h2mesh needs on Debian 12 (run as root). With --tests, also what the test suite
+# needs: GoogleTest, Python's grpcio, Node.js and the Node gRPC client's npm packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(g++ cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-grpc
+          libprotobuf-dev libgrpc++-dev libnghttp2-dev libyaml-cpp-dev)
+if [[ "${1:-}" == "--tests" ]]; then
+  packages+=(googletest libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf)
+  command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ "${1:-}" == "--tests" ]]; then
+  npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,185 @@
+#include "admin/render.h"
+
+#include "grpc/status.h"
+
+namespace h2mesh::admin {
+namespace {
+
+const char* status_label(size_t slot) {
+  return slot == proxy::kNoStatusSlot ? "NONE" : grpc::status_name(static_cast<int>(slot));
+}
+
+class Prom {
+ public:
+  void family(const char* name, const char* type, const char* help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  void sample(const char* name, const std::string& labels, uint64_t value) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += ' ';
+    out_ += std::to_string(value);
+    out_ += '\n';
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+std::string label(const char* k, const std::string& v) {
+  std::string out = k;
+  out += "=\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+const char* endpoint_state(const proxy::EndpointStats& e) {
+  if (!e.in_snapshot) return "removed";
+  return e.in_backoff ? "reconnecting" : "available";
+}
+
+std::string status_json(const proxy::CallCounters& c) {
+  std::string out = "{";
+  bool first = true;
+  for (size_t i = 0; i < proxy::kStatusSlots; ++i) {
+    if (c.by_status[i] == 0) continue;
+    if (!first) out += ",";
+    first = false;
+    out += json_string(status_label(i)) + ":" + std::to_string(c.by_status[i]);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+std::string render_metrics(const proxy::WorkerStats& s, const config::Config&) {
+  Prom p;
+  p.family("h2mesh_downstream_connections_total", "counter", "Client connections accepted.");
+  p.sample("h2mesh_downstream_connections_total", "", s.downstream_connections_total);
+  p.family("h2mesh_downstream_connections_active", "gauge", "Client connections open now.");
+  p.sample("h2mesh_downstream_connections_active", "", s.downstream_connections_active);
+  p.family("h2mesh_downstream_protocol_errors_total", "counter",
+           "Client connections closed for a protocol error.");
+  p.sample("h2mesh_downstream_protocol_errors_total", "", s.downstream_protocol_errors);
+  p.family("h2mesh_calls_no_route_total", "counter", "Calls answered UNIMPLEMENTED: no route.");
+  p.sample("h2mesh_calls_no_route_total", "", s.calls_no_route);
+
+  p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");
+  for (const auto& [name, c] : s.clusters)
+    p.sample("h2mesh_cluster_calls_total", label("cluster", name), c.calls.calls_total);
+  p.family("h2mesh_cluster_calls_in_flight", "gauge", "Calls of the cluster in flight.");
+  for (const auto& [name, c] : s.clusters)
+    p.sample("h2mesh_cluster_calls_in_flight", label("cluster", name), c.calls.in_flight);
+  p.family("h2mesh_cluster_calls_by_status_total", "counter",
+           "Finished calls by grpc-status (NONE: reset without a status).");
+  for (const auto& [name, c] : s.clusters)
+    for (size_t i = 0; i < proxy::kStatusSlots; ++i)
+      if (c.calls.by_status[i] || i == 0)
+        p.sample("h2mesh_cluster_calls_by_status_total",
+                 label("cluster", name) + "," + label("grpc_status", status_label(i)),
+                 c.calls.by_status[i]);
+  p.family("h2mesh_cluster_no_endpoint_total", "counter", "Calls failed: no endpoint to pick.");
+  for (const auto& [name, c] : s.clusters)
+    p.sample("h2mesh_cluster_no_endpoint_total", label("cluster", name), c.no_endpoint);
+  p.family("h2mesh_cluster_pending_overflow_total", "counter",
+           "Calls failed: the queue waiting for an upstream connection was full.");
+  for (const auto& [name, c] : s.clusters)
+    p.sample("h2mesh_cluster_pending_overflow_total", label("cluster", name), c.pending_overflow);
+
+  struct Gauge {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t (*get)(const proxy::EndpointStats&);
+  };
+  static const Gauge kEndpoint[] = {
+      {"h2mesh_endpoint_calls_total", "counter", "Calls sent to the endpoint.",
+       [](const proxy::EndpointStats& e) { return e.calls.calls_total; }},
+      {"h2mesh_endpoint_calls_in_flight", "gauge", "Calls in flight on the endpoint.",
+       [](const proxy::EndpointStats& e) { return e.calls.in_flight; }},
+      {"h2mesh_endpoint_upstream_connections", "gauge", "Open HTTP/2 connections to the endpoint.",
+       [](const proxy::EndpointStats& e) { return e.upstream_connections; }},
+      {"h2mesh_endpoint_upstream_connections_total", "counter",
+       "HTTP/2 connections opened to the endpoint.",
+       [](const proxy::EndpointStats& e) { return e.upstream_connections_total; }},
+      {"h2mesh_endpoint_connect_failures_total", "counter", "Failed connection attempts.",
+       [](const proxy::EndpointStats& e) { return e.connect_failures; }},
+      {"h2mesh_endpoint_upstream_resets_total", "counter", "Streams the endpoint reset.",
+       [](const proxy::EndpointStats& e) { return e.upstream_resets; }},
+  };
+  for (const Gauge& g : kEndpoint) {
+    p.family(g.name, g.type, g.help);
+    for (const auto& [cname, c] : s.clusters)
+      for (const auto& [ename, e] : c.endpoints)
+        p.sample(g.name, label("cluster", cname) + "," + label("endpoint", ename), g.get(e));
+  }
+  p.family("h2mesh_endpoint_calls_by_status_total", "counter",
+           "Finished calls of the endpoint by grpc-status.");
+  for (const auto& [cname, c] : s.clusters)
+    for (const auto& [ename, e] : c.endpoints)
+      for (size_t i = 0; i < proxy::kStatusSlots; ++i)
+        if (e.calls.by_status[i] || i == 0)
+          p.sample("h2mesh_endpoint_calls_by_status_total",
+                   label("cluster", cname) + "," + label("endpoint", ename) + "," +
+                       label("grpc_status", status_label(i)),
+                   e.calls.by_status[i]);
+  return p.take();
+}
+
+std::string render_clusters_json(const proxy::WorkerStats& s, const config::Config& config) {
+  std::string out = "{\"clusters\":[";
+  bool first_cluster = true;
+  for (const auto& cluster : config.clusters) {
+    auto it = s.clusters.find(cluster.name);
+    proxy::ClusterStats empty;
+    const proxy::ClusterStats& c = it == s.clusters.end() ? empty : it->second;
+    if (!first_cluster) out += ",";
+    first_cluster = false;
+    out += "{\"name\":" + json_string(cluster.name) + ",\"lb_policy\":\"" +
+           config::lb_policy_name(cluster.lb_policy) + "\",\"calls_total\":" +
+           std::to_string(c.calls.calls_total) + ",\"in_flight\":" +
+           std::to_string(c.calls.in_flight) + ",\"by_status\":" + status_json(c.calls) +
+           ",\"no_endpoint\":" + std::to_string(c.no_endpoint) + ",\"endpoints\":[";
+    bool first = true;
+    for (const auto& [addr, e] : c.endpoints) {
+      if (!first) out += ",";
+      first = false;
+      out += "{\"address\":" + json_string(addr) + ",\"state\":\"" + endpoint_state(e) +
+             "\",\"calls_total\":" + std::to_string(e.calls.calls_total) +
+             ",\"in_flight\":" + std::to_string(e.calls.in_flight) +
+             ",\"by_status\":" + status_json(e.calls) +
+             ",\"upstream_connections\":" + std::to_string(e.upstream_connections) +
+             ",\"connect_failures\":" + std::to_string(e.connect_failures) +
+             ",\"upstream_resets\":" + std::to_string(e.upstream_resets) + "}";
+    }
+    out += "]}";
+  }
+  return out + "]}\n";
+}
+
+}  // namespace h2mesh::admin

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace h2mesh::cluster {
+
+// One backend address as the data path sees it. Pure data.
+struct Host {
+  config::SocketAddress address;
+  std::string key;  // address.to_string(): identity across snapshots (pools and stats are keyed by it)
+  uint32_t weight = 1;
+  bool healthy = true;  // health checks and outlier detection (later) clear it
+};
+
+// Immutable snapshot of one cluster: its settings and its current hosts. Built on the main thread,
+// shared read-only with every worker through std::shared_ptr<const ClusterSnapshot>. A worker
+// rebuilds its LB policy when a new snapshot arrives; calls in flight keep the old one alive.
+struct ClusterSnapshot {
+  config::Cluster settings;  // endpoints field is the configured list; `hosts` is what is live
+  std::vector<Host> hosts;
+  uint64_t version = 0;
+};
+
+using ClusterSnapshotPtr = std::shared_ptr<const ClusterSnapshot>;
+
+// Snapshot of a statically configured cluster.
+ClusterSnapshotPtr make_static_snapshot(const config::Cluster& cluster, uint64_t version);
+
+}  // namespace h2mesh::cluster

@@ -1,0 +1,586 @@
+#include "config/parser.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "config/yaml_reader.h"
+
+namespace h2mesh::config {
+
+namespace {
+
+constexpr int64_t kMinWindowBytes = int64_t{64} * 1024;
+constexpr int64_t kMaxInt31 = std::numeric_limits<int32_t>::max();  // HTTP/2 window limit
+constexpr size_t kMaxFileBytes = 16 << 20;
+
+// ---- Socket addresses -----------------------------------------------------------------------
+
+enum class AddressProblem { None, Malformed, NotIp, BadPort };
+
+struct AddressParse {
+  AddressProblem problem = AddressProblem::None;
+  std::string host;  // as written (without brackets), kept on failure for hints
+  SocketAddress address;
+  std::string error;
+};
+
+AddressParse fail(AddressParse parse, AddressProblem problem, std::string_view text,
+                  const std::string& reason) {
+  parse.problem = problem;
+  parse.error = "invalid address '" + std::string(text) + "': " + reason;
+  return parse;
+}
+
+bool parse_port(std::string_view text, uint16_t* port) {
+  if (text.empty() || text.size() > 5) return false;
+  uint32_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (value > 65535) return false;
+  *port = static_cast<uint16_t>(value);
+  return true;
+}
+
+AddressParse parse_address(std::string_view text) {
+  AddressParse parse;
+  std::string_view port_text;
+  const bool bracketed = text.starts_with('[');
+  if (bracketed) {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      return fail(parse, AddressProblem::Malformed, text, "missing ']' after the IPv6 address");
+    }
+    parse.host = std::string(text.substr(1, close - 1));
+    std::string_view rest = text.substr(close + 1);
+    if (!rest.starts_with(':')) return fail(parse, AddressProblem::Malformed, text, "no port");
+    port_text = rest.substr(1);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return fail(parse, AddressProblem::Malformed, text, "no port");
+    }
+    parse.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+    if (parse.host.find(':') != std::string::npos) {
+      return fail(parse, AddressProblem::Malformed, text,
+                  "an IPv6 address must be in brackets, e.g. [::1]:50051");
+    }
+  }
+  if (parse.host.empty()) return fail(parse, AddressProblem::Malformed, text, "no host");
+  if (!parse_port(port_text, &parse.address.port)) {
+    return fail(parse, AddressProblem::BadPort, text,
+                "port '" + std::string(port_text) + "' is not a number in 0..65535");
+  }
+  const int family = bracketed ? AF_INET6 : AF_INET;
+  unsigned char binary[sizeof(in6_addr)];
+  char canonical[INET6_ADDRSTRLEN];
+  if (inet_pton(family, parse.host.c_str(), binary) != 1 ||
+      inet_ntop(family, binary, canonical, sizeof(canonical)) == nullptr) {
+    return fail(parse, AddressProblem::NotIp, text,
+                "'" + parse.host + "' is not an " + (bracketed ? "IPv6" : "IPv4") + " address");
+  }
+  parse.address.host = canonical;
+  return parse;
+}
+
+bool looks_like_hostname(const std::string& host) {
+  bool has_letter = false;
+  for (char c : host) {
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    has_letter = has_letter || letter;
+    if (!letter && !(c >= '0' && c <= '9') && c != '.' && c != '-') return false;
+  }
+  return has_letter;
+}
+
+// ---- The schema walk ------------------------------------------------------------------------
+
+enum class AddressUse { Listen, Endpoint };
+
+std::string ms_text(Millis value) { return std::to_string(value.count()) + "ms"; }
+
+// A route's cluster name, checked once every cluster is known.
+struct ClusterRef {
+  std::string name;
+  Located where;
+};
+
+class ConfigReader {
+ public:
+  explicit ConfigReader(Diagnostics* diag) : diag_(diag) {}
+
+  void read(const Located& root, Config* config);
+
+ private:
+  void set_uint(const MapReader& map, std::string_view key, int64_t min, int64_t max,
+                uint32_t* field);
+  void set_duration(const MapReader& map, std::string_view key, Millis min, Millis* field);
+  void set_window(const MapReader& map, std::string_view key, uint32_t* field);
+  std::optional<SocketAddress> read_address(const Located& value, AddressUse use);
+
+  void read_admin(const Located& value, Admin* admin);
+  void read_buffers(const Located& value, Buffers* buffers);
+  void read_listeners(const Located& value, std::vector<Listener>* listeners);
+  void read_listener(const Located& value, Listener* listener);
+  void read_routes(const Located& value, std::vector<Route>* routes);
+  std::optional<RouteMatch> read_match(const Located& value);
+  void read_clusters(const Located& value, std::vector<Cluster>* clusters);
+  void read_cluster(const Located& value, Cluster* cluster);
+  void read_backoff(const Located& value, Cluster* cluster);
+  void read_endpoints(const Located& value, std::vector<Endpoint>* endpoints);
+  std::optional<Endpoint> read_endpoint(const Located& value);
+
+  void check_cluster_refs(const std::vector<Cluster>& clusters);
+  void check_admin_address(const Admin& admin, const std::vector<Listener>& listeners);
+
+  Diagnostics* diag_;
+  std::vector<ClusterRef> cluster_refs_;
+  bool clusters_complete_ = false;  // every cluster has a valid name: references can be checked
+  std::optional<Located> admin_address_;
+  std::map<std::string, int> listener_names_;      // name -> line
+  std::map<std::string, int> listener_addresses_;  // address -> line
+  std::map<std::string, int> cluster_names_;
+};
+
+void ConfigReader::set_uint(const MapReader& map, std::string_view key, int64_t min, int64_t max,
+                            uint32_t* field) {
+  if (auto value = map.get(key)) {
+    if (auto number = read_int(*value, min, max, diag_)) *field = static_cast<uint32_t>(*number);
+  }
+}
+
+void ConfigReader::set_duration(const MapReader& map, std::string_view key, Millis min,
+                                Millis* field) {
+  if (auto value = map.get(key)) {
+    if (auto duration = read_duration(*value, min, diag_)) *field = *duration;
+  }
+}
+
+void ConfigReader::set_window(const MapReader& map, std::string_view key, uint32_t* field) {
+  if (auto value = map.get(key)) {
+    if (auto bytes = read_size(*value, kMinWindowBytes, kMaxInt31, diag_)) {
+      *field = static_cast<uint32_t>(*bytes);
+    }
+  }
+}
+
+std::optional<SocketAddress> ConfigReader::read_address(const Located& value, AddressUse use) {
+  auto text = read_string(value, diag_);
+  if (!text) return std::nullopt;
+  AddressParse parse = parse_address(*text);
+  const bool endpoint = use == AddressUse::Endpoint;
+  std::string hint;
+  switch (parse.problem) {
+    case AddressProblem::None:
+      if (!endpoint || parse.address.port != 0) return parse.address;
+      diag_->add(value.mark, value.path + ": an endpoint cannot have port 0",
+                 "endpoint ports are 1..65535");
+      return std::nullopt;
+    case AddressProblem::Malformed:
+      hint = "write an IP address and a port, e.g. 127.0.0.1:50051 or [::1]:50051";
+      break;
+    case AddressProblem::BadPort:
+      hint = endpoint ? "endpoint ports are 1..65535" : "ports are 0..65535; 0 picks a free port";
+      break;
+    case AddressProblem::NotIp:
+      if (!looks_like_hostname(parse.host)) {
+        hint = "write an IPv4 address like 10.0.0.1 or an IPv6 address in brackets like [::1]";
+      } else if (endpoint) {
+        hint = "static endpoints are IP addresses; a hostname needs DNS discovery";
+      } else {
+        hint = "listen on an IP address, e.g. 0.0.0.0 for all interfaces or 127.0.0.1";
+      }
+      break;
+  }
+  diag_->add(value.mark, value.path + ": " + parse.error, hint);
+  return std::nullopt;
+}
+
+void ConfigReader::read(const Located& root, Config* config) {
+  MapReader map(
+      root, {"workers", "log_level", "drain_timeout", "admin", "buffers", "listeners", "clusters"},
+      diag_);
+  set_uint(map, "workers", 0, 256, &config->workers);
+  if (auto value = map.get("log_level")) {
+    if (read_choice(*value, {"debug", "info", "warn", "error"}, diag_)) {
+      config->log_level = value->node.Scalar();
+    }
+  }
+  set_duration(map, "drain_timeout", Millis(0), &config->drain_timeout);
+  if (auto value = map.get("admin")) read_admin(*value, &config->admin);
+  if (auto value = map.get("buffers")) read_buffers(*value, &config->buffers);
+  const char* sketch = "a config needs at least one listener and one cluster";
+  if (auto value = map.require("listeners", sketch)) read_listeners(*value, &config->listeners);
+  if (auto value = map.require("clusters", sketch)) read_clusters(*value, &config->clusters);
+  check_cluster_refs(config->clusters);
+  check_admin_address(config->admin, config->listeners);
+}
+
+void ConfigReader::read_admin(const Located& value, Admin* admin) {
+  MapReader map(value, {"enabled", "address"}, diag_);
+  if (auto enabled = map.get("enabled")) {
+    if (auto flag = read_bool(*enabled, diag_)) admin->enabled = *flag;
+  }
+  if (auto address = map.get("address")) {
+    if (auto parsed = read_address(*address, AddressUse::Listen)) {
+      admin->address = *parsed;
+      admin_address_ = *address;
+    }
+  }
+}
+
+void ConfigReader::read_buffers(const Located& value, Buffers* buffers) {
+  MapReader map(value, {"stream_window_bytes", "connection_window_bytes"}, diag_);
+  set_window(map, "stream_window_bytes", &buffers->stream_window_bytes);
+  set_window(map, "connection_window_bytes", &buffers->connection_window_bytes);
+}
+
+void ConfigReader::read_listeners(const Located& value, std::vector<Listener>* listeners) {
+  auto items = read_sequence(value, diag_, "listener");
+  if (!items) return;
+  for (const Located& item : *items) {
+    read_listener(item, &listeners->emplace_back());
+  }
+}
+
+void ConfigReader::read_listener(const Located& value, Listener* listener) {
+  MapReader map(value, {"name", "address", "max_concurrent_streams", "routes"}, diag_);
+  const int line = line_of(value.mark);
+  if (auto name = map.require("name")) {
+    if (auto text = read_string(*name, diag_)) {
+      listener->name = *text;
+      auto [it, inserted] = listener_names_.emplace(*text, line);
+      if (!inserted) {
+        diag_->add(name->mark, name->path + ": duplicate listener name '" + *text + "'",
+                   "first defined on line " + std::to_string(it->second));
+      }
+    }
+  }
+  if (auto address = map.require("address", "e.g. address: \"0.0.0.0:50051\"")) {
+    if (auto parsed = read_address(*address, AddressUse::Listen)) {
+      listener->address = *parsed;
+      // Port 0 asks the kernel for a fresh port each time, so those never collide.
+      auto [it, inserted] = listener_addresses_.emplace(parsed->to_string(), line);
+      if (parsed->port != 0 && !inserted) {
+        diag_->add(address->mark,
+                   address->path + ": address " + parsed->to_string() + " is already used",
+                   "the listener on line " + std::to_string(it->second) + " binds it too");
+      }
+    }
+  }
+  set_uint(map, "max_concurrent_streams", 1, kMaxInt31, &listener->max_concurrent_streams);
+  if (auto routes = map.require("routes", "add at least one route naming a cluster")) {
+    read_routes(*routes, &listener->routes);
+  }
+}
+
+void ConfigReader::read_routes(const Located& value, std::vector<Route>* routes) {
+  auto items = read_sequence(value, diag_, "route");
+  if (!items) return;
+  std::optional<Located> default_route;
+  for (const Located& item : *items) {
+    if (default_route) {
+      diag_->add(default_route->mark,
+                 default_route->path + ": the default route (no 'match') must be the last route",
+                 "it matches every call, so the routes after it (from line " +
+                     std::to_string(line_of(item.mark)) + ") are unreachable; move it to the end");
+      default_route.reset();
+    }
+    Route& route = routes->emplace_back();
+    route.line = line_of(item.mark);
+    MapReader map(item, {"match", "cluster"}, diag_);
+    if (auto cluster = map.require("cluster")) {
+      if (auto name = read_string(*cluster, diag_)) {
+        route.cluster = *name;
+        cluster_refs_.push_back(ClusterRef{*name, *cluster});
+      }
+    }
+    if (auto match = map.get("match")) {
+      route.match = read_match(*match);
+    } else if (map.ok()) {
+      default_route = item;
+    }
+  }
+}
+
+std::optional<RouteMatch> ConfigReader::read_match(const Located& value) {
+  MapReader map(value, {"authority", "prefix", "path"}, diag_);
+  if (!map.ok()) return std::nullopt;
+  RouteMatch match;
+  auto authority = map.get("authority");
+  auto prefix = map.get("prefix");
+  auto path = map.get("path");
+  if (!authority && !prefix && !path) {
+    diag_->add(value.mark, value.path + ": a match needs 'authority', 'prefix' or 'path'",
+               "omit 'match' to make this the default route");
+  }
+  if (authority) {
+    if (auto text = read_string(*authority, diag_)) match.authority = *text;
+  }
+  if (prefix) {
+    auto text = read_string(*prefix, diag_);
+    if (text && !text->starts_with('/')) {
+      diag_->add(prefix->mark, prefix->path + ": prefix '" + *text + "' must start with '/'",
+                 "e.g. prefix: \"/helloworld.Greeter/\"");
+    } else if (text) {
+      match.prefix = *text;
+    }
+  }
+  if (path) {
+    auto text = read_string(*path, diag_);
+    const size_t slash = text ? text->find('/', 1) : std::string::npos;
+    const bool well_formed = text && text->starts_with('/') && slash != std::string::npos &&
+                             slash > 1 && slash + 1 < text->size() &&
+                             text->find('/', slash + 1) == std::string::npos;
+    if (text && !well_formed) {
+      diag_->add(path->mark, path->path + ": path '" + *text + "' is not /service/method",
+                 "write the full method, e.g. /helloworld.Greeter/SayHello, or use 'prefix'");
+    } else if (text) {
+      match.path = *text;
+    }
+  }
+  if (prefix && path) {
+    diag_->add(path->mark, value.path + ": 'prefix' and 'path' cannot both be set",
+               "use 'path' for one method or 'prefix' for a whole service");
+  }
+  return match;
+}
+
+void ConfigReader::read_clusters(const Located& value, std::vector<Cluster>* clusters) {
+  auto items = read_sequence(value, diag_, "cluster");
+  if (!items) return;
+  clusters_complete_ = true;
+  for (const Located& item : *items) {
+    Cluster& cluster = clusters->emplace_back();
+    read_cluster(item, &cluster);
+    if (cluster.name.empty()) clusters_complete_ = false;
+  }
+}
+
+void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
+  MapReader map(value,
+                {"name", "lb_policy", "connect_timeout", "max_connections_per_endpoint",
+                 "max_pending_calls", "reconnect_backoff", "endpoints"},
+                diag_);
+  if (auto name = map.require("name")) {
+    if (auto text = read_string(*name, diag_)) {
+      cluster->name = *text;
+      auto [it, inserted] = cluster_names_.emplace(*text, line_of(value.mark));
+      if (!inserted) {
+        diag_->add(name->mark, name->path + ": duplicate cluster name '" + *text + "'",
+                   "first defined on line " + std::to_string(it->second));
+      }
+    }
+  }
+  if (auto policy = map.get("lb_policy")) {
+    // Same order as LbPolicy.
+    if (auto index = read_choice(*policy, {"round_robin", "random", "least_request"}, diag_)) {
+      cluster->lb_policy = static_cast<LbPolicy>(*index);
+    }
+  }
+  set_duration(map, "connect_timeout", Millis(1), &cluster->connect_timeout);
+  set_uint(map, "max_connections_per_endpoint", 1, 1024, &cluster->max_connections_per_endpoint);
+  set_uint(map, "max_pending_calls", 0, 1000000, &cluster->max_pending_calls);
+  if (auto backoff = map.get("reconnect_backoff")) read_backoff(*backoff, cluster);
+  if (auto endpoints = map.require("endpoints", "e.g. endpoints: [\"127.0.0.1:50052\"]")) {
+    read_endpoints(*endpoints, &cluster->endpoints);
+  }
+}
+
+void ConfigReader::read_backoff(const Located& value, Cluster* cluster) {
+  MapReader map(value, {"base", "max"}, diag_);
+  set_duration(map, "base", Millis(1), &cluster->reconnect_backoff_base);
+  set_duration(map, "max", Millis(1), &cluster->reconnect_backoff_max);
+  if (cluster->reconnect_backoff_base > cluster->reconnect_backoff_max) {
+    diag_->add(value.mark,
+               value.path + ": base (" + ms_text(cluster->reconnect_backoff_base) +
+                   ") is larger than max (" + ms_text(cluster->reconnect_backoff_max) + ")",
+               "base is the first delay and max caps it, so base must be <= max; the defaults "
+               "are 100ms and 5s");
+  }
+}
+
+void ConfigReader::read_endpoints(const Located& value, std::vector<Endpoint>* endpoints) {
+  auto items = read_sequence(value, diag_, "endpoint");
+  if (!items) return;
+  std::map<std::string, int> seen;  // address -> line
+  for (const Located& item : *items) {
+    auto endpoint = read_endpoint(item);
+    if (!endpoint) continue;
+    auto [it, inserted] = seen.emplace(endpoint->address.to_string(), line_of(item.mark));
+    if (!inserted) {
+      diag_->add(item.mark, item.path + ": duplicate endpoint " + endpoint->address.to_string(),
+                 "already listed on line " + std::to_string(it->second) +
+                     "; use 'weight' to send it more traffic");
+      continue;
+    }
+    endpoints->push_back(*endpoint);
+  }
+}
+
+std::optional<Endpoint> ConfigReader::read_endpoint(const Located& value) {
+  Endpoint endpoint;
+  if (value.node.IsScalar()) {
+    auto address = read_address(value, AddressUse::Endpoint);
+    if (!address) return std::nullopt;
+    endpoint.address = *address;
+    return endpoint;
+  }
+  if (!value.node.IsMap()) {
+    diag_->add(value.mark,
+               value.path + ": expected an address or a map, got " + describe_node(value.node),
+               "write \"10.0.0.1:50051\" or { address: \"10.0.0.1:50051\", weight: 2 }");
+    return std::nullopt;
+  }
+  MapReader map(value, {"address", "weight"}, diag_);
+  bool ok = true;
+  if (auto address = map.require("address")) {
+    auto parsed = read_address(*address, AddressUse::Endpoint);
+    if (parsed) endpoint.address = *parsed;
+    ok = parsed.has_value();
+  } else {
+    ok = false;
+  }
+  if (auto weight = map.get("weight")) {
+    auto number = read_int(*weight, 1, 1000, diag_);
+    if (number) endpoint.weight = static_cast<uint32_t>(*number);
+  }
+  return ok ? std::optional(endpoint) : std::nullopt;
+}
+
+void ConfigReader::check_cluster_refs(const std::vector<Cluster>& clusters) {
+  // Without a complete cluster list every reference would look unknown: the real error (a
+  // missing or broken cluster) is already reported.
+  if (!clusters_complete_) return;
+  std::vector<std::string_view> names;
+  for (const Cluster& cluster : clusters) names.push_back(cluster.name);
+  for (const ClusterRef& ref : cluster_refs_) {
+    if (cluster_names_.count(ref.name) != 0) continue;
+    std::string hint = "defined clusters: " + join(names);
+    std::string suggestion = closest_match(ref.name, names);
+    if (!suggestion.empty()) hint = "did you mean '" + suggestion + "'? " + hint;
+    diag_->add(ref.where.mark, ref.where.path + ": unknown cluster '" + ref.name + "'", hint);
+  }
+}
+
+void ConfigReader::check_admin_address(const Admin& admin, const std::vector<Listener>& listeners) {
+  if (!admin.enabled || !admin_address_ || admin.address.port == 0) return;
+  for (const Listener& listener : listeners) {
+    if (listener.address == admin.address) {
+      diag_->add(admin_address_->mark,
+                 admin_address_->path + ": " + admin.address.to_string() +
+                     " is also the address of listener '" + listener.name + "'",
+                 "give the admin endpoint its own port");
+      return;
+    }
+  }
+}
+
+void read_document(const std::vector<YAML::Node>& documents, Config* config, Diagnostics* diag) {
+  if (documents.empty() || documents[0].IsNull()) {
+    diag->add_at(1, 1, "the configuration is empty",
+                 "define at least one listener and one cluster");
+    return;
+  }
+  if (documents.size() > 1) {
+    diag->add(documents[1].Mark(), "only one YAML document is allowed",
+              "remove the '---' separator and merge the documents");
+  }
+  const YAML::Node& root = documents[0];
+  if (!root.IsMap()) {
+    diag->add(root.Mark(), "the top level must be a map, got " + describe_node(root),
+              "start with keys such as 'listeners:' and 'clusters:'");
+    return;
+  }
+  ConfigReader(diag).read(Located{root, root.Mark(), ""}, config);
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  std::string out =
+      file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": error: " + message;
+  if (!hint.empty()) out += " (hint: " + hint + ")";
+  return out;
+}
+
+bool parse_socket_address(std::string_view text, SocketAddress* out, std::string* error) {
+  AddressParse parse = parse_address(text);
+  if (parse.problem != AddressProblem::None) {
+    if (error != nullptr) *error = parse.error;
+    return false;
+  }
+  *out = parse.address;
+  return true;
+}
+
+ParseResult parse_config(std::string_view yaml_text, std::string_view source_name) {
+  // yaml-cpp skips a UTF-8 byte order mark without counting it in its positions: dropping it here
+  // keeps those positions usable as offsets into the text.
+  if (yaml_text.starts_with("\xEF\xBB\xBF")) yaml_text.remove_prefix(3);
+  Diagnostics diag{std::string(source_name), yaml_text};
+  Config config;
+  config.source = std::string(source_name);
+  try {
+    read_document(YAML::LoadAll(std::string(yaml_text)), &config, &diag);
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp gives this one a misleading message ("bad file").
+    diag.add(e.mark, "invalid YAML: the document is nested too deeply");
+  } catch (const YAML::Exception& e) {
+    diag.add(e.mark, "invalid YAML: " + e.msg, "check the indentation and quoting here");
+  } catch (const std::exception& e) {
+    diag.add_at(0, 0, std::string("cannot read the configuration: ") + e.what());
+  } catch (...) {
+    diag.add_at(0, 0, "cannot read the configuration: unknown error");
+  }
+  ParseResult result;
+  result.errors = diag.take_sorted();
+  if (result.errors.empty()) result.config = std::move(config);
+  return result;
+}
+
+ParseResult load_config_file(const std::string& path) {
+  auto failure = [&path](std::string message, std::string hint = {}) {
+    ParseResult result;
+    result.errors.push_back(ConfigError{path, 0, 0, std::move(message), std::move(hint)});
+    return result;
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return failure(std::string("cannot open config file: ") + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) == 0 && S_ISDIR(info.st_mode)) {
+    ::close(fd);
+    return failure("cannot read config file: it is a directory");
+  }
+  std::string text;
+  char buffer[64 * 1024];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int saved = errno;
+      ::close(fd);
+      return failure(std::string("cannot read config file: ") + std::strerror(saved));
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > kMaxFileBytes) {
+      ::close(fd);
+      return failure("config file is larger than 16MiB", "is this the right file?");
+    }
+  }
+  ::close(fd);
+  return parse_config(text, path);
+}
+
+}  // namespace h2mesh::config

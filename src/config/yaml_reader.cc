@@ -1,0 +1,415 @@
+#include "config/yaml_reader.h"
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+#include <system_error>
+
+namespace h2mesh::config {
+
+namespace {
+
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = 1024 * kKiB;
+constexpr int64_t kGiB = 1024 * kMiB;
+constexpr Millis kMaxDuration = std::chrono::hours(24);
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+std::string child_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+// "<path>: <text>", or just the text at the document root.
+std::string at(const Located& value, std::string_view text) {
+  return value.path.empty() ? std::string(text) : value.path + ": " + std::string(text);
+}
+
+// Splits "123unit" into its leading digits and the rest; false when there are no digits.
+bool split_number(std::string_view text, uint64_t* number, std::string_view* unit, bool* overflow) {
+  size_t digits = 0;
+  while (digits < text.size() && is_digit(text[digits])) ++digits;
+  if (digits == 0) return false;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + digits, *number);
+  *overflow = ec == std::errc::result_out_of_range;
+  *unit = text.substr(digits);
+  return true;
+}
+
+std::string format_size(int64_t bytes) {
+  if (bytes > 0 && bytes % kGiB == 0) return std::to_string(bytes / kGiB) + "GiB";
+  if (bytes > 0 && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "MiB";
+  if (bytes > 0 && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
+  return std::to_string(bytes);
+}
+
+// Reports a non-scalar value and returns its text otherwise.
+std::optional<std::string> scalar_text(const Located& value, std::string_view expected,
+                                       Diagnostics* diag) {
+  if (value.node.IsScalar()) return value.node.Scalar();
+  diag->add(value.mark,
+            at(value, "expected " + std::string(expected) + ", got " + describe_node(value.node)));
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Diagnostics::add(const YAML::Mark& mark, std::string message, std::string hint) {
+  if (mark.is_null()) {
+    add_at(0, 0, std::move(message), std::move(hint));
+  } else {
+    add_at(mark.line + 1, mark.column + 1, std::move(message), std::move(hint));
+  }
+}
+
+void Diagnostics::add_at(int line, int column, std::string message, std::string hint) {
+  errors_.push_back(ConfigError{file_, line, column, std::move(message), std::move(hint)});
+}
+
+std::vector<ConfigError> Diagnostics::take_sorted() {
+  std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+  });
+  return std::move(errors_);
+}
+
+YAML::Mark Diagnostics::empty_item_mark(const YAML::Mark& next, const YAML::Mark& floor) const {
+  if (next.is_null() || floor.is_null() || next.pos < floor.pos ||
+      static_cast<size_t>(next.pos) > text_.size()) {
+    return next;
+  }
+  const size_t end = static_cast<size_t>(next.pos);
+  // Positions count bytes only when nothing (a byte order mark, another encoding) shifted them.
+  if (std::count(text_.begin(), text_.begin() + end, '\n') != next.line) return next;
+  const std::string_view rest = text_.substr(end);
+  for (std::string_view null_word : {"~", "null", "Null", "NULL"}) {
+    if (rest.starts_with(null_word)) return next;  // an explicit null is marked correctly
+  }
+  for (size_t i = end; i-- > static_cast<size_t>(floor.pos);) {
+    const char after = i + 1 < text_.size() ? text_[i + 1] : '\n';
+    if (text_[i] != '-' || (after != ' ' && after != '\t' && after != '\r' && after != '\n')) {
+      continue;
+    }
+    const size_t newline = text_.rfind('\n', i);
+    const size_t line_start = newline == std::string_view::npos ? 0 : newline + 1;
+    if (text_.substr(line_start, i - line_start).find_first_not_of(' ') != std::string::npos) {
+      continue;  // not a block sequence dash: text precedes it on its line
+    }
+    YAML::Mark mark;
+    mark.pos = static_cast<int>(i);
+    mark.line = static_cast<int>(std::count(text_.begin(), text_.begin() + line_start, '\n'));
+    mark.column = static_cast<int>(i - line_start);
+    return mark;
+  }
+  return next;
+}
+
+int line_of(const YAML::Mark& mark) { return mark.is_null() ? 0 : mark.line + 1; }
+
+std::string describe_node(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Undefined:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      break;
+  }
+  std::string text = node.Scalar();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return "'" + text + "'";
+}
+
+MapReader::MapReader(const Located& map, std::initializer_list<std::string_view> known_keys,
+                     Diagnostics* diag)
+    : map_(map), diag_(diag) {
+  if (!map.node.IsMap()) {
+    diag_->add(map.mark, at(map, "expected a map, got " + describe_node(map.node)));
+    return;
+  }
+  ok_ = true;
+  const std::vector<std::string_view> known(known_keys);
+  for (auto it = map.node.begin(); it != map.node.end(); ++it) {
+    check_key(it->first, it->second, known);
+  }
+}
+
+void MapReader::check_key(const YAML::Node& key, const YAML::Node& value,
+                          const std::vector<std::string_view>& known_keys) {
+  if (!key.IsScalar()) {
+    diag_->add(key.Mark(), at(map_, "keys must be plain strings, got " + describe_node(key)));
+    return;
+  }
+  const std::string& name = key.Scalar();
+  const std::string path = child_path(map_.path, name);
+  if (std::find(known_keys.begin(), known_keys.end(), name) == known_keys.end()) {
+    std::string suggestion = closest_match(name, known_keys);
+    diag_->add(key.Mark(), at(map_, "unknown key '" + name + "'"),
+               suggestion.empty() ? "known keys here: " + join(known_keys)
+                                  : "did you mean '" + suggestion + "'?");
+    return;
+  }
+  for (const auto& [seen, where] : entries_) {
+    if (seen == name) {
+      diag_->add(
+          key.Mark(), "duplicate key '" + path + "'",
+          "first set on line " + std::to_string(line_of(where.mark)) + "; remove one of them");
+      return;
+    }
+  }
+  entries_.emplace_back(name, Located{value, value.IsNull() ? key.Mark() : value.Mark(), path});
+}
+
+std::optional<Located> MapReader::get(std::string_view key) const {
+  for (const auto& [name, value] : entries_) {
+    if (name == key) return value;
+  }
+  return std::nullopt;
+}
+
+std::optional<Located> MapReader::require(std::string_view key, std::string_view hint) const {
+  auto value = get(key);
+  if (!value && ok_) {
+    diag_->add(map_.mark, at(map_, "missing required key '" + std::string(key) + "'"),
+               std::string(hint));
+  }
+  return value;
+}
+
+std::optional<std::vector<Located>> read_sequence(const Located& value, Diagnostics* diag,
+                                                  std::string_view what_non_empty) {
+  if (!value.node.IsSequence()) {
+    diag->add(value.mark, at(value, "expected a sequence, got " + describe_node(value.node)));
+    return std::nullopt;
+  }
+  std::vector<Located> items;
+  for (size_t i = 0; i < value.node.size(); ++i) {
+    YAML::Node item = value.node[i];
+    const YAML::Mark mark =
+        item.IsNull() ? diag->empty_item_mark(item.Mark(), value.node.Mark()) : item.Mark();
+    items.push_back(Located{item, mark, value.path + "[" + std::to_string(i) + "]"});
+  }
+  if (items.empty() && !what_non_empty.empty()) {
+    diag->add(value.mark,
+              at(value, "at least one " + std::string(what_non_empty) + " is required"));
+    return std::nullopt;
+  }
+  return items;
+}
+
+std::optional<std::string> read_string(const Located& value, Diagnostics* diag, bool allow_empty) {
+  auto text = scalar_text(value, "a string", diag);
+  if (text && text->empty() && !allow_empty) {
+    diag->add(value.mark, at(value, "must not be empty"));
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::optional<bool> read_bool(const Located& value, Diagnostics* diag) {
+  auto text = scalar_text(value, "true or false", diag);
+  if (!text) return std::nullopt;
+  if (*text == "true" || *text == "True" || *text == "TRUE") return true;
+  if (*text == "false" || *text == "False" || *text == "FALSE") return false;
+  diag->add(value.mark, at(value, "expected true or false, got '" + *text + "'"),
+            "write true or false");
+  return std::nullopt;
+}
+
+std::optional<int64_t> read_int(const Located& value, int64_t min, int64_t max, Diagnostics* diag) {
+  auto text = scalar_text(value, "an integer", diag);
+  if (!text) return std::nullopt;
+  const std::string range = std::to_string(min) + ".." + std::to_string(max);
+  int64_t number = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), number);
+  if (ptr != text->data() + text->size() || text->empty() ||
+      (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+    diag->add(value.mark, at(value, "expected an integer, got '" + *text + "'"),
+              "write a whole number in " + range);
+    return std::nullopt;
+  }
+  if (ec == std::errc::result_out_of_range || number < min || number > max) {
+    diag->add(value.mark, at(value, *text + " is out of range"), "allowed range: " + range);
+    return std::nullopt;
+  }
+  return number;
+}
+
+std::optional<Millis> read_duration(const Located& value, Millis min, Diagnostics* diag) {
+  auto text = scalar_text(value, "a duration such as 30s", diag);
+  if (!text) return std::nullopt;
+  Millis duration{0};
+  std::string error;
+  std::string hint;
+  if (!parse_duration_text(*text, &duration, &error, &hint)) {
+    diag->add(value.mark, at(value, error), hint);
+    return std::nullopt;
+  }
+  if (duration < min) {
+    diag->add(value.mark, at(value, "must be at least " + std::to_string(min.count()) + "ms"));
+    return std::nullopt;
+  }
+  return duration;
+}
+
+std::optional<int64_t> read_size(const Located& value, int64_t min, int64_t max,
+                                 Diagnostics* diag) {
+  auto text = scalar_text(value, "a size such as 1MiB", diag);
+  if (!text) return std::nullopt;
+  int64_t bytes = 0;
+  std::string error;
+  std::string hint;
+  if (!parse_size_text(*text, &bytes, &error, &hint)) {
+    diag->add(value.mark, at(value, error), hint);
+    return std::nullopt;
+  }
+  if (bytes < min || bytes > max) {
+    diag->add(value.mark, at(value, "size " + *text + " is out of range"),
+              "allowed range: " + format_size(min) + ".." + format_size(max) + " bytes");
+    return std::nullopt;
+  }
+  return bytes;
+}
+
+std::optional<size_t> read_choice(const Located& value,
+                                  std::initializer_list<std::string_view> choices,
+                                  Diagnostics* diag) {
+  auto text = scalar_text(value, "one of the listed values", diag);
+  if (!text) return std::nullopt;
+  const std::vector<std::string_view> allowed(choices);
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    if (allowed[i] == *text) return i;
+  }
+  std::string hint = "expected one of: " + join(allowed);
+  std::string suggestion = closest_match(*text, allowed);
+  if (!suggestion.empty()) hint = "did you mean '" + suggestion + "'? " + hint;
+  diag->add(value.mark, at(value, "invalid value '" + *text + "'"), hint);
+  return std::nullopt;
+}
+
+bool parse_duration_text(std::string_view text, Millis* out, std::string* error,
+                         std::string* hint) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  uint64_t number = 0;
+  std::string_view unit;
+  bool overflow = false;
+  if (!split_number(text, &number, &unit, &overflow)) {
+    *error = "invalid duration " + quoted;
+    *hint = text.starts_with('-') ? "durations cannot be negative" : "write 30s or 500ms";
+    return false;
+  }
+  if (unit.starts_with('.')) {
+    *error = "invalid duration " + quoted + ": durations are whole numbers";
+    *hint = "use a smaller unit, e.g. 1500ms instead of 1.5s";
+    return false;
+  }
+  int64_t unit_ms = 0;
+  if (unit == "ms") unit_ms = 1;
+  if (unit == "s") unit_ms = 1000;
+  if (unit == "m") unit_ms = int64_t{60} * 1000;
+  if (unit == "h") unit_ms = int64_t{3600} * 1000;
+  if (unit_ms == 0) {
+    *error = unit.empty()
+                 ? "duration " + quoted + " has no unit"
+                 : "invalid duration " + quoted + ": unknown unit '" + std::string(unit) + "'";
+    *hint = "write 30s or 500ms; the units are ms, s, m and h";
+    return false;
+  }
+  const auto max_units = static_cast<uint64_t>(kMaxDuration.count() / unit_ms);
+  if (overflow || number > max_units) {
+    *error = "duration " + quoted + " is too long";
+    *hint = "durations are limited to 24h";
+    return false;
+  }
+  *out = Millis(static_cast<int64_t>(number) * unit_ms);
+  return true;
+}
+
+bool parse_size_text(std::string_view text, int64_t* out, std::string* error, std::string* hint) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  uint64_t number = 0;
+  std::string_view unit;
+  bool overflow = false;
+  if (!split_number(text, &number, &unit, &overflow) || unit.starts_with('.')) {
+    *error = "invalid size " + quoted;
+    *hint = "write a whole number of bytes or use a unit, e.g. 65536, 64KiB or 1MiB";
+    return false;
+  }
+  int64_t multiplier = 0;
+  if (unit.empty() || unit == "B") multiplier = 1;
+  if (unit == "KiB") multiplier = kKiB;
+  if (unit == "MiB") multiplier = kMiB;
+  if (unit == "GiB") multiplier = kGiB;
+  if (multiplier == 0) {
+    *error = "invalid size " + quoted + ": unknown unit '" + std::string(unit) + "'";
+    *hint = "use plain bytes or the binary units KiB, MiB and GiB, where 1KiB = 1024 bytes";
+    return false;
+  }
+  if (overflow ||
+      number > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / multiplier)) {
+    *error = "size " + quoted + " is too large";
+    hint->clear();
+    return false;
+  }
+  *out = static_cast<int64_t>(number) * multiplier;
+  return true;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  // Rolling rows of the optimal string alignment table: two back for transpositions.
+  std::vector<size_t> before(b.size() + 1);
+  std::vector<size_t> previous(b.size() + 1);
+  std::vector<size_t> current(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) previous[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    current[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+          lower(a[i - 2]) == lower(b[j - 1])) {
+        current[j] = std::min(current[j], before[j - 2] + 1);
+      }
+    }
+    std::swap(before, previous);
+    std::swap(previous, current);
+  }
+  return previous[b.size()];
+}
+
+std::string closest_match(std::string_view word, const std::vector<std::string_view>& candidates) {
+  // Longer words tolerate more typos; a short word with two edits is just another word. A
+  // word that extends or shortens a candidate ("warning" for "warn") is a likely slip too.
+  const size_t allowed = std::clamp<size_t>(word.size() / 3, 1, 3);
+  std::string_view best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (std::string_view candidate : candidates) {
+    const size_t distance = edit_distance(word, candidate);
+    const size_t shorter = std::min(word.size(), candidate.size());
+    const bool close =
+        distance <= allowed ||
+        (shorter >= 3 && edit_distance(word.substr(0, shorter), candidate.substr(0, shorter)) == 0);
+    if (close && distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return std::string(best);
+}
+
+std::string join(const std::vector<std::string_view>& items) {
+  std::string out;
+  for (std::string_view item : items) {
+    if (!out.empty()) out += ", ";
+    out += item;
+  }
+  return out;
+}
+
+}  // namespace h2mesh::config

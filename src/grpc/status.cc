@@ -1,0 +1,99 @@
+#include "grpc/status.h"
+
+#include <charconv>
+
+namespace h2mesh::grpc {
+
+const char* status_name(int code) {
+  static const char* const kNames[] = {
+      "OK",           "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS", "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",    "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  if (code < 0 || code > kMaxStatusCode) return "UNKNOWN_CODE";
+  return kNames[code];
+}
+
+StatusCode status_for_error(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::Ok: return StatusCode::Ok;
+    case ErrorCode::NoRoute: return StatusCode::Unimplemented;
+    case ErrorCode::DeadlineExceeded: return StatusCode::DeadlineExceeded;
+    case ErrorCode::Overloaded: return StatusCode::ResourceExhausted;
+    case ErrorCode::InvalidArgument:
+    case ErrorCode::DownstreamProtocol: return StatusCode::Internal;
+    case ErrorCode::ConnectFailed:
+    case ErrorCode::ConnectTimeout:
+    case ErrorCode::NoHealthyEndpoint:
+    case ErrorCode::UpstreamReset:
+    case ErrorCode::UpstreamGoaway:
+    case ErrorCode::UpstreamProtocol:
+    case ErrorCode::Draining:
+    case ErrorCode::Io:
+    case ErrorCode::Internal: return StatusCode::Unavailable;
+  }
+  return StatusCode::Unknown;
+}
+
+std::optional<Duration> parse_timeout(std::string_view v) {
+  if (v.size() < 2 || v.size() > 9) return std::nullopt;
+  uint64_t n = 0;
+  auto digits = v.substr(0, v.size() - 1);
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (ec != std::errc() || ptr != digits.data() + digits.size()) return std::nullopt;
+  switch (v.back()) {
+    case 'H': return std::chrono::hours(n);
+    case 'M': return std::chrono::minutes(n);
+    case 'S': return std::chrono::seconds(n);
+    case 'm': return std::chrono::milliseconds(n);
+    case 'u': return std::chrono::microseconds(n);
+    case 'n': return std::chrono::nanoseconds(n);
+    default: return std::nullopt;
+  }
+}
+
+std::string format_timeout(Duration d) {
+  constexpr int64_t kMax = 99999999;
+  int64_t ns = d.count() < 1 ? 1 : d.count();
+  struct Unit {
+    int64_t ns;
+    char c;
+  };
+  static constexpr Unit kUnits[] = {{1, 'n'},
+                                    {1000, 'u'},
+                                    {1000000, 'm'},
+                                    {1000000000, 'S'},
+                                    {60LL * 1000000000, 'M'},
+                                    {3600LL * 1000000000, 'H'}};
+  for (const Unit& u : kUnits) {
+    int64_t v = (ns + u.ns - 1) / u.ns;  // round up: never shorten the caller's deadline
+    if (v <= kMax) return std::to_string(v) + u.c;
+  }
+  return std::to_string(kMax) + "H";
+}
+
+std::string encode_message(std::string_view message) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(message.size());
+  for (unsigned char c : message) {
+    if (c >= 0x20 && c <= 0x7e && c != '%') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::optional<int> parse_status(std::string_view v) {
+  int n = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || ptr != v.data() + v.size() || n < 0) return std::nullopt;
+  return n;
+}
+
+}  // namespace h2mesh::grpc

@@ -1,0 +1,271 @@
+#include "http2/session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <vector>
+
+namespace h2mesh::http2 {
+namespace {
+
+// The session whose produce() is running: send_data_callback appends frames to its buffer.
+struct ProduceContext {
+  Buffer* out = nullptr;
+};
+thread_local ProduceContext t_produce;
+
+SessionVisitor& visitor_of(void* user_data) { return *static_cast<SessionVisitor*>(user_data); }
+
+void* stream_user(nghttp2_session* s, int32_t stream_id) {
+  return nghttp2_session_get_stream_user_data(s, stream_id);
+}
+
+int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+    visitor_of(ud).on_stream_open(frame->hd.stream_id);
+  return 0;
+}
+
+int on_header(nghttp2_session* s, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+              const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
+  int32_t id = frame->hd.stream_id;
+  visitor_of(ud).on_header(id, stream_user(s, id),
+                           std::string_view(reinterpret_cast<const char*>(name), namelen),
+                           std::string_view(reinterpret_cast<const char*>(value), valuelen));
+  return 0;
+}
+
+int on_frame_recv(nghttp2_session* s, const nghttp2_frame* frame, void* ud) {
+  SessionVisitor& v = visitor_of(ud);
+  int32_t id = frame->hd.stream_id;
+  bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS: {
+      HeadersKind kind;
+      switch (frame->headers.cat) {
+        case NGHTTP2_HCAT_REQUEST: kind = HeadersKind::Request; break;
+        case NGHTTP2_HCAT_RESPONSE: kind = HeadersKind::Response; break;
+        case NGHTTP2_HCAT_HEADERS: kind = HeadersKind::Trailers; break;
+        default: return 0;  // push responses: push is disabled
+      }
+      v.on_headers_end(id, stream_user(s, id), kind, end_stream);
+      break;
+    }
+    case NGHTTP2_DATA:
+      if (end_stream) v.on_data_end(id, stream_user(s, id));
+      break;
+    case NGHTTP2_SETTINGS:
+      if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) v.on_remote_settings();
+      break;
+    case NGHTTP2_GOAWAY:
+      v.on_goaway(frame->goaway.last_stream_id, frame->goaway.error_code);
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int on_data_chunk(nghttp2_session* s, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+                  void* ud) {
+  visitor_of(ud).on_data(stream_id, stream_user(s, stream_id), data, len);
+  return 0;
+}
+
+int on_stream_close(nghttp2_session* s, int32_t stream_id, uint32_t error_code, void* ud) {
+  visitor_of(ud).on_stream_close(stream_id, stream_user(s, stream_id), error_code);
+  return 0;
+}
+
+int send_data(nghttp2_session* s, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+              nghttp2_data_source*, void* ud) {
+  Buffer& out = *t_produce.out;
+  out.append(framehd, 9);
+  int32_t id = frame->hd.stream_id;
+  visitor_of(ud).write_body(id, stream_user(s, id), length, out);
+  return 0;
+}
+
+ssize_t read_body(nghttp2_session* s, int32_t stream_id, uint8_t*, size_t length,
+                  uint32_t* data_flags, nghttp2_data_source*, void* ud) {
+  BodyChunk chunk = visitor_of(ud).read_body(stream_id, stream_user(s, stream_id), length);
+  if (chunk.deferred) return NGHTTP2_ERR_DEFERRED;
+  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (chunk.eof) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (chunk.trailers_follow) *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+  }
+  return static_cast<ssize_t>(chunk.length);
+}
+
+nghttp2_session_callbacks* callbacks() {
+  static nghttp2_session_callbacks* cbs = [] {
+    nghttp2_session_callbacks* c;
+    nghttp2_session_callbacks_new(&c);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(c, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(c, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(c, send_data);
+    return c;
+  }();
+  return cbs;
+}
+
+nghttp2_option* options() {
+  static nghttp2_option* opt = [] {
+    nghttp2_option* o;
+    nghttp2_option_new(&o);
+    // Windows are returned only when the other side took the bytes: end-to-end back-pressure.
+    nghttp2_option_set_no_auto_window_update(o, 1);
+    return o;
+  }();
+  return opt;
+}
+
+// Small-buffer conversion of our header refs to nghttp2's name/value array.
+class NvArray {
+ public:
+  explicit NvArray(std::span<const HeaderRef> headers) : nv_(headers.size()) {
+    for (size_t i = 0; i < headers.size(); ++i) {
+      nv_[i].name = const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(headers[i].name.data()));
+      nv_[i].namelen = headers[i].name.size();
+      nv_[i].value =
+          const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(headers[i].value.data()));
+      nv_[i].valuelen = headers[i].value.size();
+      nv_[i].flags = NGHTTP2_NV_FLAG_NONE;
+    }
+  }
+  const nghttp2_nv* data() const { return nv_.data(); }
+  size_t size() const { return nv_.size(); }
+
+ private:
+  std::vector<nghttp2_nv> nv_;
+};
+
+Error nghttp2_error(const char* what, int rv) {
+  return make_error(ErrorCode::Internal, std::string(what) + ": " + nghttp2_strerror(rv));
+}
+
+}  // namespace
+
+Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts) : role_(role) {
+  if (role == Role::Server) {
+    nghttp2_session_server_new2(&session_, callbacks(), &visitor, options());
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
+    };
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
+  } else {
+    nghttp2_session_client_new2(&session_, callbacks(), &visitor, options());
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
+    };
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
+  }
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(opts.connection_window));
+}
+
+Session::~Session() { nghttp2_session_del(session_); }
+
+Result<size_t> Session::receive(const uint8_t* data, size_t len) {
+  ssize_t rv = nghttp2_session_mem_recv(session_, data, len);
+  if (rv < 0) {
+    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+      return make_error(ErrorCode::InvalidArgument, "not an HTTP/2 connection preface");
+    return make_error(ErrorCode::DownstreamProtocol, nghttp2_strerror(static_cast<int>(rv)));
+  }
+  return static_cast<size_t>(rv);
+}
+
+Result<void> Session::produce(Buffer& out, size_t limit) {
+  Buffer* saved = t_produce.out;
+  t_produce.out = &out;
+  Result<void> result;
+  while (out.size() < limit) {
+    const uint8_t* p;
+    ssize_t n = nghttp2_session_mem_send(session_, &p);
+    if (n < 0) {
+      result = nghttp2_error("send", static_cast<int>(n));
+      break;
+    }
+    if (n == 0) break;
+    out.append(p, static_cast<size_t>(n));
+  }
+  t_produce.out = saved;
+  return result;
+}
+
+bool Session::wants_read() const { return nghttp2_session_want_read(session_); }
+bool Session::wants_write() const { return nghttp2_session_want_write(session_); }
+
+Result<int32_t> Session::submit_request(std::span<const HeaderRef> headers, bool has_body,
+                                        void* user) {
+  NvArray nv(headers);
+  nghttp2_data_provider prd{};
+  prd.read_callback = read_body;
+  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
+                                      has_body ? &prd : nullptr, user);
+  if (id < 0) return nghttp2_error("submit request", id);
+  return id;
+}
+
+Result<void> Session::submit_response(int32_t stream_id, std::span<const HeaderRef> headers,
+                                      bool has_body) {
+  NvArray nv(headers);
+  nghttp2_data_provider prd{};
+  prd.read_callback = read_body;
+  int rv = nghttp2_submit_response(session_, stream_id, nv.data(), nv.size(),
+                                   has_body ? &prd : nullptr);
+  if (rv != 0) return nghttp2_error("submit response", rv);
+  return {};
+}
+
+Result<void> Session::submit_trailers(int32_t stream_id, std::span<const HeaderRef> trailers) {
+  NvArray nv(trailers);
+  int rv = nghttp2_submit_trailer(session_, stream_id, nv.data(), nv.size());
+  if (rv != 0) return nghttp2_error("submit trailers", rv);
+  return {};
+}
+
+void Session::resume_body(int32_t stream_id) { nghttp2_session_resume_data(session_, stream_id); }
+
+void Session::reset_stream(int32_t stream_id, uint32_t error_code) {
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, error_code);
+}
+
+void Session::set_stream_user(int32_t stream_id, void* user) {
+  nghttp2_session_set_stream_user_data(session_, stream_id, user);
+}
+
+void Session::consume(int32_t stream_id, size_t n) {
+  if (n > 0) nghttp2_session_consume(session_, stream_id, n);
+}
+
+void Session::consume_connection(size_t n) {
+  if (n > 0) nghttp2_session_consume_connection(session_, n);
+}
+
+void Session::submit_shutdown_notice() { nghttp2_submit_shutdown_notice(session_); }
+
+void Session::submit_goaway(uint32_t error_code) {
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), error_code, nullptr, 0);
+}
+
+void Session::terminate(uint32_t error_code) {
+  nghttp2_session_terminate_session(session_, error_code);
+}
+
+uint32_t Session::remote_max_concurrent_streams() const {
+  return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+int32_t Session::last_peer_stream_id() const {
+  return nghttp2_session_get_last_proc_stream_id(session_);
+}
+
+}  // namespace h2mesh::http2

@@ -1,0 +1,125 @@
+#pragma once
+
+// The only place that knows libnghttp2. A Session works on byte buffers (receive / produce) and
+// reports what happened to a SessionVisitor; it never touches sockets, so tests can wire a client
+// session to a server session in memory.
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "common/buffer.h"
+#include "common/result.h"
+
+struct nghttp2_session;
+
+namespace h2mesh::http2 {
+
+struct HeaderRef {
+  std::string_view name;
+  std::string_view value;
+};
+
+enum class HeadersKind {
+  Request,   // server role: a new call's request headers
+  Response,  // client role: the (first) response headers
+  Trailers,  // either role: HEADERS after the initial ones
+};
+
+// Error codes of RST_STREAM and GOAWAY (RFC 9113 section 7).
+enum class H2Error : uint32_t {
+  NoError = 0x0,
+  ProtocolError = 0x1,
+  InternalError = 0x2,
+  FlowControlError = 0x3,
+  StreamClosed = 0x5,
+  RefusedStream = 0x7,
+  Cancel = 0x8,
+  EnhanceYourCalm = 0xb,
+};
+
+struct BodyChunk {
+  size_t length = 0;     // bytes to send now (the visitor copies them in write_body)
+  bool eof = false;      // no more body after this chunk
+  bool deferred = false; // nothing to send now; the owner calls resume_body() later
+  // With eof: do not set END_STREAM on the last DATA because the visitor submitted trailers.
+  bool trailers_follow = false;
+};
+
+// Receives session events, synchronously, from inside Session::receive() and Session::produce().
+// `user` is the pointer given with set_stream_user() / submit_request(), or null. All methods
+// run on the thread that owns the session.
+class SessionVisitor {
+ public:
+  virtual ~SessionVisitor() = default;
+  // Server role: the peer opened a stream. Typically creates a stream object and set_stream_user.
+  virtual void on_stream_open(int32_t stream_id) = 0;
+  virtual void on_header(int32_t stream_id, void* user, std::string_view name,
+                         std::string_view value) = 0;
+  virtual void on_headers_end(int32_t stream_id, void* user, HeadersKind kind, bool end_stream) = 0;
+  // DATA payload. The visitor must eventually call consume(stream_id, len) (or the stream must
+  // close) so the peer's flow-control window opens again.
+  virtual void on_data(int32_t stream_id, void* user, const uint8_t* data, size_t len) = 0;
+  virtual void on_data_end(int32_t stream_id, void* user) = 0;  // DATA carried END_STREAM
+  // The stream is gone. After this, `user` is never passed again.
+  virtual void on_stream_close(int32_t stream_id, void* user, uint32_t error_code) = 0;
+  virtual void on_goaway(int32_t last_stream_id, uint32_t error_code) = 0;
+  virtual void on_remote_settings() = 0;
+  // Body provider of streams submitted with a body.
+  virtual BodyChunk read_body(int32_t stream_id, void* user, size_t max_length) = 0;
+  // Append exactly `length` body bytes, as promised by read_body, to `out` and drop them.
+  virtual void write_body(int32_t stream_id, void* user, size_t length, Buffer& out) = 0;
+};
+
+enum class Role { Client, Server };
+
+struct SessionOptions {
+  uint32_t max_concurrent_streams = 1024;  // advertised (server role)
+  uint32_t stream_window = 1 << 20;        // advertised SETTINGS_INITIAL_WINDOW_SIZE
+  uint32_t connection_window = 16 << 20;   // our receive window for the whole connection
+};
+
+class Session {
+ public:
+  Session(Role role, SessionVisitor& visitor, const SessionOptions& options);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Feeds received bytes. An error means the connection is unusable; a GOAWAY may be queued.
+  Result<size_t> receive(const uint8_t* data, size_t len);
+  // Serializes pending frames into `out` until nothing is pending or out holds >= `limit` bytes.
+  Result<void> produce(Buffer& out, size_t limit);
+  bool wants_read() const;
+  bool wants_write() const;
+
+  // Client role. Returns the new stream id, or an error (e.g. no stream ids left).
+  Result<int32_t> submit_request(std::span<const HeaderRef> headers, bool has_body, void* user);
+  // Server role.
+  Result<void> submit_response(int32_t stream_id, std::span<const HeaderRef> headers,
+                               bool has_body);
+  Result<void> submit_trailers(int32_t stream_id, std::span<const HeaderRef> trailers);
+  void resume_body(int32_t stream_id);
+  void reset_stream(int32_t stream_id, uint32_t error_code);
+  void set_stream_user(int32_t stream_id, void* user);
+  // Returns received DATA bytes to the flow-control windows (stream and connection).
+  void consume(int32_t stream_id, size_t n);
+  // For bytes of a stream that closed before they could be consumed.
+  void consume_connection(size_t n);
+
+  // Graceful shutdown, server role: first a notice (GOAWAY with the maximum id), later final.
+  void submit_shutdown_notice();
+  void submit_goaway(uint32_t error_code);
+  void terminate(uint32_t error_code);
+
+  uint32_t remote_max_concurrent_streams() const;
+  // Id of the last stream the peer opened that we processed (server role).
+  int32_t last_peer_stream_id() const;
+  Role role() const { return role_; }
+
+ private:
+  nghttp2_session* session_ = nullptr;
+  Role role_;
+};
+
+}  // namespace h2mesh::http2

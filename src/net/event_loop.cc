@@ -1,0 +1,170 @@
+#include "net/event_loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace h2mesh::net {
+namespace {
+class WakeHandler final : public IoHandler {
+ public:
+  void on_io(uint32_t) override {}
+};
+WakeHandler g_wake_marker;
+}  // namespace
+
+EventLoop::EventLoop() : now_(Clock::now()) {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epfd_ < 0 || wakefd_ < 0) {
+    LOG_ERROR("event loop: cannot create epoll/eventfd: %s", strerror(errno));
+    abort();
+  }
+  add(wakefd_, EPOLLIN, &g_wake_marker);
+}
+
+EventLoop::~EventLoop() {
+  run_deferred();
+  close(wakefd_);
+  close(epfd_);
+}
+
+void EventLoop::add(int fd, uint32_t events, IoHandler* handler) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = handler;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    LOG_ERROR("epoll_ctl add fd %d: %s", fd, strerror(errno));
+}
+
+void EventLoop::modify(int fd, uint32_t events, IoHandler* handler) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = handler;
+  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0)
+    LOG_ERROR("epoll_ctl mod fd %d: %s", fd, strerror(errno));
+}
+
+void EventLoop::remove(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+void EventLoop::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_.push_back(std::move(fn));
+  }
+  uint64_t one = 1;
+  ssize_t n = write(wakefd_, &one, sizeof(one));
+  (void)n;
+}
+
+void EventLoop::stop() {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    stop_requested_ = true;
+  }
+  uint64_t one = 1;
+  ssize_t n = write(wakefd_, &one, sizeof(one));
+  (void)n;
+}
+
+void EventLoop::defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+
+void EventLoop::defer_delete(std::unique_ptr<Deletable> object) {
+  to_delete_.push_back(std::move(object));
+}
+
+int EventLoop::next_timeout_ms() const {
+  if (!deferred_.empty() || !to_delete_.empty()) return 0;
+  if (timers_.empty()) return -1;
+  auto delta = timers_.begin()->first - Clock::now();
+  if (delta <= Duration::zero()) return 0;
+  // Round up so a timer never fires early.
+  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(delta).count());
+}
+
+void EventLoop::run_timers() {
+  while (!timers_.empty() && timers_.begin()->first <= now_) {
+    Timer* t = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    t->armed_ = false;
+    t->callback_();  // may re-arm or destroy the timer's owner
+  }
+}
+
+void EventLoop::run_deferred() {
+  // Deferred work first, deletions last: a callback queued for an object never runs after that
+  // object was deleted. Destructors may queue more work; keep going until quiet.
+  while (!deferred_.empty() || !to_delete_.empty()) {
+    while (!deferred_.empty()) {
+      std::vector<std::function<void()>> work;
+      work.swap(deferred_);
+      for (auto& fn : work) fn();
+    }
+    std::vector<std::unique_ptr<Deletable>> dead;
+    dead.swap(to_delete_);
+    dead.clear();
+  }
+}
+
+void EventLoop::drain_posted() {
+  uint64_t count;
+  ssize_t n = read(wakefd_, &count, sizeof(count));
+  (void)n;
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    work.swap(posted_);
+    if (stop_requested_) stopping_ = true;
+  }
+  for (auto& fn : work) fn();
+}
+
+void EventLoop::run() {
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  while (!stopping_) {
+    int n = epoll_wait(epfd_, events, kMaxEvents, next_timeout_ms());
+    if (n < 0 && errno != EINTR) {
+      LOG_ERROR("epoll_wait: %s", strerror(errno));
+      break;
+    }
+    now_ = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
+      if (handler == &g_wake_marker) {
+        drain_posted();
+      } else {
+        handler->on_io(events[i].events);
+      }
+    }
+    run_timers();
+    run_deferred();
+  }
+  run_deferred();
+}
+
+Timer::Timer(EventLoop& loop, std::function<void()> callback)
+    : loop_(loop), callback_(std::move(callback)) {}
+
+void Timer::arm(Duration after) { arm_at(loop_.now() + after); }
+
+void Timer::arm_at(TimePoint when) {
+  cancel();
+  it_ = loop_.timers_.emplace(when, this);
+  armed_ = true;
+}
+
+void Timer::cancel() {
+  if (armed_) {
+    loop_.timers_.erase(it_);
+    armed_ = false;
+  }
+}
+
+}  // namespace h2mesh::net

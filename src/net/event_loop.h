@@ -1,0 +1,101 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common/time.h"
+
+namespace h2mesh::net {
+
+// Receives readiness events for one file descriptor. Called on the loop's thread.
+class IoHandler {
+ public:
+  virtual ~IoHandler() = default;
+  virtual void on_io(uint32_t epoll_events) = 0;
+};
+
+// Objects whose destruction is deferred to the end of the current loop iteration.
+class Deletable {
+ public:
+  virtual ~Deletable() = default;
+};
+
+class Timer;
+
+// One epoll loop per thread. Everything but post() must be called on the loop's own thread.
+class EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // `handler` is not owned and must stay valid until remove(fd).
+  void add(int fd, uint32_t events, IoHandler* handler);
+  void modify(int fd, uint32_t events, IoHandler* handler);
+  void remove(int fd);
+
+  // Thread-safe: runs `fn` on the loop thread during a later iteration. The only cross-thread
+  // primitive of the data path; used for snapshots, stats collection and shutdown, never per call.
+  void post(std::function<void()> fn);
+
+  // Runs `fn` at the end of the current iteration, after all I/O events were handled (used to
+  // batch writes: one flush per connection per iteration).
+  void defer(std::function<void()> fn);
+  void defer_delete(std::unique_ptr<Deletable> object);
+
+  void run();   // until stop()
+  // Runs deferred work and deletions now (used when tearing a worker down).
+  void run_deferred();
+  void stop();  // thread-safe
+
+  // Cached at the start of each iteration.
+  TimePoint now() const { return now_; }
+  void update_now() { now_ = Clock::now(); }
+
+ private:
+  friend class Timer;
+  using TimerMap = std::multimap<TimePoint, Timer*>;
+
+  void run_timers();
+  void drain_posted();
+  int next_timeout_ms() const;
+
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  bool stopping_ = false;
+  TimePoint now_;
+  TimerMap timers_;
+  std::vector<std::function<void()>> deferred_;
+  std::vector<std::unique_ptr<Deletable>> to_delete_;
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;
+  bool stop_requested_ = false;  // guarded by posted_mu_
+};
+
+// A one-shot timer owned by whoever needs it; cancels itself when destroyed.
+class Timer {
+ public:
+  Timer(EventLoop& loop, std::function<void()> callback);
+  ~Timer() { cancel(); }
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void arm(Duration after);
+  void arm_at(TimePoint when);
+  void cancel();
+  bool armed() const { return armed_; }
+
+ private:
+  friend class EventLoop;
+  EventLoop& loop_;
+  std::function<void()> callback_;
+  EventLoop::TimerMap::iterator it_;
+  bool armed_ = false;
+};
+
+}  // namespace h2mesh::net

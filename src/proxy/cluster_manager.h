@@ -1,0 +1,46 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cluster/host_set.h"
+#include "lb/policy.h"
+#include "proxy/conn_pool.h"
+#include "proxy/worker_context.h"
+
+namespace h2mesh::proxy {
+
+// A worker's view of every cluster: the current snapshot, the LB policy built from it, and one
+// ConnPool per endpoint. Snapshots arrive from the main thread (via EventLoop::post); pools of
+// endpoints that stay are kept, pools of endpoints that left drain and then go away.
+class ClusterManager {
+ public:
+  explicit ClusterManager(WorkerContext& ctx);
+  ~ClusterManager();
+
+  // Worker thread. Installs a new snapshot of one cluster.
+  void update(cluster::ClusterSnapshotPtr snapshot);
+
+  // Worker thread. Chooses the endpoint of one call attempt. Returns null and sets *why when the
+  // cluster is unknown or has no endpoint.
+  ConnPool* pick(const std::string& cluster, Error* why);
+  ClusterStats* stats(const std::string& cluster);
+
+ private:
+  struct ClusterState {
+    cluster::ClusterSnapshotPtr snapshot;
+    std::unique_ptr<lb::Policy> policy;
+    std::vector<uint32_t> active;   // in-flight calls per host index (for least_request)
+    std::vector<ConnPool*> pools;   // per host index
+    std::unordered_map<std::string, std::unique_ptr<ConnPool>> pool_by_key;
+    std::vector<std::unique_ptr<ConnPool>> leaving;  // drained pools of removed hosts
+    ClusterStats* stats = nullptr;
+  };
+
+  WorkerContext& ctx_;
+  std::unordered_map<std::string, ClusterState> clusters_;
+};
+
+}  // namespace h2mesh::proxy

@@ -1,0 +1,400 @@
+#include "proxy/downstream.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "proxy/cluster_manager.h"
+#include "proxy/upstream.h"
+
+namespace h2mesh::proxy {
+namespace {
+
+const std::string* find_header(const HeaderList& headers, std::string_view name) {
+  for (const Header& h : headers)
+    if (h.name == name) return &h.value;
+  return nullptr;
+}
+
+int status_of(const HeaderList& headers) {
+  const std::string* v = find_header(headers, "grpc-status");
+  if (!v) return -1;
+  return grpc::parse_status(*v).value_or(-1);
+}
+
+std::vector<http2::HeaderRef> refs_of(const HeaderList& headers) {
+  std::vector<http2::HeaderRef> refs;
+  refs.reserve(headers.size());
+  for (const Header& h : headers) refs.push_back({h.name, h.value});
+  return refs;
+}
+
+constexpr uint32_t kCancel = static_cast<uint32_t>(http2::H2Error::Cancel);
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// DownstreamStream
+
+DownstreamStream::DownstreamStream(DownstreamConnection& conn, int32_t id)
+    : conn_(conn), ctx_(conn.ctx()), id_(id) {}
+
+DownstreamStream::~DownstreamStream() {
+  upstream_.reset();
+  size_t slot = final_status_ >= 0 && final_status_ <= grpc::kMaxStatusCode
+                    ? static_cast<size_t>(final_status_)
+                    : kNoStatusSlot;
+  if (cluster_stats_) {
+    cluster_stats_->calls.in_flight--;
+    cluster_stats_->calls.by_status[slot]++;
+  }
+  if (endpoint_stats_) endpoint_stats_->calls.by_status[slot]++;
+}
+
+void DownstreamStream::on_request_header(std::string_view name, std::string_view value) {
+  HeaderList& list = headers_done_ ? req_trailers_ : req_headers_;
+  list.push_back(Header{std::string(name), std::string(value)});
+}
+
+void DownstreamStream::on_request_headers_end(bool end_stream, bool trailers) {
+  if (trailers) {
+    req_has_trailers_ = true;
+    on_request_end();
+    return;
+  }
+  headers_done_ = true;
+  req_end_ = end_stream;
+  if (const std::string* t = find_header(req_headers_, "grpc-timeout")) {
+    if (auto d = grpc::parse_timeout(*t)) {
+      deadline_ = ctx_.loop.now() + *d;
+      deadline_timer_ = std::make_unique<net::Timer>(ctx_.loop, [this] { on_deadline(); });
+      deadline_timer_->arm_at(*deadline_);
+    }
+  }
+  route_and_start();
+}
+
+void DownstreamStream::route_and_start() {
+  const std::string* path = find_header(req_headers_, ":path");
+  const std::string* authority = find_header(req_headers_, ":authority");
+  if (!authority) authority = find_header(req_headers_, "host");
+  std::string_view p = path ? std::string_view(*path) : std::string_view();
+  std::string_view a = authority ? std::string_view(*authority) : std::string_view();
+  const std::string* cluster = conn_.router().match(a, p);
+  if (!cluster) {
+    ctx_.stats.calls_no_route++;
+    send_local_reply(grpc::StatusCode::Unimplemented,
+                     "h2mesh: no route for " + std::string(p) + " (authority " + std::string(a) + ")");
+    return;
+  }
+  cluster_stats_ = ctx_.clusters->stats(*cluster);
+  if (cluster_stats_) {
+    cluster_stats_->calls.calls_total++;
+    cluster_stats_->calls.in_flight++;
+  }
+  Error why;
+  ConnPool* pool = ctx_.clusters->pick(*cluster, &why);
+  if (!pool) {
+    send_local_reply(grpc::status_for_error(why.code), "h2mesh: " + why.message);
+    return;
+  }
+  endpoint_stats_ = &pool->stats();
+  upstream_ = std::make_unique<UpstreamRequest>(*this, *pool);
+  pool->attach(upstream_.get());  // may fail the call before returning
+}
+
+void DownstreamStream::on_request_data(const uint8_t* data, size_t len) {
+  if (!upstream_) {
+    // The call already has its answer (or is failing): drop the rest of the request.
+    conn_.session().consume(id_, len);
+    conn_.schedule_flush();
+    return;
+  }
+  req_body_.append(data, len);
+  upstream_->request_data_available();
+}
+
+void DownstreamStream::on_request_end() {
+  req_end_ = true;
+  if (upstream_) upstream_->request_data_available();
+}
+
+void DownstreamStream::on_closed(uint32_t error_code) {
+  if (closed_) return;
+  closed_ = true;
+  if (error_code == kCancel && final_status_ < 0) final_status_ = 1;  // CANCELLED
+  deadline_timer_.reset();
+  release_upstream();  // the client went away: reset the backend's stream too
+  discard_request_body();
+}
+
+std::optional<Duration> DownstreamStream::remaining_time() const {
+  if (!deadline_) return std::nullopt;
+  return *deadline_ - ctx_.loop.now();
+}
+
+http2::BodyChunk DownstreamStream::read_request_body(size_t max_length) {
+  size_t n = std::min(max_length, req_body_.size());
+  bool eof = req_end_ && n == req_body_.size();
+  if (n == 0 && !eof) return http2::BodyChunk{0, false, true, false};
+  return http2::BodyChunk{n, eof, false, false};
+}
+
+void DownstreamStream::write_request_body(size_t length, Buffer& out) {
+  out.append(req_body_.data(), length);
+  req_body_.drain(length);
+  // The bytes reached the backend's connection: now the client may send more.
+  conn_.session().consume(id_, length);
+  conn_.schedule_flush();
+}
+
+void DownstreamStream::discard_request_body() {
+  if (req_body_.empty()) return;
+  conn_.session().consume(id_, req_body_.size());
+  req_body_.clear();
+  conn_.schedule_flush();
+}
+
+void DownstreamStream::on_upstream_header(std::string_view name, std::string_view value) {
+  resp_scratch_.push_back(Header{std::string(name), std::string(value)});
+}
+
+void DownstreamStream::on_upstream_headers_end(http2::HeadersKind kind, bool end_stream) {
+  HeaderList headers;
+  headers.swap(resp_scratch_);
+  if (closed_) return;
+  if (kind == http2::HeadersKind::Trailers) {
+    resp_trailers_ = std::move(headers);
+    resp_has_trailers_ = true;
+    resp_end_ = true;
+    final_status_ = status_of(resp_trailers_);
+    resume_response();
+    return;
+  }
+  const std::string* status = find_header(headers, ":status");
+  if (status && !status->empty() && (*status)[0] == '1' && !end_stream) return;  // 1xx
+  if (end_stream) final_status_ = status_of(headers);  // trailers-only response
+  auto rv = conn_.session().submit_response(id_, refs_of(headers), !end_stream);
+  if (!rv) {
+    LOG_WARN("stream %d: cannot relay response headers: %s", id_, rv.error().message.c_str());
+    conn_.session().reset_stream(id_, static_cast<uint32_t>(http2::H2Error::InternalError));
+  }
+  resp_started_ = true;
+  resp_end_ = end_stream;
+  conn_.schedule_flush();
+}
+
+void DownstreamStream::on_upstream_data(const uint8_t* data, size_t len) {
+  if (closed_ || resp_end_) {
+    upstream_->consume_response(len);
+    return;
+  }
+  resp_body_.append(data, len);
+  resume_response();
+}
+
+void DownstreamStream::on_upstream_end() {
+  if (closed_) return;
+  resp_end_ = true;
+  resume_response();
+}
+
+void DownstreamStream::on_upstream_done() {
+  release_upstream();
+  discard_request_body();
+}
+
+void DownstreamStream::on_upstream_failed(const Error& why, uint32_t reset_code) {
+  release_upstream();
+  discard_request_body();
+  if (closed_) return;
+  LOG_DEBUG("stream %d: upstream failed: %s", id_, why.message.c_str());
+  if (resp_started_ && reset_code == kCancel) {
+    // The backend cancelled a call it had started answering: pass the cancellation on.
+    conn_.session().reset_stream(id_, kCancel);
+    conn_.schedule_flush();
+    return;
+  }
+  send_local_reply(grpc::status_for_error(why.code), "h2mesh: " + why.message);
+}
+
+void DownstreamStream::send_local_reply(grpc::StatusCode code, const std::string& message) {
+  release_upstream();
+  discard_request_body();
+  if (resp_end_ && resp_started_) return;  // the answer is already complete
+  int status = static_cast<int>(code);
+  if (resp_started_) {
+    end_response_with_trailers(status, message);
+    return;
+  }
+  final_status_ = status;
+  std::string status_text = std::to_string(status);
+  std::string encoded = grpc::encode_message(message);
+  const http2::HeaderRef headers[] = {{":status", "200"},
+                                      {"content-type", "application/grpc"},
+                                      {"grpc-status", status_text},
+                                      {"grpc-message", encoded}};
+  auto rv = conn_.session().submit_response(id_, headers, /*has_body=*/false);
+  if (!rv) conn_.session().reset_stream(id_, static_cast<uint32_t>(http2::H2Error::InternalError));
+  resp_started_ = true;
+  resp_end_ = true;
+  conn_.schedule_flush();
+}
+
+void DownstreamStream::end_response_with_trailers(int status, const std::string& message) {
+  // Response headers already went out: what is buffered is delivered, then these trailers.
+  final_status_ = status;
+  resp_trailers_ = {Header{"grpc-status", std::to_string(status)},
+                    Header{"grpc-message", grpc::encode_message(message)}};
+  resp_has_trailers_ = true;
+  resp_end_ = true;
+  resume_response();
+}
+
+void DownstreamStream::release_upstream() {
+  if (!upstream_) return;
+  upstream_->cancel();
+  ctx_.loop.defer_delete(std::move(upstream_));
+}
+
+void DownstreamStream::resume_response() {
+  if (!resp_started_) return;
+  conn_.session().resume_body(id_);
+  conn_.schedule_flush();
+}
+
+http2::BodyChunk DownstreamStream::read_response_body(size_t max_length) {
+  size_t n = std::min(max_length, resp_body_.size());
+  bool eof = resp_end_ && n == resp_body_.size();
+  if (n == 0 && !eof) return http2::BodyChunk{0, false, true, false};
+  http2::BodyChunk chunk{n, eof, false, false};
+  if (eof && resp_has_trailers_) {
+    if (conn_.session().submit_trailers(id_, refs_of(resp_trailers_))) chunk.trailers_follow = true;
+  }
+  return chunk;
+}
+
+void DownstreamStream::write_response_body(size_t length, Buffer& out) {
+  out.append(resp_body_.data(), length);
+  resp_body_.drain(length);
+  // Passed on to the client: the backend may send more.
+  if (upstream_) upstream_->consume_response(length);
+}
+
+void DownstreamStream::on_deadline() {
+  if (closed_) return;
+  send_local_reply(grpc::StatusCode::DeadlineExceeded,
+                   "h2mesh: deadline exceeded before the call completed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// DownstreamConnection
+
+DownstreamConnection::DownstreamConnection(WorkerContext& ctx, int fd, const Router& router,
+                                           const http2::SessionOptions& opts)
+    : H2Connection(ctx.loop, fd, http2::Role::Server, opts, false), ctx_(ctx), router_(router) {
+  ctx_.stats.downstream_connections_total++;
+  ctx_.stats.downstream_connections_active++;
+}
+
+DownstreamConnection::~DownstreamConnection() { ctx_.stats.downstream_connections_active--; }
+
+void DownstreamConnection::on_stream_open(int32_t stream_id) {
+  auto stream = std::make_unique<DownstreamStream>(*this, stream_id);
+  session_.set_stream_user(stream_id, stream.get());
+  streams_.emplace(stream_id, std::move(stream));
+}
+
+void DownstreamConnection::on_header(int32_t, void* user, std::string_view name,
+                                     std::string_view value) {
+  if (user) static_cast<DownstreamStream*>(user)->on_request_header(name, value);
+}
+
+void DownstreamConnection::on_headers_end(int32_t, void* user, http2::HeadersKind kind,
+                                          bool end_stream) {
+  if (!user) return;
+  static_cast<DownstreamStream*>(user)->on_request_headers_end(
+      end_stream, kind == http2::HeadersKind::Trailers);
+}
+
+void DownstreamConnection::on_data(int32_t id, void* user, const uint8_t* data, size_t len) {
+  if (user) {
+    static_cast<DownstreamStream*>(user)->on_request_data(data, len);
+  } else {
+    session_.consume(id, len);
+  }
+}
+
+void DownstreamConnection::on_data_end(int32_t, void* user) {
+  if (user) static_cast<DownstreamStream*>(user)->on_request_end();
+}
+
+void DownstreamConnection::on_stream_close(int32_t id, void* user, uint32_t error_code) {
+  if (!user) return;
+  static_cast<DownstreamStream*>(user)->on_closed(error_code);
+  auto it = streams_.find(id);
+  if (it != streams_.end()) {
+    loop_.defer_delete(std::move(it->second));
+    streams_.erase(it);
+  }
+  maybe_finish_drain();
+}
+
+http2::BodyChunk DownstreamConnection::read_body(int32_t, void* user, size_t max_length) {
+  if (!user) return http2::BodyChunk{0, true, false, false};
+  return static_cast<DownstreamStream*>(user)->read_response_body(max_length);
+}
+
+void DownstreamConnection::write_body(int32_t, void* user, size_t length, Buffer& out) {
+  if (user) static_cast<DownstreamStream*>(user)->write_response_body(length, out);
+}
+
+void DownstreamConnection::on_closed(const Error& why) {
+  LOG_DEBUG("downstream connection closed: %s", why.message.c_str());
+  drain_timer_.reset();
+  for (auto& [id, stream] : streams_) {
+    stream->on_closed(kCancel);
+    loop_.defer_delete(std::move(stream));
+  }
+  streams_.clear();
+  if (on_gone) on_gone(this);
+}
+
+void DownstreamConnection::on_receive_error(const Error& why) {
+  ctx_.stats.downstream_protocol_errors++;
+  if (why.code == ErrorCode::InvalidArgument) {
+    // Not an HTTP/2 client (typically HTTP/1.1): say so in a language it understands.
+    static constexpr char kReply[] =
+        "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+        "Content-Type: text/plain\r\nConnection: close\r\nContent-Length: 63\r\n\r\n"
+        "h2mesh: this port speaks HTTP/2 (gRPC) with prior knowledge.\r\n\n";
+    LOG_INFO("downstream: client did not send the HTTP/2 preface; answered 505 and closed");
+    write_raw_and_close(kReply, sizeof(kReply) - 1);
+    return;
+  }
+  LOG_INFO("downstream: protocol error (%s); sending GOAWAY", why.message.c_str());
+  H2Connection::on_receive_error(why);
+}
+
+void DownstreamConnection::start_drain() {
+  if (draining_ || closed()) return;
+  draining_ = true;
+  session_.submit_shutdown_notice();
+  schedule_flush();
+  // One round trip later, the final GOAWAY names the last stream we accept.
+  drain_timer_ = std::make_unique<net::Timer>(loop_, [this] {
+    session_.submit_goaway(static_cast<uint32_t>(http2::H2Error::NoError));
+    goaway_sent_ = true;
+    schedule_flush();
+    maybe_finish_drain();
+  });
+  drain_timer_->arm(std::chrono::milliseconds(500));
+}
+
+void DownstreamConnection::maybe_finish_drain() {
+  if (goaway_sent_ && streams_.empty() && !closed()) {
+    session_.terminate(static_cast<uint32_t>(http2::H2Error::NoError));
+    schedule_flush();
+  }
+}
+
+}  // namespace h2mesh::proxy

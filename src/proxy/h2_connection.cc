@@ -1,0 +1,144 @@
+#include "proxy/h2_connection.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "net/socket.h"
+
+namespace h2mesh::proxy {
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+// Stop pulling frames from the session once this much is waiting for the socket: beyond it the
+// peers are held back by flow control instead of filling our memory.
+constexpr size_t kOutHighWater = 64 * 1024;
+thread_local uint8_t t_read_buf[kReadChunk];
+}  // namespace
+
+H2Connection::H2Connection(net::EventLoop& loop, int fd, http2::Role role,
+                           const http2::SessionOptions& opts, bool connecting)
+    : loop_(loop), fd_(fd), session_(role, *this, opts), connecting_(connecting) {
+  want_out_ = connecting;
+  loop_.add(fd_, EPOLLIN | EPOLLRDHUP | (connecting ? uint32_t{EPOLLOUT} : 0u), this);
+  if (!connecting) schedule_flush();  // our SETTINGS
+}
+
+H2Connection::~H2Connection() {
+  if (fd_ >= 0) {
+    loop_.remove(fd_);
+    ::close(fd_);
+  }
+}
+
+void H2Connection::schedule_flush() {
+  if (flush_scheduled_ || closed_ || connecting_) return;
+  flush_scheduled_ = true;
+  loop_.defer([this] { flush(); });
+}
+
+void H2Connection::close(const Error& why) {
+  if (closed_) return;
+  closed_ = true;
+  loop_.remove(fd_);
+  ::shutdown(fd_, SHUT_RDWR);
+  on_closed(why);  // may defer_delete this; the object stays valid until the iteration ends
+}
+
+void H2Connection::on_io(uint32_t events) {
+  if (closed_) return;
+  if (connecting_) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    int err = net::socket_error(fd_);
+    if (err != 0) {
+      close(make_error(ErrorCode::ConnectFailed, strerror(err)));
+      return;
+    }
+    connecting_ = false;
+    on_connected();
+    if (closed_) return;
+    flush();
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) handle_read();
+  if (!closed_ && (events & EPOLLOUT)) flush();
+}
+
+void H2Connection::handle_read() {
+  ssize_t n = ::read(fd_, t_read_buf, kReadChunk);
+  if (n > 0) {
+    if (close_after_flush_) return;  // discarding input while the error reply goes out
+    auto rv = session_.receive(t_read_buf, static_cast<size_t>(n));
+    if (!rv) {
+      on_receive_error(rv.error());
+      return;
+    }
+    schedule_flush();
+    return;
+  }
+  if (n == 0) {
+    close(make_error(ErrorCode::Io, "connection closed by peer"));
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    close(make_error(ErrorCode::Io, strerror(errno)));
+  }
+}
+
+void H2Connection::on_receive_error(const Error& why) {
+  session_.terminate(static_cast<uint32_t>(http2::H2Error::ProtocolError));
+  close_after_flush_ = true;
+  LOG_DEBUG("closing connection: %s", why.message.c_str());
+  schedule_flush();
+}
+
+void H2Connection::write_raw_and_close(const void* data, size_t len) {
+  out_.append(data, len);
+  close_after_flush_ = true;
+  schedule_flush();
+}
+
+void H2Connection::flush() {
+  flush_scheduled_ = false;
+  if (closed_ || connecting_) return;
+  for (;;) {
+    if (out_.size() < kOutHighWater && !close_after_flush_) {
+      auto rv = session_.produce(out_, kOutHighWater);
+      if (!rv) {
+        close(rv.error());
+        return;
+      }
+    } else if (close_after_flush_ && out_.size() < kOutHighWater) {
+      (void)session_.produce(out_, kOutHighWater);  // a pending GOAWAY, if any
+    }
+    if (out_.empty()) break;
+    ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      close(make_error(ErrorCode::Io, strerror(errno)));
+      return;
+    }
+    out_.drain(static_cast<size_t>(n));
+    if (!out_.empty()) break;  // the socket is full; wait for EPOLLOUT
+  }
+  out_.release_if_empty();
+  update_interest();
+  if (out_.empty()) {
+    if (close_after_flush_) {
+      close(make_error(ErrorCode::DownstreamProtocol, "closed after protocol error"));
+    } else if (!session_.wants_read() && !session_.wants_write()) {
+      close(make_error(ErrorCode::Ok, "session finished"));
+    }
+  }
+}
+
+void H2Connection::update_interest() {
+  bool want = !out_.empty();
+  if (want == want_out_) return;
+  want_out_ = want;
+  loop_.modify(fd_, EPOLLIN | EPOLLRDHUP | (want ? uint32_t{EPOLLOUT} : 0u), this);
+}
+
+}  // namespace h2mesh::proxy

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+
+#include "common/buffer.h"
+#include "common/result.h"
+#include "http2/session.h"
+#include "net/event_loop.h"
+
+namespace h2mesh::proxy {
+
+// Transport plumbing shared by both directions: a non-blocking TCP socket driving an
+// http2::Session. Reads feed the session; writes are batched: schedule_flush() asks for one
+// flush at the end of the loop iteration, so a burst of events costs one write per connection.
+// Owned by its worker (downstream) or its pool (upstream); deleted through defer_delete only.
+class H2Connection : public net::IoHandler,
+                     public http2::SessionVisitor,
+                     public net::Deletable {
+ public:
+  // Takes ownership of `fd`. With `connecting`, waits for the non-blocking connect to finish.
+  H2Connection(net::EventLoop& loop, int fd, http2::Role role, const http2::SessionOptions& opts,
+               bool connecting);
+  ~H2Connection() override;
+
+  http2::Session& session() { return session_; }
+  net::EventLoop& loop() { return loop_; }
+  void schedule_flush();
+  bool closed() const { return closed_; }
+  // Closes now: the subclass's on_closed() runs once, then the socket is shut.
+  void close(const Error& why);
+
+ protected:
+  void on_io(uint32_t events) override;
+  // Called once when the transport is gone (EOF, error, protocol end, or close()).
+  virtual void on_closed(const Error& why) = 0;
+  // TCP connect finished (only for connections created with `connecting`).
+  virtual void on_connected() {}
+  // The peer sent bytes the session rejected. Default: GOAWAY if possible, then close.
+  virtual void on_receive_error(const Error& why);
+  // Queue raw bytes (e.g. an HTTP/1.1 error for a client that does not speak HTTP/2) and close
+  // once they are written.
+  void write_raw_and_close(const void* data, size_t len);
+
+  net::EventLoop& loop_;
+  int fd_;
+  http2::Session session_;
+
+ private:
+  void handle_read();
+  void flush();
+  void update_interest();
+
+  Buffer out_;
+  bool connecting_;
+  bool flush_scheduled_ = false;
+  bool want_out_ = false;
+  bool closed_ = false;
+  bool close_after_flush_ = false;
+};
+
+}  // namespace h2mesh::proxy

@@ -1,0 +1,258 @@
+#include "proxy/upstream.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/log.h"
+#include "grpc/status.h"
+#include "proxy/conn_pool.h"
+#include "proxy/downstream.h"
+
+namespace h2mesh::proxy {
+
+// ---------------------------------------------------------------------------------------------
+// UpstreamRequest
+
+UpstreamRequest::UpstreamRequest(DownstreamStream& downstream, ConnPool& pool)
+    : downstream_(downstream), pool_(pool) {
+  pool_.call_started();
+}
+
+UpstreamRequest::~UpstreamRequest() {
+  cancel();
+  pool_.call_ended();
+}
+
+void UpstreamRequest::cancel() {
+  if (pool_node.linked()) pool_.detach(this);
+  if (conn_) {
+    // The downstream gave up (cancel, deadline, client gone): stop the backend's work too.
+    conn_->session().reset_stream(stream_id_, static_cast<uint32_t>(http2::H2Error::Cancel));
+    unlink_stream();
+  }
+}
+
+void UpstreamRequest::unlink_stream() {
+  http2::Session& s = conn_->session();
+  s.set_stream_user(stream_id_, nullptr);
+  // Bytes still buffered for the client no longer hold the backend back.
+  s.consume(stream_id_, unconsumed_);
+  unconsumed_ = 0;
+  conn_->remove_request(this);
+  conn_->schedule_flush();
+  conn_ = nullptr;
+}
+
+void UpstreamRequest::start_on(UpstreamConnection& conn) {
+  const HeaderList& in = downstream_.request_headers();
+  std::vector<http2::HeaderRef> refs;
+  refs.reserve(in.size() + 1);
+  std::string timeout;
+  for (const Header& h : in) {
+    if (h.name == "grpc-timeout") continue;
+    refs.push_back({h.name, h.value});
+  }
+  if (auto remaining = downstream_.remaining_time()) {
+    // The backend gets what is left of the caller's deadline, not the original budget.
+    timeout = grpc::format_timeout(std::max(*remaining, Duration(1)));
+    refs.push_back({"grpc-timeout", timeout});
+  }
+  bool has_body = downstream_.request_has_body() || downstream_.has_request_trailers();
+  auto id = conn.session().submit_request(refs, has_body, this);
+  if (!id) {
+    fail(make_error(ErrorCode::UpstreamProtocol, id.error().message));
+    return;
+  }
+  stream_id_ = *id;
+  conn_ = &conn;
+  conn.add_request(this);
+  conn.schedule_flush();
+}
+
+void UpstreamRequest::fail(const Error& why) { downstream_.on_upstream_failed(why, 0); }
+
+void UpstreamRequest::request_data_available() {
+  if (!conn_) return;
+  conn_->session().resume_body(stream_id_);
+  conn_->schedule_flush();
+}
+
+void UpstreamRequest::consume_response(size_t n) {
+  if (!conn_) return;  // already returned when the stream closed
+  n = std::min(n, unconsumed_);
+  unconsumed_ -= n;
+  conn_->session().consume(stream_id_, n);
+  conn_->schedule_flush();
+}
+
+void UpstreamRequest::on_header(std::string_view name, std::string_view value) {
+  downstream_.on_upstream_header(name, value);
+}
+
+void UpstreamRequest::on_headers_end(http2::HeadersKind kind, bool end_stream) {
+  if (end_stream) response_complete_ = true;
+  downstream_.on_upstream_headers_end(kind, end_stream);
+}
+
+void UpstreamRequest::on_data(const uint8_t* data, size_t len) {
+  unconsumed_ += len;
+  downstream_.on_upstream_data(data, len);
+}
+
+void UpstreamRequest::on_data_end() {
+  response_complete_ = true;
+  downstream_.on_upstream_end();
+}
+
+void UpstreamRequest::on_stream_closed(uint32_t error_code) {
+  unlink_stream();
+  if (response_complete_) {
+    downstream_.on_upstream_done();
+  } else {
+    if (error_code != 0) pool_.stats().upstream_resets++;
+    std::string msg = "upstream " + pool_.host().key + " reset the stream (HTTP/2 error " +
+                      std::to_string(error_code) + ")";
+    ErrorCode code = error_code == static_cast<uint32_t>(http2::H2Error::RefusedStream)
+                         ? ErrorCode::UpstreamGoaway
+                         : ErrorCode::UpstreamReset;
+    downstream_.on_upstream_failed(make_error(code, msg), error_code);
+  }
+}
+
+void UpstreamRequest::on_connection_lost(const Error& why) {
+  conn_->remove_request(this);
+  conn_ = nullptr;
+  unconsumed_ = 0;
+  if (!response_complete_) {
+    downstream_.on_upstream_failed(
+        make_error(ErrorCode::UpstreamReset,
+                   "connection to upstream " + pool_.host().key + " lost: " + why.message),
+        0);
+  }
+}
+
+http2::BodyChunk UpstreamRequest::read_body(size_t max_length) {
+  http2::BodyChunk chunk = downstream_.read_request_body(max_length);
+  if (chunk.eof && downstream_.has_request_trailers() && conn_) {
+    const HeaderList& t = downstream_.request_trailers();
+    std::vector<http2::HeaderRef> refs;
+    for (const Header& h : t) refs.push_back({h.name, h.value});
+    if (conn_->session().submit_trailers(stream_id_, refs)) chunk.trailers_follow = true;
+  }
+  return chunk;
+}
+
+void UpstreamRequest::write_body(size_t length, Buffer& out) {
+  downstream_.write_request_body(length, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// UpstreamConnection
+
+UpstreamConnection::UpstreamConnection(ConnPool& pool, int fd, const http2::SessionOptions& opts,
+                                       Duration connect_timeout)
+    : H2Connection(pool.ctx().loop, fd, http2::Role::Client, opts, /*connecting=*/true),
+      pool_(pool),
+      connect_timer_(pool.ctx().loop, [this, connect_timeout] {
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout).count();
+        close(make_error(ErrorCode::ConnectTimeout,
+                         "no HTTP/2 SETTINGS within " + std::to_string(ms) + "ms"));
+      }) {
+  connect_timer_.arm(connect_timeout);
+  pool_.stats().upstream_connections++;
+  pool_.stats().upstream_connections_total++;
+}
+
+UpstreamConnection::~UpstreamConnection() = default;
+
+uint32_t UpstreamConnection::free_slots() const {
+  if (!ready()) return 0;
+  uint32_t max = const_cast<http2::Session&>(session_).remote_max_concurrent_streams();
+  uint32_t active = active_streams();
+  return max > active ? max - active : 0;
+}
+
+void UpstreamConnection::add_request(UpstreamRequest* req) { requests_.push_back(req); }
+
+void UpstreamConnection::remove_request(UpstreamRequest* req) { requests_.remove(req); }
+
+void UpstreamConnection::drain() {
+  draining_ = true;
+  maybe_close_drained();
+}
+
+void UpstreamConnection::maybe_close_drained() {
+  if (draining_ && requests_.empty() && !closed()) {
+    session_.terminate(static_cast<uint32_t>(http2::H2Error::NoError));
+    schedule_flush();
+  }
+}
+
+void UpstreamConnection::on_header(int32_t, void* user, std::string_view name,
+                                   std::string_view value) {
+  if (user) static_cast<UpstreamRequest*>(user)->on_header(name, value);
+}
+
+void UpstreamConnection::on_headers_end(int32_t, void* user, http2::HeadersKind kind,
+                                        bool end_stream) {
+  if (user) static_cast<UpstreamRequest*>(user)->on_headers_end(kind, end_stream);
+}
+
+void UpstreamConnection::on_data(int32_t id, void* user, const uint8_t* data, size_t len) {
+  if (user) {
+    static_cast<UpstreamRequest*>(user)->on_data(data, len);
+  } else {
+    session_.consume(id, len);  // nobody wants it any more
+  }
+}
+
+void UpstreamConnection::on_data_end(int32_t, void* user) {
+  if (user) static_cast<UpstreamRequest*>(user)->on_data_end();
+}
+
+void UpstreamConnection::on_stream_close(int32_t, void* user, uint32_t error_code) {
+  if (user) static_cast<UpstreamRequest*>(user)->on_stream_closed(error_code);
+  pool_.on_slot_free(this);
+  maybe_close_drained();
+}
+
+void UpstreamConnection::on_goaway(int32_t last_stream_id, uint32_t error_code) {
+  LOG_INFO("upstream %s sent GOAWAY (last stream %d, error %u): draining the connection",
+           pool_.host().key.c_str(), last_stream_id, error_code);
+  // Streams above last_stream_id are closed by the session with REFUSED_STREAM; the ones the
+  // backend accepted run to completion.
+  draining_ = true;
+  pool_.on_slot_free(this);
+  maybe_close_drained();
+}
+
+void UpstreamConnection::on_remote_settings() {
+  if (!ready_) {
+    ready_ = true;
+    connect_timer_.cancel();
+    pool_.on_connection_ready(this);
+  } else {
+    pool_.on_slot_free(this);  // the stream limit may have grown
+  }
+}
+
+http2::BodyChunk UpstreamConnection::read_body(int32_t, void* user, size_t max_length) {
+  if (!user) return http2::BodyChunk{0, true, false, false};
+  return static_cast<UpstreamRequest*>(user)->read_body(max_length);
+}
+
+void UpstreamConnection::write_body(int32_t, void* user, size_t length, Buffer& out) {
+  if (user) static_cast<UpstreamRequest*>(user)->write_body(length, out);
+}
+
+void UpstreamConnection::on_connected() {}
+
+void UpstreamConnection::on_closed(const Error& why) {
+  connect_timer_.cancel();
+  pool_.stats().upstream_connections--;
+  bool was_ready = ready_;
+  requests_.for_each([&](UpstreamRequest* r) { r->on_connection_lost(why); });
+  pool_.on_connection_closed(this, why, was_ready);
+}
+
+}  // namespace h2mesh::proxy

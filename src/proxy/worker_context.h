@@ -1,0 +1,27 @@
+#pragma once
+
+#include <memory>
+
+#include "common/random.h"
+#include "config/config.h"
+#include "net/event_loop.h"
+#include "proxy/stats.h"
+
+namespace h2mesh::proxy {
+
+class ClusterManager;
+
+// What every data-path object of one worker may reach: the worker's loop, its random source,
+// its counters and its clusters. One per worker thread; never touched by another thread.
+struct WorkerContext {
+  WorkerContext(net::EventLoop& l, uint64_t seed, const config::Buffers& b)
+      : loop(l), random(seed), buffers(b) {}
+
+  net::EventLoop& loop;
+  Random random;
+  config::Buffers buffers;
+  WorkerStats stats;
+  ClusterManager* clusters = nullptr;  // owned by the worker
+};
+
+}  // namespace h2mesh::proxy

@@ -1,0 +1,139 @@
+#include "server/worker.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "net/socket.h"
+
+namespace h2mesh::server {
+
+class Worker::Listener final : public net::IoHandler {
+ public:
+  Listener(Worker& worker, int fd, const config::Listener& cfg)
+      : worker_(worker), fd_(fd), router_(cfg.routes), max_streams_(cfg.max_concurrent_streams) {
+    worker_.loop_.add(fd_, EPOLLIN, this);
+  }
+  ~Listener() override { close_socket(); }
+
+  void close_socket() {
+    if (fd_ < 0) return;
+    worker_.loop_.remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
+  const proxy::Router& router() const { return router_; }
+  uint32_t max_streams() const { return max_streams_; }
+
+  void on_io(uint32_t) override {
+    // Bounded so one busy listener cannot starve the connections of this worker.
+    for (int i = 0; i < 64 && fd_ >= 0; ++i) {
+      int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+          LOG_WARN("accept: %s", strerror(errno));
+        return;
+      }
+      net::set_nodelay(fd);
+      worker_.downstream_opts_.max_concurrent_streams = max_streams_;
+      worker_.accept_connection(fd, router_);
+    }
+  }
+
+ private:
+  Worker& worker_;
+  int fd_;
+  proxy::Router router_;
+  uint32_t max_streams_;
+};
+
+Worker::Worker(int index, std::shared_ptr<const config::Config> config,
+               std::vector<int> listener_fds,
+               const std::vector<cluster::ClusterSnapshotPtr>& snapshots)
+    : index_(index),
+      config_(std::move(config)),
+      ctx_(loop_, 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(index + 1) ^
+                      static_cast<uint64_t>(getpid()),
+           config_->buffers),
+      clusters_(ctx_) {
+  ctx_.clusters = &clusters_;
+  downstream_opts_.stream_window = config_->buffers.stream_window_bytes;
+  downstream_opts_.connection_window = config_->buffers.connection_window_bytes;
+  for (const auto& snap : snapshots) clusters_.update(snap);
+  for (size_t i = 0; i < listener_fds.size(); ++i)
+    listeners_.push_back(std::make_unique<Listener>(*this, listener_fds[i], config_->listeners[i]));
+}
+
+Worker::~Worker() {
+  stop_and_join();
+  // Connections first: their streams hold requests that point into the pools.
+  for (auto& [raw, conn] : connections_) conn->on_gone = nullptr;
+  connections_.clear();
+  loop_.run_deferred();
+  listeners_.clear();
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { loop_.run(); });
+}
+
+void Worker::stop_and_join() {
+  if (!thread_.joinable()) return;
+  loop_.stop();
+  thread_.join();
+}
+
+void Worker::accept_connection(int fd, const proxy::Router& router) {
+  auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, fd, router, downstream_opts_);
+  conn->on_gone = [this](proxy::DownstreamConnection* c) { remove_connection(c); };
+  if (draining_) conn->start_drain();
+  connections_.emplace(conn.get(), std::move(conn));
+}
+
+void Worker::remove_connection(proxy::DownstreamConnection* conn) {
+  auto it = connections_.find(conn);
+  if (it == connections_.end()) return;
+  loop_.defer_delete(std::move(it->second));
+  connections_.erase(it);
+  check_drained();
+}
+
+void Worker::check_drained() {
+  if (draining_ && connections_.empty() && on_drained_) {
+    auto done = std::move(on_drained_);
+    on_drained_ = nullptr;
+    done();
+  }
+}
+
+void Worker::post_snapshot(cluster::ClusterSnapshotPtr snapshot) {
+  loop_.post([this, snapshot = std::move(snapshot)]() mutable { clusters_.update(std::move(snapshot)); });
+}
+
+void Worker::post_drain(std::function<void()> done) {
+  loop_.post([this, done = std::move(done)]() mutable {
+    draining_ = true;
+    on_drained_ = std::move(done);
+    for (auto& l : listeners_) l->close_socket();
+    for (auto& [raw, conn] : connections_) conn->start_drain();
+    check_drained();
+  });
+}
+
+void Worker::post_force_close() {
+  loop_.post([this] {
+    std::vector<proxy::DownstreamConnection*> all;
+    for (auto& [raw, conn] : connections_) all.push_back(raw);
+    for (auto* c : all) c->close(make_error(ErrorCode::Draining, "drain deadline reached"));
+  });
+}
+
+void Worker::post_collect(std::function<void(proxy::WorkerStats)> reply) {
+  loop_.post([this, reply = std::move(reply)] { reply(ctx_.stats); });
+}
+
+}  // namespace h2mesh::server

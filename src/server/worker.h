@@ -1,0 +1,62 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cluster/host_set.h"
+#include "config/config.h"
+#include "net/event_loop.h"
+#include "proxy/cluster_manager.h"
+#include "proxy/downstream.h"
+#include "proxy/router.h"
+#include "proxy/worker_context.h"
+
+namespace h2mesh::server {
+
+// One data-path thread: its own event loop, its SO_REUSEPORT listener sockets, its client
+// connections, its upstream pools and its LB state. The main thread talks to it only through
+// the post_* methods, which are thread-safe and carry values or immutable snapshots.
+class Worker {
+ public:
+  // `listener_fds[i]` belongs to config->listeners[i]; the worker takes ownership.
+  Worker(int index, std::shared_ptr<const config::Config> config, std::vector<int> listener_fds,
+         const std::vector<cluster::ClusterSnapshotPtr>& snapshots);
+  ~Worker();
+
+  void start();
+  void stop_and_join();
+
+  // Thread-safe.
+  void post_snapshot(cluster::ClusterSnapshotPtr snapshot);
+  // Stops accepting, drains every client connection; `done` runs on the worker thread once the
+  // last one is closed.
+  void post_drain(std::function<void()> done);
+  // Closes every remaining client connection now (drain deadline passed).
+  void post_force_close();
+  // `reply` runs on the worker thread with a copy of the counters.
+  void post_collect(std::function<void(proxy::WorkerStats)> reply);
+
+ private:
+  class Listener;
+  void accept_connection(int fd, const proxy::Router& router);
+  void remove_connection(proxy::DownstreamConnection* conn);
+  void check_drained();
+
+  int index_;
+  std::shared_ptr<const config::Config> config_;
+  net::EventLoop loop_;
+  proxy::WorkerContext ctx_;
+  proxy::ClusterManager clusters_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<proxy::DownstreamConnection*, std::unique_ptr<proxy::DownstreamConnection>>
+      connections_;
+  http2::SessionOptions downstream_opts_;
+  std::function<void()> on_drained_;
+  bool draining_ = false;
+  std::thread thread_;
+};
+
+}  // namespace h2mesh::server

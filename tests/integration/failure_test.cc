@@ -1,0 +1,254 @@
+// Cancellation, deadlines, dead backends, flow control and shutdown, against real processes.
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "greeter/payload.h"
+#include "harness.h"
+
+namespace h2mesh_test {
+namespace {
+
+using helloworld::HelloReply;
+using helloworld::HelloRequest;
+
+// Async unary calls with x-delay-ms, finished later through one completion queue.
+class SlowCalls {
+ public:
+  SlowCalls(helloworld::Greeter::Stub& stub, int n, int delay_ms, int deadline_ms = 0)
+      : replies_(n), statuses_(n), done_at_(n) {
+    start_ = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+      auto ctx = std::make_unique<grpc::ClientContext>();
+      ctx->AddMetadata("x-delay-ms", std::to_string(delay_ms));
+      if (deadline_ms > 0)
+        ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+      HelloRequest req;
+      req.set_name("slow");
+      auto rpc = stub.AsyncSayHello(ctx.get(), req, &cq_);
+      rpc->Finish(&replies_[i], &statuses_[i], reinterpret_cast<void*>(static_cast<intptr_t>(i)));
+      ctxs_.push_back(std::move(ctx));
+    }
+  }
+  void cancel_all() {
+    for (auto& c : ctxs_) c->TryCancel();
+  }
+  // Waits for every call (bounded by `timeout`); returns false if some never finished.
+  bool wait(std::chrono::seconds timeout) {
+    auto deadline = std::chrono::system_clock::now() + timeout;
+    for (size_t n = 0; n < ctxs_.size(); ++n) {
+      void* tag;
+      bool ok;
+      if (cq_.AsyncNext(&tag, &ok, deadline) != grpc::CompletionQueue::GOT_EVENT) return false;
+      done_at_[reinterpret_cast<intptr_t>(tag)] = std::chrono::steady_clock::now() - start_;
+    }
+    return true;
+  }
+  const grpc::Status& status(size_t i) const { return statuses_[i]; }
+  const HelloReply& reply(size_t i) const { return replies_[i]; }
+  std::chrono::steady_clock::duration took(size_t i) const { return done_at_[i]; }
+  size_t size() const { return ctxs_.size(); }
+  ~SlowCalls() {
+    cancel_all();
+    cq_.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+
+ private:
+  grpc::CompletionQueue cq_;
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs_;
+  std::vector<HelloReply> replies_;
+  std::vector<grpc::Status> statuses_;
+  std::vector<std::chrono::steady_clock::duration> done_at_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+uint64_t total_calls(const std::vector<Backend>& backends) {
+  uint64_t n = 0;
+  for (const auto& b : backends) n += backend_stats(b).calls();
+  return n;
+}
+
+TEST_F(ProxyTest, ClientCancelReachesTheBackend) {
+  start_backends(1);
+  start(simple_config(endpoints(), "round_robin"));
+  auto s = stub();
+  SlowCalls calls(*s, 1, 30000);
+  ASSERT_TRUE(eventually([&] { return backend_stats(backends_[0]).calls() == 1; },
+                         std::chrono::seconds(10)));
+  calls.cancel_all();
+  ASSERT_TRUE(calls.wait(std::chrono::seconds(10)));
+  EXPECT_EQ(calls.status(0).error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(eventually([&] { return backend_stats(backends_[0]).cancelled() == 1; },
+                         std::chrono::seconds(10)));
+}
+
+TEST_F(ProxyTest, ExpiredDeadlineEndsCallAndResetsUpstream) {
+  start_backends(1);
+  start(simple_config(endpoints(), "round_robin"));
+  auto s = stub();
+  SlowCalls calls(*s, 1, 30000, /*deadline_ms=*/300);
+  ASSERT_TRUE(calls.wait(std::chrono::seconds(10)));
+  EXPECT_EQ(calls.status(0).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(calls.took(0), std::chrono::seconds(3));
+  // The backend saw the call end before it answered: its stream was reset.
+  EXPECT_TRUE(eventually([&] { return backend_stats(backends_[0]).cancelled() == 1; },
+                         std::chrono::seconds(10)));
+  EXPECT_EQ(backend_stats(backends_[0]).completed(), 0u);
+}
+
+TEST_F(ProxyTest, BackendKilledMidRunFailsOnlyItsCallsAndFast) {
+  start_backends(4);
+  start(simple_config(endpoints(), "round_robin"));
+  auto s = stub();
+  // 8 slow calls: round robin puts 2 on each backend.
+  SlowCalls slow(*s, 8, 4000, 20000);
+  ASSERT_TRUE(eventually([&] { return total_calls(backends_) == 8; }, std::chrono::seconds(10)));
+  ASSERT_EQ(backend_stats(backends_[1]).calls(), 2u);
+  backends_[1].process->send_signal(SIGKILL);
+  ASSERT_TRUE(backends_[1].process->wait(std::chrono::seconds(10)).has_value());
+
+  ASSERT_TRUE(slow.wait(std::chrono::seconds(20)));
+  int unavailable = 0;
+  for (size_t i = 0; i < slow.size(); ++i) {
+    if (slow.status(i).ok()) {
+      EXPECT_NE(backend_of(slow.reply(i).message()), backends_[1].id);
+      continue;
+    }
+    EXPECT_EQ(slow.status(i).error_code(), grpc::StatusCode::UNAVAILABLE)
+        << slow.status(i).error_message();
+    EXPECT_LT(slow.took(i), std::chrono::milliseconds(3500)) << "failed slowly, not fast";
+    ++unavailable;
+  }
+  EXPECT_EQ(unavailable, 2);
+
+  // New calls: the dead endpoint is skipped once the proxy knows it is down.
+  int failed_after = 0;
+  std::map<std::string, int> answered;
+  for (int i = 0; i < 60; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    HelloRequest req;
+    HelloReply reply;
+    auto st = s->SayHello(&ctx, req, &reply);
+    if (st.ok()) {
+      answered[backend_of(reply.message())]++;
+    } else {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+      ++failed_after;
+    }
+  }
+  EXPECT_LE(failed_after, 1) << "at most the call that discovers the refused connect";
+  EXPECT_EQ(answered.count(backends_[1].id), 0u);
+  EXPECT_EQ(answered.size(), 3u);
+  auto [code, clusters] = http_get(proxy_.admin_port, "/clusters");
+  EXPECT_NE(clusters.find("\"address\":\"" + backends_[1].address() + "\",\"state\":\"reconnecting\""),
+            std::string::npos)
+      << clusters;
+}
+
+TEST_F(ProxyTest, RestartedBackendRejoins) {
+  start_backends(2);
+  start(simple_config(endpoints(), "round_robin",
+                      1, "    reconnect_backoff: { base: 50ms, max: 200ms }\n"));
+  auto s = stub();
+  uint16_t port = backends_[1].port;
+  backends_[1].process->send_signal(SIGKILL);
+  ASSERT_TRUE(backends_[1].process->wait(std::chrono::seconds(10)).has_value());
+  for (int i = 0; i < 4; ++i) {
+    grpc::ClientContext ctx;
+    HelloRequest req;
+    HelloReply reply;
+    (void)s->SayHello(&ctx, req, &reply);
+  }
+  backends_[1] = start_backend(dir_, "greeter-2b", port);
+  ASSERT_EQ(backends_[1].port, port);
+  EXPECT_TRUE(eventually(
+      [&] {
+        grpc::ClientContext ctx;
+        HelloRequest req;
+        HelloReply reply;
+        return s->SayHello(&ctx, req, &reply).ok() && backend_of(reply.message()) == "greeter-2b";
+      },
+      std::chrono::seconds(10)));
+}
+
+TEST_F(ProxyTest, SigtermLetsCallsInFlightFinishThenExitsZero) {
+  start_backends(2);
+  start(simple_config(endpoints(), "round_robin", 2, "", "drain_timeout: 20s\n"));
+  auto s = stub();
+  SlowCalls slow(*s, 4, 1500, 20000);
+  ASSERT_TRUE(eventually([&] { return total_calls(backends_) == 4; }, std::chrono::seconds(10)));
+  proxy_.process->send_signal(SIGTERM);
+  // Draining: not ready any more, but the calls in flight finish.
+  EXPECT_TRUE(eventually([&] { return http_get(proxy_.admin_port, "/ready").first == 503; },
+                         std::chrono::seconds(5)));
+  ASSERT_TRUE(slow.wait(std::chrono::seconds(20)));
+  for (size_t i = 0; i < slow.size(); ++i)
+    EXPECT_TRUE(slow.status(i).ok()) << slow.status(i).error_message();
+  auto exit = proxy_.process->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(exit.has_value()) << "h2mesh did not exit after draining";
+  EXPECT_EQ(*exit, 0);
+}
+
+TEST_F(ProxyTest, DrainDeadlineBoundsShutdown) {
+  start_backends(1);
+  start(simple_config(endpoints(), "round_robin", 1, "", "drain_timeout: 500ms\n"));
+  auto s = stub();
+  SlowCalls slow(*s, 1, 30000, 60000);
+  ASSERT_TRUE(eventually([&] { return total_calls(backends_) == 1; }, std::chrono::seconds(10)));
+  auto t0 = std::chrono::steady_clock::now();
+  proxy_.process->send_signal(SIGTERM);
+  auto exit = proxy_.process->wait(std::chrono::seconds(10));
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(*exit, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  ASSERT_TRUE(slow.wait(std::chrono::seconds(10)));
+  EXPECT_FALSE(slow.status(0).ok());
+}
+
+long rss_kib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+TEST_F(ProxyTest, SlowReaderHoldsTheBackendBackInsteadOfFillingTheProxy) {
+  start_backends(1);
+  start(simple_config(endpoints(), "round_robin", 1, "",
+                      "buffers:\n  stream_window_bytes: 256KiB\n  connection_window_bytes: 1MiB\n"));
+  auto s = stub();
+  long before = rss_kib(proxy_.process->pid());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+  HelloRequest req;
+  req.set_reply_count(96);
+  req.set_reply_size(1 << 20);
+  auto reader = s->SayHelloServerStream(&ctx, req);
+  HelloReply reply;
+  ASSERT_TRUE(reader->Read(&reply));
+  // The client stops reading. Whatever the backend pushes must wait in the windows, so the
+  // proxy stays small while 96 MiB are pending. (Waiting here is the condition under test.)
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  long during = rss_kib(proxy_.process->pid());
+  EXPECT_LT(during - before, 24 * 1024) << "proxy RSS grew from " << before << " to " << during
+                                        << " KiB";
+  uint32_t n = 1;
+  while (reader->Read(&reply)) {
+    EXPECT_EQ(reply.index(), n);
+    EXPECT_FALSE(greeter::find_pattern_mismatch(reply.index(), reply.payload()).has_value());
+    ++n;
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(n, 96u);
+}
+
+}  // namespace
+}  // namespace h2mesh_test

@@ -1,0 +1,163 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <thread>
+
+namespace h2mesh_test {
+
+std::string bin_dir() { return H2MESH_BIN_DIR; }
+
+std::string make_temp_dir() {
+  char tmpl[] = "/tmp/h2mesh-test-XXXXXX";
+  const char* d = mkdtemp(tmpl);
+  return d ? d : "/tmp";
+}
+
+namespace {
+std::optional<uint16_t> trailing_port(const std::optional<std::string>& line) {
+  if (!line) return std::nullopt;
+  std::smatch m;
+  static const std::regex port_re(R"(:(\d+)\s*$)");
+  if (!std::regex_search(*line, m, port_re)) return std::nullopt;
+  return static_cast<uint16_t>(std::stoi(m[1]));
+}
+}  // namespace
+
+Backend start_backend(const std::string& dir, const std::string& id, uint16_t port) {
+  Backend b;
+  b.id = id;
+  auto p = Subprocess::spawn({bin_dir() + "/greeter", "serve", "--address", "127.0.0.1", "--port",
+                              std::to_string(port), "--id", id},
+                             dir, id);
+  EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().message);
+  if (!p.ok()) return b;
+  b.process = std::move(*p);
+  auto got = trailing_port(b.process->wait_for_line(
+      Subprocess::Stream::Stdout,
+      [](const std::string& l) { return l.find(" listening on ") != std::string::npos; },
+      kStartTimeout));
+  EXPECT_TRUE(got.has_value()) << id << " did not start: "
+                               << b.process->read_all(Subprocess::Stream::Stderr);
+  b.port = got.value_or(0);
+  return b;
+}
+
+Proxy start_proxy(const std::string& dir, const std::string& yaml) {
+  Proxy proxy;
+  proxy.config_path = dir + "/h2mesh.yaml";
+  std::ofstream(proxy.config_path) << yaml;
+  auto p = Subprocess::spawn({bin_dir() + "/h2mesh", "run", "--config", proxy.config_path}, dir,
+                             "h2mesh");
+  EXPECT_TRUE(p.ok());
+  if (!p.ok()) return proxy;
+  proxy.process = std::move(*p);
+  auto contains = [](const char* s) {
+    return [s](const std::string& l) { return l.find(s) != std::string::npos; };
+  };
+  auto port = trailing_port(proxy.process->wait_for_line(
+      Subprocess::Stream::Stderr, contains("listening on"), kStartTimeout));
+  auto admin = trailing_port(proxy.process->wait_for_line(
+      Subprocess::Stream::Stderr, contains("admin listening on"), kStartTimeout));
+  auto serving = proxy.process->wait_for_line(Subprocess::Stream::Stderr,
+                                              contains("h2mesh serving"), kStartTimeout);
+  EXPECT_TRUE(port && admin && serving)
+      << "h2mesh did not start: " << proxy.process->read_all(Subprocess::Stream::Stderr);
+  proxy.port = port.value_or(0);
+  proxy.admin_port = admin.value_or(0);
+  return proxy;
+}
+
+std::string simple_config(const std::vector<std::string>& endpoints, const std::string& policy,
+                          int workers, const std::string& extra_cluster_yaml,
+                          const std::string& extra_top_yaml) {
+  std::string y = "workers: " + std::to_string(workers) + "\n";
+  y += "admin:\n  address: \"127.0.0.1:0\"\n";
+  y += extra_top_yaml;
+  y += "listeners:\n  - name: grpc\n    address: \"127.0.0.1:0\"\n    routes:\n"
+       "      - cluster: greeter\n";
+  y += "clusters:\n  - name: greeter\n    lb_policy: " + policy + "\n";
+  y += extra_cluster_yaml;
+  y += "    endpoints:\n";
+  for (const auto& e : endpoints) y += "      - \"" + e + "\"\n";
+  return y;
+}
+
+std::shared_ptr<grpc::Channel> make_channel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+std::pair<int, std::string> http_get(uint16_t port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    close(fd);
+    return {0, ""};
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  if (write(fd, req.data(), req.size()) < 0) {
+    close(fd);
+    return {0, ""};
+  }
+  std::string resp;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
+  close(fd);
+  if (resp.size() < 12) return {0, resp};
+  size_t body = resp.find("\r\n\r\n");
+  return {std::stoi(resp.substr(9, 3)), body == std::string::npos ? "" : resp.substr(body + 4)};
+}
+
+std::string backend_of(const std::string& message) {
+  static const std::regex re(R"(^Hello from ([^,]+),)");
+  std::smatch m;
+  return std::regex_search(message, m, re) ? std::string(m[1]) : std::string();
+}
+
+helloworld::StatsReply backend_stats(const Backend& b) {
+  auto stub = helloworld::GreeterStats::NewStub(make_channel(b.address()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  helloworld::StatsRequest req;
+  helloworld::StatsReply reply;
+  auto st = stub->GetStats(&ctx, req, &reply);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  return reply;
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+void ProxyTest::start_backends(int n) {
+  for (int i = 1; i <= n; ++i) backends_.push_back(start_backend(dir_, "greeter-" + std::to_string(i)));
+}
+
+std::vector<std::string> ProxyTest::endpoints() const {
+  std::vector<std::string> out;
+  for (const auto& b : backends_) out.push_back(b.address());
+  return out;
+}
+
+}  // namespace h2mesh_test

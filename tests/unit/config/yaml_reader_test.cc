@@ -1,0 +1,77 @@
+#include "config/yaml_reader.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace h2mesh::config {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+// ---- Helpers ----------------------------------------------------------------------------------
+
+TEST(YamlReader, DurationTextAcceptsEveryUnit) {
+  Millis value{0};
+  std::string error;
+  std::string hint;
+  ASSERT_TRUE(parse_duration_text("500ms", &value, &error, &hint));
+  EXPECT_EQ(value, Millis(500));
+  ASSERT_TRUE(parse_duration_text("30s", &value, &error, &hint));
+  EXPECT_EQ(value, seconds(30));
+  ASSERT_TRUE(parse_duration_text("2m", &value, &error, &hint));
+  EXPECT_EQ(value, minutes(2));
+  ASSERT_TRUE(parse_duration_text("24h", &value, &error, &hint));
+  EXPECT_EQ(value, hours(24));
+  EXPECT_FALSE(parse_duration_text("", &value, &error, &hint));
+  EXPECT_FALSE(parse_duration_text("s", &value, &error, &hint));
+  EXPECT_FALSE(parse_duration_text("1S", &value, &error, &hint));
+  EXPECT_FALSE(parse_duration_text("99999999999999999999999ms", &value, &error, &hint));
+  EXPECT_FALSE(parse_duration_text("86400001ms", &value, &error, &hint));
+}
+
+TEST(YamlReader, SizeTextAcceptsBytesAndBinaryUnits) {
+  int64_t value = 0;
+  std::string error;
+  std::string hint;
+  ASSERT_TRUE(parse_size_text("65536", &value, &error, &hint));
+  EXPECT_EQ(value, 65536);
+  ASSERT_TRUE(parse_size_text("512B", &value, &error, &hint));
+  EXPECT_EQ(value, 512);
+  ASSERT_TRUE(parse_size_text("64KiB", &value, &error, &hint));
+  EXPECT_EQ(value, 64 * 1024);
+  ASSERT_TRUE(parse_size_text("16MiB", &value, &error, &hint));
+  EXPECT_EQ(value, 16 << 20);
+  ASSERT_TRUE(parse_size_text("3GiB", &value, &error, &hint));
+  EXPECT_EQ(value, int64_t{3} << 30);
+  EXPECT_FALSE(parse_size_text("1.5MiB", &value, &error, &hint));
+  EXPECT_FALSE(parse_size_text("1kib", &value, &error, &hint));
+  EXPECT_FALSE(parse_size_text("-1", &value, &error, &hint));
+  EXPECT_FALSE(parse_size_text("99999999999GiB", &value, &error, &hint));
+}
+
+TEST(YamlReader, EditDistanceCountsTyposAndTranspositions) {
+  EXPECT_EQ(edit_distance("lb_policy", "lb_policy"), 0u);
+  EXPECT_EQ(edit_distance("lb_polcy", "lb_policy"), 1u);
+  EXPECT_EQ(edit_distance("wokrers", "workers"), 1u);
+  EXPECT_EQ(edit_distance("Workers", "workers"), 0u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+}
+
+TEST(YamlReader, ClosestMatchIgnoresDistantWords) {
+  const std::vector<std::string_view> keys = {"name", "address", "routes"};
+  EXPECT_EQ(closest_match("adress", keys), "address");
+  EXPECT_EQ(closest_match("nam", keys), "name");
+  EXPECT_EQ(closest_match("x", keys), "");
+  EXPECT_EQ(closest_match("listeners", keys), "");
+  EXPECT_EQ(closest_match("addresses", keys), "address");
+  EXPECT_EQ(closest_match("na", keys), "");
+}
+
+}  // namespace
+}  // namespace h2mesh::config
