@@ -52,6 +52,8 @@ std::unique_ptr<GreeterServer> GreeterServer::start(const ServerOptions& options
                            grpc::InsecureServerCredentials(), &server->port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  if (options.max_concurrent_streams > 0)
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   builder.RegisterService(&server->service_);
   builder.RegisterService(&server->stats_service_);
   server->server_ = builder.BuildAndStart();

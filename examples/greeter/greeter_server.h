@@ -16,6 +16,7 @@ struct ServerOptions {
   std::string address = "0.0.0.0";  // IPv6 literals may be given with or without brackets
   int port = 0;                     // 0: the kernel picks a free port
   std::string id;                   // empty: the hostname
+  int max_concurrent_streams = 0;   // 0: gRPC's default; else advertised in SETTINGS
 };
 
 // A running greeter: Greeter, GreeterStats and the standard health service on one port.

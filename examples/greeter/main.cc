@@ -22,7 +22,7 @@ constexpr std::chrono::milliseconds kShutdownGrace{5000};
 
 constexpr const char* kUsage =
     "usage:\n"
-    "  greeter serve --port P [--address A] [--id NAME]\n"
+    "  greeter serve --port P [--address A] [--id NAME] [--max-concurrent-streams N]\n"
     "  greeter call --target HOST:PORT -n N [--name NAME] [--deadline-ms D]"
     " [--metadata KEY=VALUE]...\n"
     "  greeter stats --target HOST:PORT\n";
@@ -103,6 +103,10 @@ int run_serve(int argc, char** argv) {
       options.address = value;
     } else if (flag == "--id") {
       options.id = value;
+    } else if (flag == "--max-concurrent-streams") {
+      std::optional<int> n = parse_int(value, 1, 1 << 30);
+      if (!n) return usage_error("--max-concurrent-streams needs a positive number");
+      options.max_concurrent_streams = *n;
     } else {
       return usage_error("unknown flag " + flag);
     }

@@ -20,7 +20,6 @@ StatusCode status_for_error(ErrorCode code) {
     case ErrorCode::Ok: return StatusCode::Ok;
     case ErrorCode::NoRoute: return StatusCode::Unimplemented;
     case ErrorCode::DeadlineExceeded: return StatusCode::DeadlineExceeded;
-    case ErrorCode::Overloaded: return StatusCode::ResourceExhausted;
     case ErrorCode::InvalidArgument:
     case ErrorCode::DownstreamProtocol: return StatusCode::Internal;
     case ErrorCode::ConnectFailed:
@@ -30,6 +29,7 @@ StatusCode status_for_error(ErrorCode code) {
     case ErrorCode::UpstreamGoaway:
     case ErrorCode::UpstreamProtocol:
     case ErrorCode::Draining:
+    case ErrorCode::Overloaded:  // proxy-side overload: UNAVAILABLE, as clients may retry it
     case ErrorCode::Io:
     case ErrorCode::Internal: return StatusCode::Unavailable;
   }

@@ -30,12 +30,14 @@ std::optional<uint16_t> trailing_port(const std::optional<std::string>& line) {
 }
 }  // namespace
 
-Backend start_backend(const std::string& dir, const std::string& id, uint16_t port) {
+Backend start_backend(const std::string& dir, const std::string& id, uint16_t port,
+                      const std::vector<std::string>& extra_args) {
   Backend b;
   b.id = id;
-  auto p = Subprocess::spawn({bin_dir() + "/greeter", "serve", "--address", "127.0.0.1", "--port",
-                              std::to_string(port), "--id", id},
-                             dir, id);
+  std::vector<std::string> argv = {bin_dir() + "/greeter", "serve", "--address", "127.0.0.1",
+                                   "--port", std::to_string(port), "--id", id};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto p = Subprocess::spawn(argv, dir, id);
   EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().message);
   if (!p.ok()) return b;
   b.process = std::move(*p);
@@ -148,6 +150,12 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+uint64_t total_calls(const std::vector<Backend>& backends) {
+  uint64_t n = 0;
+  for (const auto& b : backends) n += backend_stats(b).calls();
+  return n;
 }
 
 void ProxyTest::start_backends(int n) {

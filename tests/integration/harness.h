@@ -35,7 +35,8 @@ struct Backend {
 };
 
 // Starts `greeter serve` on 127.0.0.1 (port 0 unless given) and waits until it listens.
-Backend start_backend(const std::string& dir, const std::string& id, uint16_t port = 0);
+Backend start_backend(const std::string& dir, const std::string& id, uint16_t port = 0,
+                      const std::vector<std::string>& extra_args = {});
 
 struct Proxy {
   std::unique_ptr<Subprocess> process;
@@ -67,6 +68,63 @@ helloworld::StatsReply backend_stats(const Backend& b);
 
 // Polls `pred` every 10 ms until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+// Async unary calls with x-delay-ms, finished later through one completion queue.
+class SlowCalls {
+ public:
+  SlowCalls(helloworld::Greeter::Stub& stub, int n, int delay_ms, int deadline_ms = 0)
+      : replies_(n), statuses_(n), done_at_(n) {
+    start_ = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+      auto ctx = std::make_unique<grpc::ClientContext>();
+      ctx->AddMetadata("x-delay-ms", std::to_string(delay_ms));
+      if (deadline_ms > 0)
+        ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+      helloworld::HelloRequest req;
+      req.set_name("slow");
+      auto rpc = stub.AsyncSayHello(ctx.get(), req, &cq_);
+      rpc->Finish(&replies_[i], &statuses_[i], reinterpret_cast<void*>(static_cast<intptr_t>(i)));
+      ctxs_.push_back(std::move(ctx));
+    }
+  }
+  void cancel_all() {
+    for (auto& c : ctxs_) c->TryCancel();
+  }
+  // Waits for every call (bounded by `timeout`); returns false if some never finished.
+  bool wait(std::chrono::seconds timeout) {
+    auto deadline = std::chrono::system_clock::now() + timeout;
+    for (size_t n = 0; n < ctxs_.size(); ++n) {
+      void* tag;
+      bool ok;
+      if (cq_.AsyncNext(&tag, &ok, deadline) != grpc::CompletionQueue::GOT_EVENT) return false;
+      done_at_[reinterpret_cast<intptr_t>(tag)] = std::chrono::steady_clock::now() - start_;
+    }
+    return true;
+  }
+  const grpc::Status& status(size_t i) const { return statuses_[i]; }
+  const helloworld::HelloReply& reply(size_t i) const { return replies_[i]; }
+  std::chrono::steady_clock::duration took(size_t i) const { return done_at_[i]; }
+  size_t size() const { return ctxs_.size(); }
+  ~SlowCalls() {
+    cancel_all();
+    cq_.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+
+ private:
+  grpc::CompletionQueue cq_;
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs_;
+  std::vector<helloworld::HelloReply> replies_;
+  std::vector<grpc::Status> statuses_;
+  std::vector<std::chrono::steady_clock::duration> done_at_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Calls started on all backends so far (GreeterStats).
+uint64_t total_calls(const std::vector<Backend>& backends);
 
 // Base fixture: a temp dir, `n` backends greeter-1..n, helpers; everything stops on TearDown.
 class ProxyTest : public ::testing::Test {
