@@ -58,8 +58,18 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-const char* endpoint_state(const proxy::EndpointStats& e) {
+const cluster::HostHealth* find_health(const HealthView& health, const std::string& cluster,
+                                       const std::string& endpoint) {
+  auto c = health.find(cluster);
+  if (c == health.end()) return nullptr;
+  auto e = c->second.find(endpoint);
+  return e == c->second.end() ? nullptr : &e->second;
+}
+
+const char* endpoint_state(const proxy::EndpointStats& e, const cluster::HostHealth* h) {
   if (!e.in_snapshot) return "removed";
+  if (h && h->ejected) return "ejected";
+  if (h && !h->healthy) return "unhealthy";
   return e.in_backoff ? "reconnecting" : "available";
 }
 
@@ -77,7 +87,8 @@ std::string status_json(const proxy::CallCounters& c) {
 
 }  // namespace
 
-std::string render_metrics(const proxy::WorkerStats& s, const config::Config&) {
+std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health,
+                           const config::Config&) {
   Prom p;
   p.family("h2mesh_downstream_connections_total", "counter", "Client connections accepted.");
   p.sample("h2mesh_downstream_connections_total", "", s.downstream_connections_total);
@@ -138,6 +149,33 @@ std::string render_metrics(const proxy::WorkerStats& s, const config::Config&) {
       for (const auto& [ename, e] : c.endpoints)
         p.sample(g.name, label("cluster", cname) + "," + label("endpoint", ename), g.get(e));
   }
+  struct HealthGauge {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t (*get)(const cluster::HostHealth&);
+  };
+  static const HealthGauge kHealth[] = {
+      {"h2mesh_endpoint_healthy", "gauge", "1 while active health checks pass (or are off).",
+       [](const cluster::HostHealth& h) -> uint64_t { return h.healthy; }},
+      {"h2mesh_endpoint_ejected", "gauge", "1 while outlier detection has the endpoint ejected.",
+       [](const cluster::HostHealth& h) -> uint64_t { return h.ejected; }},
+      {"h2mesh_endpoint_ejections_total", "counter", "Outlier ejections of the endpoint.",
+       [](const cluster::HostHealth& h) -> uint64_t { return h.ejections; }},
+      {"h2mesh_endpoint_health_checks_total", "counter", "Active health checks run.",
+       [](const cluster::HostHealth& h) { return h.health_checks; }},
+      {"h2mesh_endpoint_health_check_failures_total", "counter", "Active health checks failed.",
+       [](const cluster::HostHealth& h) { return h.health_check_failures; }},
+      {"h2mesh_endpoint_health_transitions_total", "counter",
+       "Healthy/unhealthy transitions from active health checks.",
+       [](const cluster::HostHealth& h) { return h.health_transitions; }},
+  };
+  for (const HealthGauge& g : kHealth) {
+    p.family(g.name, g.type, g.help);
+    for (const auto& [cname, hosts] : health)
+      for (const auto& [ename, h] : hosts)
+        p.sample(g.name, label("cluster", cname) + "," + label("endpoint", ename), g.get(h));
+  }
   p.family("h2mesh_endpoint_calls_by_status_total", "counter",
            "Finished calls of the endpoint by grpc-status.");
   for (const auto& [cname, c] : s.clusters)
@@ -151,7 +189,8 @@ std::string render_metrics(const proxy::WorkerStats& s, const config::Config&) {
   return p.take();
 }
 
-std::string render_clusters_json(const proxy::WorkerStats& s, const config::Config& config) {
+std::string render_clusters_json(const proxy::WorkerStats& s, const HealthView& health,
+                                 const config::Config& config) {
   std::string out = "{\"clusters\":[";
   bool first_cluster = true;
   for (const auto& cluster : config.clusters) {
@@ -169,8 +208,16 @@ std::string render_clusters_json(const proxy::WorkerStats& s, const config::Conf
     for (const auto& [addr, e] : c.endpoints) {
       if (!first) out += ",";
       first = false;
-      out += "{\"address\":" + json_string(addr) + ",\"state\":\"" + endpoint_state(e) +
-             "\",\"calls_total\":" + std::to_string(e.calls.calls_total) +
+      const cluster::HostHealth* h = find_health(health, cluster.name, addr);
+      const cluster::HostHealth hv = h ? *h : cluster::HostHealth{};
+      out += "{\"address\":" + json_string(addr) + ",\"state\":\"" + endpoint_state(e, h) +
+             "\",\"healthy\":" + (hv.healthy ? "true" : "false") +
+             ",\"ejected\":" + (hv.ejected ? "true" : "false") +
+             ",\"ejections\":" + std::to_string(hv.ejections) +
+             ",\"health_checks\":" + std::to_string(hv.health_checks) +
+             ",\"health_check_failures\":" + std::to_string(hv.health_check_failures) +
+             ",\"last_health_failure\":" + json_string(hv.last_health_failure) +
+             ",\"calls_total\":" + std::to_string(e.calls.calls_total) +
              ",\"in_flight\":" + std::to_string(e.calls.in_flight) +
              ",\"by_status\":" + status_json(e.calls) +
              ",\"upstream_connections\":" + std::to_string(e.upstream_connections) +

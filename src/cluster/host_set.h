@@ -14,7 +14,9 @@ struct Host {
   config::SocketAddress address;
   std::string key;  // address.to_string(): identity across snapshots (pools and stats are keyed by it)
   uint32_t weight = 1;
-  bool healthy = true;  // health checks and outlier detection (later) clear it
+  bool healthy = true;   // active health checks clear it
+  bool ejected = false;  // outlier detection sets it
+  bool available() const { return healthy && !ejected; }
 };
 
 // Immutable snapshot of one cluster: its settings and its current hosts. Built on the main thread,

@@ -32,9 +32,26 @@ struct RouteMatch {
   std::string path;       // full method, e.g. "/helloworld.Greeter/SayHello"
 };
 
+// When and how a failed call attempt is tried again (on another endpoint when there is one).
+// Attempts the backend provably never processed (connect failure, REFUSED_STREAM, streams above
+// a GOAWAY's last stream id) are always retryable; `retry_on` adds grpc-status codes.
+struct RetryPolicy {
+  uint32_t max_attempts = 3;         // first attempt included; 1 disables retries
+  std::vector<int> retry_on;         // grpc-status codes (e.g. 14 UNAVAILABLE) also retried
+  Millis backoff_base{25};           // exponential backoff with full jitter between attempts
+  Millis backoff_max{250};
+  double budget_ratio = 0.2;         // retries may add at most this share of calls (10 s window)
+  uint32_t budget_min_per_second = 10;  // ... and always this many per second
+  uint32_t replay_buffer_bytes = 64 * 1024;  // a request body larger than this is not retried
+};
+
 struct Route {
   std::optional<RouteMatch> match;  // absent: the default route (matches every call)
   std::string cluster;
+  // Upper bound of a call's deadline: a longer grpc-timeout is cut to it, and a call without
+  // one gets it. 0: no bound (the client's deadline, if any, is the only one).
+  Millis max_timeout{0};
+  RetryPolicy retry;
   int line = 0;  // config line, for logs
 };
 
@@ -43,6 +60,13 @@ struct Listener {
   SocketAddress address;
   uint32_t max_concurrent_streams = 1024;  // advertised to clients in SETTINGS
   std::vector<Route> routes;               // first match wins; no match → UNIMPLEMENTED
+  // After this age (±10% jitter) a client connection gets GOAWAY so the client reconnects (and a
+  // connection-level balancer in front of h2mesh can spread clients again). 0: never.
+  Millis max_connection_age{0};
+  Millis max_connection_age_grace{30000};  // then calls still in flight are reset
+  Millis idle_timeout{0};    // a client connection without calls for this long is closed; 0: never
+  Millis header_timeout{10000};  // a call's request headers (and a new connection's preface) must
+                                 // arrive within this
 };
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest };
@@ -51,6 +75,32 @@ const char* lb_policy_name(LbPolicy p);
 struct Endpoint {
   SocketAddress address;
   uint32_t weight = 1;
+};
+
+// Active health checks with grpc.health.v1.Health/Check, run once per endpoint by the main thread.
+struct HealthCheck {
+  bool enabled = false;
+  std::string service;       // HealthCheckRequest.service; "" = the whole server
+  Millis interval{5000};
+  Millis interval_jitter{1000};  // each check waits interval + uniform(0, jitter)
+  Millis timeout{1000};
+  uint32_t healthy_threshold = 2;    // consecutive successes to return to the rotation
+  uint32_t unhealthy_threshold = 3;  // consecutive failures to leave it
+};
+
+// Passive outlier detection from real calls.
+struct OutlierDetection {
+  bool enabled = true;
+  uint32_t consecutive_failures = 5;  // connect failures, resets and `failure_statuses` in a row
+  std::vector<int> failure_statuses = {14, 13};  // UNAVAILABLE, INTERNAL
+  Millis base_ejection_time{30000};   // multiplied by the number of times it was ejected
+  Millis max_ejection_time{300000};
+  uint32_t max_ejection_percent = 50;  // at most this share of the cluster is ejected at once
+};
+
+struct CircuitBreakers {
+  uint32_t max_calls = 0;               // calls in flight to the cluster; 0: no limit
+  uint32_t max_calls_per_endpoint = 0;  // 0: no limit
 };
 
 struct Cluster {
@@ -64,6 +114,12 @@ struct Cluster {
   uint32_t max_pending_calls = 1024;  // per worker and endpoint
   Millis reconnect_backoff_base{100};
   Millis reconnect_backoff_max{5000};
+  Millis idle_timeout{300000};  // an upstream connection without calls for this long is closed
+  // Below this share of endpoints available (healthy and not ejected), balance over all of them.
+  uint32_t panic_threshold_percent = 50;
+  HealthCheck health_check;
+  OutlierDetection outlier_detection;
+  CircuitBreakers circuit_breakers;
 };
 
 struct Admin {

@@ -12,12 +12,21 @@ bool heap_later(const auto& a, const auto& b) {
   return a.order > b.order;
 }
 
+}  // namespace
+
 std::vector<size_t> eligible_hosts(const cluster::ClusterSnapshot& snap) {
   std::vector<size_t> out;
   for (size_t i = 0; i < snap.hosts.size(); ++i)
-    if (snap.hosts[i].healthy) out.push_back(i);
+    if (snap.hosts[i].available()) out.push_back(i);
+  // Panic mode: with too few hosts left, spreading over all of them beats crushing the few.
+  if (out.size() * 100 < snap.hosts.size() * snap.settings.panic_threshold_percent) {
+    out.resize(snap.hosts.size());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = i;
+  }
   return out;
 }
+
+namespace {
 
 bool all_weights_equal(const cluster::ClusterSnapshot& snap, std::span<const size_t> idx) {
   for (size_t i : idx)

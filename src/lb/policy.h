@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "cluster/host_set.h"
 #include "common/random.h"
@@ -29,6 +30,10 @@ class Policy {
 // Builds the policy named by snapshot.settings.lb_policy over snapshot.hosts. `random` must
 // outlive the policy (it is the worker's generator).
 std::unique_ptr<Policy> make_policy(const cluster::ClusterSnapshot& snapshot, Random& random);
+
+// Hosts a policy may pick: available ones (healthy, not ejected); all of them when fewer than
+// panic_threshold_percent are available (panic mode).
+std::vector<size_t> eligible_hosts(const cluster::ClusterSnapshot& snapshot);
 
 // Algorithm cores, free functions over plain arrays so they can be tested and benchmarked alone.
 

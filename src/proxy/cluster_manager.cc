@@ -54,29 +54,64 @@ void ClusterManager::update(cluster::ClusterSnapshotPtr snapshot) {
   state.snapshot = std::move(snapshot);
 }
 
-ConnPool* ClusterManager::pick(const std::string& cluster, Error* why) {
+namespace {
+// Circuit-breaker limits are enforced per worker: each worker gets its share of the limit.
+uint32_t per_worker(uint32_t limit, uint32_t workers) {
+  if (limit == 0) return UINT32_MAX;
+  return std::max(1u, (limit + workers - 1) / workers);
+}
+}  // namespace
+
+ConnPool* ClusterManager::pick(const std::string& cluster, Error* why, const std::string* avoid) {
   auto it = clusters_.find(cluster);
   if (it == clusters_.end()) {
     *why = make_error(ErrorCode::NoHealthyEndpoint, "cluster " + cluster + " is not known");
     return nullptr;
   }
   ClusterState& state = it->second;
+  const auto& cb = state.snapshot->settings.circuit_breakers;
+  uint32_t workers = std::max(1u, ctx_.worker_count);
+  uint32_t max_calls = per_worker(cb.max_calls, workers);
+  if (state.stats->calls.in_flight > max_calls) {  // in_flight counts this call too
+    state.stats->circuit_breaker_overflow++;
+    *why = make_error(ErrorCode::Overloaded,
+                      "circuit breaker open: cluster " + cluster + " has " +
+                          std::to_string(state.stats->calls.in_flight - 1) +
+                          " calls in flight (max_calls " + std::to_string(cb.max_calls) + ")");
+    return nullptr;
+  }
+  uint32_t max_per_endpoint = per_worker(cb.max_calls_per_endpoint, workers);
   lb::PickContext pick_ctx{state.active};
-  ConnPool* first = nullptr;
-  // Prefer endpoints that are not reconnecting after a failed connect; if every one is, the
-  // first choice fails fast with its last connect error.
-  for (size_t attempt = 0; attempt < state.pools.size(); ++attempt) {
+  ConnPool* fallback = nullptr;  // reconnecting, or the endpoint to avoid
+  bool full = false;
+  // Prefer endpoints that are not reconnecting after a failed connect (nor the one a retry
+  // avoids); if every choice is, the first one takes the call and fails fast if it must.
+  for (size_t attempt = 0; attempt < state.pools.size() + 1; ++attempt) {
     auto idx = state.policy->pick(pick_ctx);
     if (!idx) break;
     ConnPool* pool = state.pools[*idx];
-    if (pool->available()) return pool;
-    if (!first) first = pool;
+    if (pool->active_calls() >= max_per_endpoint) {
+      full = true;
+      continue;
+    }
+    if (pool->available() && !(avoid && pool->host().key == *avoid)) return pool;
+    if (!fallback) fallback = pool;
   }
-  if (first) return first;
+  if (fallback) return fallback;
+  if (full) {
+    state.stats->circuit_breaker_overflow++;
+    *why = make_error(ErrorCode::Overloaded,
+                      "circuit breaker open: every endpoint of " + cluster + " has " +
+                          std::to_string(cb.max_calls_per_endpoint) +
+                          " calls in flight (max_calls_per_endpoint)");
+    return nullptr;
+  }
   state.stats->no_endpoint++;
   *why = make_error(ErrorCode::NoHealthyEndpoint, "cluster " + cluster + " has no endpoint");
   return nullptr;
 }
+
+RetryBudget& ClusterManager::budget(const config::Route* route) { return budgets_[route]; }
 
 ClusterStats* ClusterManager::stats(const std::string& cluster) {
   auto it = clusters_.find(cluster);

@@ -8,6 +8,7 @@
 #include "cluster/host_set.h"
 #include "lb/policy.h"
 #include "proxy/conn_pool.h"
+#include "proxy/retry.h"
 #include "proxy/worker_context.h"
 
 namespace h2mesh::proxy {
@@ -23,10 +24,14 @@ class ClusterManager {
   // Worker thread. Installs a new snapshot of one cluster.
   void update(cluster::ClusterSnapshotPtr snapshot);
 
-  // Worker thread. Chooses the endpoint of one call attempt. Returns null and sets *why when the
-  // cluster is unknown or has no endpoint.
-  ConnPool* pick(const std::string& cluster, Error* why);
+  // Worker thread. Chooses the endpoint of one call attempt, avoiding `avoid` (the endpoint of
+  // the failed previous attempt) when another one can take the call. Returns null and sets *why
+  // when the cluster is unknown, has no endpoint, or its circuit breakers are open
+  // (ErrorCode::Overloaded).
+  ConnPool* pick(const std::string& cluster, Error* why, const std::string* avoid = nullptr);
   ClusterStats* stats(const std::string& cluster);
+  // The retry budget of a route on this worker.
+  RetryBudget& budget(const config::Route* route);
 
  private:
   struct ClusterState {
@@ -41,6 +46,7 @@ class ClusterManager {
 
   WorkerContext& ctx_;
   std::unordered_map<std::string, ClusterState> clusters_;
+  std::unordered_map<const config::Route*, RetryBudget> budgets_;
 };
 
 }  // namespace h2mesh::proxy

@@ -111,6 +111,7 @@ void ConnPool::on_connection_closed(UpstreamConnection* conn, const Error& why, 
   if (!was_ready) {
     --connecting_;
     stats_.connect_failures++;
+    note_outcome(true);
     LOG_WARN("connect to upstream %s failed: %s", host_.key.c_str(), why.message.c_str());
     enter_backoff(why);
   } else {
@@ -150,6 +151,23 @@ void ConnPool::drain() {
   if (conns_.empty()) fail_pending(make_error(ErrorCode::Draining, "endpoint removed"));
   for (auto& c : conns_) c->drain();
   if (drained() && on_drained) ctx_.loop.defer(on_drained);
+}
+
+void ConnPool::note_outcome(bool failure) {
+  const auto& od = settings_.outlier_detection;
+  if (!od.enabled) return;
+  if (!failure) {
+    failure_streak_ = 0;
+    return;
+  }
+  if (++failure_streak_ < od.consecutive_failures) return;
+  failure_streak_ = 0;
+  if (ctx_.report_outlier) ctx_.report_outlier(settings_.name, host_.key);
+}
+
+bool ConnPool::is_failure_status(int grpc_status) const {
+  const auto& list = settings_.outlier_detection.failure_statuses;
+  return std::find(list.begin(), list.end(), grpc_status) != list.end();
 }
 
 void ConnPool::call_started() {

@@ -35,6 +35,10 @@ class ConnPool {
     return draining_ && conns_.empty() && pending_.empty() && active_calls_ == 0;
   }
 
+  // Outcome of one attempt on this endpoint, for passive outlier detection.
+  void note_outcome(bool failure);
+  bool is_failure_status(int grpc_status) const;
+
   // In-flight calls on this endpoint. `slot` mirrors the count into the cluster's LB array.
   void call_started();
   void call_ended();
@@ -42,6 +46,7 @@ class ConnPool {
   uint32_t active_calls() const { return active_calls_; }
 
   const cluster::Host& host() const { return host_; }
+  const config::Cluster& settings() const { return settings_; }
   EndpointStats& stats() { return stats_; }
   WorkerContext& ctx() { return ctx_; }
   std::function<void()> on_drained;  // set by the cluster manager
@@ -69,6 +74,7 @@ class ConnPool {
   IntrusiveList<UpstreamRequest, &UpstreamRequest::pool_node> pending_;
   uint32_t connecting_ = 0;
   uint32_t active_calls_ = 0;
+  uint32_t failure_streak_ = 0;
   uint32_t* active_slot_ = nullptr;
   bool in_backoff_ = false;
   bool draining_ = false;

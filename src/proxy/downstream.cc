@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "proxy/cluster_manager.h"
+#include "proxy/retry.h"
 #include "proxy/upstream.h"
 
 namespace h2mesh::proxy {
@@ -63,13 +64,6 @@ void DownstreamStream::on_request_headers_end(bool end_stream, bool trailers) {
   }
   headers_done_ = true;
   req_end_ = end_stream;
-  if (const std::string* t = find_header(req_headers_, "grpc-timeout")) {
-    if (auto d = grpc::parse_timeout(*t)) {
-      deadline_ = ctx_.loop.now() + *d;
-      deadline_timer_ = std::make_unique<net::Timer>(ctx_.loop, [this] { on_deadline(); });
-      deadline_timer_->arm_at(*deadline_);
-    }
-  }
   route_and_start();
 }
 
@@ -79,38 +73,97 @@ void DownstreamStream::route_and_start() {
   if (!authority) authority = find_header(req_headers_, "host");
   std::string_view p = path ? std::string_view(*path) : std::string_view();
   std::string_view a = authority ? std::string_view(*authority) : std::string_view();
-  const std::string* cluster = conn_.router().match(a, p);
-  if (!cluster) {
+  route_ = conn_.router().match(a, p);
+  if (!route_) {
     ctx_.stats.calls_no_route++;
     send_local_reply(grpc::StatusCode::Unimplemented,
                      "h2mesh: no route for " + std::string(p) + " (authority " + std::string(a) + ")");
     return;
   }
-  cluster_stats_ = ctx_.clusters->stats(*cluster);
+  cluster_stats_ = ctx_.clusters->stats(route_->cluster);
   if (cluster_stats_) {
     cluster_stats_->calls.calls_total++;
     cluster_stats_->calls.in_flight++;
   }
+  // The call's deadline: the client's grpc-timeout, bounded by the route's max_timeout.
+  std::optional<Duration> timeout;
+  if (const std::string* t = find_header(req_headers_, "grpc-timeout")) timeout = grpc::parse_timeout(*t);
+  if (route_->max_timeout.count() > 0) {
+    Duration max = std::chrono::duration_cast<Duration>(route_->max_timeout);
+    timeout = timeout ? std::min(*timeout, max) : max;
+  }
+  if (timeout) {
+    deadline_ = ctx_.loop.now() + *timeout;
+    deadline_timer_ = std::make_unique<net::Timer>(ctx_.loop, [this] { on_deadline(); });
+    deadline_timer_->arm_at(*deadline_);
+  }
+  replayable_ = route_->retry.max_attempts > 1;
+  ctx_.clusters->budget(route_).record_call(ctx_.loop.now());
+  start_attempt();
+}
+
+void DownstreamStream::start_attempt() {
+  ++attempts_;
   Error why;
-  ConnPool* pool = ctx_.clusters->pick(*cluster, &why);
+  ConnPool* pool = ctx_.clusters->pick(route_->cluster, &why,
+                                       last_endpoint_.empty() ? nullptr : &last_endpoint_);
   if (!pool) {
     send_local_reply(grpc::status_for_error(why.code), "h2mesh: " + why.message);
     return;
   }
   endpoint_stats_ = &pool->stats();
+  attempt_sent_ = req_base_;  // a retry resends the body from its start
   upstream_ = std::make_unique<UpstreamRequest>(*this, *pool);
-  pool->attach(upstream_.get());  // may fail the call before returning
+  pool->attach(upstream_.get());  // may fail the attempt before returning
+}
+
+bool DownstreamStream::maybe_retry(const Error& why, int grpc_status) {
+  if (finished() || resp_started_ || !route_) return false;
+  const config::RetryPolicy& policy = route_->retry;
+  if (attempts_ >= policy.max_attempts || !replayable_ || req_base_ != 0) return false;
+  uint64_t ClusterStats::*reason;
+  if (grpc_status >= 0) {
+    // A status is only retried when the route asks for it: the backend may have done the work.
+    if (std::find(policy.retry_on.begin(), policy.retry_on.end(), grpc_status) ==
+        policy.retry_on.end())
+      return false;
+    reason = &ClusterStats::retries_status;
+  } else if (why.code == ErrorCode::ConnectFailed || why.code == ErrorCode::ConnectTimeout) {
+    reason = &ClusterStats::retries_connect_failure;  // never reached the backend
+  } else if (why.code == ErrorCode::UpstreamGoaway) {
+    reason = &ClusterStats::retries_refused_stream;  // the backend refused it unprocessed
+  } else {
+    return false;
+  }
+  Duration backoff = retry_backoff(attempts_, policy, ctx_.random);
+  if (deadline_ && ctx_.loop.now() + backoff >= *deadline_) return false;
+  if (!ctx_.clusters->budget(route_).try_retry(ctx_.loop.now(), policy.budget_ratio,
+                                               policy.budget_min_per_second)) {
+    if (cluster_stats_) cluster_stats_->retry_budget_exhausted++;
+    return false;
+  }
+  if (cluster_stats_) (cluster_stats_->*reason)++;
+  last_endpoint_ = upstream_ ? upstream_->pool().host().key : std::string();
+  LOG_DEBUG("stream %d: attempt %u failed (%s); retrying in %lldus", id_, attempts_,
+            grpc_status >= 0 ? grpc::status_name(grpc_status) : why.message.c_str(),
+            static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(backoff).count()));
+  release_upstream();
+  retry_timer_ = std::make_unique<net::Timer>(ctx_.loop, [this] { start_attempt(); });
+  retry_timer_->arm(backoff);
+  return true;
 }
 
 void DownstreamStream::on_request_data(const uint8_t* data, size_t len) {
-  if (!upstream_) {
-    // The call already has its answer (or is failing): drop the rest of the request.
+  if (finished()) {
+    // The call already has its answer: drop the rest of the request.
     conn_.session().consume(id_, len);
     conn_.schedule_flush();
     return;
   }
   req_body_.append(data, len);
-  upstream_->request_data_available();
+  req_total_ += len;
+  trim_replay_buffer();
+  if (upstream_) upstream_->request_data_available();
 }
 
 void DownstreamStream::on_request_end() {
@@ -123,6 +176,7 @@ void DownstreamStream::on_closed(uint32_t error_code) {
   closed_ = true;
   if (error_code == kCancel && final_status_ < 0) final_status_ = 1;  // CANCELLED
   deadline_timer_.reset();
+  retry_timer_.reset();
   release_upstream();  // the client went away: reset the backend's stream too
   discard_request_body();
 }
@@ -133,25 +187,40 @@ std::optional<Duration> DownstreamStream::remaining_time() const {
 }
 
 http2::BodyChunk DownstreamStream::read_request_body(size_t max_length) {
-  size_t n = std::min(max_length, req_body_.size());
-  bool eof = req_end_ && n == req_body_.size();
+  uint64_t available = req_total_ - attempt_sent_;
+  size_t n = static_cast<size_t>(std::min<uint64_t>(max_length, available));
+  bool eof = req_end_ && n == available;
   if (n == 0 && !eof) return http2::BodyChunk{0, false, true, false};
   return http2::BodyChunk{n, eof, false, false};
 }
 
 void DownstreamStream::write_request_body(size_t length, Buffer& out) {
-  out.append(req_body_.data(), length);
-  req_body_.drain(length);
-  // The bytes reached the backend's connection: now the client may send more.
-  conn_.session().consume(id_, length);
-  conn_.schedule_flush();
+  out.append(req_body_.data() + (attempt_sent_ - req_base_), length);
+  attempt_sent_ += length;
+  if (attempt_sent_ > req_consumed_) {
+    // New bytes reached the backend's connection: now the client may send more.
+    conn_.session().consume(id_, attempt_sent_ - req_consumed_);
+    req_consumed_ = attempt_sent_;
+    conn_.schedule_flush();
+  }
+  trim_replay_buffer();
+}
+
+void DownstreamStream::trim_replay_buffer() {
+  if (replayable_ && route_ && req_total_ > route_->retry.replay_buffer_bytes) replayable_ = false;
+  if (replayable_) return;
+  // No retry will need the bytes already sent.
+  req_body_.drain(attempt_sent_ - req_base_);
+  req_base_ = attempt_sent_;
 }
 
 void DownstreamStream::discard_request_body() {
-  if (req_body_.empty()) return;
-  conn_.session().consume(id_, req_body_.size());
+  if (req_total_ > req_consumed_) {
+    conn_.session().consume(id_, req_total_ - req_consumed_);
+    conn_.schedule_flush();
+  }
+  req_consumed_ = req_base_ = attempt_sent_ = req_total_;
   req_body_.clear();
-  conn_.schedule_flush();
 }
 
 void DownstreamStream::on_upstream_header(std::string_view name, std::string_view value) {
@@ -161,7 +230,7 @@ void DownstreamStream::on_upstream_header(std::string_view name, std::string_vie
 void DownstreamStream::on_upstream_headers_end(http2::HeadersKind kind, bool end_stream) {
   HeaderList headers;
   headers.swap(resp_scratch_);
-  if (closed_) return;
+  if (finished()) return;
   if (kind == http2::HeadersKind::Trailers) {
     resp_trailers_ = std::move(headers);
     resp_has_trailers_ = true;
@@ -172,7 +241,12 @@ void DownstreamStream::on_upstream_headers_end(http2::HeadersKind kind, bool end
   }
   const std::string* status = find_header(headers, ":status");
   if (status && !status->empty() && (*status)[0] == '1' && !end_stream) return;  // 1xx
-  if (end_stream) final_status_ = status_of(headers);  // trailers-only response
+  if (end_stream) {
+    // Trailers-only: nothing reached the client yet, so a retryable status may be retried.
+    int grpc_status = status_of(headers);
+    if (grpc_status > 0 && maybe_retry(Error{}, grpc_status)) return;
+    final_status_ = grpc_status;
+  }
   auto rv = conn_.session().submit_response(id_, refs_of(headers), !end_stream);
   if (!rv) {
     LOG_WARN("stream %d: cannot relay response headers: %s", id_, rv.error().message.c_str());
@@ -180,6 +254,8 @@ void DownstreamStream::on_upstream_headers_end(http2::HeadersKind kind, bool end
   }
   resp_started_ = true;
   resp_end_ = end_stream;
+  replayable_ = false;  // never retried once response headers reached the client
+  trim_replay_buffer();
   conn_.schedule_flush();
 }
 
@@ -200,16 +276,17 @@ void DownstreamStream::on_upstream_end() {
 
 void DownstreamStream::on_upstream_done() {
   release_upstream();
-  discard_request_body();
+  if (finished()) discard_request_body();
 }
 
 void DownstreamStream::on_upstream_failed(const Error& why, uint32_t reset_code) {
+  if (maybe_retry(why, -1)) return;
   release_upstream();
-  discard_request_body();
   if (closed_) return;
   LOG_DEBUG("stream %d: upstream failed: %s", id_, why.message.c_str());
   if (resp_started_ && reset_code == kCancel) {
     // The backend cancelled a call it had started answering: pass the cancellation on.
+    discard_request_body();
     conn_.session().reset_stream(id_, kCancel);
     conn_.schedule_flush();
     return;
@@ -219,6 +296,7 @@ void DownstreamStream::on_upstream_failed(const Error& why, uint32_t reset_code)
 
 void DownstreamStream::send_local_reply(grpc::StatusCode code, const std::string& message) {
   release_upstream();
+  retry_timer_.reset();
   discard_request_body();
   if (resp_end_ && resp_started_) return;  // the answer is already complete
   int status = static_cast<int>(code);
@@ -281,7 +359,8 @@ void DownstreamStream::write_response_body(size_t length, Buffer& out) {
 }
 
 void DownstreamStream::on_deadline() {
-  if (closed_) return;
+  if (finished()) return;
+  if (cluster_stats_) cluster_stats_->deadline_exceeded++;
   send_local_reply(grpc::StatusCode::DeadlineExceeded,
                    "h2mesh: deadline exceeded before the call completed");
 }
@@ -289,19 +368,87 @@ void DownstreamStream::on_deadline() {
 // ---------------------------------------------------------------------------------------------
 // DownstreamConnection
 
-DownstreamConnection::DownstreamConnection(WorkerContext& ctx, int fd, const Router& router,
+DownstreamConnection::DownstreamConnection(WorkerContext& ctx, int fd,
+                                           const config::Listener& listener, const Router& router,
                                            const http2::SessionOptions& opts)
-    : H2Connection(ctx.loop, fd, http2::Role::Server, opts, false), ctx_(ctx), router_(router) {
+    : http2::Connection(ctx.loop, fd, http2::Role::Server, opts, false),
+      ctx_(ctx),
+      listener_(listener),
+      router_(router),
+      header_timer_(ctx.loop, [this] { check_header_timeouts(); }),
+      idle_timer_(ctx.loop,
+                  [this] {
+                    ctx_.stats.downstream_idle_closed++;
+                    start_drain();
+                  }),
+      age_timer_(ctx.loop, [this] {
+        ctx_.stats.downstream_max_age_goaways++;
+        start_drain(std::chrono::duration_cast<Duration>(listener_.max_connection_age_grace));
+      }) {
   ctx_.stats.downstream_connections_total++;
   ctx_.stats.downstream_connections_active++;
+  header_timer_.arm(listener_.header_timeout);  // for the preface and SETTINGS
+  if (listener_.max_connection_age.count() > 0) {
+    // ±10% jitter so that clients connected together do not all reconnect together.
+    double factor = 0.9 + 0.2 * ctx_.random.unit();
+    age_timer_.arm(Duration(static_cast<int64_t>(
+        static_cast<double>(std::chrono::duration_cast<Duration>(listener_.max_connection_age).count()) *
+        factor)));
+  }
+  update_idle_timer();
 }
 
 DownstreamConnection::~DownstreamConnection() { ctx_.stats.downstream_connections_active--; }
+
+void DownstreamConnection::on_remote_settings() {
+  if (settings_received_) return;
+  settings_received_ = true;
+  header_timer_.cancel();
+  check_header_timeouts();
+}
 
 void DownstreamConnection::on_stream_open(int32_t stream_id) {
   auto stream = std::make_unique<DownstreamStream>(*this, stream_id);
   session_.set_stream_user(stream_id, stream.get());
   streams_.emplace(stream_id, std::move(stream));
+  awaiting_headers_.emplace_back(stream_id, loop_.now());
+  if (settings_received_ && !header_timer_.armed()) header_timer_.arm(listener_.header_timeout);
+  update_idle_timer();
+}
+
+void DownstreamConnection::check_header_timeouts() {
+  const Duration limit = std::chrono::duration_cast<Duration>(listener_.header_timeout);
+  if (!settings_received_) {
+    ctx_.stats.downstream_header_timeouts++;
+    LOG_INFO("downstream: no HTTP/2 preface within %lldms; closing",
+             static_cast<long long>(listener_.header_timeout.count()));
+    close(make_error(ErrorCode::DeadlineExceeded, "preface timeout"));
+    return;
+  }
+  // Streams whose request headers are still incomplete after header_timeout are reset.
+  std::vector<std::pair<int32_t, TimePoint>> waiting;
+  for (const auto& [id, opened] : awaiting_headers_) {
+    auto it = streams_.find(id);
+    if (it == streams_.end() || it->second->headers_received()) continue;
+    if (loop_.now() - opened >= limit) {
+      ctx_.stats.downstream_header_timeouts++;
+      session_.reset_stream(id, kCancel);
+      schedule_flush();
+    } else {
+      waiting.emplace_back(id, opened);
+    }
+  }
+  awaiting_headers_.swap(waiting);
+  if (!awaiting_headers_.empty()) header_timer_.arm_at(awaiting_headers_.front().second + limit);
+}
+
+void DownstreamConnection::update_idle_timer() {
+  if (listener_.idle_timeout.count() == 0 || draining_) return;
+  if (streams_.empty()) {
+    if (!idle_timer_.armed()) idle_timer_.arm(listener_.idle_timeout);
+  } else {
+    idle_timer_.cancel();
+  }
 }
 
 void DownstreamConnection::on_header(int32_t, void* user, std::string_view name,
@@ -336,6 +483,7 @@ void DownstreamConnection::on_stream_close(int32_t id, void* user, uint32_t erro
     loop_.defer_delete(std::move(it->second));
     streams_.erase(it);
   }
+  update_idle_timer();
   maybe_finish_drain();
 }
 
@@ -351,6 +499,10 @@ void DownstreamConnection::write_body(int32_t, void* user, size_t length, Buffer
 void DownstreamConnection::on_closed(const Error& why) {
   LOG_DEBUG("downstream connection closed: %s", why.message.c_str());
   drain_timer_.reset();
+  grace_timer_.reset();
+  header_timer_.cancel();
+  idle_timer_.cancel();
+  age_timer_.cancel();
   for (auto& [id, stream] : streams_) {
     stream->on_closed(kCancel);
     loop_.defer_delete(std::move(stream));
@@ -363,21 +515,25 @@ void DownstreamConnection::on_receive_error(const Error& why) {
   ctx_.stats.downstream_protocol_errors++;
   if (why.code == ErrorCode::InvalidArgument) {
     // Not an HTTP/2 client (typically HTTP/1.1): say so in a language it understands.
-    static constexpr char kReply[] =
-        "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-        "Content-Type: text/plain\r\nConnection: close\r\nContent-Length: 63\r\n\r\n"
-        "h2mesh: this port speaks HTTP/2 (gRPC) with prior knowledge.\r\n\n";
+    static const std::string kBody =
+        "h2mesh: this port speaks HTTP/2 (gRPC) with prior knowledge only.\n";
+    static const std::string kReply =
+        "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\n"
+        "Connection: close\r\nContent-Length: " +
+        std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
     LOG_INFO("downstream: client did not send the HTTP/2 preface; answered 505 and closed");
-    write_raw_and_close(kReply, sizeof(kReply) - 1);
+    write_raw_and_close(kReply.data(), kReply.size());
     return;
   }
   LOG_INFO("downstream: protocol error (%s); sending GOAWAY", why.message.c_str());
-  H2Connection::on_receive_error(why);
+  http2::Connection::on_receive_error(why);
 }
 
-void DownstreamConnection::start_drain() {
+void DownstreamConnection::start_drain(std::optional<Duration> grace) {
   if (draining_ || closed()) return;
   draining_ = true;
+  idle_timer_.cancel();
+  age_timer_.cancel();
   session_.submit_shutdown_notice();
   schedule_flush();
   // One round trip later, the final GOAWAY names the last stream we accept.
@@ -388,6 +544,14 @@ void DownstreamConnection::start_drain() {
     maybe_finish_drain();
   });
   drain_timer_->arm(std::chrono::milliseconds(500));
+  if (grace) {
+    grace_timer_ = std::make_unique<net::Timer>(loop_, [this] {
+      LOG_INFO("downstream: drain grace period over; closing with %zu call(s) running",
+               streams_.size());
+      close(make_error(ErrorCode::Draining, "drain grace period over"));
+    });
+    grace_timer_->arm(*grace);
+  }
 }
 
 void DownstreamConnection::maybe_finish_drain() {

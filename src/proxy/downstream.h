@@ -1,18 +1,17 @@
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include <functional>
-#include <optional>
-
 #include "common/buffer.h"
-#include "grpc/status.h"
 #include "common/intrusive_list.h"
+#include "grpc/status.h"
+#include "http2/connection.h"
 #include "net/event_loop.h"
-#include "proxy/h2_connection.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
 #include "proxy/worker_context.h"
@@ -29,8 +28,9 @@ struct Header {
 using HeaderList = std::vector<Header>;
 
 // One gRPC call from a client: request headers, body and trailers in, response back. Owns the
-// UpstreamRequest of its current attempt. Lives from the client's HEADERS to nghttp2's stream
-// close callback, then is deleted at the end of the loop iteration.
+// UpstreamRequest of its current attempt, and keeps the request body for replay while a retry
+// is still possible. Lives from the client's HEADERS to nghttp2's stream close callback, then is
+// deleted at the end of the loop iteration.
 class DownstreamStream : public net::Deletable {
  public:
   DownstreamStream(DownstreamConnection& conn, int32_t id);
@@ -45,12 +45,14 @@ class DownstreamStream : public net::Deletable {
   void on_closed(uint32_t error_code);
   http2::BodyChunk read_response_body(size_t max_length);
   void write_response_body(size_t length, Buffer& out);
+  bool headers_received() const { return headers_done_; }
 
   // --- from the UpstreamRequest of the current attempt ---
   const HeaderList& request_headers() const { return req_headers_; }
-  bool request_has_body() const { return !req_end_ || !req_body_.empty(); }
-  // Remaining time before the call's deadline, if the client sent grpc-timeout.
+  bool request_has_body() const { return !req_end_ || req_total_ > 0; }
+  // Remaining time before the call's deadline, if it has one.
   std::optional<Duration> remaining_time() const;
+  uint32_t previous_attempts() const { return attempts_ - 1; }
   http2::BodyChunk read_request_body(size_t max_length);
   void write_request_body(size_t length, Buffer& out);
   bool has_request_trailers() const { return req_has_trailers_; }
@@ -65,16 +67,21 @@ class DownstreamStream : public net::Deletable {
   void on_upstream_done();
 
   int32_t id() const { return id_; }
-  ListNode conn_node;
 
  private:
   void route_and_start();
+  void start_attempt();
+  // Tries the call again if the route's policy, the budget and the deadline allow; true if a
+  // retry is scheduled.
+  bool maybe_retry(const Error& why, int grpc_status);
   void send_local_reply(grpc::StatusCode code, const std::string& message);
+  void end_response_with_trailers(int status, const std::string& message);
   void release_upstream();
   void discard_request_body();
-  void end_response_with_trailers(int status, const std::string& message);
+  void trim_replay_buffer();
   void resume_response();
   void on_deadline();
+  bool finished() const { return closed_ || (resp_started_ && resp_end_); }
 
   DownstreamConnection& conn_;
   WorkerContext& ctx_;
@@ -82,10 +89,23 @@ class DownstreamStream : public net::Deletable {
   HeaderList req_headers_;
   HeaderList req_trailers_;
   bool req_has_trailers_ = false;
-  std::string_view path_, authority_;
-  Buffer req_body_;
-  bool req_end_ = false;
   bool headers_done_ = false;
+
+  // Request body. req_body_ holds bytes [req_base_, req_total_) (absolute offsets in the body);
+  // the current attempt has sent up to attempt_sent_; the client's window was returned up to
+  // req_consumed_. While a retry is possible nothing is dropped (up to the replay limit).
+  Buffer req_body_;
+  uint64_t req_base_ = 0;
+  uint64_t req_total_ = 0;
+  uint64_t attempt_sent_ = 0;
+  uint64_t req_consumed_ = 0;
+  bool req_end_ = false;
+  bool replayable_ = true;  // false once a retry could no longer resend the whole body
+
+  const config::Route* route_ = nullptr;
+  uint32_t attempts_ = 0;
+  std::string last_endpoint_;  // of the failed attempt, avoided by the retry
+  std::unique_ptr<net::Timer> retry_timer_;
   std::optional<TimePoint> deadline_;
   std::unique_ptr<net::Timer> deadline_timer_;
 
@@ -104,22 +124,22 @@ class DownstreamStream : public net::Deletable {
 };
 
 // A client's HTTP/2 connection (server role). Owned by the worker.
-class DownstreamConnection final : public H2Connection {
+class DownstreamConnection final : public http2::Connection {
  public:
-  // `router` outlives the connection (the worker keeps the config alive).
-  DownstreamConnection(WorkerContext& ctx, int fd, const Router& router,
-                       const http2::SessionOptions& opts);
+  // `listener` and `router` outlive the connection (the worker keeps the config alive).
+  DownstreamConnection(WorkerContext& ctx, int fd, const config::Listener& listener,
+                       const Router& router, const http2::SessionOptions& opts);
   ~DownstreamConnection() override;
 
   WorkerContext& ctx() { return ctx_; }
   const Router& router() const { return router_; }
   // Graceful drain: GOAWAY notice now, final GOAWAY shortly after, close when no call is left.
-  void start_drain();
+  // With a grace period, calls still running after it are cut.
+  void start_drain(std::optional<Duration> grace = std::nullopt);
   size_t stream_count() const { return streams_.size(); }
 
   // Set by the worker; called once when the connection is gone so the worker can delete it.
   std::function<void(DownstreamConnection*)> on_gone;
-  ListNode worker_node;
 
  private:
   // http2::SessionVisitor
@@ -130,19 +150,29 @@ class DownstreamConnection final : public H2Connection {
   void on_data_end(int32_t id, void* user) override;
   void on_stream_close(int32_t id, void* user, uint32_t error_code) override;
   void on_goaway(int32_t, uint32_t) override {}
-  void on_remote_settings() override {}
+  void on_remote_settings() override;
   http2::BodyChunk read_body(int32_t id, void* user, size_t max_length) override;
   void write_body(int32_t id, void* user, size_t length, Buffer& out) override;
-  // H2Connection
+  // http2::Connection
   void on_closed(const Error& why) override;
   void on_receive_error(const Error& why) override;
 
   void maybe_finish_drain();
+  void update_idle_timer();
+  void check_header_timeouts();
 
   WorkerContext& ctx_;
+  const config::Listener& listener_;
   const Router& router_;
   std::unordered_map<int32_t, std::unique_ptr<DownstreamStream>> streams_;
+  // Streams whose request headers are not complete yet, with when they opened.
+  std::vector<std::pair<int32_t, TimePoint>> awaiting_headers_;
+  net::Timer header_timer_;  // preface, then request headers
+  net::Timer idle_timer_;
+  net::Timer age_timer_;
   std::unique_ptr<net::Timer> drain_timer_;
+  std::unique_ptr<net::Timer> grace_timer_;
+  bool settings_received_ = false;
   bool draining_ = false;
   bool goaway_sent_ = false;
 };

@@ -8,12 +8,12 @@
 
 namespace h2mesh::proxy {
 
-// Picks the cluster of a call from its :authority and :path. First match wins; nullptr when no
-// route matches (the caller answers UNIMPLEMENTED). Immutable after construction.
+// Picks the route (cluster, timeout, retry policy) of a call from its :authority and :path.
+// First match wins; nullptr when no route matches (the caller answers UNIMPLEMENTED). Immutable after construction.
 class Router {
  public:
   explicit Router(const std::vector<config::Route>& routes) : routes_(routes) {}
-  const std::string* match(std::string_view authority, std::string_view path) const;
+  const config::Route* match(std::string_view authority, std::string_view path) const;
 
  private:
   std::vector<config::Route> routes_;

@@ -50,12 +50,24 @@ struct ClusterStats {
   CallCounters calls;
   uint64_t no_endpoint = 0;       // calls failed because no endpoint could take them
   uint64_t pending_overflow = 0;  // calls failed because the pending queue was full
+  uint64_t circuit_breaker_overflow = 0;  // calls failed by max_calls / max_calls_per_endpoint
+  uint64_t retries_connect_failure = 0;   // retries after a failed or refused connect
+  uint64_t retries_refused_stream = 0;    // retries after REFUSED_STREAM / GOAWAY
+  uint64_t retries_status = 0;            // retries after a grpc-status in retry_on
+  uint64_t retry_budget_exhausted = 0;    // retries not made: the budget was spent
+  uint64_t deadline_exceeded = 0;         // calls the proxy ended at their deadline
   std::map<std::string, EndpointStats> endpoints;  // key: endpoint address
 
   void add(const ClusterStats& o) {
     calls.add(o.calls);
     no_endpoint += o.no_endpoint;
     pending_overflow += o.pending_overflow;
+    circuit_breaker_overflow += o.circuit_breaker_overflow;
+    retries_connect_failure += o.retries_connect_failure;
+    retries_refused_stream += o.retries_refused_stream;
+    retries_status += o.retries_status;
+    retry_budget_exhausted += o.retry_budget_exhausted;
+    deadline_exceeded += o.deadline_exceeded;
     for (const auto& [k, v] : o.endpoints) endpoints[k].add(v);
   }
 };
@@ -64,6 +76,9 @@ struct WorkerStats {
   uint64_t downstream_connections_total = 0;
   uint64_t downstream_connections_active = 0;
   uint64_t downstream_protocol_errors = 0;
+  uint64_t downstream_max_age_goaways = 0;  // connections sent GOAWAY at max_connection_age
+  uint64_t downstream_idle_closed = 0;      // connections closed by idle_timeout
+  uint64_t downstream_header_timeouts = 0;  // prefaces or request headers too slow
   uint64_t calls_no_route = 0;
   std::map<std::string, ClusterStats> clusters;
 
@@ -71,6 +86,9 @@ struct WorkerStats {
     downstream_connections_total += o.downstream_connections_total;
     downstream_connections_active += o.downstream_connections_active;
     downstream_protocol_errors += o.downstream_protocol_errors;
+    downstream_max_age_goaways += o.downstream_max_age_goaways;
+    downstream_idle_closed += o.downstream_idle_closed;
+    downstream_header_timeouts += o.downstream_header_timeouts;
     calls_no_route += o.calls_no_route;
     for (const auto& [k, v] : o.clusters) clusters[k].add(v);
   }

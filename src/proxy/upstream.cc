@@ -46,11 +46,16 @@ void UpstreamRequest::unlink_stream() {
 void UpstreamRequest::start_on(UpstreamConnection& conn) {
   const HeaderList& in = downstream_.request_headers();
   std::vector<http2::HeaderRef> refs;
-  refs.reserve(in.size() + 1);
+  refs.reserve(in.size() + 2);
   std::string timeout;
   for (const Header& h : in) {
-    if (h.name == "grpc-timeout") continue;
+    if (h.name == "grpc-timeout" || h.name == "grpc-previous-rpc-attempts") continue;
     refs.push_back({h.name, h.value});
+  }
+  std::string attempts;
+  if (uint32_t previous = downstream_.previous_attempts(); previous > 0) {
+    attempts = std::to_string(previous);
+    refs.push_back({"grpc-previous-rpc-attempts", attempts});
   }
   if (auto remaining = downstream_.remaining_time()) {
     // The backend gets what is left of the caller's deadline, not the original budget.
@@ -86,12 +91,18 @@ void UpstreamRequest::consume_response(size_t n) {
 }
 
 void UpstreamRequest::on_header(std::string_view name, std::string_view value) {
+  if (name == "grpc-status") grpc_status_ = grpc::parse_status(value).value_or(2);
   downstream_.on_upstream_header(name, value);
 }
 
 void UpstreamRequest::on_headers_end(http2::HeadersKind kind, bool end_stream) {
-  if (end_stream) response_complete_ = true;
+  if (end_stream) response_done();
   downstream_.on_upstream_headers_end(kind, end_stream);
+}
+
+void UpstreamRequest::response_done() {
+  response_complete_ = true;
+  pool_.note_outcome(grpc_status_ >= 0 && pool_.is_failure_status(grpc_status_));
 }
 
 void UpstreamRequest::on_data(const uint8_t* data, size_t len) {
@@ -100,7 +111,7 @@ void UpstreamRequest::on_data(const uint8_t* data, size_t len) {
 }
 
 void UpstreamRequest::on_data_end() {
-  response_complete_ = true;
+  response_done();
   downstream_.on_upstream_end();
 }
 
@@ -109,6 +120,8 @@ void UpstreamRequest::on_stream_closed(uint32_t error_code) {
   if (response_complete_) {
     downstream_.on_upstream_done();
   } else {
+    // A refused stream (GOAWAY, stream limit) says nothing about the backend's health.
+    if (error_code != static_cast<uint32_t>(http2::H2Error::RefusedStream)) pool_.note_outcome(true);
     if (error_code != 0) pool_.stats().upstream_resets++;
     std::string msg = "upstream " + pool_.host().key + " reset the stream (HTTP/2 error " +
                       std::to_string(error_code) + ")";
@@ -124,6 +137,7 @@ void UpstreamRequest::on_connection_lost(const Error& why) {
   conn_ = nullptr;
   unconsumed_ = 0;
   if (!response_complete_) {
+    pool_.note_outcome(true);
     downstream_.on_upstream_failed(
         make_error(ErrorCode::UpstreamReset,
                    "connection to upstream " + pool_.host().key + " lost: " + why.message),
@@ -151,8 +165,9 @@ void UpstreamRequest::write_body(size_t length, Buffer& out) {
 
 UpstreamConnection::UpstreamConnection(ConnPool& pool, int fd, const http2::SessionOptions& opts,
                                        Duration connect_timeout)
-    : H2Connection(pool.ctx().loop, fd, http2::Role::Client, opts, /*connecting=*/true),
+    : http2::Connection(pool.ctx().loop, fd, http2::Role::Client, opts, /*connecting=*/true),
       pool_(pool),
+      idle_timer_(pool.ctx().loop, [this] { drain(); }),
       connect_timer_(pool.ctx().loop, [this, connect_timeout] {
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout).count();
         close(make_error(ErrorCode::ConnectTimeout,
@@ -172,9 +187,20 @@ uint32_t UpstreamConnection::free_slots() const {
   return max > active ? max - active : 0;
 }
 
-void UpstreamConnection::add_request(UpstreamRequest* req) { requests_.push_back(req); }
+void UpstreamConnection::add_request(UpstreamRequest* req) {
+  requests_.push_back(req);
+  idle_timer_.cancel();
+}
 
-void UpstreamConnection::remove_request(UpstreamRequest* req) { requests_.remove(req); }
+void UpstreamConnection::remove_request(UpstreamRequest* req) {
+  requests_.remove(req);
+  arm_idle_timer();
+}
+
+void UpstreamConnection::arm_idle_timer() {
+  auto idle = pool_.settings().idle_timeout;
+  if (requests_.empty() && idle.count() > 0 && !draining_) idle_timer_.arm(idle);
+}
 
 void UpstreamConnection::drain() {
   draining_ = true;
@@ -230,6 +256,7 @@ void UpstreamConnection::on_remote_settings() {
   if (!ready_) {
     ready_ = true;
     connect_timer_.cancel();
+    arm_idle_timer();
     pool_.on_connection_ready(this);
   } else {
     pool_.on_slot_free(this);  // the stream limit may have grown
@@ -249,6 +276,7 @@ void UpstreamConnection::on_connected() {}
 
 void UpstreamConnection::on_closed(const Error& why) {
   connect_timer_.cancel();
+  idle_timer_.cancel();
   pool_.stats().upstream_connections--;
   bool was_ready = ready_;
   requests_.for_each([&](UpstreamRequest* r) { r->on_connection_lost(why); });

@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "common/intrusive_list.h"
-#include "proxy/h2_connection.h"
+#include "http2/connection.h"
 #include "proxy/stats.h"
 
 namespace h2mesh::proxy {
@@ -47,17 +47,19 @@ class UpstreamRequest : public net::Deletable {
 
  private:
   void unlink_stream();
+  void response_done();
 
   DownstreamStream& downstream_;
   ConnPool& pool_;
   UpstreamConnection* conn_ = nullptr;
   int32_t stream_id_ = -1;
   bool response_complete_ = false;
+  int grpc_status_ = -1;  // from the response's grpc-status, once seen
   size_t unconsumed_ = 0;  // response bytes received but not yet passed on
 };
 
 // An HTTP/2 client connection to one endpoint. Owned by its ConnPool.
-class UpstreamConnection final : public H2Connection {
+class UpstreamConnection final : public http2::Connection {
  public:
   UpstreamConnection(ConnPool& pool, int fd, const http2::SessionOptions& opts,
                      Duration connect_timeout);
@@ -87,9 +89,11 @@ class UpstreamConnection final : public H2Connection {
   void on_connected() override;
   void on_closed(const Error& why) override;
   void maybe_close_drained();
+  void arm_idle_timer();
 
   ConnPool& pool_;
   IntrusiveList<UpstreamRequest, &UpstreamRequest::conn_node> requests_;
+  net::Timer idle_timer_;
   net::Timer connect_timer_;
   bool ready_ = false;
   bool draining_ = false;

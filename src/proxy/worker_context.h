@@ -1,6 +1,8 @@
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "common/random.h"
 #include "config/config.h"
@@ -22,6 +24,10 @@ struct WorkerContext {
   config::Buffers buffers;
   WorkerStats stats;
   ClusterManager* clusters = nullptr;  // owned by the worker
+  uint32_t worker_count = 1;           // per-worker shares of circuit-breaker limits
+  // Worker thread: a host failed outlier_detection.consecutive_failures calls in a row. The
+  // worker forwards it to the main thread, which decides on ejection for all workers.
+  std::function<void(const std::string& cluster, const std::string& host)> report_outlier;
 };
 
 }  // namespace h2mesh::proxy

@@ -52,6 +52,7 @@ Server::Server(config::Config config)
 Server::~Server() {
   for (auto& w : workers_) w->stop_and_join();
   workers_.clear();
+  registry_.reset();
   admin_.reset();
   signals_.reset();
 }
@@ -104,11 +105,19 @@ int Server::run() {
         });
   }
 
-  std::vector<cluster::ClusterSnapshotPtr> snapshots;
-  for (const auto& c : config_->clusters) snapshots.push_back(cluster::make_static_snapshot(c, 1));
+  registry_ = std::make_unique<cluster::ClusterRegistry>(loop_, config_->clusters);
+  auto snapshots = registry_->snapshots();
+  auto report_outlier = [this](const std::string& cluster, const std::string& host) {
+    loop_.post([this, cluster, host] { registry_->report_outlier(cluster, host); });
+  };
   for (size_t i = 0; i < n; ++i) {
-    workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), config_, fds[i], snapshots));
+    workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), static_cast<uint32_t>(n), config_,
+                                                fds[i], snapshots,
+                                                report_outlier));
   }
+  registry_->set_publish([this](cluster::ClusterSnapshotPtr snap) {
+    for (auto& w : workers_) w->post_snapshot(snap);
+  });
   for (auto& w : workers_) w->start();
   serving_ = true;
   LOG_INFO("h2mesh serving with %zu worker(s)", n);
@@ -170,12 +179,13 @@ void Server::handle_admin(const std::string& method, const std::string& path,
   gather->remaining = workers_.size();
   bool metrics = path == "/metrics";
   auto finish = [this, gather, metrics, reply = std::move(reply)] {
+    auto health = registry_->health();
     if (metrics) {
       reply(admin::HttpResponse{200, "text/plain; version=0.0.4",
-                                admin::render_metrics(gather->total, *config_)});
+                                admin::render_metrics(gather->total, health, *config_)});
     } else {
       reply(admin::HttpResponse{200, "application/json",
-                                admin::render_clusters_json(gather->total, *config_)});
+                                admin::render_clusters_json(gather->total, health, *config_)});
     }
   };
   for (auto& w : workers_) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "admin/admin_server.h"
+#include "cluster/registry.h"
 #include "config/config.h"
 #include "net/event_loop.h"
 #include "server/worker.h"
@@ -31,6 +32,7 @@ class Server {
   std::shared_ptr<const config::Config> config_;
   net::EventLoop loop_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<cluster::ClusterRegistry> registry_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<net::Timer> drain_deadline_;

@@ -15,7 +15,7 @@ namespace h2mesh::server {
 class Worker::Listener final : public net::IoHandler {
  public:
   Listener(Worker& worker, int fd, const config::Listener& cfg)
-      : worker_(worker), fd_(fd), router_(cfg.routes), max_streams_(cfg.max_concurrent_streams) {
+      : worker_(worker), fd_(fd), config_(cfg), router_(cfg.routes), max_streams_(cfg.max_concurrent_streams) {
     worker_.loop_.add(fd_, EPOLLIN, this);
   }
   ~Listener() override { close_socket(); }
@@ -27,6 +27,7 @@ class Worker::Listener final : public net::IoHandler {
     fd_ = -1;
   }
   const proxy::Router& router() const { return router_; }
+  const config::Listener& config() const { return config_; }
   uint32_t max_streams() const { return max_streams_; }
 
   void on_io(uint32_t) override {
@@ -40,20 +41,22 @@ class Worker::Listener final : public net::IoHandler {
       }
       net::set_nodelay(fd);
       worker_.downstream_opts_.max_concurrent_streams = max_streams_;
-      worker_.accept_connection(fd, router_);
+      worker_.accept_connection(fd, *this);
     }
   }
 
  private:
   Worker& worker_;
   int fd_;
+  const config::Listener& config_;
   proxy::Router router_;
   uint32_t max_streams_;
 };
 
-Worker::Worker(int index, std::shared_ptr<const config::Config> config,
+Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::Config> config,
                std::vector<int> listener_fds,
-               const std::vector<cluster::ClusterSnapshotPtr>& snapshots)
+               const std::vector<cluster::ClusterSnapshotPtr>& snapshots,
+               std::function<void(const std::string&, const std::string&)> report_outlier)
     : index_(index),
       config_(std::move(config)),
       ctx_(loop_, 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(index + 1) ^
@@ -61,6 +64,8 @@ Worker::Worker(int index, std::shared_ptr<const config::Config> config,
            config_->buffers),
       clusters_(ctx_) {
   ctx_.clusters = &clusters_;
+  ctx_.worker_count = worker_count;
+  ctx_.report_outlier = std::move(report_outlier);
   downstream_opts_.stream_window = config_->buffers.stream_window_bytes;
   downstream_opts_.connection_window = config_->buffers.connection_window_bytes;
   for (const auto& snap : snapshots) clusters_.update(snap);
@@ -87,8 +92,9 @@ void Worker::stop_and_join() {
   thread_.join();
 }
 
-void Worker::accept_connection(int fd, const proxy::Router& router) {
-  auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, fd, router, downstream_opts_);
+void Worker::accept_connection(int fd, const Listener& listener) {
+  auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, fd, listener.config(),
+                                                            listener.router(), downstream_opts_);
   conn->on_gone = [this](proxy::DownstreamConnection* c) { remove_connection(c); };
   if (draining_) conn->start_drain();
   connections_.emplace(conn.get(), std::move(conn));

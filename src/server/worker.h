@@ -22,8 +22,11 @@ namespace h2mesh::server {
 class Worker {
  public:
   // `listener_fds[i]` belongs to config->listeners[i]; the worker takes ownership.
-  Worker(int index, std::shared_ptr<const config::Config> config, std::vector<int> listener_fds,
-         const std::vector<cluster::ClusterSnapshotPtr>& snapshots);
+  // `report_outlier` runs on this worker's thread and must hand the report to the main thread.
+  Worker(int index, uint32_t worker_count, std::shared_ptr<const config::Config> config,
+         std::vector<int> listener_fds,
+         const std::vector<cluster::ClusterSnapshotPtr>& snapshots,
+         std::function<void(const std::string&, const std::string&)> report_outlier);
   ~Worker();
 
   void start();
@@ -41,7 +44,7 @@ class Worker {
 
  private:
   class Listener;
-  void accept_connection(int fd, const proxy::Router& router);
+  void accept_connection(int fd, const Listener& listener);
   void remove_connection(proxy::DownstreamConnection* conn);
   void check_drained();
 

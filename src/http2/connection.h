@@ -7,22 +7,20 @@
 #include "http2/session.h"
 #include "net/event_loop.h"
 
-namespace h2mesh::proxy {
+namespace h2mesh::http2 {
 
 // Transport plumbing shared by both directions: a non-blocking TCP socket driving an
-// http2::Session. Reads feed the session; writes are batched: schedule_flush() asks for one
+// Session. Reads feed the session; writes are batched: schedule_flush() asks for one
 // flush at the end of the loop iteration, so a burst of events costs one write per connection.
-// Owned by its worker (downstream) or its pool (upstream); deleted through defer_delete only.
-class H2Connection : public net::IoHandler,
-                     public http2::SessionVisitor,
-                     public net::Deletable {
+// Owned by its worker (downstream), its pool (upstream) or the health checker; deleted through
+// defer_delete only.
+class Connection : public net::IoHandler, public SessionVisitor, public net::Deletable {
  public:
   // Takes ownership of `fd`. With `connecting`, waits for the non-blocking connect to finish.
-  H2Connection(net::EventLoop& loop, int fd, http2::Role role, const http2::SessionOptions& opts,
-               bool connecting);
-  ~H2Connection() override;
+  Connection(net::EventLoop& loop, int fd, Role role, const SessionOptions& opts, bool connecting);
+  ~Connection() override;
 
-  http2::Session& session() { return session_; }
+  Session& session() { return session_; }
   net::EventLoop& loop() { return loop_; }
   void schedule_flush();
   bool closed() const { return closed_; }
@@ -43,7 +41,7 @@ class H2Connection : public net::IoHandler,
 
   net::EventLoop& loop_;
   int fd_;
-  http2::Session session_;
+  Session session_;
 
  private:
   void handle_read();
@@ -58,4 +56,4 @@ class H2Connection : public net::IoHandler,
   bool close_after_flush_ = false;
 };
 
-}  // namespace h2mesh::proxy
+}  // namespace h2mesh::http2

@@ -1,4 +1,4 @@
-#include "proxy/h2_connection.h"
+#include "http2/connection.h"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "net/socket.h"
 
-namespace h2mesh::proxy {
+namespace h2mesh::http2 {
 namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 // Stop pulling frames from the session once this much is waiting for the socket: beyond it the
@@ -19,28 +19,28 @@ constexpr size_t kOutHighWater = 64 * 1024;
 thread_local uint8_t t_read_buf[kReadChunk];
 }  // namespace
 
-H2Connection::H2Connection(net::EventLoop& loop, int fd, http2::Role role,
-                           const http2::SessionOptions& opts, bool connecting)
+Connection::Connection(net::EventLoop& loop, int fd, Role role, const SessionOptions& opts,
+                       bool connecting)
     : loop_(loop), fd_(fd), session_(role, *this, opts), connecting_(connecting) {
   want_out_ = connecting;
   loop_.add(fd_, EPOLLIN | EPOLLRDHUP | (connecting ? uint32_t{EPOLLOUT} : 0u), this);
   if (!connecting) schedule_flush();  // our SETTINGS
 }
 
-H2Connection::~H2Connection() {
+Connection::~Connection() {
   if (fd_ >= 0) {
     loop_.remove(fd_);
     ::close(fd_);
   }
 }
 
-void H2Connection::schedule_flush() {
+void Connection::schedule_flush() {
   if (flush_scheduled_ || closed_ || connecting_) return;
   flush_scheduled_ = true;
   loop_.defer([this] { flush(); });
 }
 
-void H2Connection::close(const Error& why) {
+void Connection::close(const Error& why) {
   if (closed_) return;
   closed_ = true;
   loop_.remove(fd_);
@@ -48,7 +48,7 @@ void H2Connection::close(const Error& why) {
   on_closed(why);  // may defer_delete this; the object stays valid until the iteration ends
 }
 
-void H2Connection::on_io(uint32_t events) {
+void Connection::on_io(uint32_t events) {
   if (closed_) return;
   if (connecting_) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
@@ -67,7 +67,7 @@ void H2Connection::on_io(uint32_t events) {
   if (!closed_ && (events & EPOLLOUT)) flush();
 }
 
-void H2Connection::handle_read() {
+void Connection::handle_read() {
   ssize_t n = ::read(fd_, t_read_buf, kReadChunk);
   if (n > 0) {
     if (close_after_flush_) return;  // discarding input while the error reply goes out
@@ -86,20 +86,20 @@ void H2Connection::handle_read() {
   }
 }
 
-void H2Connection::on_receive_error(const Error& why) {
-  session_.terminate(static_cast<uint32_t>(http2::H2Error::ProtocolError));
+void Connection::on_receive_error(const Error& why) {
+  session_.terminate(static_cast<uint32_t>(H2Error::ProtocolError));
   close_after_flush_ = true;
   LOG_DEBUG("closing connection: %s", why.message.c_str());
   schedule_flush();
 }
 
-void H2Connection::write_raw_and_close(const void* data, size_t len) {
+void Connection::write_raw_and_close(const void* data, size_t len) {
   out_.append(data, len);
   close_after_flush_ = true;
   schedule_flush();
 }
 
-void H2Connection::flush() {
+void Connection::flush() {
   flush_scheduled_ = false;
   if (closed_ || connecting_) return;
   for (;;) {
@@ -134,11 +134,11 @@ void H2Connection::flush() {
   }
 }
 
-void H2Connection::update_interest() {
+void Connection::update_interest() {
   bool want = !out_.empty();
   if (want == want_out_) return;
   want_out_ = want;
   loop_.modify(fd_, EPOLLIN | EPOLLRDHUP | (want ? uint32_t{EPOLLOUT} : 0u), this);
 }
 
-}  // namespace h2mesh::proxy
+}  // namespace h2mesh::http2

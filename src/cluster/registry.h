@@ -1,0 +1,73 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cluster/health_checker.h"
+#include "cluster/host_set.h"
+#include "common/random.h"
+#include "net/event_loop.h"
+
+namespace h2mesh::cluster {
+
+// What the admin server shows of one endpoint's health.
+struct HostHealth {
+  bool healthy = true;
+  bool ejected = false;
+  uint32_t ejections = 0;            // times ejected so far
+  uint64_t health_checks = 0;
+  uint64_t health_check_failures = 0;
+  uint64_t health_transitions = 0;   // healthy <-> unhealthy
+  std::string last_health_failure;
+};
+
+// The main thread's authority on cluster membership and health. It owns each cluster's host
+// list, the active health checkers (one per endpoint, not per worker) and outlier ejections,
+// and publishes a new immutable snapshot whenever any of them changes.
+class ClusterRegistry {
+ public:
+  using Publish = std::function<void(ClusterSnapshotPtr)>;
+
+  ClusterRegistry(net::EventLoop& loop, const std::vector<config::Cluster>& clusters);
+  ~ClusterRegistry();
+
+  // Current snapshots, to seed workers before they start.
+  std::vector<ClusterSnapshotPtr> snapshots() const;
+  // Called (main thread) with every new snapshot once the workers run.
+  void set_publish(Publish publish) { publish_ = std::move(publish); }
+
+  // Main thread. A worker saw `consecutive_failures` failed calls in a row on the host.
+  void report_outlier(const std::string& cluster, const std::string& host_key);
+
+  std::map<std::string, std::map<std::string, HostHealth>> health() const;
+  uint64_t ejections_total() const { return ejections_total_; }
+
+ private:
+  struct HostState {
+    Host host;
+    std::unique_ptr<HealthChecker> checker;
+    std::unique_ptr<net::Timer> unejection;
+    TimePoint unejected_at{};
+    HostHealth view;
+  };
+  struct ClusterState {
+    config::Cluster settings;
+    std::vector<std::unique_ptr<HostState>> hosts;
+    uint64_t version = 0;
+  };
+
+  void publish(ClusterState& cluster);
+  void on_health_transition(ClusterState& cluster, HostState& host, bool healthy);
+  void uneject(ClusterState& cluster, HostState& host);
+
+  net::EventLoop& loop_;
+  Random random_;
+  std::map<std::string, std::unique_ptr<ClusterState>> clusters_;
+  Publish publish_;
+  uint64_t ejections_total_ = 0;
+};
+
+}  // namespace h2mesh::cluster
