@@ -29,10 +29,10 @@ std::string default_server_id() {
   return name;
 }
 
-GreeterServer::GreeterServer(std::string id, std::string host)
+GreeterServer::GreeterServer(std::string id, std::string host, int fail_code)
     : id_(std::move(id)),
       host_(std::move(host)),
-      service_(id_, &counters_),
+      service_(id_, &counters_, fail_code),
       stats_service_(&counters_) {}
 
 std::unique_ptr<GreeterServer> GreeterServer::start(const ServerOptions& options,
@@ -42,7 +42,8 @@ std::unique_ptr<GreeterServer> GreeterServer::start(const ServerOptions& options
     return nullptr;
   }
   std::unique_ptr<GreeterServer> server(new GreeterServer(
-      options.id.empty() ? default_server_id() : options.id, bracket_if_ipv6(options.address)));
+      options.id.empty() ? default_server_id() : options.id, bracket_if_ipv6(options.address),
+      options.fail_code));
 
   // Process-wide switch, read when a server is built: adds grpc.health.v1.Health, whose ""
   // service answers SERVING while the server runs.

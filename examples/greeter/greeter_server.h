@@ -17,6 +17,7 @@ struct ServerOptions {
   int port = 0;                     // 0: the kernel picks a free port
   std::string id;                   // empty: the hostname
   int max_concurrent_streams = 0;   // 0: gRPC's default; else advertised in SETTINGS
+  int fail_code = 0;                // every call answers this grpc-status (0: work normally)
 };
 
 // A running greeter: Greeter, GreeterStats and the standard health service on one port.
@@ -43,7 +44,7 @@ class GreeterServer {
   void shutdown(std::chrono::milliseconds grace);
 
  private:
-  GreeterServer(std::string id, std::string host);
+  GreeterServer(std::string id, std::string host, int fail_code);
 
   const std::string id_;
   const std::string host_;  // bracketed when IPv6

@@ -36,7 +36,10 @@ bool parse_uint(grpc::string_ref text, uint64_t* out) {
 }
 
 // Malformed metadata is answered with INVALID_ARGUMENT, never asserted on.
-grpc::Status parse_behaviour(const Metadata& metadata, Behaviour* out) {
+// `fail_code` (from `greeter serve --fail-code`) applies unless the metadata asks otherwise.
+grpc::Status parse_behaviour(const Metadata& metadata, int fail_code, Behaviour* out) {
+  if (fail_code != 0)
+    out->status = {static_cast<grpc::StatusCode>(fail_code), "failing as configured"};
   if (auto it = metadata.find("x-delay-ms"); it != metadata.end()) {
     uint64_t ms = 0;
     if (!parse_uint(it->second, &ms) || ms > kMaxDelayMs) {
@@ -49,7 +52,8 @@ grpc::Status parse_behaviour(const Metadata& metadata, Behaviour* out) {
     if (!parse_uint(it->second, &code) || code > grpc::StatusCode::UNAUTHENTICATED) {
       return {grpc::StatusCode::INVALID_ARGUMENT, "x-fail-code must be 0..16"};
     }
-    if (code != 0) out->status = {static_cast<grpc::StatusCode>(code), "failing as asked"};
+    out->status = code == 0 ? grpc::Status::OK
+                            : grpc::Status{static_cast<grpc::StatusCode>(code), "failing as asked"};
   }
   return grpc::Status::OK;
 }
@@ -114,8 +118,8 @@ class DelayedUnaryReactor : public grpc::ServerUnaryReactor {
 
 }  // namespace
 
-GreeterService::GreeterService(std::string id, GreeterCounters* counters)
-    : id_(std::move(id)), counters_(counters) {}
+GreeterService::GreeterService(std::string id, GreeterCounters* counters, int fail_code)
+    : id_(std::move(id)), counters_(counters), fail_code_(fail_code) {}
 
 std::string GreeterService::greeting(const std::string& name) const {
   return "Hello from " + id_ + ", " + name + "!";
@@ -134,7 +138,7 @@ grpc::ServerUnaryReactor* GreeterService::SayHello(grpc::CallbackServerContext* 
                                                    const HelloRequest* request, HelloReply* reply) {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   Behaviour behaviour;
-  grpc::Status status = parse_behaviour(context->client_metadata(), &behaviour);
+  grpc::Status status = parse_behaviour(context->client_metadata(), fail_code_, &behaviour);
   if (status.ok()) status = behaviour.status;
   if (status.ok()) status = check_reply_size(*request);
   if (status.ok()) {
@@ -160,7 +164,7 @@ grpc::Status GreeterService::SayHelloServerStream(grpc::ServerContext* context,
                                                   grpc::ServerWriter<HelloReply>* writer) {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   Behaviour behaviour;
-  grpc::Status status = parse_behaviour(context->client_metadata(), &behaviour);
+  grpc::Status status = parse_behaviour(context->client_metadata(), fail_code_, &behaviour);
   if (status.ok() && !wait_unless_cancelled(context, behaviour.delay)) {
     return finish_sync(context, cancelled_status());
   }
@@ -188,7 +192,7 @@ grpc::Status GreeterService::SayHelloClientStream(grpc::ServerContext* context,
                                                   HelloReply* reply) {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   Behaviour behaviour;
-  grpc::Status status = parse_behaviour(context->client_metadata(), &behaviour);
+  grpc::Status status = parse_behaviour(context->client_metadata(), fail_code_, &behaviour);
   if (!status.ok()) return finish_sync(context, status);
 
   HelloRequest request;
@@ -214,7 +218,7 @@ grpc::Status GreeterService::SayHelloBidi(
     grpc::ServerContext* context, grpc::ServerReaderWriter<HelloReply, HelloRequest>* stream) {
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   Behaviour behaviour;
-  grpc::Status status = parse_behaviour(context->client_metadata(), &behaviour);
+  grpc::Status status = parse_behaviour(context->client_metadata(), fail_code_, &behaviour);
   if (status.ok() && !wait_unless_cancelled(context, behaviour.delay)) {
     return finish_sync(context, cancelled_status());
   }

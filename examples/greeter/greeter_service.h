@@ -27,7 +27,8 @@ struct GreeterCounters {
 class GreeterService
     : public helloworld::Greeter::WithCallbackMethod_SayHello<helloworld::Greeter::Service> {
  public:
-  GreeterService(std::string id, GreeterCounters* counters);
+  // fail_code != 0: every call is answered with that grpc-status unless x-fail-code says other.
+  GreeterService(std::string id, GreeterCounters* counters, int fail_code = 0);
 
   grpc::ServerUnaryReactor* SayHello(grpc::CallbackServerContext* context,
                                      const helloworld::HelloRequest* request,
@@ -50,6 +51,7 @@ class GreeterService
 
   const std::string id_;
   GreeterCounters* const counters_;
+  const int fail_code_;
 };
 
 }  // namespace h2mesh::greeter

@@ -22,7 +22,8 @@ constexpr std::chrono::milliseconds kShutdownGrace{5000};
 
 constexpr const char* kUsage =
     "usage:\n"
-    "  greeter serve --port P [--address A] [--id NAME] [--max-concurrent-streams N]\n"
+    "  greeter serve --port P [--address A] [--id NAME] [--max-concurrent-streams N]"
+    " [--fail-code C]\n"
     "  greeter call --target HOST:PORT -n N [--name NAME] [--deadline-ms D]"
     " [--metadata KEY=VALUE]...\n"
     "  greeter stats --target HOST:PORT\n";
@@ -103,6 +104,10 @@ int run_serve(int argc, char** argv) {
       options.address = value;
     } else if (flag == "--id") {
       options.id = value;
+    } else if (flag == "--fail-code") {
+      std::optional<int> code = parse_int(value, 0, 16);
+      if (!code) return usage_error("--fail-code needs a grpc status code 0..16");
+      options.fail_code = *code;
     } else if (flag == "--max-concurrent-streams") {
       std::optional<int> n = parse_int(value, 1, 1 << 30);
       if (!n) return usage_error("--max-concurrent-streams needs a positive number");

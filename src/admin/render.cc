@@ -122,6 +122,47 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   for (const auto& [name, c] : s.clusters)
     p.sample("h2mesh_cluster_pending_overflow_total", label("cluster", name), c.pending_overflow);
 
+  p.family("h2mesh_downstream_max_age_goaways_total", "counter",
+           "Client connections sent GOAWAY at max_connection_age.");
+  p.sample("h2mesh_downstream_max_age_goaways_total", "", s.downstream_max_age_goaways);
+  p.family("h2mesh_downstream_idle_closed_total", "counter",
+           "Client connections closed by idle_timeout.");
+  p.sample("h2mesh_downstream_idle_closed_total", "", s.downstream_idle_closed);
+  p.family("h2mesh_downstream_header_timeouts_total", "counter",
+           "Prefaces or request headers that did not arrive within header_timeout.");
+  p.sample("h2mesh_downstream_header_timeouts_total", "", s.downstream_header_timeouts);
+
+  struct ClusterCounter {
+    const char* name;
+    const char* help;
+    uint64_t proxy::ClusterStats::*field;
+  };
+  static const ClusterCounter kCluster[] = {
+      {"h2mesh_cluster_circuit_breaker_overflow_total",
+       "Calls failed at once: max_calls or max_calls_per_endpoint reached.",
+       &proxy::ClusterStats::circuit_breaker_overflow},
+      {"h2mesh_cluster_retry_budget_exhausted_total", "Retries not made: the budget was spent.",
+       &proxy::ClusterStats::retry_budget_exhausted},
+      {"h2mesh_cluster_deadline_exceeded_total", "Calls the proxy ended at their deadline.",
+       &proxy::ClusterStats::deadline_exceeded},
+  };
+  for (const ClusterCounter& k : kCluster) {
+    p.family(k.name, "counter", k.help);
+    for (const auto& [name, c] : s.clusters) p.sample(k.name, label("cluster", name), c.*k.field);
+  }
+  p.family("h2mesh_cluster_retries_total", "counter",
+           "Retries by reason: connect_failure, refused_stream (both never processed), status.");
+  for (const auto& [name, c] : s.clusters) {
+    p.sample("h2mesh_cluster_retries_total",
+             label("cluster", name) + "," + label("reason", "connect_failure"),
+             c.retries_connect_failure);
+    p.sample("h2mesh_cluster_retries_total",
+             label("cluster", name) + "," + label("reason", "refused_stream"),
+             c.retries_refused_stream);
+    p.sample("h2mesh_cluster_retries_total", label("cluster", name) + "," + label("reason", "status"),
+             c.retries_status);
+  }
+
   struct Gauge {
     const char* name;
     const char* type;

@@ -36,11 +36,11 @@ struct RouteMatch {
 // Attempts the backend provably never processed (connect failure, REFUSED_STREAM, streams above
 // a GOAWAY's last stream id) are always retryable; `retry_on` adds grpc-status codes.
 struct RetryPolicy {
-  uint32_t max_attempts = 3;         // first attempt included; 1 disables retries
-  std::vector<int> retry_on;         // grpc-status codes (e.g. 14 UNAVAILABLE) also retried
-  Millis backoff_base{25};           // exponential backoff with full jitter between attempts
+  uint32_t max_attempts = 3;  // first attempt included; 1 disables retries
+  std::vector<int> retry_on;  // grpc-status codes (e.g. 14 UNAVAILABLE) also retried
+  Millis backoff_base{25};    // exponential backoff with full jitter between attempts
   Millis backoff_max{250};
-  double budget_ratio = 0.2;         // retries may add at most this share of calls (10 s window)
+  double budget_ratio = 0.2;            // retries may add at most this share of calls (10 s window)
   uint32_t budget_min_per_second = 10;  // ... and always this many per second
   uint32_t replay_buffer_bytes = 64 * 1024;  // a request body larger than this is not retried
 };
@@ -64,7 +64,7 @@ struct Listener {
   // connection-level balancer in front of h2mesh can spread clients again). 0: never.
   Millis max_connection_age{0};
   Millis max_connection_age_grace{30000};  // then calls still in flight are reset
-  Millis idle_timeout{0};    // a client connection without calls for this long is closed; 0: never
+  Millis idle_timeout{0};  // a client connection without calls for this long is closed; 0: never
   Millis header_timeout{10000};  // a call's request headers (and a new connection's preface) must
                                  // arrive within this
 };
@@ -80,7 +80,7 @@ struct Endpoint {
 // Active health checks with grpc.health.v1.Health/Check, run once per endpoint by the main thread.
 struct HealthCheck {
   bool enabled = false;
-  std::string service;       // HealthCheckRequest.service; "" = the whole server
+  std::string service;  // HealthCheckRequest.service; "" = the whole server
   Millis interval{5000};
   Millis interval_jitter{1000};  // each check waits interval + uniform(0, jitter)
   Millis timeout{1000};
@@ -93,7 +93,7 @@ struct OutlierDetection {
   bool enabled = true;
   uint32_t consecutive_failures = 5;  // connect failures, resets and `failure_statuses` in a row
   std::vector<int> failure_statuses = {14, 13};  // UNAVAILABLE, INTERNAL
-  Millis base_ejection_time{30000};   // multiplied by the number of times it was ejected
+  Millis base_ejection_time{30000};              // multiplied by the number of times it was ejected
   Millis max_ejection_time{300000};
   uint32_t max_ejection_percent = 50;  // at most this share of the cluster is ejected at once
 };
@@ -136,8 +136,8 @@ struct Buffers {
 };
 
 struct Config {
-  std::string source;     // file the config came from (for messages)
-  uint32_t workers = 0;   // 0: one per core
+  std::string source;    // file the config came from (for messages)
+  uint32_t workers = 0;  // 0: one per core
   std::string log_level = "info";
   Millis drain_timeout{30000};
   Admin admin;

@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 
+#include "config/resilience_reader.h"
 #include "config/yaml_reader.h"
 
 namespace h2mesh::config {
@@ -107,8 +108,6 @@ bool looks_like_hostname(const std::string& host) {
 
 enum class AddressUse { Listen, Endpoint };
 
-std::string ms_text(Millis value) { return std::to_string(value.count()) + "ms"; }
-
 // A route's cluster name, checked once every cluster is known.
 struct ClusterRef {
   std::string name;
@@ -123,8 +122,12 @@ class ConfigReader {
 
  private:
   void set_uint(const MapReader& map, std::string_view key, int64_t min, int64_t max,
-                uint32_t* field);
-  void set_duration(const MapReader& map, std::string_view key, Millis min, Millis* field);
+                uint32_t* field) {
+    config::set_uint(map, key, min, max, field, diag_);
+  }
+  void set_duration(const MapReader& map, std::string_view key, Millis min, Millis* field) {
+    config::set_duration(map, key, min, field, diag_);
+  }
   void set_window(const MapReader& map, std::string_view key, uint32_t* field);
   std::optional<SocketAddress> read_address(const Located& value, AddressUse use);
 
@@ -132,11 +135,11 @@ class ConfigReader {
   void read_buffers(const Located& value, Buffers* buffers);
   void read_listeners(const Located& value, std::vector<Listener>* listeners);
   void read_listener(const Located& value, Listener* listener);
+  void read_connection_age(const MapReader& map, Listener* listener);
   void read_routes(const Located& value, std::vector<Route>* routes);
   std::optional<RouteMatch> read_match(const Located& value);
   void read_clusters(const Located& value, std::vector<Cluster>* clusters);
   void read_cluster(const Located& value, Cluster* cluster);
-  void read_backoff(const Located& value, Cluster* cluster);
   void read_endpoints(const Located& value, std::vector<Endpoint>* endpoints);
   std::optional<Endpoint> read_endpoint(const Located& value);
 
@@ -151,20 +154,6 @@ class ConfigReader {
   std::map<std::string, int> listener_addresses_;  // address -> line
   std::map<std::string, int> cluster_names_;
 };
-
-void ConfigReader::set_uint(const MapReader& map, std::string_view key, int64_t min, int64_t max,
-                            uint32_t* field) {
-  if (auto value = map.get(key)) {
-    if (auto number = read_int(*value, min, max, diag_)) *field = static_cast<uint32_t>(*number);
-  }
-}
-
-void ConfigReader::set_duration(const MapReader& map, std::string_view key, Millis min,
-                                Millis* field) {
-  if (auto value = map.get(key)) {
-    if (auto duration = read_duration(*value, min, diag_)) *field = *duration;
-  }
-}
 
 void ConfigReader::set_window(const MapReader& map, std::string_view key, uint32_t* field) {
   if (auto value = map.get(key)) {
@@ -254,7 +243,10 @@ void ConfigReader::read_listeners(const Located& value, std::vector<Listener>* l
 }
 
 void ConfigReader::read_listener(const Located& value, Listener* listener) {
-  MapReader map(value, {"name", "address", "max_concurrent_streams", "routes"}, diag_);
+  MapReader map(value,
+                {"name", "address", "max_concurrent_streams", "max_connection_age",
+                 "max_connection_age_grace", "idle_timeout", "header_timeout", "routes"},
+                diag_);
   const int line = line_of(value.mark);
   if (auto name = map.require("name")) {
     if (auto text = read_string(*name, diag_)) {
@@ -279,9 +271,26 @@ void ConfigReader::read_listener(const Located& value, Listener* listener) {
     }
   }
   set_uint(map, "max_concurrent_streams", 1, kMaxInt31, &listener->max_concurrent_streams);
+  read_connection_age(map, listener);
+  set_duration(map, "max_connection_age_grace", Millis(0), &listener->max_connection_age_grace);
+  set_duration(map, "idle_timeout", Millis(0), &listener->idle_timeout);
+  set_duration(map, "header_timeout", Millis(10), &listener->header_timeout);
   if (auto routes = map.require("routes", "add at least one route naming a cluster")) {
     read_routes(*routes, &listener->routes);
   }
+}
+
+void ConfigReader::read_connection_age(const MapReader& map, Listener* listener) {
+  auto age = map.get("max_connection_age");
+  if (!age) return;
+  auto duration = read_duration(*age, Millis(0), diag_);
+  if (!duration) return;
+  if (*duration != Millis(0) && *duration < std::chrono::seconds(1)) {
+    diag_->add(age->mark, age->path + ": must be 0 (never) or at least 1s",
+               "every client would reconnect all the time; ages are usually minutes, e.g. 5m");
+    return;
+  }
+  listener->max_connection_age = *duration;
 }
 
 void ConfigReader::read_routes(const Located& value, std::vector<Route>* routes) {
@@ -298,7 +307,7 @@ void ConfigReader::read_routes(const Located& value, std::vector<Route>* routes)
     }
     Route& route = routes->emplace_back();
     route.line = line_of(item.mark);
-    MapReader map(item, {"match", "cluster"}, diag_);
+    MapReader map(item, {"match", "cluster", "max_timeout", "retry"}, diag_);
     if (auto cluster = map.require("cluster")) {
       if (auto name = read_string(*cluster, diag_)) {
         route.cluster = *name;
@@ -310,6 +319,8 @@ void ConfigReader::read_routes(const Located& value, std::vector<Route>* routes)
     } else if (map.ok()) {
       default_route = item;
     }
+    set_duration(map, "max_timeout", Millis(0), &route.max_timeout);
+    if (auto retry = map.get("retry")) read_retry_policy(*retry, &route.retry, diag_);
   }
 }
 
@@ -368,10 +379,12 @@ void ConfigReader::read_clusters(const Located& value, std::vector<Cluster>* clu
 }
 
 void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
-  MapReader map(value,
-                {"name", "lb_policy", "connect_timeout", "max_connections_per_endpoint",
-                 "max_pending_calls", "reconnect_backoff", "endpoints"},
-                diag_);
+  MapReader map(
+      value,
+      {"name", "lb_policy", "connect_timeout", "max_connections_per_endpoint", "max_pending_calls",
+       "reconnect_backoff", "idle_timeout", "panic_threshold_percent", "health_check",
+       "outlier_detection", "circuit_breakers", "endpoints"},
+      diag_);
   if (auto name = map.require("name")) {
     if (auto text = read_string(*name, diag_)) {
       cluster->name = *text;
@@ -391,22 +404,23 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
   set_duration(map, "connect_timeout", Millis(1), &cluster->connect_timeout);
   set_uint(map, "max_connections_per_endpoint", 1, 1024, &cluster->max_connections_per_endpoint);
   set_uint(map, "max_pending_calls", 0, 1000000, &cluster->max_pending_calls);
-  if (auto backoff = map.get("reconnect_backoff")) read_backoff(*backoff, cluster);
+  if (auto backoff = map.get("reconnect_backoff")) {
+    read_backoff(*backoff, &cluster->reconnect_backoff_base, &cluster->reconnect_backoff_max,
+                 "100ms and 5s", diag_);
+  }
+  set_duration(map, "idle_timeout", Millis(0), &cluster->idle_timeout);
+  set_uint(map, "panic_threshold_percent", 0, 100, &cluster->panic_threshold_percent);
+  if (auto health_check = map.get("health_check")) {
+    read_health_check(*health_check, &cluster->health_check, diag_);
+  }
+  if (auto outlier = map.get("outlier_detection")) {
+    read_outlier_detection(*outlier, &cluster->outlier_detection, diag_);
+  }
+  if (auto breakers = map.get("circuit_breakers")) {
+    read_circuit_breakers(*breakers, &cluster->circuit_breakers, diag_);
+  }
   if (auto endpoints = map.require("endpoints", "e.g. endpoints: [\"127.0.0.1:50052\"]")) {
     read_endpoints(*endpoints, &cluster->endpoints);
-  }
-}
-
-void ConfigReader::read_backoff(const Located& value, Cluster* cluster) {
-  MapReader map(value, {"base", "max"}, diag_);
-  set_duration(map, "base", Millis(1), &cluster->reconnect_backoff_base);
-  set_duration(map, "max", Millis(1), &cluster->reconnect_backoff_max);
-  if (cluster->reconnect_backoff_base > cluster->reconnect_backoff_max) {
-    diag_->add(value.mark,
-               value.path + ": base (" + ms_text(cluster->reconnect_backoff_base) +
-                   ") is larger than max (" + ms_text(cluster->reconnect_backoff_max) + ")",
-               "base is the first delay and max caps it, so base must be <= max; the defaults "
-               "are 100ms and 5s");
   }
 }
 

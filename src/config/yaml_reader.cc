@@ -50,7 +50,9 @@ std::optional<std::string> scalar_text(const Located& value, std::string_view ex
                                        Diagnostics* diag) {
   if (value.node.IsScalar()) return value.node.Scalar();
   diag->add(value.mark,
-            at(value, "expected " + std::string(expected) + ", got " + describe_node(value.node)));
+            at(value, "expected " + std::string(expected) + ", got " + describe_node(value.node)),
+            value.node.IsNull() ? "write the value after the ':'"
+                                : "write a single value here, not " + describe_node(value.node));
   return std::nullopt;
 }
 
@@ -130,7 +132,8 @@ MapReader::MapReader(const Located& map, std::initializer_list<std::string_view>
                      Diagnostics* diag)
     : map_(map), diag_(diag) {
   if (!map.node.IsMap()) {
-    diag_->add(map.mark, at(map, "expected a map, got " + describe_node(map.node)));
+    diag_->add(map.mark, at(map, "expected a map, got " + describe_node(map.node)),
+               "keys here: " + join(std::vector<std::string_view>(known_keys)));
     return;
   }
   ok_ = true;
@@ -185,7 +188,8 @@ std::optional<Located> MapReader::require(std::string_view key, std::string_view
 std::optional<std::vector<Located>> read_sequence(const Located& value, Diagnostics* diag,
                                                   std::string_view what_non_empty) {
   if (!value.node.IsSequence()) {
-    diag->add(value.mark, at(value, "expected a sequence, got " + describe_node(value.node)));
+    diag->add(value.mark, at(value, "expected a sequence, got " + describe_node(value.node)),
+              "write a list: one '- item' per line, or [a, b]");
     return std::nullopt;
   }
   std::vector<Located> items;
@@ -252,7 +256,8 @@ std::optional<Millis> read_duration(const Located& value, Millis min, Diagnostic
     return std::nullopt;
   }
   if (duration < min) {
-    diag->add(value.mark, at(value, "must be at least " + std::to_string(min.count()) + "ms"));
+    diag->add(value.mark, at(value, "must be at least " + format_millis(min)),
+              "allowed range: " + format_millis(min) + "..24h");
     return std::nullopt;
   }
   return duration;
@@ -275,6 +280,25 @@ std::optional<int64_t> read_size(const Located& value, int64_t min, int64_t max,
     return std::nullopt;
   }
   return bytes;
+}
+
+std::optional<double> read_decimal(const Located& value, double min, double max,
+                                   Diagnostics* diag) {
+  auto text = scalar_text(value, "a number such as 0.2", diag);
+  if (!text) return std::nullopt;
+  const std::string range = format_decimal(min) + ".." + format_decimal(max);
+  double number = 0;
+  std::string error;
+  std::string hint;
+  if (!parse_decimal_text(*text, &number, &error, &hint)) {
+    diag->add(value.mark, at(value, error), hint + "; allowed range: " + range);
+    return std::nullopt;
+  }
+  if (number < min || number > max) {
+    diag->add(value.mark, at(value, *text + " is out of range"), "allowed range: " + range);
+    return std::nullopt;
+  }
+  return number;
 }
 
 std::optional<size_t> read_choice(const Located& value,
@@ -359,6 +383,58 @@ bool parse_size_text(std::string_view text, int64_t* out, std::string* error, st
   }
   *out = static_cast<int64_t>(number) * multiplier;
   return true;
+}
+
+bool parse_decimal_text(std::string_view text, double* out, std::string* error, std::string* hint) {
+  // Checked by hand first: from_chars alone would also take "inf", "nan" and exponents, which
+  // read as typos in a config file.
+  size_t i = text.starts_with('-') ? 1 : 0;
+  size_t digits = 0;
+  for (; i < text.size() && is_digit(text[i]); ++i) ++digits;
+  if (i < text.size() && text[i] == '.') {
+    for (++i; i < text.size() && is_digit(text[i]); ++i) ++digits;
+  }
+  if (digits == 0 || i != text.size()) {
+    *error = "expected a number, got '" + std::string(text) + "'";
+    *hint = "write a plain decimal number such as 0.2 or 1";
+    return false;
+  }
+  double value = 0;
+  auto [ptr, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), value, std::chars_format::fixed);
+  if (ec != std::errc() || ptr != text.data() + text.size()) {
+    *error = "number '" + std::string(text) + "' cannot be represented";
+    *hint = "write a plain decimal number such as 0.2 or 1";
+    return false;
+  }
+  *out = value == 0 ? 0.0 : value;  // no -0
+  return true;
+}
+
+std::string format_millis(Millis value) { return std::to_string(value.count()) + "ms"; }
+
+std::string format_decimal(double value) {
+  char buffer[64];
+  auto [ptr, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return ec == std::errc() ? std::string(buffer, ptr) : std::to_string(value);
+}
+
+bool set_uint(const MapReader& map, std::string_view key, int64_t min, int64_t max, uint32_t* field,
+              Diagnostics* diag) {
+  auto value = map.get(key);
+  if (!value) return true;
+  auto number = read_int(*value, min, max, diag);
+  if (number) *field = static_cast<uint32_t>(*number);
+  return number.has_value();
+}
+
+bool set_duration(const MapReader& map, std::string_view key, Millis min, Millis* field,
+                  Diagnostics* diag) {
+  auto value = map.get(key);
+  if (!value) return true;
+  auto duration = read_duration(*value, min, diag);
+  if (duration) *field = *duration;
+  return duration.has_value();
 }
 
 size_t edit_distance(std::string_view a, std::string_view b) {

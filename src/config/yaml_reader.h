@@ -97,15 +97,31 @@ std::optional<int64_t> read_int(const Located& value, int64_t min, int64_t max, 
 std::optional<Millis> read_duration(const Located& value, Millis min, Diagnostics* diag);
 // Bytes, plain or with a binary unit: "65536", "64KiB", "1MiB", "2GiB", "512B".
 std::optional<int64_t> read_size(const Located& value, int64_t min, int64_t max, Diagnostics* diag);
+// A plain decimal number ("0.2", "1", ".5"; no exponent, no inf or nan) in min..max.
+std::optional<double> read_decimal(const Located& value, double min, double max, Diagnostics* diag);
 // Index into `choices` of the value; a bad value lists the choices in the hint.
 std::optional<size_t> read_choice(const Located& value,
                                   std::initializer_list<std::string_view> choices,
                                   Diagnostics* diag);
 
+// Setters for optional keys of `map`: a present, valid value is stored in *field; a bad one is
+// reported and leaves *field alone. They return false only for a present, invalid value, so
+// checks across keys can skip values that were already reported.
+bool set_uint(const MapReader& map, std::string_view key, int64_t min, int64_t max, uint32_t* field,
+              Diagnostics* diag);
+bool set_duration(const MapReader& map, std::string_view key, Millis min, Millis* field,
+                  Diagnostics* diag);
+
 // Pure text helpers, exposed for tests. On failure they return false and fill *error and *hint
 // (hint may stay empty).
 bool parse_duration_text(std::string_view text, Millis* out, std::string* error, std::string* hint);
 bool parse_size_text(std::string_view text, int64_t* out, std::string* error, std::string* hint);
+bool parse_decimal_text(std::string_view text, double* out, std::string* error, std::string* hint);
+
+// "1500ms": durations in messages, exact whatever unit they were written in.
+std::string format_millis(Millis value);
+// Shortest text that reads back as `value`: "0.2", "10".
+std::string format_decimal(double value);
 
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions), ASCII
 // case-insensitive.

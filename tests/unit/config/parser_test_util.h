@@ -78,4 +78,37 @@ clusters:
   return parse_config(text + body, "test.yaml");
 }
 
+// A document whose only listener, "public", continues with `listener_body` from line 4 (after its
+// name and address) and then routes every call to the cluster "greeter".
+inline ParseResult parse_listener(std::string_view listener_body) {
+  std::string body(listener_body);
+  if (body.starts_with('\n')) body.erase(0, 1);
+  return parse_config(R"(listeners:
+  - name: public
+    address: "127.0.0.1:0"
+)" + body + R"(    routes: [{ cluster: greeter }]
+clusters:
+  - name: greeter
+    endpoints: ["127.0.0.1:50052"]
+)",
+                      "test.yaml");
+}
+
+// A document whose only route, "- cluster: greeter" on line 5, continues with `route_body` from
+// line 6 (indented by 8 spaces).
+inline ParseResult parse_route(std::string_view route_body) {
+  std::string body(route_body);
+  if (body.starts_with('\n')) body.erase(0, 1);
+  return parse_config(R"(listeners:
+  - name: public
+    address: "127.0.0.1:0"
+    routes:
+      - cluster: greeter
+)" + body + R"(clusters:
+  - name: greeter
+    endpoints: ["127.0.0.1:50052"]
+)",
+                      "test.yaml");
+}
+
 }  // namespace h2mesh::config

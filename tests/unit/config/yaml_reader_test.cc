@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,41 @@ TEST(YamlReader, SizeTextAcceptsBytesAndBinaryUnits) {
   EXPECT_FALSE(parse_size_text("1kib", &value, &error, &hint));
   EXPECT_FALSE(parse_size_text("-1", &value, &error, &hint));
   EXPECT_FALSE(parse_size_text("99999999999GiB", &value, &error, &hint));
+}
+
+TEST(YamlReader, DecimalTextAcceptsPlainDecimalsOnly) {
+  double value = -1;
+  std::string error;
+  std::string hint;
+  ASSERT_TRUE(parse_decimal_text("0.2", &value, &error, &hint));
+  EXPECT_DOUBLE_EQ(value, 0.2);
+  ASSERT_TRUE(parse_decimal_text("1", &value, &error, &hint));
+  EXPECT_DOUBLE_EQ(value, 1.0);
+  ASSERT_TRUE(parse_decimal_text("0", &value, &error, &hint));
+  EXPECT_DOUBLE_EQ(value, 0.0);
+  ASSERT_TRUE(parse_decimal_text(".5", &value, &error, &hint));
+  EXPECT_DOUBLE_EQ(value, 0.5);
+  ASSERT_TRUE(parse_decimal_text("3.", &value, &error, &hint));
+  EXPECT_DOUBLE_EQ(value, 3.0);
+  ASSERT_TRUE(parse_decimal_text("-2.25", &value, &error, &hint));
+  EXPECT_DOUBLE_EQ(value, -2.25);
+  ASSERT_TRUE(parse_decimal_text("-0.0", &value, &error, &hint));
+  EXPECT_FALSE(std::signbit(value));
+  for (const char* bad : {"", ".", "-", "+1", "1e3", "1E3", "inf", "nan", ".inf", "0x10", "1,5",
+                          " 1", "1 ", "1.2.3", "--1", "1%"}) {
+    SCOPED_TRACE(bad);
+    error.clear();
+    EXPECT_FALSE(parse_decimal_text(bad, &value, &error, &hint));
+    EXPECT_NE(error.find("expected a number"), std::string::npos) << error;
+    EXPECT_NE(hint.find("0.2"), std::string::npos) << hint;
+  }
+}
+
+TEST(YamlReader, FormatsDecimalsAndMillisecondsForMessages) {
+  EXPECT_EQ(format_decimal(0), "0");
+  EXPECT_EQ(format_decimal(10), "10");
+  EXPECT_EQ(format_decimal(0.2), "0.2");
+  EXPECT_EQ(format_millis(Millis(1500)), "1500ms");
 }
 
 TEST(YamlReader, EditDistanceCountsTyposAndTranspositions) {

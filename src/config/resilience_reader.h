@@ -1,0 +1,34 @@
+#pragma once
+
+// Readers for the settings that decide what happens when backends fail: a route's retry policy
+// and a cluster's health checks, outlier detection, circuit breakers and reconnect backoff.
+// Internal to config/: only parser.cc and the config tests include this. Like yaml_reader.h,
+// everything runs on the thread calling parse_config, reports every problem to `diag` and only
+// writes fields whose value is valid.
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "config/yaml_reader.h"
+
+namespace h2mesh::config {
+
+// A sequence of gRPC status codes, each a name in lower or upper case ("unavailable",
+// "RESOURCE_EXHAUSTED") or a number 1..16. OK (0) and repeated codes are errors. Returns the codes
+// in the order written, or nullopt when anything was wrong.
+std::optional<std::vector<int>> read_status_codes(const Located& value, Diagnostics* diag);
+
+// { base, max }, both at least 1ms and base <= max. `defaults` names the defaults in the hint,
+// e.g. "100ms and 5s".
+void read_backoff(const Located& value, Millis* base, Millis* max, std::string_view defaults,
+                  Diagnostics* diag);
+
+void read_retry_policy(const Located& value, RetryPolicy* retry, Diagnostics* diag);
+// A present map enables health checks unless it says `enabled: false`.
+void read_health_check(const Located& value, HealthCheck* health_check, Diagnostics* diag);
+void read_outlier_detection(const Located& value, OutlierDetection* outlier, Diagnostics* diag);
+void read_circuit_breakers(const Located& value, CircuitBreakers* breakers, Diagnostics* diag);
+
+}  // namespace h2mesh::config
