@@ -8,7 +8,7 @@ ClusterSnapshotPtr make_static_snapshot(const config::Cluster& cluster, uint64_t
   snap->version = version;
   snap->hosts.reserve(cluster.endpoints.size());
   for (const auto& ep : cluster.endpoints) {
-    snap->hosts.push_back(Host{ep.address, ep.address.to_string(), ep.weight, true});
+    snap->hosts.push_back(Host{ep.address, "", ep.address.to_string(), ep.weight, true, false});
   }
   return snap;
 }

@@ -12,6 +12,7 @@ namespace h2mesh::cluster {
 // One backend address as the data path sees it. Pure data.
 struct Host {
   config::SocketAddress address;
+  std::string zone;
   std::string key;  // address.to_string(): identity across snapshots (pools and stats are keyed by it)
   uint32_t weight = 1;
   bool healthy = true;   // active health checks clear it
@@ -29,6 +30,17 @@ struct ClusterSnapshot {
 };
 
 using ClusterSnapshotPtr = std::shared_ptr<const ClusterSnapshot>;
+
+// One endpoint as discovery (DNS, Kubernetes) reports it.
+struct DiscoveredEndpoint {
+  config::SocketAddress address;
+  uint32_t weight = 1;
+  bool ready = true;         // Kubernetes condition `ready`: only ready endpoints get new calls
+  bool terminating = false;  // Kubernetes condition `terminating`: no new calls, in-flight finish
+  std::string zone;          // kept for zone-aware balancing
+  std::string name;          // e.g. the pod name, for logs
+  bool operator==(const DiscoveredEndpoint&) const = default;
+};
 
 // Snapshot of a statically configured cluster.
 ClusterSnapshotPtr make_static_snapshot(const config::Cluster& cluster, uint64_t version);

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "cluster/outlier.h"
 #include "common/log.h"
 
@@ -14,15 +16,8 @@ ClusterRegistry::ClusterRegistry(net::EventLoop& loop, const std::vector<config:
     state->settings = c;
     ClusterState* cs = state.get();
     for (const auto& ep : c.endpoints) {
-      auto host = std::make_unique<HostState>();
-      host->host = Host{ep.address, ep.address.to_string(), ep.weight, true, false};
-      HostState* hs = host.get();
-      if (c.health_check.enabled) {
-        hs->checker = std::make_unique<HealthChecker>(
-            loop_, random_, hs->host, c.health_check,
-            [this, cs, hs](bool healthy) { on_health_transition(*cs, *hs, healthy); });
-      }
-      state->hosts.push_back(std::move(host));
+      state->hosts.push_back(
+          make_host(*cs, Host{ep.address, "", ep.address.to_string(), ep.weight, true, false}));
     }
     state->version = 1;
     clusters_.emplace(c.name, std::move(state));
@@ -30,6 +25,100 @@ ClusterRegistry::ClusterRegistry(net::EventLoop& loop, const std::vector<config:
 }
 
 ClusterRegistry::~ClusterRegistry() = default;
+
+std::unique_ptr<ClusterRegistry::HostState> ClusterRegistry::make_host(ClusterState& cluster,
+                                                                       const Host& h) {
+  auto host = std::make_unique<HostState>();
+  host->host = h;
+  HostState* hs = host.get();
+  ClusterState* cs = &cluster;
+  if (cluster.settings.health_check.enabled) {
+    hs->checker = std::make_unique<HealthChecker>(
+        loop_, random_, hs->host, cluster.settings.health_check,
+        [this, cs, hs](bool healthy) { on_health_transition(*cs, *hs, healthy); });
+  }
+  return host;
+}
+
+void ClusterRegistry::set_endpoints(const std::string& cluster_name,
+                                    const std::vector<DiscoveredEndpoint>& endpoints) {
+  auto it = clusters_.find(cluster_name);
+  if (it == clusters_.end()) return;
+  ClusterState& cluster = *it->second;
+  std::vector<std::unique_ptr<HostState>> next;
+  size_t added = 0, updated = 0;
+  for (const auto& ep : endpoints) {
+    if (!ep.ready || ep.terminating) continue;
+    std::string key = ep.address.to_string();
+    bool seen = false;
+    for (const auto& n : next) seen = seen || n->host.key == key;
+    if (seen) continue;  // the same address twice (e.g. in two slices): one host
+    auto old = std::find_if(cluster.hosts.begin(), cluster.hosts.end(),
+                            [&](const auto& h) { return h && h->host.key == key; });
+    if (old != cluster.hosts.end()) {
+      if ((*old)->host.weight != ep.weight || (*old)->host.zone != ep.zone) ++updated;
+      (*old)->host.weight = ep.weight;
+      (*old)->host.zone = ep.zone;
+      next.push_back(std::move(*old));
+    } else {
+      next.push_back(make_host(cluster, Host{ep.address, ep.zone, key, ep.weight, true, false}));
+      ++added;
+    }
+  }
+  size_t removed = 0;
+  for (const auto& h : cluster.hosts) removed += h != nullptr;
+  if (added == 0 && removed == 0 && updated == 0) {
+    cluster.hosts = std::move(next);
+    return;  // nothing the data path would notice
+  }
+  LOG_INFO("discovery: cluster %s now has %zu endpoint(s) (+%zu -%zu)", cluster_name.c_str(),
+           next.size(), added, removed);
+  // Hosts that left are destroyed here (their health checkers stop); workers drain their pools
+  // when the snapshot arrives.
+  cluster.hosts = std::move(next);
+  publish(cluster);
+}
+
+void ClusterRegistry::reconfigure(const std::vector<config::Cluster>& clusters) {
+  for (auto it = clusters_.begin(); it != clusters_.end();) {
+    bool kept = std::any_of(clusters.begin(), clusters.end(),
+                            [&](const config::Cluster& c) { return c.name == it->first; });
+    if (kept) {
+      ++it;
+      continue;
+    }
+    it->second->hosts.clear();
+    publish(*it->second);  // workers drain the pools of a cluster no route names any more
+    it = clusters_.erase(it);
+  }
+  for (const auto& c : clusters) {
+    auto [it, inserted] = clusters_.try_emplace(c.name, nullptr);
+    if (inserted) it->second = std::make_unique<ClusterState>();
+    ClusterState& state = *it->second;
+    bool health_changed = !inserted && !(state.settings.health_check == c.health_check);
+    state.settings = c;
+    if (health_changed) {
+      for (auto& h : state.hosts) {
+        h->checker.reset();
+        h->host.healthy = true;
+        h->view.healthy = true;
+        if (c.health_check.enabled) {
+          HostState* hs = h.get();
+          ClusterState* cs = &state;
+          hs->checker = std::make_unique<HealthChecker>(
+              loop_, random_, hs->host, c.health_check,
+              [this, cs, hs](bool healthy) { on_health_transition(*cs, *hs, healthy); });
+        }
+      }
+    }
+    if (c.discovery.type == config::DiscoveryType::Static) {
+      std::vector<DiscoveredEndpoint> eps;
+      for (const auto& ep : c.endpoints) eps.push_back(DiscoveredEndpoint{ep.address, ep.weight});
+      set_endpoints(c.name, eps);
+    }
+    publish(state);  // the settings travel with the snapshot
+  }
+}
 
 std::vector<ClusterSnapshotPtr> ClusterRegistry::snapshots() const {
   std::vector<ClusterSnapshotPtr> out;

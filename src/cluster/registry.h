@@ -39,6 +39,16 @@ class ClusterRegistry {
   // Called (main thread) with every new snapshot once the workers run.
   void set_publish(Publish publish) { publish_ = std::move(publish); }
 
+  // Main thread. A reloaded config: new clusters appear, removed ones are published empty (their
+  // pools drain), changed settings apply, static endpoint lists are diffed like discovery
+  // updates. Health state survives for endpoints that stay, unless the health check changed.
+  void reconfigure(const std::vector<config::Cluster>& clusters);
+
+  // Main thread. Discovery's complete current endpoint set of a cluster: endpoints that stay keep
+  // their health and ejection state, new ones start healthy, gone ones leave (their calls in
+  // flight finish). Only ready, non-terminating endpoints take new calls.
+  void set_endpoints(const std::string& cluster, const std::vector<DiscoveredEndpoint>& endpoints);
+
   // Main thread. A worker saw `consecutive_failures` failed calls in a row on the host.
   void report_outlier(const std::string& cluster, const std::string& host_key);
 
@@ -60,6 +70,7 @@ class ClusterRegistry {
   };
 
   void publish(ClusterState& cluster);
+  std::unique_ptr<HostState> make_host(ClusterState& cluster, const Host& host);
   void on_health_transition(ClusterState& cluster, HostState& host, bool healthy);
   void uneject(ClusterState& cluster, HostState& host);
 

@@ -86,6 +86,7 @@ struct HealthCheck {
   Millis timeout{1000};
   uint32_t healthy_threshold = 2;    // consecutive successes to return to the rotation
   uint32_t unhealthy_threshold = 3;  // consecutive failures to leave it
+  bool operator==(const HealthCheck&) const = default;
 };
 
 // Passive outlier detection from real calls.
@@ -101,6 +102,38 @@ struct OutlierDetection {
 struct CircuitBreakers {
   uint32_t max_calls = 0;               // calls in flight to the cluster; 0: no limit
   uint32_t max_calls_per_endpoint = 0;  // 0: no limit
+};
+
+// Where a cluster's endpoints come from. Static: the `endpoints` list. DNS: all A/AAAA records
+// of a name (a headless Service), re-resolved. Kubernetes: the EndpointSlices of a Service,
+// listed and watched from the API server.
+enum class DiscoveryType { Static, Dns, Kubernetes };
+
+struct DnsDiscovery {
+  std::string name;                      // e.g. greeter-headless.grpcdemo.svc.cluster.local
+  uint16_t port = 0;                     // required: the port every record is reached on
+  std::vector<SocketAddress> resolvers;  // empty: the system's (/etc/resolv.conf)
+  Millis min_interval{1000};             // re-resolve no sooner than this ...
+  Millis max_interval{30000};            // ... and no later than this, within the records' TTL
+  Millis timeout{2000};                  // per query
+  bool operator==(const DnsDiscovery&) const = default;
+};
+
+struct KubernetesDiscovery {
+  std::string namespace_;       // YAML key `namespace`; empty: the pod's own namespace
+  std::string service;          // label kubernetes.io/service-name of the EndpointSlices
+  std::string port;             // port name (e.g. "grpc") or number; empty: the slice's only port
+  std::string kubeconfig;       // empty: in-cluster credentials
+  Millis backoff_base{500};     // reconnect backoff of list/watch
+  Millis backoff_max{30000};
+  bool operator==(const KubernetesDiscovery&) const = default;
+};
+
+struct Discovery {
+  DiscoveryType type = DiscoveryType::Static;
+  DnsDiscovery dns;
+  KubernetesDiscovery kubernetes;
+  bool operator==(const Discovery&) const = default;
 };
 
 struct Cluster {
@@ -119,6 +152,7 @@ struct Cluster {
   uint32_t panic_threshold_percent = 50;
   HealthCheck health_check;
   OutlierDetection outlier_detection;
+  Discovery discovery;  // with DNS or Kubernetes, `endpoints` must be empty
   CircuitBreakers circuit_breakers;
 };
 

@@ -1,6 +1,5 @@
 #include "config/parser.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +10,8 @@
 #include <limits>
 #include <map>
 
+#include "config/address_parser.h"
+#include "config/discovery_reader.h"
 #include "config/resilience_reader.h"
 #include "config/yaml_reader.h"
 
@@ -21,88 +22,6 @@ namespace {
 constexpr int64_t kMinWindowBytes = int64_t{64} * 1024;
 constexpr int64_t kMaxInt31 = std::numeric_limits<int32_t>::max();  // HTTP/2 window limit
 constexpr size_t kMaxFileBytes = 16 << 20;
-
-// ---- Socket addresses -----------------------------------------------------------------------
-
-enum class AddressProblem { None, Malformed, NotIp, BadPort };
-
-struct AddressParse {
-  AddressProblem problem = AddressProblem::None;
-  std::string host;  // as written (without brackets), kept on failure for hints
-  SocketAddress address;
-  std::string error;
-};
-
-AddressParse fail(AddressParse parse, AddressProblem problem, std::string_view text,
-                  const std::string& reason) {
-  parse.problem = problem;
-  parse.error = "invalid address '" + std::string(text) + "': " + reason;
-  return parse;
-}
-
-bool parse_port(std::string_view text, uint16_t* port) {
-  if (text.empty() || text.size() > 5) return false;
-  uint32_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (value > 65535) return false;
-  *port = static_cast<uint16_t>(value);
-  return true;
-}
-
-AddressParse parse_address(std::string_view text) {
-  AddressParse parse;
-  std::string_view port_text;
-  const bool bracketed = text.starts_with('[');
-  if (bracketed) {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos) {
-      return fail(parse, AddressProblem::Malformed, text, "missing ']' after the IPv6 address");
-    }
-    parse.host = std::string(text.substr(1, close - 1));
-    std::string_view rest = text.substr(close + 1);
-    if (!rest.starts_with(':')) return fail(parse, AddressProblem::Malformed, text, "no port");
-    port_text = rest.substr(1);
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
-      return fail(parse, AddressProblem::Malformed, text, "no port");
-    }
-    parse.host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
-    if (parse.host.find(':') != std::string::npos) {
-      return fail(parse, AddressProblem::Malformed, text,
-                  "an IPv6 address must be in brackets, e.g. [::1]:50051");
-    }
-  }
-  if (parse.host.empty()) return fail(parse, AddressProblem::Malformed, text, "no host");
-  if (!parse_port(port_text, &parse.address.port)) {
-    return fail(parse, AddressProblem::BadPort, text,
-                "port '" + std::string(port_text) + "' is not a number in 0..65535");
-  }
-  const int family = bracketed ? AF_INET6 : AF_INET;
-  unsigned char binary[sizeof(in6_addr)];
-  char canonical[INET6_ADDRSTRLEN];
-  if (inet_pton(family, parse.host.c_str(), binary) != 1 ||
-      inet_ntop(family, binary, canonical, sizeof(canonical)) == nullptr) {
-    return fail(parse, AddressProblem::NotIp, text,
-                "'" + parse.host + "' is not an " + (bracketed ? "IPv6" : "IPv4") + " address");
-  }
-  parse.address.host = canonical;
-  return parse;
-}
-
-bool looks_like_hostname(const std::string& host) {
-  bool has_letter = false;
-  for (char c : host) {
-    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    has_letter = has_letter || letter;
-    if (!letter && !(c >= '0' && c <= '9') && c != '.' && c != '-') return false;
-  }
-  return has_letter;
-}
 
 // ---- The schema walk ------------------------------------------------------------------------
 
@@ -140,6 +59,7 @@ class ConfigReader {
   std::optional<RouteMatch> read_match(const Located& value);
   void read_clusters(const Located& value, std::vector<Cluster>* clusters);
   void read_cluster(const Located& value, Cluster* cluster);
+  void read_cluster_endpoints(const MapReader& map, Cluster* cluster);
   void read_endpoints(const Located& value, std::vector<Endpoint>* endpoints);
   std::optional<Endpoint> read_endpoint(const Located& value);
 
@@ -176,6 +96,7 @@ std::optional<SocketAddress> ConfigReader::read_address(const Located& value, Ad
                  "endpoint ports are 1..65535");
       return std::nullopt;
     case AddressProblem::Malformed:
+    case AddressProblem::NoPort:
       hint = "write an IP address and a port, e.g. 127.0.0.1:50051 or [::1]:50051";
       break;
     case AddressProblem::BadPort:
@@ -185,7 +106,12 @@ std::optional<SocketAddress> ConfigReader::read_address(const Located& value, Ad
       if (!looks_like_hostname(parse.host)) {
         hint = "write an IPv4 address like 10.0.0.1 or an IPv6 address in brackets like [::1]";
       } else if (endpoint) {
-        hint = "static endpoints are IP addresses; a hostname needs DNS discovery";
+        const std::string port =
+            parse.address.port != 0 ? std::to_string(parse.address.port) : "<port>";
+        hint =
+            "static endpoints are IP addresses; a hostname needs DNS discovery: replace "
+            "'endpoints' with discovery: { dns: { name: " +
+            parse.host + ", port: " + port + " } }";
       } else {
         hint = "listen on an IP address, e.g. 0.0.0.0 for all interfaces or 127.0.0.1";
       }
@@ -383,7 +309,7 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
       value,
       {"name", "lb_policy", "connect_timeout", "max_connections_per_endpoint", "max_pending_calls",
        "reconnect_backoff", "idle_timeout", "panic_threshold_percent", "health_check",
-       "outlier_detection", "circuit_breakers", "endpoints"},
+       "outlier_detection", "circuit_breakers", "discovery", "endpoints"},
       diag_);
   if (auto name = map.require("name")) {
     if (auto text = read_string(*name, diag_)) {
@@ -405,8 +331,8 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
   set_uint(map, "max_connections_per_endpoint", 1, 1024, &cluster->max_connections_per_endpoint);
   set_uint(map, "max_pending_calls", 0, 1000000, &cluster->max_pending_calls);
   if (auto backoff = map.get("reconnect_backoff")) {
-    read_backoff(*backoff, &cluster->reconnect_backoff_base, &cluster->reconnect_backoff_max,
-                 "100ms and 5s", diag_);
+    read_backoff(*backoff, Millis(1), &cluster->reconnect_backoff_base,
+                 &cluster->reconnect_backoff_max, "100ms and 5s", diag_);
   }
   set_duration(map, "idle_timeout", Millis(0), &cluster->idle_timeout);
   set_uint(map, "panic_threshold_percent", 0, 100, &cluster->panic_threshold_percent);
@@ -419,9 +345,41 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
   if (auto breakers = map.get("circuit_breakers")) {
     read_circuit_breakers(*breakers, &cluster->circuit_breakers, diag_);
   }
-  if (auto endpoints = map.require("endpoints", "e.g. endpoints: [\"127.0.0.1:50052\"]")) {
-    read_endpoints(*endpoints, &cluster->endpoints);
+  if (auto discovery = map.get("discovery")) {
+    read_discovery(*discovery, &cluster->discovery, diag_);
   }
+  read_cluster_endpoints(map, cluster);
+}
+
+// A cluster's endpoints come from its static list or from discovery, never from both.
+void ConfigReader::read_cluster_endpoints(const MapReader& map, Cluster* cluster) {
+  const auto endpoints = map.get("endpoints");
+  const DiscoveryType type = cluster->discovery.type;
+  if (type != DiscoveryType::Static) {
+    if (!endpoints) return;
+    const bool dns = type == DiscoveryType::Dns;
+    diag_->add(map.key_mark("endpoints"),
+               endpoints->path + ": a cluster with " + (dns ? "DNS" : "Kubernetes") +
+                   " discovery cannot also list endpoints",
+               std::string("its endpoints are ") +
+                   (dns ? "the addresses discovery.dns.name resolves to"
+                        : "those of the EndpointSlices of discovery.kubernetes.service") +
+                   "; remove 'endpoints', or remove 'discovery' to use the static list");
+    return;
+  }
+  const char* sketch =
+      "list the backends, e.g. endpoints: [\"127.0.0.1:50052\"], or find them with "
+      "discovery: { dns: ... } or discovery: { kubernetes: ... }";
+  if (!endpoints) {
+    // With a broken 'discovery' (already reported) the endpoints were meant to be discovered.
+    if (!map.get("discovery")) map.require("endpoints", sketch);
+    return;
+  }
+  if (endpoints->node.IsSequence() && endpoints->node.size() == 0) {
+    diag_->add(endpoints->mark, endpoints->path + ": at least one endpoint is required", sketch);
+    return;
+  }
+  read_endpoints(*endpoints, &cluster->endpoints);
 }
 
 void ConfigReader::read_endpoints(const Located& value, std::vector<Endpoint>* endpoints) {

@@ -81,15 +81,6 @@ std::optional<int> read_status_code(const Located& item, Diagnostics* diag) {
   return code;
 }
 
-// Where a check across two keys points: the later key when it was written, else the earlier one,
-// else the map itself (both defaults).
-YAML::Mark cross_check_mark(const MapReader& map, std::string_view later,
-                            std::string_view earlier) {
-  if (auto value = map.get(later)) return value->mark;
-  if (auto value = map.get(earlier)) return value->mark;
-  return map.where().mark;
-}
-
 void read_retry_budget(const Located& value, RetryPolicy* retry, Diagnostics* diag) {
   MapReader map(value, {"ratio", "min_per_second"}, diag);
   if (auto ratio = map.get("ratio")) {
@@ -132,11 +123,11 @@ std::optional<std::vector<int>> read_status_codes(const Located& value, Diagnost
   return ok ? std::optional(codes) : std::nullopt;
 }
 
-void read_backoff(const Located& value, Millis* base, Millis* max, std::string_view defaults,
-                  Diagnostics* diag) {
+void read_backoff(const Located& value, Millis min, Millis* base, Millis* max,
+                  std::string_view defaults, Diagnostics* diag) {
   MapReader map(value, {"base", "max"}, diag);
-  const bool base_ok = set_duration(map, "base", Millis(1), base, diag);
-  const bool max_ok = set_duration(map, "max", Millis(1), max, diag);
+  const bool base_ok = set_duration(map, "base", min, base, diag);
+  const bool max_ok = set_duration(map, "max", min, max, diag);
   if (base_ok && max_ok && *base > *max) {
     diag->add(value.mark,
               value.path + ": base (" + format_millis(*base) + ") is larger than max (" +
@@ -154,7 +145,8 @@ void read_retry_policy(const Located& value, RetryPolicy* retry, Diagnostics* di
     if (auto codes = read_status_codes(*retry_on, diag)) retry->retry_on = std::move(*codes);
   }
   if (auto backoff = map.get("backoff")) {
-    read_backoff(*backoff, &retry->backoff_base, &retry->backoff_max, "25ms and 250ms", diag);
+    read_backoff(*backoff, Millis(1), &retry->backoff_base, &retry->backoff_max, "25ms and 250ms",
+                 diag);
   }
   if (auto budget = map.get("budget")) read_retry_budget(*budget, retry, diag);
   if (auto size = map.get("replay_buffer_bytes")) {

@@ -1,8 +1,8 @@
 #pragma once
 
 // Readers for the settings that decide what happens when backends fail: a route's retry policy
-// and a cluster's health checks, outlier detection, circuit breakers and reconnect backoff.
-// Internal to config/: only parser.cc and the config tests include this. Like yaml_reader.h,
+// and a cluster's health checks, outlier detection, circuit breakers and backoffs.
+// Internal to config/: only its readers and the config tests include this. Like yaml_reader.h,
 // everything runs on the thread calling parse_config, reports every problem to `diag` and only
 // writes fields whose value is valid.
 
@@ -20,10 +20,10 @@ namespace h2mesh::config {
 // in the order written, or nullopt when anything was wrong.
 std::optional<std::vector<int>> read_status_codes(const Located& value, Diagnostics* diag);
 
-// { base, max }, both at least 1ms and base <= max. `defaults` names the defaults in the hint,
+// { base, max }, both at least `min` and base <= max. `defaults` names the defaults in the hint,
 // e.g. "100ms and 5s".
-void read_backoff(const Located& value, Millis* base, Millis* max, std::string_view defaults,
-                  Diagnostics* diag);
+void read_backoff(const Located& value, Millis min, Millis* base, Millis* max,
+                  std::string_view defaults, Diagnostics* diag);
 
 void read_retry_policy(const Located& value, RetryPolicy* retry, Diagnostics* diag);
 // A present map enables health checks unless it says `enabled: false`.

@@ -158,22 +158,30 @@ void MapReader::check_key(const YAML::Node& key, const YAML::Node& value,
                                   : "did you mean '" + suggestion + "'?");
     return;
   }
-  for (const auto& [seen, where] : entries_) {
-    if (seen == name) {
+  for (const Entry& seen : entries_) {
+    if (seen.key == name) {
       diag_->add(
           key.Mark(), "duplicate key '" + path + "'",
-          "first set on line " + std::to_string(line_of(where.mark)) + "; remove one of them");
+          "first set on line " + std::to_string(line_of(seen.value.mark)) + "; remove one of them");
       return;
     }
   }
-  entries_.emplace_back(name, Located{value, value.IsNull() ? key.Mark() : value.Mark(), path});
+  entries_.push_back(
+      Entry{name, key.Mark(), Located{value, value.IsNull() ? key.Mark() : value.Mark(), path}});
 }
 
 std::optional<Located> MapReader::get(std::string_view key) const {
-  for (const auto& [name, value] : entries_) {
-    if (name == key) return value;
+  for (const Entry& entry : entries_) {
+    if (entry.key == key) return entry.value;
   }
   return std::nullopt;
+}
+
+YAML::Mark MapReader::key_mark(std::string_view key) const {
+  for (const Entry& entry : entries_) {
+    if (entry.key == key) return entry.key_mark;
+  }
+  return map_.mark;
 }
 
 std::optional<Located> MapReader::require(std::string_view key, std::string_view hint) const {
@@ -183,6 +191,13 @@ std::optional<Located> MapReader::require(std::string_view key, std::string_view
                std::string(hint));
   }
   return value;
+}
+
+YAML::Mark cross_check_mark(const MapReader& map, std::string_view later,
+                            std::string_view earlier) {
+  if (auto value = map.get(later)) return value->mark;
+  if (auto value = map.get(earlier)) return value->mark;
+  return map.where().mark;
 }
 
 std::optional<std::vector<Located>> read_sequence(const Located& value, Diagnostics* diag,

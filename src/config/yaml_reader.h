@@ -1,7 +1,7 @@
 #pragma once
 
 // Helpers for walking a yaml-cpp tree while collecting every problem instead of stopping at the
-// first one. Internal to config/: only parser.cc and the config tests include this. Everything
+// first one. Internal to config/: only its readers and the config tests include this. Everything
 // here runs on whichever thread calls parse_config and keeps no global state.
 
 #include <yaml-cpp/yaml.h>
@@ -72,16 +72,29 @@ class MapReader {
   std::optional<Located> get(std::string_view key) const;
   // Like get, but reports a missing key at the map itself.
   std::optional<Located> require(std::string_view key, std::string_view hint = {}) const;
+  // Where `key` itself is written, for errors about the key being there at all; the map's mark
+  // when it is absent.
+  YAML::Mark key_mark(std::string_view key) const;
 
  private:
+  struct Entry {
+    std::string key;
+    YAML::Mark key_mark;
+    Located value;
+  };
+
   void check_key(const YAML::Node& key, const YAML::Node& value,
                  const std::vector<std::string_view>& known_keys);
 
   Located map_;
   Diagnostics* diag_;
   bool ok_ = false;
-  std::vector<std::pair<std::string, Located>> entries_;
+  std::vector<Entry> entries_;
 };
+
+// Where a check across two keys of `map` points: the later key's value when it was written, else
+// the earlier one's, else the map itself (both defaults).
+YAML::Mark cross_check_mark(const MapReader& map, std::string_view later, std::string_view earlier);
 
 // The items of a sequence, or nullopt (reported) when `value` is not a sequence. With
 // `what_non_empty` set, an empty sequence is reported as "at least one <what> is required".

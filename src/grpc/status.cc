@@ -42,15 +42,20 @@ std::optional<Duration> parse_timeout(std::string_view v) {
   auto digits = v.substr(0, v.size() - 1);
   auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
   if (ec != std::errc() || ptr != digits.data() + digits.size()) return std::nullopt;
+  // Capped at 100 years: "no practical deadline", and now() + timeout cannot overflow.
+  constexpr int64_t kMaxNs = int64_t{100} * 365 * 24 * 3600 * 1000000000;
+  int64_t unit_ns;
   switch (v.back()) {
-    case 'H': return std::chrono::hours(n);
-    case 'M': return std::chrono::minutes(n);
-    case 'S': return std::chrono::seconds(n);
-    case 'm': return std::chrono::milliseconds(n);
-    case 'u': return std::chrono::microseconds(n);
-    case 'n': return std::chrono::nanoseconds(n);
+    case 'H': unit_ns = int64_t{3600} * 1000000000; break;
+    case 'M': unit_ns = int64_t{60} * 1000000000; break;
+    case 'S': unit_ns = 1000000000; break;
+    case 'm': unit_ns = 1000000; break;
+    case 'u': unit_ns = 1000; break;
+    case 'n': unit_ns = 1; break;
     default: return std::nullopt;
   }
+  if (n > static_cast<uint64_t>(kMaxNs / unit_ns)) return Duration(kMaxNs);
+  return Duration(static_cast<int64_t>(n) * unit_ns);
 }
 
 std::string format_timeout(Duration d) {
@@ -67,7 +72,7 @@ std::string format_timeout(Duration d) {
                                     {60LL * 1000000000, 'M'},
                                     {3600LL * 1000000000, 'H'}};
   for (const Unit& u : kUnits) {
-    int64_t v = (ns + u.ns - 1) / u.ns;  // round up: never shorten the caller's deadline
+    int64_t v = ns / u.ns + (ns % u.ns != 0);  // round up: never shorten the caller's deadline
     if (v <= kMax) return std::to_string(v) + u.c;
   }
   return std::to_string(kMax) + "H";

@@ -23,8 +23,9 @@ Connection::Connection(net::EventLoop& loop, int fd, Role role, const SessionOpt
                        bool connecting)
     : loop_(loop), fd_(fd), session_(role, *this, opts), connecting_(connecting) {
   want_out_ = connecting;
+  // Our SETTINGS go out with the first flush: after the connect (client), or after the client's
+  // first bytes (server), so a non-HTTP/2 client's error reply is not preceded by binary frames.
   loop_.add(fd_, EPOLLIN | EPOLLRDHUP | (connecting ? uint32_t{EPOLLOUT} : 0u), this);
-  if (!connecting) schedule_flush();  // our SETTINGS
 }
 
 Connection::~Connection() {
@@ -96,6 +97,7 @@ void Connection::on_receive_error(const Error& why) {
 void Connection::write_raw_and_close(const void* data, size_t len) {
   out_.append(data, len);
   close_after_flush_ = true;
+  raw_only_ = true;
   schedule_flush();
 }
 
@@ -109,7 +111,7 @@ void Connection::flush() {
         close(rv.error());
         return;
       }
-    } else if (close_after_flush_ && out_.size() < kOutHighWater) {
+    } else if (close_after_flush_ && !raw_only_ && out_.size() < kOutHighWater) {
       (void)session_.produce(out_, kOutHighWater);  // a pending GOAWAY, if any
     }
     if (out_.empty()) break;

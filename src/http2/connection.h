@@ -54,6 +54,7 @@ class Connection : public net::IoHandler, public SessionVisitor, public net::Del
   bool want_out_ = false;
   bool closed_ = false;
   bool close_after_flush_ = false;
+  bool raw_only_ = false;  // the bytes to write are not HTTP/2: no session output follows
 };
 
 }  // namespace h2mesh::http2

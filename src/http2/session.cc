@@ -10,6 +10,7 @@ namespace {
 // The session whose produce() is running: send_data_callback appends frames to its buffer.
 struct ProduceContext {
   Buffer* out = nullptr;
+  size_t limit = 0;
 };
 thread_local ProduceContext t_produce;
 
@@ -65,6 +66,11 @@ int on_frame_recv(nghttp2_session* s, const nghttp2_frame* frame, void* ud) {
   return 0;
 }
 
+int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  if (frame->hd.type == NGHTTP2_GOAWAY) visitor_of(ud).on_goaway_sent(frame->goaway.error_code);
+  return 0;
+}
+
 int on_data_chunk(nghttp2_session* s, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
                   void* ud) {
   visitor_of(ud).on_data(stream_id, stream_user(s, stream_id), data, len);
@@ -82,6 +88,8 @@ int send_data(nghttp2_session* s, nghttp2_frame* frame, const uint8_t* framehd, 
   out.append(framehd, 9);
   int32_t id = frame->hd.stream_id;
   visitor_of(ud).write_body(id, stream_user(s, id), length, out);
+  // DATA bypasses mem_send's return value: stop here once the caller's limit is reached.
+  if (out.size() >= t_produce.limit) return NGHTTP2_ERR_PAUSE;
   return 0;
 }
 
@@ -104,6 +112,7 @@ nghttp2_session_callbacks* callbacks() {
     nghttp2_session_callbacks_set_on_begin_headers_callback(c, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(c, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(c, on_frame_send);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(c, send_data);
@@ -182,8 +191,9 @@ Result<size_t> Session::receive(const uint8_t* data, size_t len) {
 }
 
 Result<void> Session::produce(Buffer& out, size_t limit) {
-  Buffer* saved = t_produce.out;
+  ProduceContext saved = t_produce;
   t_produce.out = &out;
+  t_produce.limit = limit;
   Result<void> result;
   while (out.size() < limit) {
     const uint8_t* p;
@@ -195,7 +205,7 @@ Result<void> Session::produce(Buffer& out, size_t limit) {
     if (n == 0) break;
     out.append(p, static_cast<size_t>(n));
   }
-  t_produce.out = saved;
+  t_produce = saved;
   return result;
 }
 
@@ -263,6 +273,8 @@ void Session::terminate(uint32_t error_code) {
 uint32_t Session::remote_max_concurrent_streams() const {
   return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
+
+uint32_t Session::next_stream_id() const { return nghttp2_session_get_next_stream_id(session_); }
 
 int32_t Session::last_peer_stream_id() const {
   return nghttp2_session_get_last_proc_stream_id(session_);

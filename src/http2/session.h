@@ -65,6 +65,8 @@ class SessionVisitor {
   virtual void on_stream_close(int32_t stream_id, void* user, uint32_t error_code) = 0;
   virtual void on_goaway(int32_t last_stream_id, uint32_t error_code) = 0;
   virtual void on_remote_settings() = 0;
+  // A GOAWAY left (ours: a drain with NO_ERROR, or nghttp2's answer to a protocol violation).
+  virtual void on_goaway_sent(uint32_t error_code) { (void)error_code; }
   // Body provider of streams submitted with a body.
   virtual BodyChunk read_body(int32_t stream_id, void* user, size_t max_length) = 0;
   // Append exactly `length` body bytes, as promised by read_body, to `out` and drop them.
@@ -113,6 +115,8 @@ class Session {
   void terminate(uint32_t error_code);
 
   uint32_t remote_max_concurrent_streams() const;
+  // Client role: the id the next request gets. Ids run out at 2^31-1.
+  uint32_t next_stream_id() const;
   // Id of the last stream the peer opened that we processed (server role).
   int32_t last_peer_stream_id() const;
   Role role() const { return role_; }

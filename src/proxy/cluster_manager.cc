@@ -20,6 +20,7 @@ void ClusterManager::update(cluster::ClusterSnapshotPtr snapshot) {
     if (pools.count(host.key)) continue;  // duplicate address: one pool serves both entries
     auto it = state.pool_by_key.find(host.key);
     if (it != state.pool_by_key.end()) {
+      it->second->update_settings(snapshot->settings);
       pools.emplace(host.key, std::move(it->second));
       state.pool_by_key.erase(it);
     } else {

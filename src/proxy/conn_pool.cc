@@ -31,18 +31,20 @@ ConnPool::~ConnPool() {
 }
 
 void ConnPool::attach(UpstreamRequest* req) {
-  if (in_backoff_) {
+  if (UpstreamConnection* c = connection_with_slot()) {
+    req->start_on(*c);
+    return;
+  }
+  if (in_backoff_ && !any_ready()) {
     req->fail(make_error(ErrorCode::ConnectFailed, "endpoint " + host_.key +
                                                        " is unavailable (last connect attempt: " +
                                                        last_error_.message + ")"));
     return;
   }
-  if (UpstreamConnection* c = connection_with_slot()) {
-    req->start_on(*c);
-    return;
-  }
   if (pending_.size() >= settings_.max_pending_calls) {
     cluster_stats_.pending_overflow++;
+    // With no queue at all (max_pending_calls 0) a connection must still be opened for later.
+    if (pending_.empty()) maybe_connect();
     req->fail(make_error(ErrorCode::Overloaded, "too many calls waiting for a connection to " +
                                                     host_.key + " (max_pending_calls " +
                                                     std::to_string(settings_.max_pending_calls) +
@@ -70,7 +72,12 @@ void ConnPool::dispatch_pending() {
     if (!c) break;
     pending_.pop_front()->start_on(*c);
   }
-  if (pending_.empty() || connecting_ > 0 || in_backoff_ || draining_) return;
+  if (pending_.empty()) return;
+  maybe_connect();
+}
+
+void ConnPool::maybe_connect() {
+  if (connecting_ > 0 || in_backoff_ || draining_) return;
   size_t usable = static_cast<size_t>(std::count_if(
       conns_.begin(), conns_.end(), [](const auto& c) { return !c->draining(); }));
   if (usable < settings_.max_connections_per_endpoint) connect();
@@ -110,10 +117,16 @@ void ConnPool::on_connection_closed(UpstreamConnection* conn, const Error& why, 
   }
   if (!was_ready) {
     --connecting_;
-    stats_.connect_failures++;
-    note_outcome(true);
-    LOG_WARN("connect to upstream %s failed: %s", host_.key.c_str(), why.message.c_str());
-    enter_backoff(why);
+    if (draining_) {
+      fail_pending(why);  // drained before it was ever ready: not a failure of the endpoint
+    } else {
+      stats_.connect_failures++;
+      // Only a failure to reach the endpoint at all says something about its health; a refused
+      // extra connection next to working ones does not.
+      if (!any_ready()) note_outcome(true);
+      LOG_WARN("connect to upstream %s failed: %s", host_.key.c_str(), why.message.c_str());
+      enter_backoff(why);
+    }
   } else {
     dispatch_pending();
   }
@@ -134,8 +147,7 @@ void ConnPool::enter_backoff(const Error& why) {
   // +-20% jitter so that workers and proxies do not reconnect in lockstep.
   double factor = 0.8 + 0.4 * ctx_.random.unit();
   backoff_timer_.arm(Duration(static_cast<int64_t>(static_cast<double>(backoff_.count()) * factor)));
-  bool any_ready = std::any_of(conns_.begin(), conns_.end(), [](const auto& c) { return c->ready(); });
-  if (!any_ready) fail_pending(why);
+  if (!any_ready()) fail_pending(why);
 }
 
 void ConnPool::fail_pending(const Error& why) {
@@ -144,11 +156,17 @@ void ConnPool::fail_pending(const Error& why) {
   while (UpstreamRequest* req = pending_.pop_front()) req->fail(err);
 }
 
+bool ConnPool::any_ready() const {
+  return std::any_of(conns_.begin(), conns_.end(), [](const auto& c) { return c->ready(); });
+}
+
 void ConnPool::drain() {
   draining_ = true;
   stats_.in_snapshot = false;
   backoff_timer_.cancel();
-  if (conns_.empty()) fail_pending(make_error(ErrorCode::Draining, "endpoint removed"));
+  // Calls still waiting would never get a connection here: they fail as never sent, so a
+  // retry can take them to another endpoint.
+  fail_pending(make_error(ErrorCode::ConnectFailed, "endpoint removed from the cluster"));
   for (auto& c : conns_) c->drain();
   if (drained() && on_drained) ctx_.loop.defer(on_drained);
 }

@@ -27,8 +27,10 @@ class ConnPool {
   void attach(UpstreamRequest* req);
   void detach(UpstreamRequest* req);  // leaves the pending queue
 
-  // False while reconnecting after a failed connect: the balancer should prefer other endpoints.
-  bool available() const { return !in_backoff_; }
+  // False while reconnecting after a failed connect with no working connection left: the
+  // balancer should prefer other endpoints.
+  bool available() const { return !in_backoff_ || any_ready(); }
+  bool any_ready() const;
   // The host left the cluster: no new calls; connections close when their calls end.
   void drain();
   bool drained() const {
@@ -47,6 +49,8 @@ class ConnPool {
 
   const cluster::Host& host() const { return host_; }
   const config::Cluster& settings() const { return settings_; }
+  // A reload changed the cluster's settings: they apply from the next connection and call.
+  void update_settings(const config::Cluster& settings) { settings_ = settings; }
   EndpointStats& stats() { return stats_; }
   WorkerContext& ctx() { return ctx_; }
   std::function<void()> on_drained;  // set by the cluster manager
@@ -59,6 +63,8 @@ class ConnPool {
 
  private:
   void dispatch_pending();
+  // Opens another connection unless one is on its way or the limit is reached.
+  void maybe_connect();
   UpstreamConnection* connection_with_slot();
   void connect();
   void enter_backoff(const Error& why);

@@ -37,7 +37,11 @@ constexpr uint32_t kCancel = static_cast<uint32_t>(http2::H2Error::Cancel);
 // DownstreamStream
 
 DownstreamStream::DownstreamStream(DownstreamConnection& conn, int32_t id)
-    : conn_(conn), ctx_(conn.ctx()), id_(id) {}
+    : conn_(conn),
+      ctx_(conn.ctx()),
+      id_(id),
+      retry_timer_(ctx_.loop, [this] { start_attempt(); }),
+      deadline_timer_(ctx_.loop, [this] { on_deadline(); }) {}
 
 DownstreamStream::~DownstreamStream() {
   upstream_.reset();
@@ -94,8 +98,7 @@ void DownstreamStream::route_and_start() {
   }
   if (timeout) {
     deadline_ = ctx_.loop.now() + *timeout;
-    deadline_timer_ = std::make_unique<net::Timer>(ctx_.loop, [this] { on_deadline(); });
-    deadline_timer_->arm_at(*deadline_);
+    deadline_timer_.arm_at(*deadline_);
   }
   replayable_ = route_->retry.max_attempts > 1;
   ctx_.clusters->budget(route_).record_call(ctx_.loop.now());
@@ -148,8 +151,7 @@ bool DownstreamStream::maybe_retry(const Error& why, int grpc_status) {
             grpc_status >= 0 ? grpc::status_name(grpc_status) : why.message.c_str(),
             static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(backoff).count()));
   release_upstream();
-  retry_timer_ = std::make_unique<net::Timer>(ctx_.loop, [this] { start_attempt(); });
-  retry_timer_->arm(backoff);
+  retry_timer_.arm(backoff);
   return true;
 }
 
@@ -175,8 +177,8 @@ void DownstreamStream::on_closed(uint32_t error_code) {
   if (closed_) return;
   closed_ = true;
   if (error_code == kCancel && final_status_ < 0) final_status_ = 1;  // CANCELLED
-  deadline_timer_.reset();
-  retry_timer_.reset();
+  deadline_timer_.cancel();
+  retry_timer_.cancel();
   release_upstream();  // the client went away: reset the backend's stream too
   discard_request_body();
 }
@@ -231,6 +233,9 @@ void DownstreamStream::on_upstream_headers_end(http2::HeadersKind kind, bool end
   HeaderList headers;
   headers.swap(resp_scratch_);
   if (finished()) return;
+  // After a 1xx, nghttp2 files the final response headers under the same category as trailers.
+  if (kind == http2::HeadersKind::Trailers && !resp_started_ && find_header(headers, ":status"))
+    kind = http2::HeadersKind::Response;
   if (kind == http2::HeadersKind::Trailers) {
     resp_trailers_ = std::move(headers);
     resp_has_trailers_ = true;
@@ -296,7 +301,7 @@ void DownstreamStream::on_upstream_failed(const Error& why, uint32_t reset_code)
 
 void DownstreamStream::send_local_reply(grpc::StatusCode code, const std::string& message) {
   release_upstream();
-  retry_timer_.reset();
+  retry_timer_.cancel();
   discard_request_body();
   if (resp_end_ && resp_started_) return;  // the answer is already complete
   int status = static_cast<int>(code);
@@ -368,22 +373,35 @@ void DownstreamStream::on_deadline() {
 // ---------------------------------------------------------------------------------------------
 // DownstreamConnection
 
-DownstreamConnection::DownstreamConnection(WorkerContext& ctx, int fd,
-                                           const config::Listener& listener, const Router& router,
+DownstreamConnection::DownstreamConnection(WorkerContext& ctx, int fd, ListenerContextPtr listener,
                                            const http2::SessionOptions& opts)
     : http2::Connection(ctx.loop, fd, http2::Role::Server, opts, false),
       ctx_(ctx),
-      listener_(listener),
-      router_(router),
+      listener_ctx_(std::move(listener)),
+      listener_(listener_ctx_->listener),
       header_timer_(ctx.loop, [this] { check_header_timeouts(); }),
       idle_timer_(ctx.loop,
                   [this] {
                     ctx_.stats.downstream_idle_closed++;
                     start_drain();
                   }),
-      age_timer_(ctx.loop, [this] {
-        ctx_.stats.downstream_max_age_goaways++;
-        start_drain(std::chrono::duration_cast<Duration>(listener_.max_connection_age_grace));
+      age_timer_(ctx.loop,
+                 [this] {
+                   ctx_.stats.downstream_max_age_goaways++;
+                   start_drain(
+                       std::chrono::duration_cast<Duration>(listener_.max_connection_age_grace));
+                 }),
+      drain_timer_(ctx.loop,
+                   [this] {
+                     session_.submit_goaway(static_cast<uint32_t>(http2::H2Error::NoError));
+                     goaway_sent_ = true;
+                     schedule_flush();
+                     maybe_finish_drain();
+                   }),
+      grace_timer_(ctx.loop, [this] {
+        LOG_INFO("downstream: drain grace period over; closing with %zu call(s) running",
+                 streams_.size());
+        close(make_error(ErrorCode::Draining, "drain grace period over"));
       }) {
   ctx_.stats.downstream_connections_total++;
   ctx_.stats.downstream_connections_active++;
@@ -498,8 +516,8 @@ void DownstreamConnection::write_body(int32_t, void* user, size_t length, Buffer
 
 void DownstreamConnection::on_closed(const Error& why) {
   LOG_DEBUG("downstream connection closed: %s", why.message.c_str());
-  drain_timer_.reset();
-  grace_timer_.reset();
+  drain_timer_.cancel();
+  grace_timer_.cancel();
   header_timer_.cancel();
   idle_timer_.cancel();
   age_timer_.cancel();
@@ -511,9 +529,18 @@ void DownstreamConnection::on_closed(const Error& why) {
   if (on_gone) on_gone(this);
 }
 
-void DownstreamConnection::on_receive_error(const Error& why) {
+void DownstreamConnection::on_goaway_sent(uint32_t error_code) {
+  // nghttp2 answers most protocol violations with a GOAWAY by itself: count them here.
+  if (error_code == 0 || protocol_error_counted_) return;
+  protocol_error_counted_ = true;
   ctx_.stats.downstream_protocol_errors++;
+  LOG_INFO("downstream: protocol error; sent GOAWAY with error code %u", error_code);
+}
+
+void DownstreamConnection::on_receive_error(const Error& why) {
   if (why.code == ErrorCode::InvalidArgument) {
+    ctx_.stats.downstream_protocol_errors++;
+    protocol_error_counted_ = true;
     // Not an HTTP/2 client (typically HTTP/1.1): say so in a language it understands.
     static const std::string kBody =
         "h2mesh: this port speaks HTTP/2 (gRPC) with prior knowledge only.\n";
@@ -525,8 +552,8 @@ void DownstreamConnection::on_receive_error(const Error& why) {
     write_raw_and_close(kReply.data(), kReply.size());
     return;
   }
-  LOG_INFO("downstream: protocol error (%s); sending GOAWAY", why.message.c_str());
-  http2::Connection::on_receive_error(why);
+  LOG_DEBUG("downstream: %s", why.message.c_str());
+  http2::Connection::on_receive_error(why);  // the GOAWAY is counted in on_goaway_sent
 }
 
 void DownstreamConnection::start_drain(std::optional<Duration> grace) {
@@ -537,21 +564,8 @@ void DownstreamConnection::start_drain(std::optional<Duration> grace) {
   session_.submit_shutdown_notice();
   schedule_flush();
   // One round trip later, the final GOAWAY names the last stream we accept.
-  drain_timer_ = std::make_unique<net::Timer>(loop_, [this] {
-    session_.submit_goaway(static_cast<uint32_t>(http2::H2Error::NoError));
-    goaway_sent_ = true;
-    schedule_flush();
-    maybe_finish_drain();
-  });
-  drain_timer_->arm(std::chrono::milliseconds(500));
-  if (grace) {
-    grace_timer_ = std::make_unique<net::Timer>(loop_, [this] {
-      LOG_INFO("downstream: drain grace period over; closing with %zu call(s) running",
-               streams_.size());
-      close(make_error(ErrorCode::Draining, "drain grace period over"));
-    });
-    grace_timer_->arm(*grace);
-  }
+  drain_timer_.arm(std::chrono::milliseconds(500));
+  if (grace) grace_timer_.arm(*grace);
 }
 
 void DownstreamConnection::maybe_finish_drain() {

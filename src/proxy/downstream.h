@@ -105,9 +105,9 @@ class DownstreamStream : public net::Deletable {
   const config::Route* route_ = nullptr;
   uint32_t attempts_ = 0;
   std::string last_endpoint_;  // of the failed attempt, avoided by the retry
-  std::unique_ptr<net::Timer> retry_timer_;
+  net::Timer retry_timer_;
   std::optional<TimePoint> deadline_;
-  std::unique_ptr<net::Timer> deadline_timer_;
+  net::Timer deadline_timer_;
 
   HeaderList resp_scratch_;  // response headers or trailers being received from upstream
   Buffer resp_body_;
@@ -126,13 +126,12 @@ class DownstreamStream : public net::Deletable {
 // A client's HTTP/2 connection (server role). Owned by the worker.
 class DownstreamConnection final : public http2::Connection {
  public:
-  // `listener` and `router` outlive the connection (the worker keeps the config alive).
-  DownstreamConnection(WorkerContext& ctx, int fd, const config::Listener& listener,
-                       const Router& router, const http2::SessionOptions& opts);
+  DownstreamConnection(WorkerContext& ctx, int fd, ListenerContextPtr listener,
+                       const http2::SessionOptions& opts);
   ~DownstreamConnection() override;
 
   WorkerContext& ctx() { return ctx_; }
-  const Router& router() const { return router_; }
+  const Router& router() const { return listener_ctx_->router; }
   // Graceful drain: GOAWAY notice now, final GOAWAY shortly after, close when no call is left.
   // With a grace period, calls still running after it are cut.
   void start_drain(std::optional<Duration> grace = std::nullopt);
@@ -151,6 +150,7 @@ class DownstreamConnection final : public http2::Connection {
   void on_stream_close(int32_t id, void* user, uint32_t error_code) override;
   void on_goaway(int32_t, uint32_t) override {}
   void on_remote_settings() override;
+  void on_goaway_sent(uint32_t error_code) override;
   http2::BodyChunk read_body(int32_t id, void* user, size_t max_length) override;
   void write_body(int32_t id, void* user, size_t length, Buffer& out) override;
   // http2::Connection
@@ -162,17 +162,18 @@ class DownstreamConnection final : public http2::Connection {
   void check_header_timeouts();
 
   WorkerContext& ctx_;
+  ListenerContextPtr listener_ctx_;  // keeps the config this connection started under alive
   const config::Listener& listener_;
-  const Router& router_;
   std::unordered_map<int32_t, std::unique_ptr<DownstreamStream>> streams_;
   // Streams whose request headers are not complete yet, with when they opened.
   std::vector<std::pair<int32_t, TimePoint>> awaiting_headers_;
   net::Timer header_timer_;  // preface, then request headers
   net::Timer idle_timer_;
   net::Timer age_timer_;
-  std::unique_ptr<net::Timer> drain_timer_;
-  std::unique_ptr<net::Timer> grace_timer_;
+  net::Timer drain_timer_;
+  net::Timer grace_timer_;
   bool settings_received_ = false;
+  bool protocol_error_counted_ = false;
   bool draining_ = false;
   bool goaway_sent_ = false;
 };

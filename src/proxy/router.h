@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,5 +19,17 @@ class Router {
  private:
   std::vector<config::Route> routes_;
 };
+
+// A listener's configuration as the data path sees it. Immutable and shared by the worker's
+// listener and every connection accepted under it: a reload gives new connections a new
+// context while running calls keep the rules (and route pointers) they started with.
+struct ListenerContext {
+  ListenerContext(std::shared_ptr<const config::Config> cfg, size_t index)
+      : config(std::move(cfg)), listener(config->listeners[index]), router(listener.routes) {}
+  std::shared_ptr<const config::Config> config;
+  const config::Listener& listener;
+  Router router;
+};
+using ListenerContextPtr = std::shared_ptr<const ListenerContext>;
 
 }  // namespace h2mesh::proxy

@@ -27,7 +27,9 @@ void UpstreamRequest::cancel() {
   if (pool_node.linked()) pool_.detach(this);
   if (conn_) {
     // The downstream gave up (cancel, deadline, client gone): stop the backend's work too.
-    conn_->session().reset_stream(stream_id_, static_cast<uint32_t>(http2::H2Error::Cancel));
+    // A finished response only needs the stream closed; anything else stops the backend's work.
+    auto code = response_complete_ ? http2::H2Error::NoError : http2::H2Error::Cancel;
+    conn_->session().reset_stream(stream_id_, static_cast<uint32_t>(code));
     unlink_stream();
   }
 }
@@ -65,7 +67,10 @@ void UpstreamRequest::start_on(UpstreamConnection& conn) {
   bool has_body = downstream_.request_has_body() || downstream_.has_request_trailers();
   auto id = conn.session().submit_request(refs, has_body, this);
   if (!id) {
-    fail(make_error(ErrorCode::UpstreamProtocol, id.error().message));
+    // Never sent: safe to retry elsewhere. The connection takes no more calls.
+    conn.drain();
+    fail(make_error(ErrorCode::UpstreamGoaway, "cannot open a stream to " + pool_.host().key +
+                                                   ": " + id.error().message));
     return;
   }
   stream_id_ = *id;
@@ -136,7 +141,9 @@ void UpstreamRequest::on_connection_lost(const Error& why) {
   conn_->remove_request(this);
   conn_ = nullptr;
   unconsumed_ = 0;
-  if (!response_complete_) {
+  if (response_complete_) {
+    downstream_.on_upstream_done();
+  } else {
     pool_.note_outcome(true);
     downstream_.on_upstream_failed(
         make_error(ErrorCode::UpstreamReset,
@@ -180,9 +187,15 @@ UpstreamConnection::UpstreamConnection(ConnPool& pool, int fd, const http2::Sess
 
 UpstreamConnection::~UpstreamConnection() = default;
 
+namespace {
+// Stream ids are 31 bits; a connection close to the end is replaced before it runs out.
+constexpr uint32_t kLastUsableStreamId = 0x7fff0000;
+}  // namespace
+
 uint32_t UpstreamConnection::free_slots() const {
   if (!ready()) return 0;
-  uint32_t max = const_cast<http2::Session&>(session_).remote_max_concurrent_streams();
+  if (session_.next_stream_id() >= kLastUsableStreamId) return 0;
+  uint32_t max = session_.remote_max_concurrent_streams();
   uint32_t active = active_streams();
   return max > active ? max - active : 0;
 }
@@ -190,6 +203,11 @@ uint32_t UpstreamConnection::free_slots() const {
 void UpstreamConnection::add_request(UpstreamRequest* req) {
   requests_.push_back(req);
   idle_timer_.cancel();
+  if (session_.next_stream_id() >= kLastUsableStreamId) {
+    LOG_INFO("upstream %s: connection used up its stream ids; replacing it",
+             pool_.host().key.c_str());
+    drain();
+  }
 }
 
 void UpstreamConnection::remove_request(UpstreamRequest* req) {

@@ -86,6 +86,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   h2mesh::log::set_level(lvl);
-  h2mesh::server::Server server(std::move(config));
+  h2mesh::server::Server server(std::move(config), path);
   return server.run();
 }

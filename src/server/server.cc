@@ -5,10 +5,12 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
 #include "admin/render.h"
+#include "config/parser.h"
 #include "cluster/host_set.h"
 #include "common/log.h"
 #include "net/socket.h"
@@ -34,7 +36,7 @@ class Server::SignalHandler final : public net::IoHandler {
     signalfd_siginfo info;
     while (::read(fd_, &info, sizeof(info)) == sizeof(info)) {
       if (info.ssi_signo == SIGHUP) {
-        LOG_WARN("SIGHUP: this version does not reload its configuration; restart to apply one");
+        server_.reload("SIGHUP");
       } else {
         server_.begin_shutdown(info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
       }
@@ -46,32 +48,36 @@ class Server::SignalHandler final : public net::IoHandler {
   int fd_;
 };
 
-Server::Server(config::Config config)
-    : config_(std::make_shared<const config::Config>(std::move(config))) {}
+Server::Server(config::Config config, std::string config_path)
+    : config_(std::make_shared<const config::Config>(std::move(config))),
+      config_path_(std::move(config_path)) {}
 
 Server::~Server() {
   for (auto& w : workers_) w->stop_and_join();
   workers_.clear();
+  resolvers_.clear();
   registry_.reset();
   admin_.reset();
   signals_.reset();
 }
 
-bool Server::bind_listeners(std::vector<std::vector<int>>* per_worker_fds) {
-  for (const auto& listener : config_->listeners) {
-    config::SocketAddress addr = listener.address;
-    for (size_t w = 0; w < per_worker_fds->size(); ++w) {
-      auto fd = net::listen_tcp(addr, /*reuse_port=*/true);
-      if (!fd) {
-        LOG_ERROR("listener %s: %s", listener.name.c_str(), fd.error().message.c_str());
-        return false;
-      }
-      // Port 0: the first socket picks the port, the other workers share it.
-      if (w == 0) addr.port = net::local_port(*fd);
-      (*per_worker_fds)[w].push_back(*fd);
+bool Server::bind_listener(const config::Listener& listener, size_t workers, BoundListener* out) {
+  out->name = listener.name;
+  out->address = listener.address.to_string();
+  config::SocketAddress addr = listener.address;
+  for (size_t w = 0; w < workers; ++w) {
+    auto fd = net::listen_tcp(addr, /*reuse_port=*/true);
+    if (!fd) {
+      LOG_ERROR("listener %s: %s", listener.name.c_str(), fd.error().message.c_str());
+      for (int f : out->fds) ::close(f);
+      out->fds.clear();
+      return false;
     }
-    LOG_INFO("listener %s listening on %s", listener.name.c_str(), addr.to_string().c_str());
+    // Port 0: the first socket picks the port, the other workers share it.
+    if (w == 0) addr.port = net::local_port(*fd);
+    out->fds.push_back(*fd);
   }
+  LOG_INFO("listener %s listening on %s", listener.name.c_str(), addr.to_string().c_str());
   return true;
 }
 
@@ -87,8 +93,14 @@ int Server::run() {
   signals_ = std::make_unique<SignalHandler>(*this);
 
   size_t n = config_->workers ? config_->workers : std::max(1u, std::thread::hardware_concurrency());
+  for (const auto& listener : config_->listeners) {
+    BoundListener b;
+    if (!bind_listener(listener, n, &b)) return 1;
+    bound_.push_back(std::move(b));
+  }
   std::vector<std::vector<int>> fds(n);
-  if (!bind_listeners(&fds)) return 1;
+  for (const auto& b : bound_)
+    for (size_t w = 0; w < n; ++w) fds[w].push_back(b.fds[w]);
 
   if (config_->admin.enabled) {
     auto fd = net::listen_tcp(config_->admin.address, false, 64);
@@ -118,6 +130,8 @@ int Server::run() {
   registry_->set_publish([this](cluster::ClusterSnapshotPtr snap) {
     for (auto& w : workers_) w->post_snapshot(snap);
   });
+  start_discovery();
+  watcher_ = std::make_unique<ConfigWatcher>(loop_, config_path_, [this] { reload("file changed"); });
   for (auto& w : workers_) w->start();
   serving_ = true;
   LOG_INFO("h2mesh serving with %zu worker(s)", n);
@@ -125,6 +139,101 @@ int Server::run() {
   for (auto& w : workers_) w->stop_and_join();
   LOG_INFO("h2mesh stopped");
   return 0;
+}
+
+void Server::start_discovery() {
+  // Resolvers of clusters that left, or whose discovery settings changed, stop; new ones start.
+  for (auto it = resolvers_.begin(); it != resolvers_.end();) {
+    const config::Cluster* c = config_->find_cluster(it->first);
+    if (c && c->discovery == it->second.settings) {
+      ++it;
+    } else {
+      it = resolvers_.erase(it);
+    }
+  }
+  for (const auto& c : config_->clusters) {
+    if (c.discovery.type == config::DiscoveryType::Static || resolvers_.count(c.name)) continue;
+    std::string name = c.name;
+    auto on_update = [this, name](std::vector<cluster::DiscoveredEndpoint> endpoints) {
+      registry_->set_endpoints(name, endpoints);
+    };
+    auto resolver = c.discovery.type == config::DiscoveryType::Dns
+                        ? discovery::make_dns_resolver(loop_, c, on_update)
+                        : discovery::make_kubernetes_resolver(loop_, c, on_update);
+    resolver->start();
+    resolvers_[c.name] = ResolverEntry{c.discovery, std::move(resolver)};
+  }
+}
+
+void Server::reload(const char* trigger) {
+  if (shutting_down_) return;
+  std::string text = ConfigWatcher::read_file(config_path_);
+  if (watcher_) watcher_->set_current(text);
+  auto result = config::parse_config(text, config_path_);
+  if (!result.ok()) {
+    LOG_ERROR("reload (%s) refused: %zu error(s); the running configuration stays", trigger,
+              result.errors.size());
+    for (const auto& e : result.errors) LOG_ERROR("  %s", e.to_string().c_str());
+    return;
+  }
+  config::Config next = std::move(*result.config);
+  if (next.workers != config_->workers) {
+    LOG_WARN("reload: the number of workers changes only with a restart; keeping %zu",
+             workers_.size());
+    next.workers = config_->workers;
+  }
+  if (!(next.admin.address == config_->admin.address) || next.admin.enabled != config_->admin.enabled) {
+    LOG_WARN("reload: admin settings change only with a restart");
+    next.admin = config_->admin;
+  }
+  // Listeners that stay (same name and address) keep their sockets; new ones are bound first,
+  // so a failure leaves everything as it was.
+  std::vector<BoundListener> bound;
+  for (const auto& l : next.listeners) {
+    auto old = std::find_if(bound_.begin(), bound_.end(), [&](const BoundListener& b) {
+      return b.name == l.name && b.address == l.address.to_string();
+    });
+    if (old != bound_.end()) {
+      bound.push_back(*old);
+      continue;
+    }
+    BoundListener b;
+    if (!bind_listener(l, workers_.size(), &b)) {
+      for (const auto& nb : bound) {
+        bool is_new = std::none_of(bound_.begin(), bound_.end(),
+                                   [&](const BoundListener& o) { return o.fds == nb.fds; });
+        if (is_new)
+          for (int fd : nb.fds) ::close(fd);
+      }
+      LOG_ERROR("reload (%s) refused: cannot bind listener %s", trigger, l.name.c_str());
+      return;
+    }
+    bound.push_back(std::move(b));
+  }
+  config_ = std::make_shared<const config::Config>(std::move(next));
+  bound_ = std::move(bound);
+  log::Level level;
+  if (log::parse_level(config_->log_level, &level)) log::set_level(level);
+  // Snapshots of new clusters reach the workers before the routes that name them.
+  registry_->reconfigure(config_->clusters);
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    std::vector<int> fds;
+    for (const auto& b : bound_) fds.push_back(b.fds[w]);
+    workers_[w]->post_config(config_, std::move(fds));
+  }
+  start_discovery();
+  LOG_INFO("configuration reloaded (%s): %zu listener(s), %zu cluster(s)", trigger,
+           config_->listeners.size(), config_->clusters.size());
+}
+
+bool Server::discovery_synced(std::string* why) const {
+  for (const auto& [name, r] : resolvers_) {
+    if (!r.resolver->synced()) {
+      *why = "discovery of cluster " + name + " not synced: " + r.resolver->last_error();
+      return false;
+    }
+  }
+  return true;
 }
 
 void Server::begin_shutdown(const char* why) {
@@ -159,10 +268,12 @@ void Server::handle_admin(const std::string& method, const std::string& path,
     return;
   }
   if (path == "/ready") {
-    if (serving_ && !shutting_down_) {
+    std::string why;
+    if (serving_ && !shutting_down_ && discovery_synced(&why)) {
       reply(admin::HttpResponse{200, "text/plain", "ready\n"});
     } else {
-      reply(admin::HttpResponse{503, "text/plain", shutting_down_ ? "draining\n" : "starting\n"});
+      if (why.empty()) why = shutting_down_ ? "draining" : "starting";
+      reply(admin::HttpResponse{503, "text/plain", why + "\n"});
     }
     return;
   }

@@ -1,12 +1,16 @@
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "admin/admin_server.h"
 #include "cluster/registry.h"
+#include "discovery/resolver.h"
 #include "config/config.h"
 #include "net/event_loop.h"
+#include "server/config_watcher.h"
 #include "server/worker.h"
 
 namespace h2mesh::server {
@@ -15,7 +19,8 @@ namespace h2mesh::server {
 // Publishes cluster snapshots to the workers and drives graceful shutdown.
 class Server {
  public:
-  explicit Server(config::Config config);
+  // `config_path` is re-read on SIGHUP and when the file changes.
+  Server(config::Config config, std::string config_path);
   ~Server();
   // Binds every socket, starts the workers, serves until SIGTERM/SIGINT and the drain finished.
   // Returns the process exit code.
@@ -23,7 +28,16 @@ class Server {
 
  private:
   class SignalHandler;
-  bool bind_listeners(std::vector<std::vector<int>>* per_worker_fds);
+  // Sockets of one listener, one per worker (SO_REUSEPORT).
+  struct BoundListener {
+    std::string name;
+    std::string address;  // as configured (port 0 stays 0: it names the same listener)
+    std::vector<int> fds;
+  };
+  bool bind_listener(const config::Listener& listener, size_t workers, BoundListener* out);
+  void start_discovery();
+  void reload(const char* trigger);
+  bool discovery_synced(std::string* why) const;
   void handle_admin(const std::string& method, const std::string& path,
                     admin::AdminServer::Reply reply);
   void begin_shutdown(const char* why);
@@ -33,6 +47,14 @@ class Server {
   net::EventLoop loop_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<cluster::ClusterRegistry> registry_;
+  struct ResolverEntry {
+    config::Discovery settings;
+    std::unique_ptr<discovery::Resolver> resolver;
+  };
+  std::map<std::string, ResolverEntry> resolvers_;  // by cluster
+  std::vector<BoundListener> bound_;
+  std::string config_path_;
+  std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<net::Timer> drain_deadline_;

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,8 +15,8 @@ namespace h2mesh::server {
 
 class Worker::Listener final : public net::IoHandler {
  public:
-  Listener(Worker& worker, int fd, const config::Listener& cfg)
-      : worker_(worker), fd_(fd), config_(cfg), router_(cfg.routes), max_streams_(cfg.max_concurrent_streams) {
+  Listener(Worker& worker, int fd, proxy::ListenerContextPtr ctx)
+      : worker_(worker), fd_(fd), ctx_(std::move(ctx)) {
     worker_.loop_.add(fd_, EPOLLIN, this);
   }
   ~Listener() override { close_socket(); }
@@ -26,9 +27,8 @@ class Worker::Listener final : public net::IoHandler {
     ::close(fd_);
     fd_ = -1;
   }
-  const proxy::Router& router() const { return router_; }
-  const config::Listener& config() const { return config_; }
-  uint32_t max_streams() const { return max_streams_; }
+  int fd() const { return fd_; }
+  void set_context(proxy::ListenerContextPtr ctx) { ctx_ = std::move(ctx); }
 
   void on_io(uint32_t) override {
     // Bounded so one busy listener cannot starve the connections of this worker.
@@ -40,17 +40,14 @@ class Worker::Listener final : public net::IoHandler {
         return;
       }
       net::set_nodelay(fd);
-      worker_.downstream_opts_.max_concurrent_streams = max_streams_;
-      worker_.accept_connection(fd, *this);
+      worker_.accept_connection(fd, ctx_);
     }
   }
 
  private:
   Worker& worker_;
   int fd_;
-  const config::Listener& config_;
-  proxy::Router router_;
-  uint32_t max_streams_;
+  proxy::ListenerContextPtr ctx_;
 };
 
 Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::Config> config,
@@ -70,7 +67,8 @@ Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::C
   downstream_opts_.connection_window = config_->buffers.connection_window_bytes;
   for (const auto& snap : snapshots) clusters_.update(snap);
   for (size_t i = 0; i < listener_fds.size(); ++i)
-    listeners_.push_back(std::make_unique<Listener>(*this, listener_fds[i], config_->listeners[i]));
+    listeners_.push_back(std::make_unique<Listener>(
+        *this, listener_fds[i], std::make_shared<proxy::ListenerContext>(config_, i)));
 }
 
 Worker::~Worker() {
@@ -92,9 +90,9 @@ void Worker::stop_and_join() {
   thread_.join();
 }
 
-void Worker::accept_connection(int fd, const Listener& listener) {
-  auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, fd, listener.config(),
-                                                            listener.router(), downstream_opts_);
+void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener) {
+  downstream_opts_.max_concurrent_streams = listener->listener.max_concurrent_streams;
+  auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, fd, listener, downstream_opts_);
   conn->on_gone = [this](proxy::DownstreamConnection* c) { remove_connection(c); };
   if (draining_) conn->start_drain();
   connections_.emplace(conn.get(), std::move(conn));
@@ -114,6 +112,30 @@ void Worker::check_drained() {
     on_drained_ = nullptr;
     done();
   }
+}
+
+void Worker::post_config(std::shared_ptr<const config::Config> config, std::vector<int> fds) {
+  loop_.post([this, config = std::move(config), fds = std::move(fds)] {
+    // Listeners whose socket is not in the new config stop accepting; the others get the new
+    // rules for the connections they accept from now on.
+    std::vector<std::unique_ptr<Listener>> next;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      auto ctx = std::make_shared<proxy::ListenerContext>(config, i);
+      auto it = std::find_if(listeners_.begin(), listeners_.end(),
+                             [&](const auto& l) { return l && l->fd() == fds[i]; });
+      if (it != listeners_.end()) {
+        (*it)->set_context(std::move(ctx));
+        next.push_back(std::move(*it));
+      } else {
+        next.push_back(std::make_unique<Listener>(*this, fds[i], std::move(ctx)));
+      }
+    }
+    listeners_ = std::move(next);  // the ones left behind close their sockets
+    config_ = config;
+    ctx_.buffers = config->buffers;
+    downstream_opts_.stream_window = config->buffers.stream_window_bytes;
+    downstream_opts_.connection_window = config->buffers.connection_window_bytes;
+  });
 }
 
 void Worker::post_snapshot(cluster::ClusterSnapshotPtr snapshot) {

@@ -34,6 +34,9 @@ class Worker {
 
   // Thread-safe.
   void post_snapshot(cluster::ClusterSnapshotPtr snapshot);
+  // A reloaded config. `fds[i]` is this worker's socket for config->listeners[i]: sockets it
+  // already has are kept, new ones are adopted, the others are closed.
+  void post_config(std::shared_ptr<const config::Config> config, std::vector<int> fds);
   // Stops accepting, drains every client connection; `done` runs on the worker thread once the
   // last one is closed.
   void post_drain(std::function<void()> done);
@@ -44,7 +47,7 @@ class Worker {
 
  private:
   class Listener;
-  void accept_connection(int fd, const Listener& listener);
+  void accept_connection(int fd, const proxy::ListenerContextPtr& listener);
   void remove_connection(proxy::DownstreamConnection* conn);
   void check_drained();
 

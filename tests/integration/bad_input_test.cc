@@ -25,7 +25,7 @@
 
 #include "harness.h"
 
-namespace h2mesh::testing {
+namespace h2mesh_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -188,6 +188,8 @@ std::string call_error(helloworld::Greeter::Stub& stub) {
 // Makes unary calls on its own connection from a thread, for as long as the bad input lasts.
 class Bystander {
  public:
+  static constexpr int kMinCalls = 5;
+
   explicit Bystander(const std::string& target)
       : stub_(helloworld::Greeter::NewStub(make_channel(target))) {}
   ~Bystander() { stop(); }
@@ -208,7 +210,12 @@ class Bystander {
       }
     });
   }
+  // Lets it make a few calls first, so that "unharmed" means something even when the bad
+  // input was over in a millisecond.
   void stop() {
+    if (thread_.joinable()) {
+      eventually([this] { return ok_ + failed_ >= kMinCalls; }, kMinCalls * 6000ms);
+    }
     stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
@@ -288,21 +295,21 @@ class BadInputTest : public ProxyTest {
 
 // Six mistakes, one per line listed in kConfigErrors.
 constexpr char kBadConfig[] =
-    "workers: 1\n"                                  // 1
-    "admin:\n"                                      // 2
-    "  address: \"127.0.0.1:0\"\n"                  // 3
-    "listeners:\n"                                  // 4
-    "  - name: grpc\n"                              // 5
-    "    address: \"localhost:0\"\n"                // 6  hostname, not an IP
-    "    routes:\n"                                 // 7
-    "      - cluster: greter\n"                     // 8  unknown cluster (typo)
-    "clusters:\n"                                   // 9
-    "  - name: greeter\n"                           // 10
-    "    lb_policy: round_robbin\n"                 // 11 unknown policy (typo)
-    "    connect_timeout: 1.5s\n"                   // 12 not whole milliseconds
-    "    max_conections_per_endpoint: 4\n"          // 13 unknown key (typo)
-    "    endpoints:\n"                              // 14
-    "      - \"127.0.0.1:0\"\n";                    // 15 endpoint port 0
+    "workers: 1\n"                          // 1
+    "admin:\n"                              // 2
+    "  address: \"127.0.0.1:0\"\n"          // 3
+    "listeners:\n"                          // 4
+    "  - name: grpc\n"                      // 5
+    "    address: \"localhost:0\"\n"        // 6  hostname, not an IP
+    "    routes:\n"                         // 7
+    "      - cluster: greter\n"             // 8  unknown cluster (typo)
+    "clusters:\n"                           // 9
+    "  - name: greeter\n"                   // 10
+    "    lb_policy: round_robbin\n"         // 11 unknown policy (typo)
+    "    connect_timeout: 1.5s\n"           // 12 not whole milliseconds
+    "    max_conections_per_endpoint: 4\n"  // 13 unknown key (typo)
+    "    endpoints:\n"                      // 14
+    "      - \"127.0.0.1:0\"\n";            // 15 endpoint port 0
 
 struct ExpectedError {
   int line;
@@ -329,8 +336,8 @@ class BadConfigTest : public ProxyTest {
 
   // Runs `h2mesh <command> --config <bad config>` to its end; returns the exit code.
   std::optional<int> run_h2mesh(const std::string& command, std::string* err) {
-    auto p = Subprocess::spawn(
-        {bin_dir() + "/h2mesh", command, "--config", write_bad_config()}, dir_, "h2mesh-" + command);
+    auto p = Subprocess::spawn({bin_dir() + "/h2mesh", command, "--config", write_bad_config()},
+                               dir_, "h2mesh-" + command);
     EXPECT_TRUE(p.ok());
     if (!p.ok()) return std::nullopt;
     auto code = (*p)->wait(20s);
@@ -342,9 +349,9 @@ class BadConfigTest : public ProxyTest {
   void expect_every_error_listed(const std::string& err) {
     const std::string path = dir_ + "/bad.yaml";
     for (const ExpectedError& e : kConfigErrors) {
-      std::regex re(std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
-                    ":" + std::to_string(e.line) + R"(:\d+: error: .*)" + e.message +
-                    R"(.*\(hint: .*)" + e.hint);
+      std::regex re(std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + ":" +
+                    std::to_string(e.line) + R"(:\d+: error: .*)" + e.message + R"(.*\(hint: .*)" +
+                    e.hint);
       EXPECT_TRUE(std::regex_search(err, re))
           << "no error for line " << e.line << " (" << e.message << ") in:\n"
           << err;
@@ -374,9 +381,9 @@ TEST_F(BadConfigTest, RunRefusesToStartAndNeverListens) {
 // ---- Clients that misbehave ---------------------------------------------------------------
 
 TEST_F(BadInputTest, Http1ClientGets505ExplainingHttp2AndOthersKeepBeingServed) {
-  serve();
+  ASSERT_NO_FATAL_FAILURE(serve());
   Bystander bystander(proxy_.target());
-  start_bystander(bystander);
+  ASSERT_NO_FATAL_FAILURE(start_bystander(bystander));
   const uint64_t errors_before = protocol_errors();
 
   Socket s = connect_to(proxy_.port);
@@ -403,7 +410,7 @@ TEST_F(BadInputTest, Http1ClientGets505ExplainingHttp2AndOthersKeepBeingServed) 
 
 struct GarbageCase {
   const char* name;
-  std::string bytes;  // sent after the preface and an empty SETTINGS frame
+  std::string bytes;    // sent after the preface and an empty SETTINGS frame
   uint32_t error_code;  // the GOAWAY's, as RFC 9113 requires
 };
 
@@ -426,9 +433,9 @@ std::vector<GarbageCase> garbage_cases() {
 }
 
 TEST_F(BadInputTest, GarbageFramesGetGoawayWithErrorCodeAndOthersKeepBeingServed) {
-  serve();
+  ASSERT_NO_FATAL_FAILURE(serve());
   Bystander bystander(proxy_.target());
-  start_bystander(bystander);
+  ASSERT_NO_FATAL_FAILURE(start_bystander(bystander));
   const uint64_t errors_before = protocol_errors();
 
   const auto cases = garbage_cases();
@@ -466,9 +473,9 @@ std::string random_bytes(uint32_t seed, size_t n) {
 }
 
 TEST_F(BadInputTest, RandomBytesInsteadOfPrefaceAreCutOffAndOthersKeepBeingServed) {
-  serve();
+  ASSERT_NO_FATAL_FAILURE(serve());
   Bystander bystander(proxy_.target());
-  start_bystander(bystander);
+  ASSERT_NO_FATAL_FAILURE(start_bystander(bystander));
   const uint64_t errors_before = protocol_errors();
 
   for (uint32_t seed : {1u, 2u, 3u}) {
@@ -487,9 +494,9 @@ TEST_F(BadInputTest, RandomBytesInsteadOfPrefaceAreCutOffAndOthersKeepBeingServe
 }
 
 TEST_F(BadInputTest, RandomFramesAfterValidPrefaceAreCutOffAndOthersKeepBeingServed) {
-  serve();
+  ASSERT_NO_FATAL_FAILURE(serve());
   Bystander bystander(proxy_.target());
-  start_bystander(bystander);
+  ASSERT_NO_FATAL_FAILURE(start_bystander(bystander));
 
   for (uint32_t seed : {11u, 12u, 13u}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
@@ -510,7 +517,9 @@ TEST_F(BadInputTest, RandomFramesAfterValidPrefaceAreCutOffAndOthersKeepBeingSer
     }
     // The reset may overtake the GOAWAY when the proxy closes with our junk still unread;
     // when the bytes did arrive, they must include a GOAWAY.
-    if (!r.bytes.empty() && r.how == "EOF") EXPECT_TRUE(goaway) << "closed without a GOAWAY";
+    if (!r.bytes.empty() && r.how == "EOF") {
+      EXPECT_TRUE(goaway) << "closed without a GOAWAY";
+    }
   }
 
   expect_bystander_unharmed(bystander);
@@ -518,9 +527,9 @@ TEST_F(BadInputTest, RandomFramesAfterValidPrefaceAreCutOffAndOthersKeepBeingSer
 }
 
 TEST_F(BadInputTest, ManyIdleConnectionsDoNotStopOtherClients) {
-  serve();
+  ASSERT_NO_FATAL_FAILURE(serve());
   Bystander bystander(proxy_.target());
-  start_bystander(bystander);
+  ASSERT_NO_FATAL_FAILURE(start_bystander(bystander));
 
   // Half say nothing at all; half stop in the middle of the preface.
   constexpr int kIdle = 200;
@@ -554,7 +563,7 @@ TEST_F(BadInputTest, ManyIdleConnectionsDoNotStopOtherClients) {
 
 // All of the above on one proxy: each kind of rejected connection is counted.
 TEST_F(BadInputTest, MetricsCountProtocolErrors) {
-  serve();
+  ASSERT_NO_FATAL_FAILURE(serve());
   ASSERT_EQ(metric(proxy_.admin_port, kProtocolErrors), std::optional<uint64_t>(0));
   uint64_t want = 0;
   auto send_and_wait_close = [&](const std::string& bytes) {
@@ -578,4 +587,4 @@ TEST_F(BadInputTest, MetricsCountProtocolErrors) {
 }
 
 }  // namespace
-}  // namespace h2mesh::testing
+}  // namespace h2mesh_test

@@ -15,7 +15,7 @@
 
 #include "harness.h"
 
-namespace h2mesh::testing {
+namespace h2mesh_test {
 namespace {
 
 constexpr int kCalls = 40;
@@ -77,7 +77,7 @@ std::map<std::string, int> backends_field(const std::string& json) {
   std::smatch m;
   if (!std::regex_search(json, m, std::regex(R"("backends"\s*:\s*\{([^}]*)\})"))) return out;
   const std::string body = m[1];
-  static const std::regex entry(R"("([^"]+)"\s*:\s*(\d+))");
+  static const std::regex entry(R"re("([^"]+)"\s*:\s*(\d+))re");
   for (auto it = std::sregex_iterator(body.begin(), body.end(), entry);
        it != std::sregex_iterator(); ++it) {
     out[(*it)[1]] = std::stoi((*it)[2]);
@@ -119,9 +119,9 @@ class InteropTest : public ProxyTest {
   // The client's report says every call succeeded, and that round robin over its one
   // connection gave each backend the same share of the unary calls.
   void expect_everything_served(const ClientReport& r) {
-    ASSERT_TRUE(r.exit_code.has_value()) << "client still running after "
-                                         << kClientTimeout.count() << " s\n"
-                                         << r.describe();
+    ASSERT_TRUE(r.exit_code.has_value())
+        << "client still running after " << kClientTimeout.count() << " s\n"
+        << r.describe();
     EXPECT_EQ(*r.exit_code, 0) << r.describe();
     ASSERT_FALSE(r.json.empty()) << "no JSON line on stdout\n" << r.describe();
     EXPECT_EQ(r.ok, std::optional(kCalls)) << r.describe();
@@ -174,4 +174,4 @@ TEST(InteropClients, PythonDescriptorMatchesHelloworldProto) {
 }
 
 }  // namespace
-}  // namespace h2mesh::testing
+}  // namespace h2mesh_test

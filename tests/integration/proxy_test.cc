@@ -85,8 +85,12 @@ TEST_F(ProxyTest, LeastRequestAvoidsTheBusyBackend) {
   // compares both, so every quick call goes to the less loaded one (ties allowed either way).
   uint64_t slow0 = backend_stats(backends_[0]).calls() - counts[backends_[0].id];
   uint64_t slow1 = backend_stats(backends_[1]).calls() - counts[backends_[1].id];
-  if (slow0 > slow1) EXPECT_EQ(counts[backends_[0].id], 0);
-  if (slow1 > slow0) EXPECT_EQ(counts[backends_[1].id], 0);
+  if (slow0 > slow1) {
+    EXPECT_EQ(counts[backends_[0].id], 0);
+  }
+  if (slow1 > slow0) {
+    EXPECT_EQ(counts[backends_[1].id], 0);
+  }
   for (int i = 0; i < 6; ++i) {
     void* tag;
     bool ok;

@@ -132,8 +132,11 @@ TEST_F(ProxyTest, FrozenBackendLeavesByHealthCheckAndReturns) {
   RecordProperty("calls", static_cast<int>(r.size()));
   RecordProperty("failed", static_cast<int>(failures(r)));
   std::printf("SIGSTOP: %zu of %zu calls failed\n", failures(r), r.size());
-  for (const auto& x : r)
-    if (!x.ok) EXPECT_EQ(x.code, grpc::StatusCode::DEADLINE_EXCEEDED) << x.message;
+  for (const auto& x : r) {
+    if (!x.ok) {
+      EXPECT_EQ(x.code, grpc::StatusCode::DEADLINE_EXCEEDED) << x.message;
+    }
+  }
   EXPECT_LE(failures(r), 3u);
 }
 

@@ -78,6 +78,14 @@ clusters:
   return parse_config(text + body, "test.yaml");
 }
 
+// A document whose cluster "greeter" has `discovery:` on line 8, continued by `discovery_body`
+// from line 9 (indented by 6 spaces).
+inline ParseResult parse_discovery(std::string_view discovery_body) {
+  std::string body(discovery_body);
+  if (body.starts_with('\n')) body.erase(0, 1);
+  return parse_cluster("    discovery:\n" + body);
+}
+
 // A document whose only listener, "public", continues with `listener_body` from line 4 (after its
 // name and address) and then routes every call to the cluster "greeter".
 inline ParseResult parse_listener(std::string_view listener_body) {

@@ -109,5 +109,28 @@ TEST(YamlReader, ClosestMatchIgnoresDistantWords) {
   EXPECT_EQ(closest_match("na", keys), "");
 }
 
+// ---- MapReader ----------------------------------------------------------------------------------
+
+TEST(YamlReader, MapReaderKnowsWhereKeysAndValuesAre) {
+  const std::string text = "outer:\n  first: 1\n  second:\n    - x\n";
+  const YAML::Node root = YAML::Load(text);
+  Diagnostics diag("test.yaml", text);
+  const YAML::Node outer = root["outer"];
+  MapReader map(Located{outer, outer.Mark(), "outer"}, {"first", "second", "third"}, &diag);
+  ASSERT_TRUE(map.ok());
+  EXPECT_TRUE(diag.empty());
+  // The key "second" is on line 3 (0-based 2); its block sequence starts on the next line.
+  EXPECT_EQ(map.key_mark("second").line, 2);
+  EXPECT_EQ(map.key_mark("second").column, 2);
+  EXPECT_EQ(map.get("second")->mark.line, 3);
+  // An absent key points at the map.
+  EXPECT_EQ(map.key_mark("third").line, outer.Mark().line);
+  EXPECT_EQ(map.key_mark("third").column, outer.Mark().column);
+  // A cross check prefers the later key, then the earlier one, then the map.
+  EXPECT_EQ(cross_check_mark(map, "second", "first").line, 3);
+  EXPECT_EQ(cross_check_mark(map, "third", "first").line, 1);
+  EXPECT_EQ(cross_check_mark(map, "third", "missing").line, outer.Mark().line);
+}
+
 }  // namespace
 }  // namespace h2mesh::config

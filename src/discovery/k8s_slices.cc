@@ -1,0 +1,290 @@
+#include "discovery/k8s_slices.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+namespace h2mesh::discovery::k8s {
+namespace {
+
+using Json = nlohmann::json;
+
+// Input from the network: every access checks the type first, so nothing here throws.
+const Json* member(const Json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  return it == j.end() ? nullptr : &*it;
+}
+
+std::string string_at(const Json& j, const char* key) {
+  const Json* m = member(j, key);
+  return m && m->is_string() ? m->get<std::string>() : std::string();
+}
+
+std::optional<bool> bool_at(const Json& j, const char* key) {
+  const Json* m = member(j, key);
+  if (!m || !m->is_boolean()) return std::nullopt;
+  return m->get<bool>();
+}
+
+std::optional<int64_t> int_at(const Json& j, const char* key) {
+  const Json* m = member(j, key);
+  if (!m || !m->is_number_integer()) return std::nullopt;
+  return m->get<int64_t>();
+}
+
+Error bad(std::string message) {
+  return make_error(ErrorCode::InvalidArgument, std::move(message));
+}
+
+Result<Json> parse_json(std::string_view text, const char* what) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return bad(std::string(what) + " is not valid JSON");
+  if (!j.is_object()) return bad(std::string(what) + " is not a JSON object");
+  return j;
+}
+
+SliceEndpoint parse_endpoint(const Json& e) {
+  SliceEndpoint out;
+  if (const Json* addrs = member(e, "addresses");
+      addrs && addrs->is_array() && !addrs->empty() && (*addrs)[0].is_string()) {
+    out.address = (*addrs)[0].get<std::string>();
+  }
+  if (const Json* c = member(e, "conditions")) {
+    out.ready = bool_at(*c, "ready").value_or(true);
+    out.serving = bool_at(*c, "serving").value_or(true);
+    out.terminating = bool_at(*c, "terminating").value_or(false);
+  }
+  out.zone = string_at(e, "zone");
+  if (const Json* ref = member(e, "targetRef")) out.name = string_at(*ref, "name");
+  if (out.name.empty()) out.name = string_at(e, "hostname");
+  return out;
+}
+
+Result<EndpointSlice> parse_slice(const Json& j) {
+  if (!j.is_object()) return bad("an EndpointSlice is not a JSON object");
+  EndpointSlice s;
+  const Json* meta = member(j, "metadata");
+  if (!meta || !meta->is_object()) return bad("an EndpointSlice has no metadata");
+  std::string name = string_at(*meta, "name");
+  if (name.empty()) return bad("an EndpointSlice has no metadata.name");
+  s.key = string_at(*meta, "namespace") + "/" + name;
+  s.resource_version = string_at(*meta, "resourceVersion");
+  s.address_type = string_at(j, "addressType");
+  // `endpoints` and `ports` have no omitempty: an empty list arrives as null.
+  if (const Json* eps = member(j, "endpoints"); eps && eps->is_array()) {
+    for (const Json& e : *eps) s.endpoints.push_back(parse_endpoint(e));
+  }
+  if (const Json* ports = member(j, "ports"); ports && ports->is_array()) {
+    for (const Json& p : *ports) {
+      SlicePort port;
+      port.name = string_at(p, "name");
+      auto n = int_at(p, "port");
+      // Out-of-range numbers become port 0, which select_port() never returns.
+      if (n) port.port = *n > 0 && *n <= 65535 ? static_cast<uint16_t>(*n) : 0;
+      s.ports.push_back(std::move(port));
+    }
+  }
+  return s;
+}
+
+ApiStatus status_of(const Json& j) {
+  ApiStatus st;
+  st.code = static_cast<int>(int_at(j, "code").value_or(0));
+  st.reason = string_at(j, "reason");
+  st.message = string_at(j, "message");
+  return st;
+}
+
+bool is_number(const std::string& s, uint16_t* out) {
+  unsigned v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v == 0 || v > 65535) return false;
+  *out = static_cast<uint16_t>(v);
+  return true;
+}
+
+bool is_ip_of_type(const std::string& address, bool v6) {
+  unsigned char buf[16];
+  return inet_pton(v6 ? AF_INET6 : AF_INET, address.c_str(), buf) == 1;
+}
+
+// Higher is more usable: ready beats not ready, and not terminating beats terminating.
+int usability(const cluster::DiscoveredEndpoint& e) {
+  return (e.ready ? 2 : 0) + (e.terminating ? 0 : 1);
+}
+
+}  // namespace
+
+Result<SliceList> parse_slice_list(std::string_view json) {
+  auto j = parse_json(json, "the EndpointSlice list");
+  if (!j) return j.error();
+  const Json* items = member(*j, "items");
+  if (!items || !(items->is_array() || items->is_null()))
+    return bad("the EndpointSlice list has no items (kind " + string_at(*j, "kind") + ")");
+  SliceList list;
+  if (const Json* meta = member(*j, "metadata"))
+    list.resource_version = string_at(*meta, "resourceVersion");
+  if (list.resource_version.empty()) return bad("the EndpointSlice list has no resourceVersion");
+  if (items->is_array()) {
+    for (const Json& item : *items) {
+      auto s = parse_slice(item);
+      if (!s) return s.error();
+      list.items.push_back(std::move(*s));
+    }
+  }
+  return list;
+}
+
+Result<WatchEvent> parse_watch_event(std::string_view json_line) {
+  auto j = parse_json(json_line, "a watch event");
+  if (!j) return j.error();
+  std::string type = string_at(*j, "type");
+  const Json* object = member(*j, "object");
+  if (!object || !object->is_object()) return bad("a watch event has no object");
+  WatchEvent ev;
+  if (type == "ADDED") {
+    ev.type = WatchEventType::Added;
+  } else if (type == "MODIFIED") {
+    ev.type = WatchEventType::Modified;
+  } else if (type == "DELETED") {
+    ev.type = WatchEventType::Deleted;
+  } else if (type == "BOOKMARK") {
+    ev.type = WatchEventType::Bookmark;
+  } else if (type == "ERROR") {
+    ev.type = WatchEventType::Error;
+    ev.status = status_of(*object);
+    return ev;
+  } else {
+    return bad("unknown watch event type \"" + type + "\"");
+  }
+  if (const Json* meta = member(*object, "metadata"))
+    ev.resource_version = string_at(*meta, "resourceVersion");
+  if (ev.type == WatchEventType::Bookmark) {
+    if (ev.resource_version.empty()) return bad("a BOOKMARK event has no resourceVersion");
+    return ev;
+  }
+  auto s = parse_slice(*object);
+  if (!s) return s.error();
+  ev.slice = std::move(*s);
+  return ev;
+}
+
+std::optional<ApiStatus> parse_status(std::string_view json) {
+  auto j = parse_json(json, "the reply");
+  if (!j || string_at(*j, "kind") != "Status") return std::nullopt;
+  return status_of(*j);
+}
+
+std::optional<uint16_t> select_port(const std::vector<SlicePort>& ports,
+                                    const std::string& wanted) {
+  auto usable = [](const SlicePort& p) { return p.port && *p.port != 0; };
+  if (wanted.empty()) {
+    if (ports.size() == 1 && usable(ports[0])) return ports[0].port;
+    return std::nullopt;
+  }
+  uint16_t number = 0;
+  if (is_number(wanted, &number)) {
+    for (const auto& p : ports)
+      if (p.port == number) return number;
+    for (const auto& p : ports)
+      if (!p.port) return number;  // "all ports": the configured number is the port
+    return std::nullopt;
+  }
+  for (const auto& p : ports)
+    if (p.name == wanted && usable(p)) return p.port;
+  return std::nullopt;
+}
+
+std::vector<cluster::DiscoveredEndpoint> slice_endpoints(const EndpointSlice& slice,
+                                                         const std::string& wanted_port,
+                                                         std::string* problem) {
+  problem->clear();
+  std::vector<cluster::DiscoveredEndpoint> out;
+  if (slice.endpoints.empty()) return out;
+  if (slice.address_type != "IPv4" && slice.address_type != "IPv6") {
+    *problem = "slice " + slice.key + ": addressType " + slice.address_type + " is not used";
+    return out;
+  }
+  auto port = select_port(slice.ports, wanted_port);
+  if (!port) {
+    std::string have;
+    for (const auto& p : slice.ports)
+      have += (have.empty() ? "" : ", ") + (p.name.empty() ? "(unnamed)" : p.name) + "=" +
+              (p.port ? std::to_string(*p.port) : "all");
+    *problem = "slice " + slice.key + " has no port " +
+               (wanted_port.empty() ? "(and not exactly one)" : "\"" + wanted_port + "\"") +
+               " among [" + have + "]";
+    return out;
+  }
+  const bool v6 = slice.address_type == "IPv6";
+  size_t skipped = 0;
+  for (const auto& e : slice.endpoints) {
+    if (!is_ip_of_type(e.address, v6)) {
+      ++skipped;
+      continue;
+    }
+    cluster::DiscoveredEndpoint d;
+    d.address = config::SocketAddress{e.address, *port};
+    d.ready = e.ready;
+    d.terminating = e.terminating;
+    d.zone = e.zone;
+    d.name = e.name;
+    out.push_back(std::move(d));
+  }
+  if (skipped > 0)
+    *problem = "slice " + slice.key + ": " + std::to_string(skipped) + " endpoint(s) without an " +
+               slice.address_type + " address skipped";
+  return out;
+}
+
+void SliceCache::store(const EndpointSlice& slice) {
+  std::string problem;
+  auto eps = slice_endpoints(slice, wanted_port_, &problem);
+  if (!problem.empty()) problems_.push_back(std::move(problem));
+  slices_[slice.key] = std::move(eps);
+}
+
+void SliceCache::reset(const SliceList& list) {
+  slices_.clear();
+  for (const auto& s : list.items) store(s);
+}
+
+void SliceCache::apply(const WatchEvent& event) {
+  switch (event.type) {
+    case WatchEventType::Added:
+    case WatchEventType::Modified:
+      store(event.slice);
+      break;
+    case WatchEventType::Deleted:
+      slices_.erase(event.slice.key);
+      break;
+    case WatchEventType::Bookmark:
+    case WatchEventType::Error:
+      break;
+  }
+}
+
+std::vector<cluster::DiscoveredEndpoint> SliceCache::endpoints() const {
+  std::map<std::string, cluster::DiscoveredEndpoint> by_address;
+  for (const auto& [key, eps] : slices_) {
+    for (const auto& e : eps) {
+      auto [it, inserted] = by_address.emplace(e.address.to_string(), e);
+      if (!inserted && usability(e) > usability(it->second)) it->second = e;
+    }
+  }
+  std::vector<cluster::DiscoveredEndpoint> out;
+  out.reserve(by_address.size());
+  for (auto& [address, e] : by_address) out.push_back(std::move(e));
+  return out;
+}
+
+std::vector<std::string> SliceCache::take_problems() {
+  std::vector<std::string> out;
+  out.swap(problems_);
+  return out;
+}
+
+}  // namespace h2mesh::discovery::k8s

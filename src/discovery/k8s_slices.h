@@ -1,0 +1,106 @@
+#pragma once
+
+// The EndpointSlice wire format (discovery.k8s.io/v1) and the per-slice cache of one Service.
+// Pure data and functions, no I/O: every rule of the API is unit-tested without a server.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/host_set.h"
+#include "common/result.h"
+
+namespace h2mesh::discovery::k8s {
+
+struct SlicePort {
+  std::string name;              // "" when unnamed
+  std::optional<uint16_t> port;  // the target port; nullopt: `null`, "all ports"
+};
+
+struct SliceEndpoint {
+  std::string address;  // addresses[0]: the only one with a meaning
+  // Conditions are optional pointers in the API: missing ready and serving mean true, missing
+  // terminating means false.
+  bool ready = true;
+  bool serving = true;
+  bool terminating = false;
+  std::string zone;
+  std::string name;  // targetRef.name (the pod), else hostname; may be empty
+};
+
+struct EndpointSlice {
+  std::string key;               // "namespace/name": the cache key
+  std::string resource_version;  // opaque: compared for equality only
+  std::string address_type;      // "IPv4", "IPv6" or "FQDN"
+  std::vector<SliceEndpoint> endpoints;
+  std::vector<SlicePort> ports;
+};
+
+struct SliceList {
+  std::string resource_version;  // where the watch starts
+  std::vector<EndpointSlice> items;
+};
+
+// A kube-apiserver Status: the body of an error reply, or the object of an ERROR watch event.
+struct ApiStatus {
+  int code = 0;
+  std::string reason;  // e.g. "Expired", "Forbidden", "Unauthorized"
+  std::string message;
+};
+
+enum class WatchEventType { Added, Modified, Deleted, Bookmark, Error };
+
+struct WatchEvent {
+  WatchEventType type = WatchEventType::Bookmark;
+  std::string resource_version;  // the object's (every type but ERROR)
+  EndpointSlice slice;           // ADDED, MODIFIED, DELETED
+  ApiStatus status;              // ERROR
+};
+
+// The body of a LIST reply.
+Result<SliceList> parse_slice_list(std::string_view json);
+// One line of a watch stream ({"type":..., "object":...}).
+Result<WatchEvent> parse_watch_event(std::string_view json_line);
+// The Status in an error reply; nullopt when the body is not one (e.g. an HTML page of a proxy).
+std::optional<ApiStatus> parse_status(std::string_view json);
+
+// The target port to use from a slice's ports for the cluster's `port` setting: a name picks the
+// port of that name; a number picks the port with that value (or any number when the slice says
+// "all ports"); empty picks the slice's only port. nullopt: the slice has no such port.
+std::optional<uint16_t> select_port(const std::vector<SlicePort>& ports, const std::string& wanted);
+
+// The endpoints of one slice as discovery reports them. FQDN slices and addresses that are not IP
+// literals of the slice's type are skipped; `problem` (not null) says why a whole slice, or some
+// of its endpoints, could not be used, and is left empty otherwise.
+std::vector<cluster::DiscoveredEndpoint> slice_endpoints(const EndpointSlice& slice,
+                                                         const std::string& wanted_port,
+                                                         std::string* problem);
+
+// The slices of one Service, keyed by namespace/name, each with its own endpoints.
+class SliceCache {
+ public:
+  explicit SliceCache(std::string wanted_port) : wanted_port_(std::move(wanted_port)) {}
+
+  // Replaces the whole cache with a LIST's items.
+  void reset(const SliceList& list);
+  // Applies ADDED, MODIFIED (the full new state of a slice) and DELETED; ignores the rest.
+  void apply(const WatchEvent& event);
+  // The union over all slices, one entry per address (when two slices list an address, the most
+  // usable entry wins), sorted by address: comparable between calls.
+  std::vector<cluster::DiscoveredEndpoint> endpoints() const;
+  // Why slices or endpoints were skipped since the last call (for the log).
+  std::vector<std::string> take_problems();
+  size_t slice_count() const { return slices_.size(); }
+
+ private:
+  void store(const EndpointSlice& slice);
+
+  std::string wanted_port_;
+  std::map<std::string, std::vector<cluster::DiscoveredEndpoint>> slices_;
+  std::vector<std::string> problems_;
+};
+
+}  // namespace h2mesh::discovery::k8s

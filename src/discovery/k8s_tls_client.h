@@ -1,0 +1,110 @@
+#pragma once
+
+// A TLS client connection to the Kubernetes API server on the main thread's event loop:
+// non-blocking name lookup (getaddrinfo_a, polled), connect, handshake with the server
+// certificate verified against the cluster's CA (host name or IP address included), then bytes
+// in and out. OpenSSL lives only here.
+
+#include <netdb.h>
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "discovery/k8s_credentials.h"
+#include "net/event_loop.h"
+#include "net/socket.h"
+
+namespace h2mesh::discovery::k8s {
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+
+// A client context for `creds`: the CA (or the system's store), the client certificate, TLS 1.2+.
+// Built before each connection so that a rotated CA or certificate file is picked up. Blocking
+// reads of small credential files.
+Result<SslCtxPtr> make_tls_context(const Credentials& creds);
+
+class TlsClient final : public net::IoHandler, public net::Deletable {
+ public:
+  enum class Failure {
+    Resolve,    // the host name did not resolve
+    Connect,    // TCP connect failed (refused, unreachable)
+    Verify,     // the server certificate was rejected
+    Handshake,  // another TLS failure
+    Timeout,    // no TLS connection within the timeout
+    Closed,     // the peer closed the connection
+    Io,         // read/write error after the handshake
+  };
+  static const char* failure_name(Failure f);
+
+  // Called on the loop thread. After on_closed() nothing else is called; the owner may then
+  // release the client through EventLoop::defer_delete (not `delete`: the call may come from
+  // inside the client).
+  class Visitor {
+   public:
+    virtual ~Visitor() = default;
+    virtual void on_connected() = 0;
+    virtual void on_data(std::string_view bytes) = 0;
+    virtual void on_closed(Failure failure, const std::string& detail) = 0;
+  };
+
+  // `visitor` is not owned and outlives the client (or close() is called first).
+  TlsClient(net::EventLoop& loop, Visitor& visitor);
+  ~TlsClient() override;
+  TlsClient(const TlsClient&) = delete;
+  TlsClient& operator=(const TlsClient&) = delete;
+
+  // Starts the connection. `verify_name` is the name (or IP literal) the certificate must carry;
+  // `timeout` bounds lookup + connect + handshake. Outcome: on_connected() or on_closed().
+  void connect(SslCtxPtr ctx, const std::string& host, uint16_t port,
+               const std::string& verify_name, Duration timeout);
+  // Queues bytes; they are written when the socket is writable (never re-enters the visitor).
+  void send(std::string_view bytes);
+  // Closes at once, without a callback. Idempotent.
+  void close();
+
+  void on_io(uint32_t events) override;
+
+ private:
+  enum class State { Idle, Resolving, Connecting, Handshaking, Open, Closed };
+  struct Lookup;
+
+  void step();
+  void poll_lookup();
+  void connect_next();
+  void start_handshake();
+  void do_handshake();
+  void do_read();
+  void do_write();
+  void update_interest();
+  void fail(Failure failure, const std::string& detail);
+  std::string ssl_error_detail(int ret);
+
+  net::EventLoop& loop_;
+  Visitor& visitor_;
+  State state_ = State::Idle;
+  SslCtxPtr ctx_;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+  uint32_t interest_ = 0;
+  uint16_t port_ = 0;
+  std::string verify_name_;
+  std::vector<config::SocketAddress> addresses_;
+  size_t next_address_ = 0;
+  std::string last_connect_error_;
+  std::unique_ptr<Lookup> lookup_;
+  std::string pending_failure_;  // a lookup that failed at once, reported by step()
+  net::Timer step_;              // polls the lookup; starts connecting from the loop
+  net::Timer timeout_;
+  std::string out_;
+  bool write_wants_read_ = false;
+  bool read_wants_write_ = false;
+};
+
+}  // namespace h2mesh::discovery::k8s
