@@ -14,61 +14,6 @@
 namespace h2mesh_test {
 namespace {
 
-// Sequential unary calls on one channel from a background thread until stopped.
-class SteadyLoad {
- public:
-  SteadyLoad(const std::string& target, std::chrono::milliseconds deadline)
-      : stub_(helloworld::Greeter::NewStub(make_channel(target))), deadline_(deadline) {
-    thread_ = std::thread([this] { run(); });
-  }
-  ~SteadyLoad() { stop(); }
-  void stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  struct Result {
-    bool ok;
-    grpc::StatusCode code;
-    std::string message;
-    std::string backend;
-  };
-  std::vector<Result> results() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return results_;
-  }
-  size_t count() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return results_.size();
-  }
-  // Waits until `n` more calls than now have finished.
-  bool wait_more(size_t n, std::chrono::seconds timeout) {
-    size_t target = count() + n;
-    return eventually([&] { return count() >= target; }, timeout);
-  }
-
- private:
-  void run() {
-    // Bounded: at most 200k calls, or until stopped.
-    for (int i = 0; i < 200000 && !stop_; ++i) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + deadline_);
-      helloworld::HelloRequest req;
-      req.set_name("load");
-      helloworld::HelloReply reply;
-      auto st = stub_->SayHello(&ctx, req, &reply);
-      std::lock_guard<std::mutex> lock(mu_);
-      results_.push_back({st.ok(), st.error_code(), st.error_message(), backend_of(reply.message())});
-      if (!st.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  }
-  std::unique_ptr<helloworld::Greeter::Stub> stub_;
-  std::chrono::milliseconds deadline_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::vector<Result> results_;
-  std::thread thread_;
-};
-
 std::string endpoint_state(uint16_t admin_port, const std::string& address) {
   auto [code, body] = http_get(admin_port, "/clusters");
   std::regex re("\"address\":\"" + address + "\",\"state\":\"([a-z]+)\"");

@@ -588,7 +588,12 @@ TEST_F(ConnPoolTest, ZeroPendingCallsStillOpensAConnection) {
   Script script(loop_);
   script
       .step("a call on a cold pool makes it connect", [&] { send_calls({"1"}, id); },
-            [&] { return backend_->accepted() == 1; })
+            [&] {
+              // Ready means the backend's SETTINGS arrived: only then does a call need no queue.
+              Error why;
+              ConnPool* pool = clusters_->pick(kCluster, &why);
+              return backend_->accepted() == 1 && pool && pool->any_ready();
+            })
       .step("once connected, calls are served", [&] { send_calls({"2"}, id); },
             [&] { return backend_->find_call("2") != nullptr; });
   ASSERT_EQ(script.run(std::chrono::seconds(2)), "");
