@@ -9,7 +9,7 @@ packages=(g++ cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-g
           libprotobuf-dev libgrpc++-dev libnghttp2-dev libyaml-cpp-dev libc-ares-dev libssl-dev
           nlohmann-json3-dev)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(googletest libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf openssl)
+  packages+=(googletest libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf python3-yaml openssl)
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 if [[ "${1:-}" == "--bench" ]]; then

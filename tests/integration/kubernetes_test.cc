@@ -301,8 +301,13 @@ TEST_F(KubernetesTest, FollowsEveryEndpointChangeWithoutFailingCalls) {
   SteadyClient client(proxy_.target());
 
   // Scale up: a third pod joins the slice.
+  auto t0 = std::chrono::steady_clock::now();
   put_slice("greeter-abcde", {0, 1, 2});
   EXPECT_TRUE(in_rotation(2));
+  std::printf("EndpointSlice change reached /clusters in %lld ms (10 ms polling)\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - t0)
+                                         .count()));
   EXPECT_TRUE(answered_by({"greeter-1", "greeter-2", "greeter-3"}));
 
   // A pod fails its readiness probe: no new calls.
