@@ -22,6 +22,7 @@ ConfigWatcher::ConfigWatcher(net::EventLoop& loop, std::string path,
   current_ = read_file(path_);
   size_t slash = path_.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash == 0 ? 1 : slash);
+  name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
   fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd_ < 0 || inotify_add_watch(fd_, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
                                                          IN_DELETE | IN_MODIFY) < 0) {
@@ -48,12 +49,20 @@ std::string ConfigWatcher::read_file(const std::string& path) {
 }
 
 void ConfigWatcher::on_io(uint32_t) {
-  char buf[4096];
-  while (read(fd_, buf, sizeof(buf)) > 0) {
+  alignas(inotify_event) char buf[4096];
+  bool ours = false;
+  ssize_t n;
+  while ((n = read(fd_, buf, sizeof(buf))) > 0) {
+    for (ssize_t off = 0; off < n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+      std::string name = ev->len ? std::string(ev->name) : std::string();
+      // The file itself, or a Kubernetes ConfigMap's "..data" symlink swap; other files in the
+      // directory are not our business.
+      if (name == name_ || name.rfind("..", 0) == 0) ours = true;
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
   }
-  // Any change in the directory may be ours (atomic renames, ConfigMap ..data swaps): look at
-  // the content once things settle.
-  debounce_.arm(std::chrono::milliseconds(100));
+  if (ours) debounce_.arm(std::chrono::milliseconds(100));  // look once things settle
 }
 
 void ConfigWatcher::check() {

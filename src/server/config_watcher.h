@@ -24,6 +24,7 @@ class ConfigWatcher final : public net::IoHandler {
 
   net::EventLoop& loop_;
   std::string path_;
+  std::string name_;  // file name within its directory
   std::function<void()> on_change_;
   int fd_ = -1;
   net::Timer debounce_;
