@@ -30,14 +30,18 @@ std::unique_ptr<ClusterRegistry::HostState> ClusterRegistry::make_host(ClusterSt
                                                                        const Host& h) {
   auto host = std::make_unique<HostState>();
   host->host = h;
-  HostState* hs = host.get();
-  ClusterState* cs = &cluster;
-  if (cluster.settings.health_check.enabled) {
-    hs->checker = std::make_unique<HealthChecker>(
-        loop_, random_, hs->host, cluster.settings.health_check,
-        [this, cs, hs](bool healthy) { on_health_transition(*cs, *hs, healthy); });
-  }
+  start_checker(cluster, *host);
   return host;
+}
+
+void ClusterRegistry::start_checker(ClusterState& cluster, HostState& host) {
+  host.checker.reset();
+  if (!cluster.settings.health_check.enabled) return;
+  ClusterState* cs = &cluster;
+  HostState* hs = &host;
+  host.checker = std::make_unique<HealthChecker>(
+      loop_, random_, host.host, cluster.settings.health_check,
+      [this, cs, hs](bool healthy) { on_health_transition(*cs, *hs, healthy); });
 }
 
 void ClusterRegistry::set_endpoints(const std::string& cluster_name,
@@ -99,21 +103,19 @@ void ClusterRegistry::reconfigure(const std::vector<config::Cluster>& clusters) 
     state.settings = c;
     if (health_changed) {
       for (auto& h : state.hosts) {
-        h->checker.reset();
         h->host.healthy = true;
         h->view.healthy = true;
-        if (c.health_check.enabled) {
-          HostState* hs = h.get();
-          ClusterState* cs = &state;
-          hs->checker = std::make_unique<HealthChecker>(
-              loop_, random_, hs->host, c.health_check,
-              [this, cs, hs](bool healthy) { on_health_transition(*cs, *hs, healthy); });
-        }
+        start_checker(state, *h);
       }
     }
     if (c.discovery.type == config::DiscoveryType::Static) {
       std::vector<DiscoveredEndpoint> eps;
-      for (const auto& ep : c.endpoints) eps.push_back(DiscoveredEndpoint{ep.address, ep.weight});
+      for (const auto& ep : c.endpoints) {
+        DiscoveredEndpoint d;
+        d.address = ep.address;
+        d.weight = ep.weight;
+        eps.push_back(std::move(d));
+      }
       set_endpoints(c.name, eps);
     }
     publish(state);  // the settings travel with the snapshot

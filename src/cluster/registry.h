@@ -71,6 +71,8 @@ class ClusterRegistry {
 
   void publish(ClusterState& cluster);
   std::unique_ptr<HostState> make_host(ClusterState& cluster, const Host& host);
+  // (Re)starts the host's health checker per the cluster's settings (none when disabled).
+  void start_checker(ClusterState& cluster, HostState& host);
   void on_health_transition(ClusterState& cluster, HostState& host, bool healthy);
   void uneject(ClusterState& cluster, HostState& host);
 

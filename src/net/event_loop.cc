@@ -99,16 +99,16 @@ void EventLoop::run_timers() {
 
 void EventLoop::run_deferred() {
   // Deferred work first, deletions last: a callback queued for an object never runs after that
-  // object was deleted. Destructors may queue more work; keep going until quiet.
+  // object was deleted. Destructors may queue more work; keep going until quiet. The scratch
+  // vectors keep their capacity, so a busy loop does not allocate per iteration.
   while (!deferred_.empty() || !to_delete_.empty()) {
     while (!deferred_.empty()) {
-      std::vector<std::function<void()>> work;
-      work.swap(deferred_);
-      for (auto& fn : work) fn();
+      deferred_running_.swap(deferred_);
+      for (auto& fn : deferred_running_) fn();
+      deferred_running_.clear();
     }
-    std::vector<std::unique_ptr<Deletable>> dead;
-    dead.swap(to_delete_);
-    dead.clear();
+    deleting_.swap(to_delete_);
+    deleting_.clear();
   }
 }
 

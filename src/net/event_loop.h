@@ -72,6 +72,8 @@ class EventLoop {
   TimerMap timers_;
   std::vector<std::function<void()>> deferred_;
   std::vector<std::unique_ptr<Deletable>> to_delete_;
+  std::vector<std::function<void()>> deferred_running_;  // scratch of run_deferred
+  std::vector<std::unique_ptr<Deletable>> deleting_;     // scratch of run_deferred
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by posted_mu_

@@ -63,13 +63,13 @@ uint32_t per_worker(uint32_t limit, uint32_t workers) {
 }
 }  // namespace
 
-ConnPool* ClusterManager::pick(const std::string& cluster, Error* why, const std::string* avoid) {
+ClusterManager::ClusterState* ClusterManager::find(const std::string& cluster) {
   auto it = clusters_.find(cluster);
-  if (it == clusters_.end()) {
-    *why = make_error(ErrorCode::NoHealthyEndpoint, "cluster " + cluster + " is not known");
-    return nullptr;
-  }
-  ClusterState& state = it->second;
+  return it == clusters_.end() ? nullptr : &it->second;
+}
+
+ConnPool* ClusterManager::pick(ClusterState& state, Error* why, const std::string* avoid) {
+  const std::string& cluster = state.snapshot->settings.name;
   const auto& cb = state.snapshot->settings.circuit_breakers;
   uint32_t workers = std::max(1u, ctx_.worker_count);
   uint32_t max_calls = per_worker(cb.max_calls, workers);
@@ -113,10 +113,5 @@ ConnPool* ClusterManager::pick(const std::string& cluster, Error* why, const std
 }
 
 RetryBudget& ClusterManager::budget(const config::Route* route) { return budgets_[route]; }
-
-ClusterStats* ClusterManager::stats(const std::string& cluster) {
-  auto it = clusters_.find(cluster);
-  return it == clusters_.end() ? nullptr : it->second.stats;
-}
 
 }  // namespace h2mesh::proxy

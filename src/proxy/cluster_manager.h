@@ -24,16 +24,20 @@ class ClusterManager {
   // Worker thread. Installs a new snapshot of one cluster.
   void update(cluster::ClusterSnapshotPtr snapshot);
 
+  // One cluster as this worker sees it. A handle stays valid for the worker's lifetime (a
+  // cluster that leaves the config keeps an empty snapshot), so a call looks it up once.
+  struct ClusterState;
+  // Worker thread. Null when no snapshot of `cluster` has arrived.
+  ClusterState* find(const std::string& cluster);
+  static ClusterStats* stats(ClusterState& cluster) { return cluster.stats; }
+
   // Worker thread. Chooses the endpoint of one call attempt, avoiding `avoid` (the endpoint of
   // the failed previous attempt) when another one can take the call. Returns null and sets *why
-  // when the cluster is unknown, has no endpoint, or its circuit breakers are open
-  // (ErrorCode::Overloaded).
-  ConnPool* pick(const std::string& cluster, Error* why, const std::string* avoid = nullptr);
-  ClusterStats* stats(const std::string& cluster);
+  // when the cluster has no endpoint or its circuit breakers are open (ErrorCode::Overloaded).
+  ConnPool* pick(ClusterState& cluster, Error* why, const std::string* avoid = nullptr);
   // The retry budget of a route on this worker.
   RetryBudget& budget(const config::Route* route);
 
- private:
   struct ClusterState {
     cluster::ClusterSnapshotPtr snapshot;
     std::unique_ptr<lb::Policy> policy;
@@ -44,6 +48,7 @@ class ClusterManager {
     ClusterStats* stats = nullptr;
   };
 
+ private:
   WorkerContext& ctx_;
   std::unordered_map<std::string, ClusterState> clusters_;
   std::unordered_map<const config::Route*, RetryBudget> budgets_;

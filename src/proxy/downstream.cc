@@ -84,7 +84,13 @@ void DownstreamStream::route_and_start() {
                      "h2mesh: no route for " + std::string(p) + " (authority " + std::string(a) + ")");
     return;
   }
-  cluster_stats_ = ctx_.clusters->stats(route_->cluster);
+  cluster_ = ctx_.clusters->find(route_->cluster);
+  if (!cluster_) {
+    send_local_reply(grpc::StatusCode::Unavailable,
+                     "h2mesh: cluster " + route_->cluster + " is not known");
+    return;
+  }
+  cluster_stats_ = ClusterManager::stats(*cluster_);
   if (cluster_stats_) {
     cluster_stats_->calls.calls_total++;
     cluster_stats_->calls.in_flight++;
@@ -108,7 +114,7 @@ void DownstreamStream::route_and_start() {
 void DownstreamStream::start_attempt() {
   ++attempts_;
   Error why;
-  ConnPool* pool = ctx_.clusters->pick(route_->cluster, &why,
+  ConnPool* pool = ctx_.clusters->pick(*cluster_, &why,
                                        last_endpoint_.empty() ? nullptr : &last_endpoint_);
   if (!pool) {
     send_local_reply(grpc::status_for_error(why.code), "h2mesh: " + why.message);

@@ -12,6 +12,7 @@
 #include "grpc/status.h"
 #include "http2/connection.h"
 #include "net/event_loop.h"
+#include "proxy/cluster_manager.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
 #include "proxy/worker_context.h"
@@ -103,6 +104,7 @@ class DownstreamStream : public net::Deletable {
   bool replayable_ = true;  // false once a retry could no longer resend the whole body
 
   const config::Route* route_ = nullptr;
+  ClusterManager::ClusterState* cluster_ = nullptr;  // the route's cluster on this worker
   uint32_t attempts_ = 0;
   std::string last_endpoint_;  // of the failed attempt, avoided by the retry
   net::Timer retry_timer_;

@@ -17,14 +17,22 @@
 
 namespace h2mesh::server {
 
+namespace {
+// The signals the main thread handles through its signalfd.
+sigset_t handled_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+}  // namespace
+
 class Server::SignalHandler final : public net::IoHandler {
  public:
   explicit SignalHandler(Server& server) : server_(server) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    sigset_t set = handled_signals();
     fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     server_.loop_.add(fd_, EPOLLIN, this);
   }
@@ -83,12 +91,8 @@ bool Server::bind_listener(const config::Listener& listener, size_t workers, Bou
 
 int Server::run() {
   signal(SIGPIPE, SIG_IGN);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
   // Blocked before any thread starts, so only the signalfd of the main loop sees them.
+  sigset_t set = handled_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signals_ = std::make_unique<SignalHandler>(*this);
 

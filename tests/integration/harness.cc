@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "fakes/http_client.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -100,30 +102,7 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& target) {
 }
 
 std::pair<int, std::string> http_get(uint16_t port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    close(fd);
-    return {0, ""};
-  }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  if (write(fd, req.data(), req.size()) < 0) {
-    close(fd);
-    return {0, ""};
-  }
-  std::string resp;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
-  close(fd);
-  if (resp.size() < 12) return {0, resp};
-  size_t body = resp.find("\r\n\r\n");
-  return {std::stoi(resp.substr(9, 3)), body == std::string::npos ? "" : resp.substr(body + 4)};
+  return h2mesh_test_fakes::http_request(port, "GET", path);
 }
 
 std::string backend_of(const std::string& message) {

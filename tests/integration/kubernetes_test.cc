@@ -21,10 +21,13 @@
 #include <set>
 #include <thread>
 
+#include "fakes/http_client.h"
 #include "harness.h"
 
 namespace h2mesh_test {
 namespace {
+
+using h2mesh_test_fakes::http_request;
 
 using namespace std::chrono_literals;
 
@@ -33,35 +36,6 @@ const std::string kFakeApiServer =
 
 // ---- the fake API server and its control port ------------------------------------------------
 
-// One plain HTTP/1.1 request to 127.0.0.1:port; returns {status, body}.
-std::pair<int, std::string> http_request(uint16_t port, const std::string& method,
-                                         const std::string& path, const std::string& body) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    close(fd);
-    return {0, ""};
-  }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: control\r\nConnection: close\r\n" +
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return {0, ""};
-  }
-  std::string resp;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
-  close(fd);
-  if (resp.size() < 12) return {0, resp};
-  size_t at = resp.find("\r\n\r\n");
-  return {std::stoi(resp.substr(9, 3)), at == std::string::npos ? "" : resp.substr(at + 4)};
-}
 
 class FakeApiServer {
  public:

@@ -28,6 +28,7 @@
 #include "common/subprocess.h"
 #include "config/config.h"
 #include "discovery/resolver.h"
+#include "fakes/loop_script.h"
 #include "net/event_loop.h"
 
 #ifndef H2MESH_DNS_SERVER_PY
@@ -36,6 +37,8 @@
 
 namespace h2mesh::discovery {
 namespace {
+
+using Script = h2mesh_test_fakes::LoopScript;
 
 using config::Millis;
 using std::chrono::milliseconds;
@@ -53,68 +56,6 @@ std::vector<std::string> keys(const Endpoints& eps) {
   return out;
 }
 
-// ---- scripted steps on one event loop --------------------------------------------------------
-
-class Script {
- public:
-  explicit Script(net::EventLoop& loop) : loop_(loop), tick_(loop, [this] { on_tick(); }) {}
-
-  // Runs `action` (may be empty), then waits until `until()` holds, at most `limit`.
-  Script& step(std::string name, std::function<void()> action, std::function<bool()> until,
-               Duration limit = std::chrono::seconds(10)) {
-    steps_.push_back(Step{std::move(name), std::move(action), std::move(until), limit});
-    return *this;
-  }
-
-  // Runs every step inside one loop.run() (an EventLoop runs only once). Returns "" when all
-  // steps completed, otherwise the name of the step that did not finish in time.
-  std::string run() {
-    loop_.update_now();
-    tick_.arm(Duration::zero());
-    loop_.run();
-    return failed_;
-  }
-
- private:
-  struct Step {
-    std::string name;
-    std::function<void()> action;
-    std::function<bool()> until;
-    Duration limit;
-  };
-
-  void on_tick() {
-    while (next_ < steps_.size()) {
-      Step& s = steps_[next_];
-      if (!started_) {
-        started_ = true;
-        deadline_ = Clock::now() + s.limit;
-        if (s.action) s.action();
-      }
-      if (!s.until()) break;
-      ++next_;
-      started_ = false;
-    }
-    if (next_ == steps_.size()) {
-      loop_.stop();
-      return;
-    }
-    if (Clock::now() > deadline_) {
-      failed_ = steps_[next_].name;
-      loop_.stop();
-      return;
-    }
-    tick_.arm(milliseconds(1));
-  }
-
-  net::EventLoop& loop_;
-  net::Timer tick_;
-  std::vector<Step> steps_;
-  size_t next_ = 0;
-  bool started_ = false;
-  TimePoint deadline_{};
-  std::string failed_;
-};
 
 // ---- fixture: a DNS server process and the resolver under test --------------------------------
 

@@ -24,10 +24,12 @@
 #include <string>
 #include <vector>
 
+#include "fakes/http_client.h"
 #include "cluster/host_set.h"
 #include "common/subprocess.h"
 #include "config/config.h"
 #include "discovery/resolver.h"
+#include "fakes/loop_script.h"
 #include "net/event_loop.h"
 
 #ifndef H2MESH_FAKE_KUBE_APISERVER_PY
@@ -37,105 +39,16 @@
 namespace h2mesh::discovery {
 namespace {
 
+constexpr auto http = h2mesh_test_fakes::http_request;
+
+using Script = h2mesh_test_fakes::LoopScript;
+
 using namespace std::chrono_literals;
 using Endpoints = std::vector<cluster::DiscoveredEndpoint>;
 
-// ---- scripted steps on one event loop --------------------------------------------------------
-
-class Script {
- public:
-  explicit Script(net::EventLoop& loop) : loop_(loop), tick_(loop, [this] { on_tick(); }) {}
-
-  Script& step(std::string name, std::function<void()> action, std::function<bool()> until,
-               Duration limit = 10s) {
-    steps_.push_back(Step{std::move(name), std::move(action), std::move(until), limit});
-    return *this;
-  }
-  Script& wait(std::string name, std::function<bool()> until, Duration limit = 10s) {
-    return step(std::move(name), nullptr, std::move(until), limit);
-  }
-
-  // Runs every step inside one loop.run() (an EventLoop runs only once). Returns "" when all
-  // steps completed, otherwise the name of the step that did not finish in time.
-  std::string run() {
-    loop_.update_now();
-    tick_.arm(Duration::zero());
-    loop_.run();
-    return failed_;
-  }
-
- private:
-  struct Step {
-    std::string name;
-    std::function<void()> action;
-    std::function<bool()> until;
-    Duration limit;
-  };
-
-  void on_tick() {
-    while (next_ < steps_.size()) {
-      Step& s = steps_[next_];
-      if (!started_) {
-        started_ = true;
-        deadline_ = Clock::now() + s.limit;
-        if (s.action) s.action();
-      }
-      if (!s.until()) break;
-      ++next_;
-      started_ = false;
-    }
-    if (next_ == steps_.size()) {
-      loop_.stop();
-      return;
-    }
-    if (Clock::now() > deadline_) {
-      failed_ = steps_[next_].name;
-      loop_.stop();
-      return;
-    }
-    tick_.arm(1ms);
-  }
-
-  net::EventLoop& loop_;
-  net::Timer tick_;
-  std::vector<Step> steps_;
-  size_t next_ = 0;
-  bool started_ = false;
-  TimePoint deadline_{};
-  std::string failed_;
-};
 
 // ---- the fake API server ---------------------------------------------------------------------
 
-// One plain HTTP/1.1 request to 127.0.0.1:port; returns {status, body}.
-std::pair<int, std::string> http(uint16_t port, const std::string& method, const std::string& path,
-                                 const std::string& body = "") {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    close(fd);
-    return {0, ""};
-  }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: control\r\nConnection: close\r\n" +
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return {0, ""};
-  }
-  std::string resp;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
-  close(fd);
-  if (resp.size() < 12) return {0, resp};
-  size_t at = resp.find("\r\n\r\n");
-  return {std::stoi(resp.substr(9, 3)), at == std::string::npos ? "" : resp.substr(at + 4)};
-}
 
 class FakeApiServer {
  public:

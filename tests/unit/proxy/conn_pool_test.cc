@@ -30,6 +30,7 @@
 #include "config/config.h"
 #include "grpc/status.h"
 #include "http2/session.h"
+#include "fakes/loop_script.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
 #include "proxy/cluster_manager.h"
@@ -39,6 +40,8 @@
 
 namespace h2mesh::proxy {
 namespace {
+
+using Script = h2mesh_test_fakes::LoopScript;
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 constexpr uint32_t kCancel = static_cast<uint32_t>(http2::H2Error::Cancel);
@@ -228,68 +231,6 @@ class FakeBackend : public net::IoHandler {
   uint16_t port_ = 0;
 };
 
-// ---- running steps on the loop ----------------------------------------------------------------
-
-class Script {
- public:
-  explicit Script(net::EventLoop& loop) : loop_(loop), tick_(loop, [this] { on_tick(); }) {}
-
-  // Runs `action`, then waits until `until()` holds.
-  Script& step(std::string name, std::function<void()> action, std::function<bool()> until) {
-    steps_.push_back(Step{std::move(name), std::move(action), std::move(until)});
-    return *this;
-  }
-
-  // Runs every step inside one loop.run() (an EventLoop runs only once). Returns "" when all
-  // steps completed, otherwise the name of the step that did not finish within `limit`.
-  std::string run(Duration limit) {
-    limit_ = limit;
-    loop_.update_now();
-    tick_.arm(Duration::zero());
-    loop_.run();
-    return failed_;
-  }
-
- private:
-  struct Step {
-    std::string name;
-    std::function<void()> action;
-    std::function<bool()> until;
-  };
-
-  void on_tick() {
-    while (next_ < steps_.size()) {
-      Step& s = steps_[next_];
-      if (!started_) {
-        started_ = true;
-        deadline_ = Clock::now() + limit_;
-        s.action();
-      }
-      if (!s.until()) break;
-      ++next_;
-      started_ = false;
-    }
-    if (next_ == steps_.size()) {
-      loop_.stop();
-      return;
-    }
-    if (Clock::now() > deadline_) {
-      failed_ = steps_[next_].name;
-      loop_.stop();
-      return;
-    }
-    tick_.arm(std::chrono::milliseconds(1));
-  }
-
-  net::EventLoop& loop_;
-  net::Timer tick_;
-  std::vector<Step> steps_;
-  size_t next_ = 0;
-  bool started_ = false;
-  TimePoint deadline_;
-  Duration limit_{};
-  std::string failed_;
-};
 
 // ---- the fixture ------------------------------------------------------------------------------
 
@@ -591,7 +532,7 @@ TEST_F(ConnPoolTest, ZeroPendingCallsStillOpensAConnection) {
             [&] {
               // Ready means the backend's SETTINGS arrived: only then does a call need no queue.
               Error why;
-              ConnPool* pool = clusters_->pick(kCluster, &why);
+              ConnPool* pool = clusters_->pick(*clusters_->find(kCluster), &why);
               return backend_->accepted() == 1 && pool && pool->any_ready();
             })
       .step("once connected, calls are served", [&] { send_calls({"2"}, id); },
