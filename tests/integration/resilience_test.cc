@@ -87,8 +87,11 @@ TEST_F(ProxyTest, FrozenBackendLeavesByHealthCheckAndReturns) {
 
 TEST_F(ProxyTest, KilledBackendRestartedOnSamePortFailsNoRetryableCall) {
   start_backends(3);
+  // Refused connects also count for outlier detection: while the backend is down it may be
+  // ejected, so the ejection is kept short enough for the rejoin to be observed here.
   start(simple_config(endpoints(), "round_robin", 1,
-                      "    reconnect_backoff: { base: 50ms, max: 200ms }\n"));
+                      "    reconnect_backoff: { base: 50ms, max: 200ms }\n"
+                      "    outlier_detection: { base_ejection_time: 200ms, max_ejection_time: 1s }\n"));
   SteadyLoad load(proxy_.target(), std::chrono::milliseconds(2000));
   ASSERT_TRUE(load.wait_more(50, std::chrono::seconds(10)));
   Backend& victim = backends_[0];
