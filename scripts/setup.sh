@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what h2mesh needs on Debian 12 (run as root). With --tests, also what the test suite
-# needs: GoogleTest, Python's grpcio, Node.js and the Node gRPC client's npm packages. With
-# --bench, also what bench/run needs: HAProxy, nginx, nghttpx, h2load, Python's grpcio.
+# needs: GoogleTest, Google Benchmark (bench/micro), Python's grpcio, Node.js and the Node gRPC
+# client's npm packages. With --bench, also what bench/run needs: HAProxy, nginx, nghttpx,
+# h2load, Python's grpcio; and for bench/profile, valgrind and strace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,13 +10,15 @@ packages=(g++ cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-g
           libprotobuf-dev libgrpc++-dev libnghttp2-dev libyaml-cpp-dev libc-ares-dev libssl-dev
           nlohmann-json3-dev)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(googletest libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf python3-yaml openssl)
+  packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml openssl)
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   # The peers and the load generator of bench/run. In Debian 12 the nginx binary (with
   # ngx_http_grpc_module built in) is the `nginx` package; nginx-light/-core only add modules.
   packages+=(haproxy nginx nghttp2-proxy nghttp2-client python3 python3-grpcio python3-protobuf)
+  # bench/profile: instructions and allocations per call (callgrind), system calls (strace).
+  packages+=(valgrind strace)
 fi
 
 missing=()

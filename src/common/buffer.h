@@ -1,56 +1,94 @@
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <new>
+#include <utility>
+
+#include "common/block_pool.h"
 
 namespace h2mesh {
 
-// A contiguous byte queue: append at the back, drain from the front. Storage is compacted lazily
-// so draining never moves bytes more than once per refill.
-class Buffer {
+// A contiguous byte queue: append at the back, drain from the front. Live bytes are moved to
+// the front only when the back has no room, so draining never moves bytes more than once per
+// refill. The first kInline bytes of capacity live inside the object (SmallBuffer): a call's
+// small request and response bodies cost no allocation. Heap storage comes from the thread's
+// BlockPool, so the small buffer of a connection's write can be given back after every flush.
+template <size_t kInline>
+class BasicBuffer {
  public:
-  const uint8_t* data() const { return bytes_.data() + head_; }
-  size_t size() const { return bytes_.size() - head_; }
-  bool empty() const { return size() == 0; }
+  BasicBuffer() = default;
+  BasicBuffer(const BasicBuffer&) = delete;
+  BasicBuffer& operator=(const BasicBuffer&) = delete;
+  ~BasicBuffer() { BlockPool::release(heap_); }
+
+  const uint8_t* data() const { return base() + head_; }
+  size_t size() const { return tail_ - head_; }
+  bool empty() const { return head_ == tail_; }
+  size_t capacity() const { return heap_ ? heap_capacity_ : kInline; }
 
   void append(const void* p, size_t n) {
     if (n == 0) return;
-    compact_if_worth_it(n);
-    const auto* b = static_cast<const uint8_t*>(p);
-    bytes_.insert(bytes_.end(), b, b + n);
+    std::memcpy(extend(n), p, n);
   }
   // Grows by n bytes and returns where to write them.
   uint8_t* extend(size_t n) {
-    compact_if_worth_it(n);
-    size_t old = bytes_.size();
-    bytes_.resize(old + n);
-    return bytes_.data() + old;
+    if (tail_ + n > capacity()) make_room(n);
+    uint8_t* p = base() + tail_;
+    tail_ += n;
+    return p;
   }
   void drain(size_t n) {
     head_ += n;
-    if (head_ >= bytes_.size()) clear();
+    if (head_ >= tail_) head_ = tail_ = 0;
   }
-  void clear() {
-    bytes_.clear();
-    head_ = 0;
-  }
-  // Gives back memory of a large, now empty buffer (idle connections must stay small).
+  void clear() { head_ = tail_ = 0; }
+  // Gives back the heap storage of an empty buffer when it is small (it goes back to the pool,
+  // and comes out of it as cheaply: idle connections hold none) or large (idle connections
+  // must stay small); a mid-sized one is kept for the busy connection that grew it.
   void release_if_empty() {
-    if (empty() && bytes_.capacity() > 64 * 1024) std::vector<uint8_t>().swap(bytes_);
-  }
-
- private:
-  void compact_if_worth_it(size_t incoming) {
-    if (head_ > 0 && (head_ >= bytes_.size() / 2 || bytes_.size() + incoming > bytes_.capacity())) {
-      std::memmove(bytes_.data(), bytes_.data() + head_, bytes_.size() - head_);
-      bytes_.resize(bytes_.size() - head_);
-      head_ = 0;
+    if (empty() && heap_ &&
+        (heap_capacity_ <= BlockPool::kMaxPooled || heap_capacity_ > 64 * 1024)) {
+      BlockPool::release(heap_);
+      heap_ = nullptr;
+      heap_capacity_ = 0;
     }
   }
 
-  std::vector<uint8_t> bytes_;
+ private:
+  uint8_t* base() { return heap_ ? heap_ : inline_.data(); }
+  const uint8_t* base() const { return heap_ ? heap_ : inline_.data(); }
+
+  void make_room(size_t n) {
+    const size_t live = size();
+    if (live + n <= capacity()) {  // fits once the drained front is reclaimed
+      std::memmove(base(), base() + head_, live);
+    } else {
+      size_t cap = std::max({live + n, 2 * capacity(), size_t{240}});
+      if (cap < BlockPool::kMaxPooled && 2 * cap > BlockPool::kMaxPooled) cap = BlockPool::kMaxPooled;
+      auto* bigger = static_cast<uint8_t*>(BlockPool::allocate(cap));
+      if (!bigger) throw std::bad_alloc();
+      if (live > 0) std::memcpy(bigger, base() + head_, live);
+      BlockPool::release(heap_);
+      heap_ = bigger;
+      heap_capacity_ = cap;
+    }
+    head_ = 0;
+    tail_ = live;
+  }
+
   size_t head_ = 0;
+  size_t tail_ = 0;
+  uint8_t* heap_ = nullptr;
+  size_t heap_capacity_ = 0;
+  std::array<uint8_t, kInline> inline_;
 };
+
+using Buffer = BasicBuffer<0>;
+template <size_t kInline>
+using SmallBuffer = BasicBuffer<kInline>;
 
 }  // namespace h2mesh

@@ -88,9 +88,14 @@ void Connection::handle_read() {
 }
 
 void Connection::on_receive_error(const Error& why) {
-  session_.terminate(static_cast<uint32_t>(H2Error::ProtocolError));
-  close_after_flush_ = true;
   LOG_DEBUG("closing connection: %s", why.message.c_str());
+  close_with_goaway(H2Error::ProtocolError);
+}
+
+void Connection::close_with_goaway(H2Error code) {
+  if (close_after_flush_) return;
+  session_.terminate(static_cast<uint32_t>(code));
+  close_after_flush_ = true;
   schedule_flush();
 }
 

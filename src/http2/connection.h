@@ -35,6 +35,8 @@ class Connection : public net::IoHandler, public SessionVisitor, public net::Del
   virtual void on_connected() {}
   // The peer sent bytes the session rejected. Default: GOAWAY if possible, then close.
   virtual void on_receive_error(const Error& why);
+  // Ends the session with a GOAWAY carrying `code`, and closes once it is written.
+  void close_with_goaway(H2Error code);
   // Queue raw bytes (e.g. an HTTP/1.1 error for a client that does not speak HTTP/2) and close
   // once they are written.
   void write_raw_and_close(const void* data, size_t len);

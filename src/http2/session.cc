@@ -1,7 +1,10 @@
 #include "http2/session.h"
 
+#include "common/block_pool.h"
+
 #include <nghttp2/nghttp2.h>
 
+#include <array>
 #include <vector>
 
 namespace h2mesh::http2 {
@@ -14,10 +17,12 @@ struct ProduceContext {
 };
 thread_local ProduceContext t_produce;
 
-SessionVisitor& visitor_of(void* user_data) { return *static_cast<SessionVisitor*>(user_data); }
+// The callbacks' user_data is the Session.
+Session& session_of(void* user_data) { return *static_cast<Session*>(user_data); }
+SessionVisitor& visitor_of(void* user_data) { return session_of(user_data).visitor(); }
 
-void* stream_user(nghttp2_session* s, int32_t stream_id) {
-  return nghttp2_session_get_stream_user_data(s, stream_id);
+void* stream_user(void* user_data, int32_t stream_id) {
+  return session_of(user_data).stream_user(stream_id);
 }
 
 int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
@@ -26,16 +31,16 @@ int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   return 0;
 }
 
-int on_header(nghttp2_session* s, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
               const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
   int32_t id = frame->hd.stream_id;
-  visitor_of(ud).on_header(id, stream_user(s, id),
+  visitor_of(ud).on_header(id, stream_user(ud, id),
                            std::string_view(reinterpret_cast<const char*>(name), namelen),
                            std::string_view(reinterpret_cast<const char*>(value), valuelen));
   return 0;
 }
 
-int on_frame_recv(nghttp2_session* s, const nghttp2_frame* frame, void* ud) {
+int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   SessionVisitor& v = visitor_of(ud);
   int32_t id = frame->hd.stream_id;
   bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
@@ -48,11 +53,11 @@ int on_frame_recv(nghttp2_session* s, const nghttp2_frame* frame, void* ud) {
         case NGHTTP2_HCAT_HEADERS: kind = HeadersKind::Trailers; break;
         default: return 0;  // push responses: push is disabled
       }
-      v.on_headers_end(id, stream_user(s, id), kind, end_stream);
+      v.on_headers_end(id, stream_user(ud, id), kind, end_stream);
       break;
     }
     case NGHTTP2_DATA:
-      if (end_stream) v.on_data_end(id, stream_user(s, id));
+      if (end_stream) v.on_data_end(id, stream_user(ud, id));
       break;
     case NGHTTP2_SETTINGS:
       if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) v.on_remote_settings();
@@ -71,31 +76,33 @@ int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   return 0;
 }
 
-int on_data_chunk(nghttp2_session* s, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+int on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
                   void* ud) {
-  visitor_of(ud).on_data(stream_id, stream_user(s, stream_id), data, len);
+  visitor_of(ud).on_data(stream_id, stream_user(ud, stream_id), data, len);
   return 0;
 }
 
-int on_stream_close(nghttp2_session* s, int32_t stream_id, uint32_t error_code, void* ud) {
-  visitor_of(ud).on_stream_close(stream_id, stream_user(s, stream_id), error_code);
+int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
+  void* user = stream_user(ud, stream_id);
+  session_of(ud).forget_stream(stream_id);
+  visitor_of(ud).on_stream_close(stream_id, user, error_code);
   return 0;
 }
 
-int send_data(nghttp2_session* s, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
               nghttp2_data_source*, void* ud) {
   Buffer& out = *t_produce.out;
   out.append(framehd, 9);
   int32_t id = frame->hd.stream_id;
-  visitor_of(ud).write_body(id, stream_user(s, id), length, out);
+  visitor_of(ud).write_body(id, stream_user(ud, id), length, out);
   // DATA bypasses mem_send's return value: stop here once the caller's limit is reached.
   if (out.size() >= t_produce.limit) return NGHTTP2_ERR_PAUSE;
   return 0;
 }
 
-ssize_t read_body(nghttp2_session* s, int32_t stream_id, uint8_t*, size_t length,
+ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t*, size_t length,
                   uint32_t* data_flags, nghttp2_data_source*, void* ud) {
-  BodyChunk chunk = visitor_of(ud).read_body(stream_id, stream_user(s, stream_id), length);
+  BodyChunk chunk = visitor_of(ud).read_body(stream_id, stream_user(ud, stream_id), length);
   if (chunk.deferred) return NGHTTP2_ERR_DEFERRED;
   *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   if (chunk.eof) {
@@ -127,30 +134,57 @@ nghttp2_option* options() {
     nghttp2_option_new(&o);
     // Windows are returned only when the other side took the bytes: end-to-end back-pressure.
     nghttp2_option_set_no_auto_window_update(o, 1);
+    // Closed streams are only kept to build the RFC 7540 priority tree, which we do not use.
+    nghttp2_option_set_no_closed_streams(o, 1);
     return o;
   }();
   return opt;
 }
 
-// Small-buffer conversion of our header refs to nghttp2's name/value array.
+// Our header refs as nghttp2's name/value array: on the stack for typical header sets.
 class NvArray {
  public:
-  explicit NvArray(std::span<const HeaderRef> headers) : nv_(headers.size()) {
-    for (size_t i = 0; i < headers.size(); ++i) {
-      nv_[i].name = const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(headers[i].name.data()));
-      nv_[i].namelen = headers[i].name.size();
-      nv_[i].value =
+  explicit NvArray(std::span<const HeaderRef> headers) : size_(headers.size()) {
+    nghttp2_nv* nv = inline_.data();
+    if (size_ > inline_.size()) {
+      heap_.resize(size_);
+      nv = heap_.data();
+    }
+    for (size_t i = 0; i < size_; ++i) {
+      nv[i].name = const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(headers[i].name.data()));
+      nv[i].namelen = headers[i].name.size();
+      nv[i].value =
           const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(headers[i].value.data()));
-      nv_[i].valuelen = headers[i].value.size();
-      nv_[i].flags = NGHTTP2_NV_FLAG_NONE;
+      nv[i].valuelen = headers[i].value.size();
+      nv[i].flags = NGHTTP2_NV_FLAG_NONE;
     }
   }
-  const nghttp2_nv* data() const { return nv_.data(); }
-  size_t size() const { return nv_.size(); }
+  const nghttp2_nv* data() const { return heap_.empty() ? inline_.data() : heap_.data(); }
+  size_t size() const { return size_; }
 
  private:
-  std::vector<nghttp2_nv> nv_;
+  std::array<nghttp2_nv, 24> inline_;
+  std::vector<nghttp2_nv> heap_;
+  size_t size_;
 };
+
+// nghttp2 allocates and frees a dozen small objects per call (streams, queued frames, header
+// buffers): they come from the thread's BlockPool. Under AddressSanitizer nghttp2 keeps malloc,
+// so that misuse stays detectable.
+nghttp2_mem* allocator() {
+#ifdef __SANITIZE_ADDRESS__
+  return nullptr;
+#else
+  static nghttp2_mem mem{
+      nullptr,
+      [](size_t n, void*) { return BlockPool::allocate(n); },
+      [](void* p, void*) { BlockPool::release(p); },
+      [](size_t count, size_t n, void*) { return BlockPool::allocate_zeroed(count, n); },
+      [](void* p, size_t n, void*) { return BlockPool::reallocate(p, n); },
+  };
+  return &mem;
+#endif
+}
 
 Error nghttp2_error(const char* what, int rv) {
   return make_error(ErrorCode::Internal, std::string(what) + ": " + nghttp2_strerror(rv));
@@ -158,16 +192,17 @@ Error nghttp2_error(const char* what, int rv) {
 
 }  // namespace
 
-Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts) : role_(role) {
+Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts)
+    : visitor_(visitor), role_(role) {
   if (role == Role::Server) {
-    nghttp2_session_server_new2(&session_, callbacks(), &visitor, options());
+    nghttp2_session_server_new3(&session_, callbacks(), this, options(), allocator());
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
   } else {
-    nghttp2_session_client_new2(&session_, callbacks(), &visitor, options());
+    nghttp2_session_client_new3(&session_, callbacks(), this, options(), allocator());
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
@@ -220,6 +255,7 @@ Result<int32_t> Session::submit_request(std::span<const HeaderRef> headers, bool
   int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
                                       has_body ? &prd : nullptr, user);
   if (id < 0) return nghttp2_error("submit request", id);
+  if (id == cached_id_) cached_user_ = user;
   return id;
 }
 
@@ -249,6 +285,19 @@ void Session::reset_stream(int32_t stream_id, uint32_t error_code) {
 
 void Session::set_stream_user(int32_t stream_id, void* user) {
   nghttp2_session_set_stream_user_data(session_, stream_id, user);
+  if (stream_id == cached_id_) cached_user_ = user;
+}
+
+void* Session::stream_user(int32_t stream_id) {
+  if (stream_id != cached_id_) {
+    cached_user_ = nghttp2_session_get_stream_user_data(session_, stream_id);
+    cached_id_ = stream_id;
+  }
+  return cached_user_;
+}
+
+void Session::forget_stream(int32_t stream_id) {
+  if (stream_id == cached_id_) cached_id_ = -1;
 }
 
 void Session::consume(int32_t stream_id, size_t n) {

@@ -121,9 +121,19 @@ class Session {
   int32_t last_peer_stream_id() const;
   Role role() const { return role_; }
 
+ // For the session's callbacks.
+  SessionVisitor& visitor() { return visitor_; }
+  // The user pointer of `stream_id`. The stream of the previous lookup is remembered: the
+  // callbacks of one frame (a header block is a dozen of them) ask for the same stream.
+  void* stream_user(int32_t stream_id);
+  void forget_stream(int32_t stream_id);
+
  private:
   nghttp2_session* session_ = nullptr;
+  SessionVisitor& visitor_;
   Role role_;
+  int32_t cached_id_ = -1;
+  void* cached_user_ = nullptr;
 };
 
 }  // namespace h2mesh::http2

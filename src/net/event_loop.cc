@@ -82,18 +82,73 @@ void EventLoop::defer_delete(std::unique_ptr<Deletable> object) {
 int EventLoop::next_timeout_ms() const {
   if (!deferred_.empty() || !to_delete_.empty()) return 0;
   if (timers_.empty()) return -1;
-  auto delta = timers_.begin()->first - Clock::now();
+  auto delta = timers_.front()->when_ - Clock::now();
   if (delta <= Duration::zero()) return 0;
   // Round up so a timer never fires early.
   return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(delta).count());
 }
 
 void EventLoop::run_timers() {
-  while (!timers_.empty() && timers_.begin()->first <= now_) {
-    Timer* t = timers_.begin()->second;
-    timers_.erase(timers_.begin());
-    t->armed_ = false;
+  while (!timers_.empty() && timers_.front()->when_ <= now_) {
+    Timer* t = timers_.front();
+    heap_remove(t);
     t->callback_();  // may re-arm or destroy the timer's owner
+  }
+}
+
+bool EventLoop::earlier(const Timer* a, const Timer* b) {
+  return a->when_ < b->when_ || (a->when_ == b->when_ && a->seq_ < b->seq_);
+}
+
+void EventLoop::heap_place(Timer* t, size_t slot) {
+  timers_[slot] = t;
+  t->slot_ = slot;
+}
+
+void EventLoop::sift_up(size_t slot) {
+  Timer* t = timers_[slot];
+  while (slot > 0) {
+    size_t parent = (slot - 1) / 2;
+    if (!earlier(t, timers_[parent])) break;
+    heap_place(timers_[parent], slot);
+    slot = parent;
+  }
+  heap_place(t, slot);
+}
+
+void EventLoop::sift_down(size_t slot) {
+  Timer* t = timers_[slot];
+  const size_t n = timers_.size();
+  for (;;) {
+    size_t child = 2 * slot + 1;
+    if (child >= n) break;
+    if (child + 1 < n && earlier(timers_[child + 1], timers_[child])) ++child;
+    if (!earlier(timers_[child], t)) break;
+    heap_place(timers_[child], slot);
+    slot = child;
+  }
+  heap_place(t, slot);
+}
+
+void EventLoop::heap_insert(Timer* t) {
+  t->seq_ = timer_seq_++;
+  t->armed_ = true;
+  timers_.push_back(t);
+  sift_up(timers_.size() - 1);
+}
+
+void EventLoop::heap_remove(Timer* t) {
+  const size_t slot = t->slot_;
+  Timer* last = timers_.back();
+  timers_.pop_back();
+  t->armed_ = false;
+  if (last == t) return;
+  heap_place(last, slot);
+  // The moved timer may belong above or below its new slot.
+  if (slot > 0 && earlier(last, timers_[(slot - 1) / 2])) {
+    sift_up(slot);
+  } else {
+    sift_down(slot);
   }
 }
 
@@ -156,15 +211,12 @@ void Timer::arm(Duration after) { arm_at(loop_.now() + after); }
 
 void Timer::arm_at(TimePoint when) {
   cancel();
-  it_ = loop_.timers_.emplace(when, this);
-  armed_ = true;
+  when_ = when;
+  loop_.heap_insert(this);
 }
 
 void Timer::cancel() {
-  if (armed_) {
-    loop_.timers_.erase(it_);
-    armed_ = false;
-  }
+  if (armed_) loop_.heap_remove(this);
 }
 
 }  // namespace h2mesh::net

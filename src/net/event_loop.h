@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -59,7 +58,16 @@ class EventLoop {
 
  private:
   friend class Timer;
-  using TimerMap = std::multimap<TimePoint, Timer*>;
+
+  // Armed timers as a binary min-heap on (deadline, arming order); each timer knows its slot,
+  // so arming, re-arming and cancelling cost O(log n) and never allocate once the vector has
+  // grown to the largest number of armed timers.
+  void heap_insert(Timer* t);
+  void heap_remove(Timer* t);
+  void heap_place(Timer* t, size_t slot);
+  void sift_up(size_t slot);
+  void sift_down(size_t slot);
+  static bool earlier(const Timer* a, const Timer* b);
 
   void run_timers();
   void drain_posted();
@@ -69,7 +77,8 @@ class EventLoop {
   int wakefd_ = -1;
   bool stopping_ = false;
   TimePoint now_;
-  TimerMap timers_;
+  std::vector<Timer*> timers_;
+  uint64_t timer_seq_ = 0;
   std::vector<std::function<void()>> deferred_;
   std::vector<std::unique_ptr<Deletable>> to_delete_;
   std::vector<std::function<void()>> deferred_running_;  // scratch of run_deferred
@@ -96,7 +105,9 @@ class Timer {
   friend class EventLoop;
   EventLoop& loop_;
   std::function<void()> callback_;
-  EventLoop::TimerMap::iterator it_;
+  TimePoint when_;
+  uint64_t seq_ = 0;   // arming order: timers due at the same time fire in that order
+  size_t slot_ = 0;    // index in the loop's heap while armed
   bool armed_ = false;
 };
 

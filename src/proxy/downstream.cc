@@ -10,23 +10,10 @@
 namespace h2mesh::proxy {
 namespace {
 
-const std::string* find_header(const HeaderList& headers, std::string_view name) {
-  for (const Header& h : headers)
-    if (h.name == name) return &h.value;
-  return nullptr;
-}
-
-int status_of(const HeaderList& headers) {
-  const std::string* v = find_header(headers, "grpc-status");
+int status_of(const HeaderBlock& headers) {
+  auto v = headers.find("grpc-status");
   if (!v) return -1;
   return grpc::parse_status(*v).value_or(-1);
-}
-
-std::vector<http2::HeaderRef> refs_of(const HeaderList& headers) {
-  std::vector<http2::HeaderRef> refs;
-  refs.reserve(headers.size());
-  for (const Header& h : headers) refs.push_back({h.name, h.value});
-  return refs;
 }
 
 constexpr uint32_t kCancel = static_cast<uint32_t>(http2::H2Error::Cancel);
@@ -56,12 +43,17 @@ DownstreamStream::~DownstreamStream() {
 }
 
 void DownstreamStream::on_request_header(std::string_view name, std::string_view value) {
-  HeaderList& list = headers_done_ ? req_trailers_ : req_headers_;
-  list.push_back(Header{std::string(name), std::string(value)});
+  if (!headers_done_) {
+    req_headers_.add(name, value);
+    return;
+  }
+  if (!req_trailers_) req_trailers_ = std::make_unique<HeaderBlock>();
+  req_trailers_->add(name, value);
 }
 
 void DownstreamStream::on_request_headers_end(bool end_stream, bool trailers) {
   if (trailers) {
+    if (!req_trailers_) req_trailers_ = std::make_unique<HeaderBlock>();  // an empty block
     req_has_trailers_ = true;
     on_request_end();
     return;
@@ -72,11 +64,11 @@ void DownstreamStream::on_request_headers_end(bool end_stream, bool trailers) {
 }
 
 void DownstreamStream::route_and_start() {
-  const std::string* path = find_header(req_headers_, ":path");
-  const std::string* authority = find_header(req_headers_, ":authority");
-  if (!authority) authority = find_header(req_headers_, "host");
-  std::string_view p = path ? std::string_view(*path) : std::string_view();
-  std::string_view a = authority ? std::string_view(*authority) : std::string_view();
+  std::optional<std::string_view> path = req_headers_.find(":path");
+  std::optional<std::string_view> authority = req_headers_.find(":authority");
+  if (!authority) authority = req_headers_.find("host");
+  std::string_view p = path.value_or(std::string_view());
+  std::string_view a = authority.value_or(std::string_view());
   route_ = conn_.router().match(a, p);
   if (!route_) {
     ctx_.stats.calls_no_route++;
@@ -97,7 +89,7 @@ void DownstreamStream::route_and_start() {
   }
   // The call's deadline: the client's grpc-timeout, bounded by the route's max_timeout.
   std::optional<Duration> timeout;
-  if (const std::string* t = find_header(req_headers_, "grpc-timeout")) timeout = grpc::parse_timeout(*t);
+  if (auto t = req_headers_.find("grpc-timeout")) timeout = grpc::parse_timeout(*t);
   if (route_->max_timeout.count() > 0) {
     Duration max = std::chrono::duration_cast<Duration>(route_->max_timeout);
     timeout = timeout ? std::min(*timeout, max) : max;
@@ -232,33 +224,42 @@ void DownstreamStream::discard_request_body() {
 }
 
 void DownstreamStream::on_upstream_header(std::string_view name, std::string_view value) {
-  resp_scratch_.push_back(Header{std::string(name), std::string(value)});
+  resp_headers_.add(name, value);
 }
 
 void DownstreamStream::on_upstream_headers_end(http2::HeadersKind kind, bool end_stream) {
-  HeaderList headers;
-  headers.swap(resp_scratch_);
-  if (finished()) return;
+  if (finished()) {
+    if (!resp_has_trailers_) resp_headers_.clear();
+    return;
+  }
   // After a 1xx, nghttp2 files the final response headers under the same category as trailers.
-  if (kind == http2::HeadersKind::Trailers && !resp_started_ && find_header(headers, ":status"))
+  if (kind == http2::HeadersKind::Trailers && !resp_started_ && resp_headers_.find(":status"))
     kind = http2::HeadersKind::Response;
   if (kind == http2::HeadersKind::Trailers) {
-    resp_trailers_ = std::move(headers);
+    // Kept in resp_headers_ until the body before them has gone out.
     resp_has_trailers_ = true;
     resp_end_ = true;
-    final_status_ = status_of(resp_trailers_);
+    final_status_ = status_of(resp_headers_);
     resume_response();
     return;
   }
-  const std::string* status = find_header(headers, ":status");
-  if (status && !status->empty() && (*status)[0] == '1' && !end_stream) return;  // 1xx
+  auto status = resp_headers_.find(":status");
+  if (status && !status->empty() && (*status)[0] == '1' && !end_stream) {  // 1xx
+    resp_headers_.clear();
+    return;
+  }
   if (end_stream) {
     // Trailers-only: nothing reached the client yet, so a retryable status may be retried.
-    int grpc_status = status_of(headers);
-    if (grpc_status > 0 && maybe_retry(Error{}, grpc_status)) return;
+    int grpc_status = status_of(resp_headers_);
+    if (grpc_status > 0 && maybe_retry(Error{}, grpc_status)) {
+      resp_headers_.clear();
+      return;
+    }
     final_status_ = grpc_status;
   }
-  auto rv = conn_.session().submit_response(id_, refs_of(headers), !end_stream);
+  // The session copies the fields: the block is free for the trailers.
+  auto rv = conn_.session().submit_response(id_, HeaderRefs(resp_headers_).span(), !end_stream);
+  resp_headers_.clear();
   if (!rv) {
     LOG_WARN("stream %d: cannot relay response headers: %s", id_, rv.error().message.c_str());
     conn_.session().reset_stream(id_, static_cast<uint32_t>(http2::H2Error::InternalError));
@@ -332,8 +333,9 @@ void DownstreamStream::send_local_reply(grpc::StatusCode code, const std::string
 void DownstreamStream::end_response_with_trailers(int status, const std::string& message) {
   // Response headers already went out: what is buffered is delivered, then these trailers.
   final_status_ = status;
-  resp_trailers_ = {Header{"grpc-status", std::to_string(status)},
-                    Header{"grpc-message", grpc::encode_message(message)}};
+  resp_headers_.clear();
+  resp_headers_.add("grpc-status", std::to_string(status));
+  resp_headers_.add("grpc-message", grpc::encode_message(message));
   resp_has_trailers_ = true;
   resp_end_ = true;
   resume_response();
@@ -357,7 +359,8 @@ http2::BodyChunk DownstreamStream::read_response_body(size_t max_length) {
   if (n == 0 && !eof) return http2::BodyChunk{0, false, true, false};
   http2::BodyChunk chunk{n, eof, false, false};
   if (eof && resp_has_trailers_) {
-    if (conn_.session().submit_trailers(id_, refs_of(resp_trailers_))) chunk.trailers_follow = true;
+    if (conn_.session().submit_trailers(id_, HeaderRefs(resp_headers_).span()))
+      chunk.trailers_follow = true;
   }
   return chunk;
 }
@@ -422,7 +425,14 @@ DownstreamConnection::DownstreamConnection(WorkerContext& ctx, int fd, ListenerC
   update_idle_timer();
 }
 
-DownstreamConnection::~DownstreamConnection() { ctx_.stats.downstream_connections_active--; }
+DownstreamConnection::~DownstreamConnection() {
+  // Normally empty (on_closed hands the streams to the loop); not when a worker is torn down.
+  streams_.for_each([&](DownstreamStream* stream) {
+    streams_.remove(stream);
+    delete stream;
+  });
+  ctx_.stats.downstream_connections_active--;
+}
 
 void DownstreamConnection::on_remote_settings() {
   if (settings_received_) return;
@@ -432,10 +442,11 @@ void DownstreamConnection::on_remote_settings() {
 }
 
 void DownstreamConnection::on_stream_open(int32_t stream_id) {
-  auto stream = std::make_unique<DownstreamStream>(*this, stream_id);
-  session_.set_stream_user(stream_id, stream.get());
-  streams_.emplace(stream_id, std::move(stream));
-  awaiting_headers_.emplace_back(stream_id, loop_.now());
+  auto* stream = new DownstreamStream(*this, stream_id);
+  session_.set_stream_user(stream_id, stream);
+  streams_.push_back(stream);
+  open_header_block_ = stream_id;
+  open_header_block_since_ = loop_.now();
   if (settings_received_ && !header_timer_.armed()) header_timer_.arm(listener_.header_timeout);
   update_idle_timer();
 }
@@ -449,21 +460,20 @@ void DownstreamConnection::check_header_timeouts() {
     close(make_error(ErrorCode::DeadlineExceeded, "preface timeout"));
     return;
   }
-  // Streams whose request headers are still incomplete after header_timeout are reset.
-  std::vector<std::pair<int32_t, TimePoint>> waiting;
-  for (const auto& [id, opened] : awaiting_headers_) {
-    auto it = streams_.find(id);
-    if (it == streams_.end() || it->second->headers_received()) continue;
-    if (loop_.now() - opened >= limit) {
-      ctx_.stats.downstream_header_timeouts++;
-      session_.reset_stream(id, kCancel);
-      schedule_flush();
-    } else {
-      waiting.emplace_back(id, opened);
-    }
+  // A request header block still open after header_timeout. Nothing else may be sent on the
+  // connection until the block ends (RFC 9113 6.10), so the connection is closed, with a GOAWAY
+  // saying why. The timer runs once per header_timeout at most, not per stream.
+  if (open_header_block_ == 0) return;
+  if (loop_.now() - open_header_block_since_ >= limit) {
+    ctx_.stats.downstream_header_timeouts++;
+    LOG_INFO("downstream: request headers of stream %d incomplete after %lldms; closing",
+             open_header_block_, static_cast<long long>(listener_.header_timeout.count()));
+    open_header_block_ = 0;
+    protocol_error_counted_ = true;  // counted as a header timeout, not a protocol error
+    close_with_goaway(http2::H2Error::EnhanceYourCalm);
+  } else {
+    header_timer_.arm_at(open_header_block_since_ + limit);
   }
-  awaiting_headers_.swap(waiting);
-  if (!awaiting_headers_.empty()) header_timer_.arm_at(awaiting_headers_.front().second + limit);
 }
 
 void DownstreamConnection::update_idle_timer() {
@@ -480,8 +490,9 @@ void DownstreamConnection::on_header(int32_t, void* user, std::string_view name,
   if (user) static_cast<DownstreamStream*>(user)->on_request_header(name, value);
 }
 
-void DownstreamConnection::on_headers_end(int32_t, void* user, http2::HeadersKind kind,
+void DownstreamConnection::on_headers_end(int32_t id, void* user, http2::HeadersKind kind,
                                           bool end_stream) {
+  if (id == open_header_block_) open_header_block_ = 0;
   if (!user) return;
   static_cast<DownstreamStream*>(user)->on_request_headers_end(
       end_stream, kind == http2::HeadersKind::Trailers);
@@ -500,13 +511,12 @@ void DownstreamConnection::on_data_end(int32_t, void* user) {
 }
 
 void DownstreamConnection::on_stream_close(int32_t id, void* user, uint32_t error_code) {
+  if (id == open_header_block_) open_header_block_ = 0;
   if (!user) return;
-  static_cast<DownstreamStream*>(user)->on_closed(error_code);
-  auto it = streams_.find(id);
-  if (it != streams_.end()) {
-    loop_.defer_delete(std::move(it->second));
-    streams_.erase(it);
-  }
+  auto* stream = static_cast<DownstreamStream*>(user);
+  stream->on_closed(error_code);
+  streams_.remove(stream);
+  loop_.defer_delete(std::unique_ptr<DownstreamStream>(stream));
   update_idle_timer();
   maybe_finish_drain();
 }
@@ -527,11 +537,11 @@ void DownstreamConnection::on_closed(const Error& why) {
   header_timer_.cancel();
   idle_timer_.cancel();
   age_timer_.cancel();
-  for (auto& [id, stream] : streams_) {
+  streams_.for_each([&](DownstreamStream* stream) {
     stream->on_closed(kCancel);
-    loop_.defer_delete(std::move(stream));
-  }
-  streams_.clear();
+    streams_.remove(stream);
+    loop_.defer_delete(std::unique_ptr<DownstreamStream>(stream));
+  });
   if (on_gone) on_gone(this);
 }
 

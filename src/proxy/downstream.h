@@ -4,15 +4,16 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/buffer.h"
 #include "common/intrusive_list.h"
+#include "common/pooled.h"
 #include "grpc/status.h"
 #include "http2/connection.h"
 #include "net/event_loop.h"
 #include "proxy/cluster_manager.h"
+#include "proxy/headers.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
 #include "proxy/worker_context.h"
@@ -22,17 +23,11 @@ namespace h2mesh::proxy {
 class DownstreamConnection;
 class UpstreamRequest;
 
-struct Header {
-  std::string name;
-  std::string value;
-};
-using HeaderList = std::vector<Header>;
-
 // One gRPC call from a client: request headers, body and trailers in, response back. Owns the
 // UpstreamRequest of its current attempt, and keeps the request body for replay while a retry
 // is still possible. Lives from the client's HEADERS to nghttp2's stream close callback, then is
-// deleted at the end of the loop iteration.
-class DownstreamStream : public net::Deletable {
+// deleted at the end of the loop iteration. Its memory is recycled by the worker (Pooled).
+class DownstreamStream final : public net::Deletable, public Pooled<DownstreamStream> {
  public:
   DownstreamStream(DownstreamConnection& conn, int32_t id);
   ~DownstreamStream() override;
@@ -46,10 +41,9 @@ class DownstreamStream : public net::Deletable {
   void on_closed(uint32_t error_code);
   http2::BodyChunk read_response_body(size_t max_length);
   void write_response_body(size_t length, Buffer& out);
-  bool headers_received() const { return headers_done_; }
 
   // --- from the UpstreamRequest of the current attempt ---
-  const HeaderList& request_headers() const { return req_headers_; }
+  const HeaderBlock& request_headers() const { return req_headers_; }
   bool request_has_body() const { return !req_end_ || req_total_ > 0; }
   // Remaining time before the call's deadline, if it has one.
   std::optional<Duration> remaining_time() const;
@@ -57,7 +51,7 @@ class DownstreamStream : public net::Deletable {
   http2::BodyChunk read_request_body(size_t max_length);
   void write_request_body(size_t length, Buffer& out);
   bool has_request_trailers() const { return req_has_trailers_; }
-  const HeaderList& request_trailers() const { return req_trailers_; }
+  const HeaderBlock& request_trailers() const { return *req_trailers_; }
   void on_upstream_header(std::string_view name, std::string_view value);
   void on_upstream_headers_end(http2::HeadersKind kind, bool end_stream);
   void on_upstream_data(const uint8_t* data, size_t len);
@@ -68,8 +62,12 @@ class DownstreamStream : public net::Deletable {
   void on_upstream_done();
 
   int32_t id() const { return id_; }
+  ListNode conn_node;  // streams of the connection
 
  private:
+  // Bodies up to this size (most unary messages) stay inside the stream object.
+  static constexpr size_t kInlineBody = 512;
+
   void route_and_start();
   void start_attempt();
   // Tries the call again if the route's policy, the budget and the deadline allow; true if a
@@ -87,15 +85,15 @@ class DownstreamStream : public net::Deletable {
   DownstreamConnection& conn_;
   WorkerContext& ctx_;
   const int32_t id_;
-  HeaderList req_headers_;
-  HeaderList req_trailers_;
+  HeaderBlock req_headers_;
+  std::unique_ptr<HeaderBlock> req_trailers_;  // rare in gRPC: allocated when they come
   bool req_has_trailers_ = false;
   bool headers_done_ = false;
 
   // Request body. req_body_ holds bytes [req_base_, req_total_) (absolute offsets in the body);
   // the current attempt has sent up to attempt_sent_; the client's window was returned up to
   // req_consumed_. While a retry is possible nothing is dropped (up to the replay limit).
-  Buffer req_body_;
+  SmallBuffer<kInlineBody> req_body_;
   uint64_t req_base_ = 0;
   uint64_t req_total_ = 0;
   uint64_t attempt_sent_ = 0;
@@ -111,12 +109,13 @@ class DownstreamStream : public net::Deletable {
   std::optional<TimePoint> deadline_;
   net::Timer deadline_timer_;
 
-  HeaderList resp_scratch_;  // response headers or trailers being received from upstream
-  Buffer resp_body_;
+  // Response headers being received from upstream (relayed, then cleared), then the trailers,
+  // kept until the body before them has been passed on.
+  HeaderBlock resp_headers_;
+  SmallBuffer<kInlineBody> resp_body_;
   bool resp_started_ = false;  // response HEADERS submitted to the client
   bool resp_end_ = false;      // nothing more will be added to resp_body_
-  bool resp_has_trailers_ = false;
-  HeaderList resp_trailers_;
+  bool resp_has_trailers_ = false;  // resp_headers_ holds the trailers to send
   bool closed_ = false;
   int final_status_ = -1;
 
@@ -166,9 +165,12 @@ class DownstreamConnection final : public http2::Connection {
   WorkerContext& ctx_;
   ListenerContextPtr listener_ctx_;  // keeps the config this connection started under alive
   const config::Listener& listener_;
-  std::unordered_map<int32_t, std::unique_ptr<DownstreamStream>> streams_;
-  // Streams whose request headers are not complete yet, with when they opened.
-  std::vector<std::pair<int32_t, TimePoint>> awaiting_headers_;
+  // Owned: deleted through the loop's defer_delete when they close.
+  IntrusiveList<DownstreamStream, &DownstreamStream::conn_node> streams_;
+  // The stream whose request header block is still open (HTTP/2 allows one at a time per
+  // connection: CONTINUATION frames must follow their HEADERS), and since when.
+  int32_t open_header_block_ = 0;
+  TimePoint open_header_block_since_;
   net::Timer header_timer_;  // preface, then request headers
   net::Timer idle_timer_;
   net::Timer age_timer_;

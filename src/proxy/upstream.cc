@@ -46,26 +46,26 @@ void UpstreamRequest::unlink_stream() {
 }
 
 void UpstreamRequest::start_on(UpstreamConnection& conn) {
-  const HeaderList& in = downstream_.request_headers();
-  std::vector<http2::HeaderRef> refs;
-  refs.reserve(in.size() + 2);
-  std::string timeout;
-  for (const Header& h : in) {
-    if (h.name == "grpc-timeout" || h.name == "grpc-previous-rpc-attempts") continue;
-    refs.push_back({h.name, h.value});
+  const HeaderBlock& in = downstream_.request_headers();
+  HeaderRefs refs;
+  for (size_t i = 0; i < in.size(); ++i) {
+    std::string_view name = in.name(i);
+    if (name == "grpc-timeout" || name == "grpc-previous-rpc-attempts") continue;
+    refs.push(name, in.value(i));
   }
   std::string attempts;
   if (uint32_t previous = downstream_.previous_attempts(); previous > 0) {
     attempts = std::to_string(previous);
-    refs.push_back({"grpc-previous-rpc-attempts", attempts});
+    refs.push("grpc-previous-rpc-attempts", attempts);
   }
+  std::string timeout;
   if (auto remaining = downstream_.remaining_time()) {
     // The backend gets what is left of the caller's deadline, not the original budget.
     timeout = grpc::format_timeout(std::max(*remaining, Duration(1)));
-    refs.push_back({"grpc-timeout", timeout});
+    refs.push("grpc-timeout", timeout);
   }
   bool has_body = downstream_.request_has_body() || downstream_.has_request_trailers();
-  auto id = conn.session().submit_request(refs, has_body, this);
+  auto id = conn.session().submit_request(refs.span(), has_body, this);
   if (!id) {
     // Never sent: safe to retry elsewhere. The connection takes no more calls.
     conn.drain();
@@ -155,10 +155,8 @@ void UpstreamRequest::on_connection_lost(const Error& why) {
 http2::BodyChunk UpstreamRequest::read_body(size_t max_length) {
   http2::BodyChunk chunk = downstream_.read_request_body(max_length);
   if (chunk.eof && downstream_.has_request_trailers() && conn_) {
-    const HeaderList& t = downstream_.request_trailers();
-    std::vector<http2::HeaderRef> refs;
-    for (const Header& h : t) refs.push_back({h.name, h.value});
-    if (conn_->session().submit_trailers(stream_id_, refs)) chunk.trailers_follow = true;
+    HeaderRefs refs(downstream_.request_trailers());
+    if (conn_->session().submit_trailers(stream_id_, refs.span())) chunk.trailers_follow = true;
   }
   return chunk;
 }

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "common/intrusive_list.h"
+#include "common/pooled.h"
 #include "http2/connection.h"
 #include "proxy/stats.h"
 
@@ -15,7 +16,7 @@ class UpstreamConnection;
 // One attempt of a downstream call on one endpoint. Owned by its DownstreamStream. Waits in
 // its pool's pending queue, then runs as one stream on an UpstreamConnection. The upstream
 // stream and this object point at each other without owning; whichever ends first unlinks both.
-class UpstreamRequest : public net::Deletable {
+class UpstreamRequest final : public net::Deletable, public Pooled<UpstreamRequest> {
  public:
   UpstreamRequest(DownstreamStream& downstream, ConnPool& pool);
   ~UpstreamRequest() override;  // cancels the upstream stream if it is still open

@@ -561,6 +561,53 @@ TEST_F(BadInputTest, ManyIdleConnectionsDoNotStopOtherClients) {
       << "the proxy did not notice the idle clients leave";
 }
 
+// A client that opens a connection and says nothing, or starts a request header block and never
+// ends it, holds a slot of the proxy: both are cut after the listener's header_timeout.
+TEST_F(BadInputTest, SilentOrUnfinishedHeadersAreCutAfterHeaderTimeout) {
+  start_backends(2);
+  std::string config = simple_config(endpoints(), "round_robin");
+  const std::string listener = "    address: \"127.0.0.1:0\"\n    routes:";
+  ASSERT_NE(config.find(listener), std::string::npos);
+  config.replace(config.find(listener), listener.size(),
+                 "    address: \"127.0.0.1:0\"\n    header_timeout: 300ms\n    routes:");
+  start(config);
+  ASSERT_NE(proxy_.port, 0) << "the proxy did not start";
+  Bystander bystander(proxy_.target());
+  ASSERT_NO_FATAL_FAILURE(start_bystander(bystander));
+  constexpr char kTimeouts[] = "h2mesh_downstream_header_timeouts_total";
+  const uint64_t timeouts_before = metric(proxy_.admin_port, kTimeouts).value_or(0);
+
+  const auto opened = std::chrono::steady_clock::now();
+  Socket silent = connect_to(proxy_.port);
+  ASSERT_TRUE(silent.valid());
+  Socket unfinished = connect_to(proxy_.port);
+  ASSERT_TRUE(unfinished.valid());
+  // HEADERS without END_HEADERS (:method POST, :scheme http), and no CONTINUATION ever.
+  const std::string partial = frame(kHeaders, /*flags=*/0, 1, "\x83\x86");
+  ASSERT_EQ(send_all(unfinished, preface_and_settings() + partial),
+            preface_and_settings().size() + partial.size());
+
+  ReadResult r1 = read_until_closed(silent);
+  EXPECT_TRUE(r1.closed) << "silent connection: " << r1.how;
+  EXPECT_GE(std::chrono::steady_clock::now() - opened, 300ms) << "closed before header_timeout";
+  ReadResult r2 = read_until_closed(unfinished);
+  EXPECT_TRUE(r2.closed) << "unfinished headers: " << r2.how;
+  size_t rest = 0;
+  bool calm = false;
+  for (const Frame& f : parse_frames(r2.bytes, &rest)) {
+    if (f.type == kGoaway && f.payload.size() >= 8) calm = be32(f.payload, 4) == 0xb;
+  }
+  EXPECT_TRUE(calm) << "expected a GOAWAY with ENHANCE_YOUR_CALM before the close";
+
+  EXPECT_TRUE(eventually(
+      [&] { return metric(proxy_.admin_port, kTimeouts).value_or(0) >= timeouts_before + 2; },
+      5000ms))
+      << kTimeouts << " is " << metric(proxy_.admin_port, kTimeouts).value_or(0);
+  EXPECT_EQ(protocol_errors(), 0u) << "a timeout is not a protocol error";
+  expect_bystander_unharmed(bystander);
+  expect_still_serving(bystander);
+}
+
 // All of the above on one proxy: each kind of rejected connection is counted.
 TEST_F(BadInputTest, MetricsCountProtocolErrors) {
   ASSERT_NO_FATAL_FAILURE(serve());

@@ -11,11 +11,13 @@
 namespace h2mesh {
 namespace {
 
-std::string contents(const Buffer& b) {
+template <typename B>
+std::string contents(const B& b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
-void append_str(Buffer& b, std::string_view s) { b.append(s.data(), s.size()); }
+template <typename B>
+void append_str(B& b, std::string_view s) { b.append(s.data(), s.size()); }
 
 TEST(Buffer, NewBufferIsEmpty) {
   Buffer b;
@@ -114,9 +116,10 @@ TEST(Buffer, ReleaseIfEmptyOnlyReleasesAnEmptyBuffer) {
 
 // Random appends, extends, drains and clears against a std::deque model, with a fixed seed so a
 // failure replays exactly. Sizes cross the compaction thresholds in both directions.
-TEST(Buffer, RandomOperationsMatchADequeModel) {
+template <typename B>
+void random_operations_match_a_deque_model() {
   std::mt19937_64 rng(20240611);
-  Buffer b;
+  B b;
   std::deque<uint8_t> model;
   uint8_t next_byte = 0;
   auto fill = [&](uint8_t* p, size_t n) {
@@ -171,6 +174,26 @@ TEST(Buffer, RandomOperationsMatchADequeModel) {
       ASSERT_TRUE(std::equal(model.begin(), model.end(), b.data())) << "op " << op;
     }
   }
+}
+
+TEST(Buffer, RandomOperationsMatchADequeModel) { random_operations_match_a_deque_model<Buffer>(); }
+
+// The same with inline storage: bytes move between the object and the heap both ways.
+TEST(SmallBuffer, RandomOperationsMatchADequeModel) {
+  random_operations_match_a_deque_model<SmallBuffer<64>>();
+}
+
+TEST(SmallBuffer, SmallContentsStayInline) {
+  SmallBuffer<64> b;
+  append_str(b, "0123456789");
+  EXPECT_EQ(b.capacity(), 64u);
+  b.drain(4);
+  append_str(b, std::string(58, 'x'));  // fits once the drained front is reclaimed
+  EXPECT_EQ(b.capacity(), 64u);
+  EXPECT_EQ(contents(b), "456789" + std::string(58, 'x'));
+  append_str(b, "!");
+  EXPECT_GT(b.capacity(), 64u);
+  EXPECT_EQ(contents(b), "456789" + std::string(58, 'x') + "!");
 }
 
 }  // namespace
