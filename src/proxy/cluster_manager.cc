@@ -52,6 +52,7 @@ void ClusterManager::update(cluster::ClusterSnapshotPtr snapshot) {
     pool->set_active_slot(&state.active[i]);
   }
   state.policy = lb::make_policy(*snapshot, ctx_.random);
+  state.eligible = lb::eligible_hosts(*snapshot);
   state.snapshot = std::move(snapshot);
 }
 
@@ -87,16 +88,31 @@ ConnPool* ClusterManager::pick(ClusterState& state, Error* why, const std::strin
   bool full = false;
   // Prefer endpoints that are not reconnecting after a failed connect (nor the one a retry
   // avoids); if every choice is, the first one takes the call and fails fast if it must.
-  for (size_t attempt = 0; attempt < state.pools.size() + 1; ++attempt) {
-    auto idx = state.policy->pick(pick_ctx);
-    if (!idx) break;
-    ConnPool* pool = state.pools[*idx];
+  auto consider = [&](ConnPool* pool) {
     if (pool->active_calls() >= max_per_endpoint) {
       full = true;
-      continue;
+      return false;
     }
-    if (pool->available() && !(avoid && pool->host().key == *avoid)) return pool;
+    if (pool->available() && !(avoid && pool->host().key == *avoid)) return true;
     if (!fallback) fallback = pool;
+    return false;
+  };
+  // The policy's choice first; a few more draws when it cannot take the call.
+  constexpr size_t kDraws = 4;
+  for (size_t attempt = 0; attempt < std::min(kDraws, state.eligible.size()); ++attempt) {
+    auto idx = state.policy->pick(pick_ctx);
+    if (!idx) break;
+    if (consider(state.pools[*idx])) return state.pools[*idx];
+  }
+  // Random draws can keep missing the one endpoint that can take the call: look at every
+  // eligible endpoint once, from a random start, before answering with an error.
+  if (!state.eligible.empty()) {
+    const size_t n = state.eligible.size();
+    const size_t start = ctx_.random.uniform(static_cast<uint32_t>(n));
+    for (size_t i = 0; i < n; ++i) {
+      ConnPool* pool = state.pools[state.eligible[(start + i) % n]];
+      if (consider(pool)) return pool;
+    }
   }
   if (fallback) return fallback;
   if (full) {

@@ -41,6 +41,7 @@ class ClusterManager {
   struct ClusterState {
     cluster::ClusterSnapshotPtr snapshot;
     std::unique_ptr<lb::Policy> policy;
+    std::vector<size_t> eligible;   // hosts the policy may pick (lb::eligible_hosts)
     std::vector<uint32_t> active;   // in-flight calls per host index (for least_request)
     std::vector<ConnPool*> pools;   // per host index
     std::unordered_map<std::string, std::unique_ptr<ConnPool>> pool_by_key;

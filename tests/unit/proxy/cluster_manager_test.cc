@@ -1,0 +1,99 @@
+// ClusterManager::pick on a worker: the policy's choice, per-endpoint circuit breakers, retry
+// avoidance. No connection is opened: pools connect only when a call is attached.
+
+#include "proxy/cluster_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "cluster/host_set.h"
+#include "config/config.h"
+#include "net/event_loop.h"
+#include "proxy/conn_pool.h"
+#include "proxy/worker_context.h"
+
+namespace h2mesh::proxy {
+namespace {
+
+class PickTest : public ::testing::TestWithParam<config::LbPolicy> {
+ protected:
+  void build(size_t hosts, uint32_t max_per_endpoint) {
+    config::Cluster c;
+    c.name = "greeter";
+    c.lb_policy = GetParam();
+    c.circuit_breakers.max_calls_per_endpoint = max_per_endpoint;
+    for (size_t i = 0; i < hosts; ++i)
+      c.endpoints.push_back(
+          config::Endpoint{config::SocketAddress{"10.0.0." + std::to_string(i + 1), 50051}, 1});
+    manager_.update(cluster::make_static_snapshot(c, 1));
+    state_ = manager_.find("greeter");
+    ASSERT_NE(state_, nullptr);
+  }
+  // `calls` calls in flight on every endpoint but `except`.
+  void load_all_but(size_t except, uint32_t calls) {
+    for (size_t i = 0; i < state_->pools.size(); ++i)
+      if (i != except)
+        for (uint32_t c = 0; c < calls; ++c) state_->pools[i]->call_started();
+  }
+
+  net::EventLoop loop_;
+  WorkerContext ctx_{loop_, 42, config::Buffers{}};
+  ClusterManager manager_{ctx_};
+  ClusterManager::ClusterState* state_ = nullptr;
+};
+
+// Every endpoint but one is at max_calls_per_endpoint: every call goes to the free one, never
+// refused while it can take calls (random draws alone miss it about 1 time in e).
+TEST_P(PickTest, TheOnlyEndpointWithRoomTakesEveryCall) {
+  build(64, 1);
+  load_all_but(37, 1);
+  for (int i = 0; i < 2000; ++i) {
+    Error why;
+    ConnPool* pool = manager_.pick(*state_, &why);
+    ASSERT_NE(pool, nullptr) << "pick " << i << ": " << why.message;
+    EXPECT_EQ(pool, state_->pools[37]);
+  }
+}
+
+TEST_P(PickTest, EveryEndpointFullIsOverloaded) {
+  build(8, 2);
+  load_all_but(8, 2);
+  Error why;
+  EXPECT_EQ(manager_.pick(*state_, &why), nullptr);
+  EXPECT_EQ(why.code, ErrorCode::Overloaded);
+  EXPECT_NE(why.message.find("max_calls_per_endpoint"), std::string::npos) << why.message;
+}
+
+// A retry avoids the endpoint of the failed attempt while another can take the call, and still
+// gets that endpoint when it is the only one left.
+TEST_P(PickTest, RetryAvoidsThePreviousEndpointUnlessItIsTheOnlyOne) {
+  build(4, 1);
+  const std::string avoid = state_->pools[2]->host().key;
+  std::map<ConnPool*, int> got;
+  for (int i = 0; i < 400; ++i) {
+    Error why;
+    ConnPool* pool = manager_.pick(*state_, &why, &avoid);
+    ASSERT_NE(pool, nullptr) << why.message;
+    got[pool]++;
+  }
+  EXPECT_EQ(got.count(state_->pools[2]), 0u);
+  load_all_but(2, 1);
+  Error why;
+  EXPECT_EQ(manager_.pick(*state_, &why, &avoid), state_->pools[2]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, PickTest,
+                         ::testing::Values(config::LbPolicy::RoundRobin, config::LbPolicy::Random,
+                                           config::LbPolicy::LeastRequest),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case config::LbPolicy::RoundRobin: return std::string("round_robin");
+                             case config::LbPolicy::Random: return std::string("random");
+                             default: return std::string("least_request");
+                           }
+                         });
+
+}  // namespace
+}  // namespace h2mesh::proxy
