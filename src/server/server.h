@@ -36,6 +36,8 @@ class Server {
   };
   bool bind_listener(const config::Listener& listener, size_t workers, BoundListener* out);
   void start_discovery();
+  // Drops pages only start-up or a reload needed (common/memory_trim.h).
+  void release_startup_memory(const char* after);
   void reload(const char* trigger);
   bool discovery_synced(std::string* why) const;
   void handle_admin(const std::string& method, const std::string& path,
