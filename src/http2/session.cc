@@ -1,10 +1,14 @@
 #include "http2/session.h"
 
 #include "common/block_pool.h"
+#include "http2/session_arena.h"
 
 #include <nghttp2/nghttp2.h>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
 #include <vector>
 
 namespace h2mesh::http2 {
@@ -169,21 +173,55 @@ class NvArray {
 };
 
 // nghttp2 allocates and frees a dozen small objects per call (streams, queued frames, header
-// buffers): they come from the thread's BlockPool. Under AddressSanitizer nghttp2 keeps malloc,
-// so that misuse stays detectable.
-nghttp2_mem* allocator() {
+// buffers): they come from the thread's BlockPool. What it allocates when a session is created
+// is laid out by SessionArena so that an idle connection keeps one page. Under AddressSanitizer
+// nghttp2 keeps malloc, so that misuse stays detectable.
 #ifdef __SANITIZE_ADDRESS__
-  return nullptr;
+constexpr bool kOwnAllocator = false;
 #else
-  static nghttp2_mem mem{
-      nullptr,
-      [](size_t n, void*) { return BlockPool::allocate(n); },
-      [](void* p, void*) { BlockPool::release(p); },
-      [](size_t count, size_t n, void*) { return BlockPool::allocate_zeroed(count, n); },
-      [](void* p, size_t n, void*) { return BlockPool::reallocate(p, n); },
-  };
-  return &mem;
+constexpr bool kOwnAllocator = true;
 #endif
+
+void* mem_malloc(size_t n, void*) {
+  if (void* p = SessionArena::allocate(n, false)) return p;
+  return BlockPool::allocate(n);
+}
+
+void mem_free(void* p, void*) {
+  if (!p) return;
+  if (SessionArena::owns(p)) {
+    SessionArena::release(p);
+  } else {
+    BlockPool::release(p);
+  }
+}
+
+void* mem_calloc(size_t count, size_t n, void*) {
+  if (n != 0 && count > SIZE_MAX / n) return nullptr;
+  if (void* p = SessionArena::allocate(count * n, true)) return p;
+  return BlockPool::allocate_zeroed(count, n);
+}
+
+void* mem_realloc(void* p, size_t n, void*) {
+  if (!p) return mem_malloc(n, nullptr);
+  if (!SessionArena::owns(p)) return BlockPool::reallocate(p, n);
+  if (n == 0) {
+    SessionArena::release(p);
+    return nullptr;
+  }
+  const size_t old = SessionArena::block_size(p);
+  if (n <= old) return p;
+  void* q = BlockPool::allocate(n);  // arena blocks do not grow: move out
+  if (!q) return nullptr;
+  std::memcpy(q, p, old);
+  SessionArena::release(p);
+  return q;
+}
+
+nghttp2_mem* allocator() {
+  if (!kOwnAllocator) return nullptr;
+  static nghttp2_mem mem{nullptr, mem_malloc, mem_free, mem_calloc, mem_realloc};
+  return &mem;
 }
 
 Error nghttp2_error(const char* what, int rv) {
@@ -195,14 +233,22 @@ Error nghttp2_error(const char* what, int rv) {
 Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts)
     : visitor_(visitor), role_(role) {
   if (role == Role::Server) {
-    nghttp2_session_server_new3(&session_, callbacks(), this, options(), allocator());
+    {
+      std::optional<SessionArena::Scope> arena;
+      if (kOwnAllocator) arena.emplace();
+      nghttp2_session_server_new3(&session_, callbacks(), this, options(), allocator());
+    }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
   } else {
-    nghttp2_session_client_new3(&session_, callbacks(), this, options(), allocator());
+    {
+      std::optional<SessionArena::Scope> arena;
+      if (kOwnAllocator) arena.emplace();
+      nghttp2_session_client_new3(&session_, callbacks(), this, options(), allocator());
+    }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
