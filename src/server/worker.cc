@@ -1,5 +1,7 @@
 #include "server/worker.h"
 
+#include <pthread.h>
+
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -82,6 +84,9 @@ Worker::~Worker() {
 
 void Worker::start() {
   thread_ = std::thread([this] { loop_.run(); });
+  // "h2mesh-w0", ... in top -H, perf and /proc/PID/task/*/comm (at most 15 characters).
+  std::string name = "h2mesh-w" + std::to_string(index_);
+  pthread_setname_np(thread_.native_handle(), name.substr(0, 15).c_str());
 }
 
 void Worker::stop_and_join() {

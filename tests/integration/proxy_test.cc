@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
+#include <set>
+#include <string>
 
 #include "greeter/payload.h"
 #include "harness.h"
@@ -280,6 +284,23 @@ TEST_F(ProxyTest, Ipv6ListenerAndEndpoint) {
   auto st = s->SayHello(&ctx, req, &reply);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(reply.message(), "Hello from v6, six!");
+}
+
+// Operators find the workers by name in top -H, perf and /proc.
+TEST_F(ProxyTest, WorkerThreadsAreNamed) {
+  start_backends(1);
+  start(simple_config(endpoints(), "round_robin", 2));
+  ASSERT_NE(proxy_.port, 0);
+  std::set<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(proxy_.process->pid()) + "/task";
+  for (const auto& entry : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  EXPECT_TRUE(names.count("h2mesh-w0")) << "threads: " << ::testing::PrintToString(names);
+  EXPECT_TRUE(names.count("h2mesh-w1")) << "threads: " << ::testing::PrintToString(names);
 }
 
 TEST_F(ProxyTest, AdminShowsWhereCallsWent) {
