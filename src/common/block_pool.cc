@@ -33,12 +33,13 @@ struct Pool {
   ~Pool();
 };
 
-// The pointer is trivially destructible, so it stays readable after the pool's destructor
-// has run at thread exit; it is null from then on and frees go straight to malloc.
+// Trivially destructible, so they stay readable after the pool's destructor has run at thread
+// exit: from then on t_pool is null, t_pool_gone is set, and everything goes straight to malloc.
 thread_local Pool* t_pool = nullptr;
+thread_local bool t_pool_gone = false;
 
 Pool* pool() {
-  if (!t_pool) {
+  if (!t_pool && !t_pool_gone) {
     thread_local Pool instance;
     t_pool = &instance;
   }
@@ -54,6 +55,7 @@ Pool::~Pool() {
     }
   }
   t_pool = nullptr;
+  t_pool_gone = true;
 }
 
 Header* header_of(void* p) { return reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader); }
@@ -77,7 +79,7 @@ void* BlockPool::allocate(size_t n) {
     const uint32_t c = static_cast<uint32_t>(
         std::max<int>(0, static_cast<int>(std::bit_width(total - 1)) - static_cast<int>(kMinShift)));
     Pool* p = pool();
-    if (p->head[c]) {
+    if (p && p->head[c]) {
       h = reinterpret_cast<Header*>(p->head[c]);
       p->head[c] = p->head[c]->next;
       p->count[c]--;
@@ -131,6 +133,7 @@ void* BlockPool::reallocate(void* p, size_t n) {
 
 size_t BlockPool::cached_bytes() {
   Pool* p = pool();
+  if (!p) return 0;
   size_t bytes = 0;
   for (size_t c = 0; c < kClasses; ++c) bytes += p->count[c] * class_bytes(c);
   return bytes;

@@ -18,7 +18,9 @@ struct Mapping {
   uintptr_t end = 0;
   bool eligible = false;  // read-only, file-backed
   size_t rss_kib = 0;
-  size_t private_kib = 0;  // Anonymous + Private_Dirty: pages that exist only in this process
+  // Anonymous + Private_Dirty + Swap: pages that exist only in this process (copy-on-write
+  // pages count in Swap alone once swapped out).
+  size_t private_kib = 0;
 };
 
 size_t field_kib(const std::string& line) {
@@ -51,7 +53,8 @@ std::vector<Mapping> read_smaps() {
     }
     if (maps.empty()) continue;
     if (line.starts_with("Rss:")) maps.back().rss_kib = field_kib(line);
-    if (line.starts_with("Anonymous:") || line.starts_with("Private_Dirty:"))
+    if (line.starts_with("Anonymous:") || line.starts_with("Private_Dirty:") ||
+        line.starts_with("Swap:"))
       maps.back().private_kib += field_kib(line);
   }
   return maps;

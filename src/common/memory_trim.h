@@ -16,7 +16,9 @@ struct TrimResult {
 // serving, this drops them from the process: read-only file-backed mappings without private
 // (copy-on-write) pages are given MADV_DONTNEED, so their pages stay in the page cache and come
 // back on a minor fault when used; heap memory freed since start goes back to the kernel
-// (malloc_trim). Mappings with private pages (relocated data, .data, .bss) are never touched.
+// (malloc_trim). Mappings with private pages, resident or swapped (relocated data, .data, .bss),
+// are never touched. Call it once, early: it reads /proc/self/smaps, then gives the advice, and a
+// mapping must not change in between (nothing here unmaps libraries).
 TrimResult trim_startup_memory();
 
 // VmRSS of this process, in KiB (0 if unknown).

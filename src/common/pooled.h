@@ -16,11 +16,11 @@ class Pooled {
  public:
   static void* operator new(size_t size) {
 #ifndef __SANITIZE_ADDRESS__
-    FreeList& list = free_list();
-    if (size == sizeof(T) && list.head) {
-      Block* b = list.head;
-      list.head = b->next;
-      --list.count;
+    FreeList* list = free_list();
+    if (size == sizeof(T) && list && list->head) {
+      Block* b = list->head;
+      list->head = b->next;
+      --list->count;
       return b;
     }
 #endif
@@ -30,12 +30,12 @@ class Pooled {
   static void operator delete(void* p, size_t size) {
     if (!p) return;
 #ifndef __SANITIZE_ADDRESS__
-    FreeList& list = free_list();
-    if (size == sizeof(T) && list.count < kMaxCached) {
+    FreeList* list = free_list();
+    if (size == sizeof(T) && list && list->count < kMaxCached) {
       auto* b = static_cast<Block*>(p);
-      b->next = list.head;
-      list.head = b;
-      ++list.count;
+      b->next = list->head;
+      list->head = b;
+      ++list->count;
       return;
     }
 #endif
@@ -55,11 +55,19 @@ class Pooled {
         head = b->next;
         ::operator delete(b, sizeof(T));
       }
+      gone() = true;
     }
   };
-  static FreeList& free_list() {
+  // Set once the thread's list is destroyed (thread exit): objects deleted later, by other
+  // thread_local destructors, go straight to the global operator delete. Trivially destructible.
+  static bool& gone() {
+    thread_local bool flag = false;
+    return flag;
+  }
+  static FreeList* free_list() {
+    if (gone()) return nullptr;
     thread_local FreeList list;
-    return list;
+    return &list;
   }
 };
 

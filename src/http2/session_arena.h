@@ -17,7 +17,7 @@ namespace h2mesh::http2 {
 // and the others from the end, untouched until used (zeroed memory needs no memset: the pages
 // are new). An idle connection then keeps one page. Blocks are never reused within an arena; when
 // the last one is freed the arena's pages go back to the kernel (MADV_DONTNEED) and the arena to
-// its thread's free list.
+// a free list shared by all threads (taken under a lock, once per session).
 //
 // Arenas are carved out of one address range reserved at first use (no memory until touched),
 // so telling an arena block from any other is a range check: no header, no lock. Small blocks

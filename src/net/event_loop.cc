@@ -132,8 +132,8 @@ void EventLoop::sift_down(size_t slot) {
 
 void EventLoop::heap_insert(Timer* t) {
   t->seq_ = timer_seq_++;
+  timers_.push_back(t);  // may throw: the timer is armed only once it is in the heap
   t->armed_ = true;
-  timers_.push_back(t);
   sift_up(timers_.size() - 1);
 }
 

@@ -105,6 +105,8 @@ void DownstreamStream::route_and_start() {
 
 void DownstreamStream::start_attempt() {
   ++attempts_;
+  // Fields of a failed attempt's unfinished response header block are not this attempt's.
+  if (!resp_has_trailers_) resp_headers_.clear();
   Error why;
   ConnPool* pool = ctx_.clusters->pick(*cluster_, &why,
                                        last_endpoint_.empty() ? nullptr : &last_endpoint_);
@@ -224,6 +226,7 @@ void DownstreamStream::discard_request_body() {
 }
 
 void DownstreamStream::on_upstream_header(std::string_view name, std::string_view value) {
+  if (finished() || resp_has_trailers_) return;  // nothing more goes to the client
   resp_headers_.add(name, value);
 }
 
@@ -539,6 +542,7 @@ void DownstreamConnection::on_closed(const Error& why) {
   age_timer_.cancel();
   streams_.for_each([&](DownstreamStream* stream) {
     stream->on_closed(kCancel);
+    session_.set_stream_user(stream->id(), nullptr);  // no later callback may reach it
     streams_.remove(stream);
     loop_.defer_delete(std::unique_ptr<DownstreamStream>(stream));
   });

@@ -126,6 +126,7 @@ class HeaderRefs {
     ++count_;
   }
   std::span<const http2::HeaderRef> span() const {
+    if (count_ == 0) return {};
     if (count_ <= kInline) return {inline_refs(), count_};
     return {heap_.data(), heap_.size()};
   }

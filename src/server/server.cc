@@ -140,16 +140,16 @@ int Server::run() {
   for (auto& w : workers_) w->start();
   serving_ = true;
   LOG_INFO("h2mesh serving with %zu worker(s)", n);
-  release_startup_memory("start-up");
+  release_startup_memory();
   loop_.run();
   for (auto& w : workers_) w->stop_and_join();
   LOG_INFO("h2mesh stopped");
   return 0;
 }
 
-void Server::release_startup_memory(const char* after) {
+void Server::release_startup_memory() {
   TrimResult t = trim_startup_memory();
-  LOG_INFO("released %zu KiB of pages used only by %s (resident %zu -> %zu KiB)", t.file_kib, after,
+  LOG_INFO("released %zu KiB of pages used only by start-up (resident %zu -> %zu KiB)", t.file_kib,
            t.rss_before_kib, t.rss_after_kib);
 }
 
@@ -236,7 +236,6 @@ void Server::reload(const char* trigger) {
   start_discovery();
   LOG_INFO("configuration reloaded (%s): %zu listener(s), %zu cluster(s)", trigger,
            config_->listeners.size(), config_->clusters.size());
-  release_startup_memory("the reload");
 }
 
 bool Server::discovery_synced(std::string* why) const {

@@ -36,8 +36,9 @@ class Server {
   };
   bool bind_listener(const config::Listener& listener, size_t workers, BoundListener* out);
   void start_discovery();
-  // Drops pages only start-up or a reload needed (common/memory_trim.h).
-  void release_startup_memory(const char* after);
+  // Drops pages only start-up needed (common/memory_trim.h). Once: a reload does not repeat it,
+  // so the workers' hot pages are not dropped under load.
+  void release_startup_memory();
   void reload(const char* trigger);
   bool discovery_synced(std::string* why) const;
   void handle_admin(const std::string& method, const std::string& path,

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "http2/session.h"
@@ -64,6 +65,24 @@ TEST(SessionArena, FirstBlockThenLargeBlockShareTheFirstPage) {
   EXPECT_EQ(again, first);
   const auto* a = static_cast<const unsigned char*>(again);
   for (size_t i = 0; i < 2928; ++i) ASSERT_EQ(a[i], 0) << i;
+  SessionArena::release(again);
+}
+
+// A session may be deleted on another thread than the one that created it: its arena goes back
+// to the shared free list and serves the next session, wherever it is created.
+TEST(SessionArena, AnArenaFreedOnAnotherThreadIsReused) {
+  void* p;
+  {
+    SessionArena::Scope scope;
+    p = SessionArena::allocate(3000, true);
+  }
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 0x77, 3000);
+  std::thread([p] { SessionArena::release(p); }).join();
+  SessionArena::Scope scope;
+  void* again = SessionArena::allocate(3000, true);
+  EXPECT_EQ(again, p);
+  EXPECT_EQ(static_cast<unsigned char*>(again)[2999], 0) << "a reused arena reads as zero";
   SessionArena::release(again);
 }
 
