@@ -2,9 +2,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,8 +12,14 @@
 #include <cstring>
 #include <mutex>
 
+#include "discovery/openssl_api.h"
+
 namespace h2mesh::discovery::k8s {
 namespace {
+
+// The OpenSSL functions (loaded on first use, discovery/openssl_api.h). make_tls_context loads
+// them or fails; everything else runs with a context it made.
+const OpenSsl& S() { return *openssl(nullptr); }
 
 Error tls_error(std::string message) {
   return make_error(ErrorCode::InvalidArgument, std::move(message));
@@ -24,17 +27,17 @@ Error tls_error(std::string message) {
 
 // The oldest queued OpenSSL error, or `fallback`; clears the queue.
 std::string openssl_error(const std::string& fallback) {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
+  unsigned long e = S().ERR_get_error();
+  S().ERR_clear_error();
   if (e == 0) return fallback;
   char buf[256];
-  ERR_error_string_n(e, buf, sizeof(buf));
-  const char* reason = ERR_reason_error_string(e);
+  S().ERR_error_string_n(e, buf, sizeof(buf));
+  const char* reason = S().ERR_reason_error_string(e);
   return reason ? reason : buf;
 }
 
 struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
+  void operator()(BIO* b) const { S().BIO_free(b); }
 };
 
 Result<std::string> pem_text(const PemSource& src, const char* what) {
@@ -54,15 +57,15 @@ bool is_ip_literal(const std::string& host) {
 Result<void> load_ca(SSL_CTX* ctx, const PemSource& ca) {
   auto pem = pem_text(ca, "CA certificate");
   if (!pem) return pem.error();
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
-  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  std::unique_ptr<BIO, BioFree> bio(S().BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+  X509_STORE* store = S().SSL_CTX_get_cert_store(ctx);
   int count = 0;
-  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-    X509_STORE_add_cert(store, cert);  // takes a reference of its own
-    X509_free(cert);
+  while (X509* cert = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    S().X509_STORE_add_cert(store, cert);  // takes a reference of its own
+    S().X509_free(cert);
     ++count;
   }
-  ERR_clear_error();  // the loop ends with a "no start line" error
+  S().ERR_clear_error();  // the loop ends with a "no start line" error
   if (count == 0)
     return tls_error("no PEM certificate in the CA " + (ca.path.empty() ? "data" : ca.path));
   return {};
@@ -74,41 +77,45 @@ Result<void> load_client_certificate(SSL_CTX* ctx, const Credentials& c) {
   auto key_pem = pem_text(c.client_key, "client key");
   if (!key_pem) return key_pem.error();
   std::unique_ptr<BIO, BioFree> bio(
-      BIO_new_mem_buf(cert_pem->data(), static_cast<int>(cert_pem->size())));
-  X509* leaf = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-  if (!leaf || SSL_CTX_use_certificate(ctx, leaf) != 1) {
-    X509_free(leaf);
+      S().BIO_new_mem_buf(cert_pem->data(), static_cast<int>(cert_pem->size())));
+  X509* leaf = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+  if (!leaf || S().SSL_CTX_use_certificate(ctx, leaf) != 1) {
+    S().X509_free(leaf);
     return tls_error("bad client certificate: " + openssl_error("no PEM certificate"));
   }
-  X509_free(leaf);
-  while (X509* extra = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
-    SSL_CTX_add_extra_chain_cert(ctx, extra);  // takes ownership
-  ERR_clear_error();
+  S().X509_free(leaf);
+  while (X509* extra = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
+    S().SSL_CTX_add_extra_chain_cert(ctx, extra);  // takes ownership
+  S().ERR_clear_error();
   std::unique_ptr<BIO, BioFree> kbio(
-      BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr);
-  bool ok = key && SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
-  EVP_PKEY_free(key);
+      S().BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
+  EVP_PKEY* key = S().PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr);
+  bool ok = key && S().SSL_CTX_use_PrivateKey(ctx, key) == 1 && S().SSL_CTX_check_private_key(ctx) == 1;
+  S().EVP_PKEY_free(key);
   if (!ok) return tls_error("bad client key: " + openssl_error("no PEM private key"));
   return {};
 }
 
 }  // namespace
 
+void SslCtxFree::operator()(SSL_CTX* ctx) const { S().SSL_CTX_free(ctx); }
+
 Result<SslCtxPtr> make_tls_context(const Credentials& c) {
-  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  std::string why;
+  if (!openssl(&why)) return tls_error(why);
+  SslCtxPtr ctx(S().SSL_CTX_new(S().TLS_client_method()));
   if (!ctx) return tls_error("cannot create a TLS context: " + openssl_error("unknown error"));
-  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-  SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  S().SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  S().SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // A peer that closes without close_notify ends the connection like one that sends it: every
   // reply we read is framed (Content-Length or chunked), so a truncated one is still detected.
-  SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
+  S().SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (c.insecure_skip_tls_verify) {
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+    S().SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
   } else {
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    S().SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
     if (c.ca.empty()) {
-      SSL_CTX_set_default_verify_paths(ctx.get());
+      S().SSL_CTX_set_default_verify_paths(ctx.get());
     } else if (auto ok = load_ca(ctx.get(), c.ca); !ok) {
       return ok.error();
     }
@@ -252,25 +259,25 @@ void TlsClient::connect_next() {
 }
 
 void TlsClient::start_handshake() {
-  ssl_ = SSL_new(ctx_.get());
-  if (!ssl_ || SSL_set_fd(ssl_, fd_) != 1) {
+  ssl_ = S().SSL_new(ctx_.get());
+  if (!ssl_ || S().SSL_set_fd(ssl_, fd_) != 1) {
     fail(Failure::Handshake, openssl_error("cannot create the TLS session"));
     return;
   }
   const bool ip = is_ip_literal(verify_name_);
   if (ip) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), verify_name_.c_str());
+    S().X509_VERIFY_PARAM_set1_ip_asc(S().SSL_get0_param(ssl_), verify_name_.c_str());
   } else {
-    SSL_set_tlsext_host_name(ssl_, verify_name_.c_str());  // SNI: names only, never IPs
-    SSL_set1_host(ssl_, verify_name_.c_str());
+    S().SSL_set_tlsext_host_name(ssl_, verify_name_.c_str());  // SNI: names only, never IPs
+    S().SSL_set1_host(ssl_, verify_name_.c_str());
   }
   state_ = State::Handshaking;
   do_handshake();
 }
 
 void TlsClient::do_handshake() {
-  ERR_clear_error();
-  int rc = SSL_connect(ssl_);
+  S().ERR_clear_error();
+  int rc = S().SSL_connect(ssl_);
   if (rc == 1) {
     state_ = State::Open;
     timeout_.cancel();
@@ -280,27 +287,27 @@ void TlsClient::do_handshake() {
     if (state_ == State::Open) do_read();
     return;
   }
-  int err = SSL_get_error(ssl_, rc);
+  int err = S().SSL_get_error(ssl_, rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
     read_wants_write_ = err == SSL_ERROR_WANT_WRITE;
     update_interest();
     return;
   }
-  long verify = SSL_get_verify_result(ssl_);
+  long verify = S().SSL_get_verify_result(ssl_);
   if (verify != X509_V_OK) {
-    ERR_clear_error();
+    S().ERR_clear_error();
     fail(Failure::Verify,
-         std::string("certificate verify failed (") + X509_verify_cert_error_string(verify) + ")");
+         std::string("certificate verify failed (") + S().X509_verify_cert_error_string(verify) + ")");
     return;
   }
   fail(Failure::Handshake, ssl_error_detail(rc));
 }
 
 std::string TlsClient::ssl_error_detail(int rc) {
-  int err = SSL_get_error(ssl_, rc);
+  int err = S().SSL_get_error(ssl_, rc);
   if (err == SSL_ERROR_ZERO_RETURN) return "connection closed by the peer";
   if (err == SSL_ERROR_SYSCALL) {
-    if (ERR_peek_error() != 0) return openssl_error("TLS error");
+    if (S().ERR_peek_error() != 0) return openssl_error("TLS error");
     return errno != 0 && rc < 0 ? std::string(strerror(errno)) : "connection closed by the peer";
   }
   return openssl_error("TLS error " + std::to_string(err));
@@ -310,22 +317,22 @@ void TlsClient::do_read() {
   char buf[16384];
   read_wants_write_ = false;
   for (;;) {
-    ERR_clear_error();
+    S().ERR_clear_error();
     errno = 0;
-    int n = SSL_read(ssl_, buf, sizeof(buf));
+    int n = S().SSL_read(ssl_, buf, sizeof(buf));
     if (n > 0) {
       visitor_.on_data(std::string_view(buf, static_cast<size_t>(n)));
       if (state_ != State::Open) return;  // the visitor closed us
       continue;
     }
-    int err = SSL_get_error(ssl_, n);
+    int err = S().SSL_get_error(ssl_, n);
     if (err == SSL_ERROR_WANT_READ) break;
     if (err == SSL_ERROR_WANT_WRITE) {
       read_wants_write_ = true;
       break;
     }
     bool eof = err == SSL_ERROR_ZERO_RETURN ||
-               (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0);
+               (err == SSL_ERROR_SYSCALL && S().ERR_peek_error() == 0 && errno == 0);
     fail(eof ? Failure::Closed : Failure::Io, ssl_error_detail(n));
     return;
   }
@@ -335,14 +342,14 @@ void TlsClient::do_read() {
 void TlsClient::do_write() {
   write_wants_read_ = false;
   while (!out_.empty()) {
-    ERR_clear_error();
+    S().ERR_clear_error();
     errno = 0;
-    int n = SSL_write(ssl_, out_.data(), static_cast<int>(std::min<size_t>(out_.size(), INT_MAX)));
+    int n = S().SSL_write(ssl_, out_.data(), static_cast<int>(std::min<size_t>(out_.size(), INT_MAX)));
     if (n > 0) {
       out_.erase(0, static_cast<size_t>(n));
       continue;
     }
-    int err = SSL_get_error(ssl_, n);
+    int err = S().SSL_get_error(ssl_, n);
     if (err == SSL_ERROR_WANT_WRITE) break;
     if (err == SSL_ERROR_WANT_READ) {
       write_wants_read_ = true;
@@ -437,7 +444,7 @@ void TlsClient::close() {
     }
   }
   if (ssl_) {
-    SSL_free(ssl_);
+    S().SSL_free(ssl_);
     ssl_ = nullptr;
   }
   if (fd_ >= 0) {

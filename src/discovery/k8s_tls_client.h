@@ -3,7 +3,8 @@
 // A TLS client connection to the Kubernetes API server on the main thread's event loop:
 // non-blocking name lookup (getaddrinfo_a, polled), connect, handshake with the server
 // certificate verified against the cluster's CA (host name or IP address included), then bytes
-// in and out. OpenSSL lives only here.
+// in and out. OpenSSL lives only here, loaded the first time a context is made
+// (discovery/openssl_api.h).
 
 #include <netdb.h>
 #include <openssl/ssl.h>
@@ -21,7 +22,7 @@
 namespace h2mesh::discovery::k8s {
 
 struct SslCtxFree {
-  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+  void operator()(SSL_CTX* ctx) const;
 };
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 

@@ -1,0 +1,39 @@
+#pragma once
+
+// OpenSSL, loaded when first needed. Only the Kubernetes API client uses TLS; a proxy with static
+// or DNS endpoints never loads libssl/libcrypto, and so never pays for their relocation and
+// start-up pages (~0.6 MiB resident). The functions are the library's own, called through a
+// table filled by dlsym; the types, constants and macros come from OpenSSL's headers, so
+// `api.SSL_CTX_set_mode(ctx, m)` expands to `api.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, m, NULL)`.
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <string>
+
+namespace h2mesh::discovery::k8s {
+
+#define H2MESH_OPENSSL_FUNCTIONS(X)                                                      \
+  X(BIO_free) X(BIO_new_mem_buf) X(ERR_clear_error) X(ERR_error_string_n) X(ERR_get_error) \
+  X(ERR_peek_error) X(ERR_reason_error_string) X(EVP_PKEY_free) X(PEM_read_bio_PrivateKey) \
+  X(PEM_read_bio_X509) X(SSL_CTX_check_private_key) X(SSL_CTX_ctrl) X(SSL_CTX_free)        \
+  X(SSL_CTX_get_cert_store) X(SSL_CTX_new) X(SSL_CTX_set_default_verify_paths)             \
+  X(SSL_CTX_set_options) X(SSL_CTX_set_verify) X(SSL_CTX_use_PrivateKey)                    \
+  X(SSL_CTX_use_certificate) X(SSL_connect) X(SSL_ctrl) X(SSL_free) X(SSL_get0_param)       \
+  X(SSL_get_error) X(SSL_get_verify_result) X(SSL_new) X(SSL_read) X(SSL_set1_host)         \
+  X(SSL_set_fd) X(SSL_write) X(TLS_client_method) X(X509_STORE_add_cert) X(X509_free)       \
+  X(X509_VERIFY_PARAM_set1_ip_asc) X(X509_verify_cert_error_string)
+
+struct OpenSsl {
+#define H2MESH_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;
+  H2MESH_OPENSSL_FUNCTIONS(H2MESH_OPENSSL_MEMBER)
+#undef H2MESH_OPENSSL_MEMBER
+};
+
+// The table, loading libssl.so.3 on the first call (thread-safe). Null, with the reason in
+// *error, when the library or one of its functions cannot be found.
+const OpenSsl* openssl(std::string* error);
+
+}  // namespace h2mesh::discovery::k8s
