@@ -41,7 +41,7 @@ enum class Target {
   First,    // the call matches the first route
   Last,     // ... the last specific route
   Default,  // ... no specific route: the default one
-  None,     // ... nothing (no default route): UNIMPLEMENTED
+  None,     // ... nothing (no default route): the proxy answers gRPC status 12
 };
 
 void BM_RouterMatch(benchmark::State& state, Target target) {

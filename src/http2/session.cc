@@ -1,8 +1,5 @@
 #include "http2/session.h"
 
-#include "common/block_pool.h"
-#include "http2/session_arena.h"
-
 #include <nghttp2/nghttp2.h>
 
 #include <array>
@@ -10,6 +7,9 @@
 #include <cstring>
 #include <optional>
 #include <vector>
+
+#include "common/block_pool.h"
+#include "http2/session_arena.h"
 
 namespace h2mesh::http2 {
 namespace {
@@ -183,7 +183,7 @@ constexpr bool kOwnAllocator = true;
 #endif
 
 void* mem_malloc(size_t n, void*) {
-  if (void* p = SessionArena::allocate(n, false)) return p;
+  if (void* p = SessionArena::allocate(n)) return p;
   return BlockPool::allocate(n);
 }
 
@@ -198,7 +198,7 @@ void mem_free(void* p, void*) {
 
 void* mem_calloc(size_t count, size_t n, void*) {
   if (n != 0 && count > SIZE_MAX / n) return nullptr;
-  if (void* p = SessionArena::allocate(count * n, true)) return p;
+  if (void* p = SessionArena::allocate(count * n)) return p;  // arena pages read as zero
   return BlockPool::allocate_zeroed(count, n);
 }
 
@@ -232,23 +232,22 @@ Error nghttp2_error(const char* what, int rv) {
 
 Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts)
     : visitor_(visitor), role_(role) {
-  if (role == Role::Server) {
-    {
-      std::optional<SessionArena::Scope> arena;
-      if (kOwnAllocator) arena.emplace();
+  {
+    std::optional<SessionArena::Scope> arena;  // what nghttp2 allocates for the session
+    if (kOwnAllocator) arena.emplace();
+    if (role == Role::Server) {
       nghttp2_session_server_new3(&session_, callbacks(), this, options(), allocator());
+    } else {
+      nghttp2_session_client_new3(&session_, callbacks(), this, options(), allocator());
     }
+  }
+  if (role == Role::Server) {
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
   } else {
-    {
-      std::optional<SessionArena::Scope> arena;
-      if (kOwnAllocator) arena.emplace();
-      nghttp2_session_client_new3(&session_, callbacks(), this, options(), allocator());
-    }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},

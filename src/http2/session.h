@@ -121,7 +121,7 @@ class Session {
   int32_t last_peer_stream_id() const;
   Role role() const { return role_; }
 
- // For the session's callbacks.
+  // For the session's callbacks.
   SessionVisitor& visitor() { return visitor_; }
   // The user pointer of `stream_id`. The stream of the previous lookup is remembered: the
   // callbacks of one frame (a header block is a dozen of them) ask for the same stream.

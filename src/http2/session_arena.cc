@@ -144,8 +144,7 @@ SessionArena::Scope::~Scope() {
   if (idx != SIZE_MAX && space().meta[idx].live == 0) give_back(idx);  // nothing left in it
 }
 
-void* SessionArena::allocate(size_t n, bool zeroed) {
-  (void)zeroed;  // the arena's pages are new: they read as zero
+void* SessionArena::allocate(size_t n) {
   size_t idx = t_state.current;
   if (idx == SIZE_MAX || n < kMinBlock || n > kArenaBytes) return nullptr;
   Space& s = space();

@@ -38,7 +38,8 @@ class SessionArena {
   };
 
   // Null when no Scope is active or the block does not fit: the caller allocates elsewhere.
-  static void* allocate(size_t n, bool zeroed);
+  // A block reads as zero (the arena's pages are new), so it serves calloc as it is.
+  static void* allocate(size_t n);
   static bool owns(const void* p);
   // For blocks owns() says are arena blocks.
   static void release(void* p);

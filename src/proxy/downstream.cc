@@ -516,10 +516,7 @@ void DownstreamConnection::on_data_end(int32_t, void* user) {
 void DownstreamConnection::on_stream_close(int32_t id, void* user, uint32_t error_code) {
   if (id == open_header_block_) open_header_block_ = 0;
   if (!user) return;
-  auto* stream = static_cast<DownstreamStream*>(user);
-  stream->on_closed(error_code);
-  streams_.remove(stream);
-  loop_.defer_delete(std::unique_ptr<DownstreamStream>(stream));
+  release_stream(static_cast<DownstreamStream*>(user), error_code);
   update_idle_timer();
   maybe_finish_drain();
 }
@@ -541,12 +538,16 @@ void DownstreamConnection::on_closed(const Error& why) {
   idle_timer_.cancel();
   age_timer_.cancel();
   streams_.for_each([&](DownstreamStream* stream) {
-    stream->on_closed(kCancel);
     session_.set_stream_user(stream->id(), nullptr);  // no later callback may reach it
-    streams_.remove(stream);
-    loop_.defer_delete(std::unique_ptr<DownstreamStream>(stream));
+    release_stream(stream, kCancel);
   });
   if (on_gone) on_gone(this);
+}
+
+void DownstreamConnection::release_stream(DownstreamStream* stream, uint32_t error_code) {
+  stream->on_closed(error_code);
+  streams_.remove(stream);
+  loop_.defer_delete(std::unique_ptr<DownstreamStream>(stream));
 }
 
 void DownstreamConnection::on_goaway_sent(uint32_t error_code) {

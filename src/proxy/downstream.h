@@ -158,6 +158,8 @@ class DownstreamConnection final : public http2::Connection {
   void on_closed(const Error& why) override;
   void on_receive_error(const Error& why) override;
 
+  // The stream ended (`error_code` as for on_closed): unlinked now, deleted after this iteration.
+  void release_stream(DownstreamStream* stream, uint32_t error_code);
   void maybe_finish_drain();
   void update_idle_timer();
   void check_header_timeouts();

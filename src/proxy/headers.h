@@ -5,11 +5,11 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <type_traits>
-#include <new>
 #include <vector>
 
 #include "http2/session.h"

@@ -18,9 +18,9 @@ namespace {
 uintptr_t addr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
 TEST(SessionArena, NothingIsPlacedOutsideAScopeOrBelowTheMinimumSize) {
-  EXPECT_EQ(SessionArena::allocate(4096, false), nullptr);
+  EXPECT_EQ(SessionArena::allocate(4096), nullptr);
   SessionArena::Scope scope;
-  EXPECT_EQ(SessionArena::allocate(SessionArena::kMinBlock - 1, false), nullptr);
+  EXPECT_EQ(SessionArena::allocate(SessionArena::kMinBlock - 1), nullptr);
   int on_stack = 0;
   EXPECT_FALSE(SessionArena::owns(&on_stack));
   auto heap = std::make_unique<char[]>(64);
@@ -34,10 +34,10 @@ TEST(SessionArena, FirstBlockThenLargeBlockShareTheFirstPage) {
   void *first, *ring, *map, *frames;
   {
     SessionArena::Scope scope;
-    first = SessionArena::allocate(2928, true);
-    ring = SessionArena::allocate(1024, false);
-    map = SessionArena::allocate(4096, true);
-    frames = SessionArena::allocate(16394, false);
+    first = SessionArena::allocate(2928);
+    ring = SessionArena::allocate(1024);
+    map = SessionArena::allocate(4096);
+    frames = SessionArena::allocate(16394);
   }
   ASSERT_NE(first, nullptr);
   ASSERT_NE(ring, nullptr);
@@ -61,7 +61,7 @@ TEST(SessionArena, FirstBlockThenLargeBlockShareTheFirstPage) {
 
   // The next session on this thread reuses the arena, and its pages read as zero again.
   SessionArena::Scope scope;
-  void* again = SessionArena::allocate(2928, true);
+  void* again = SessionArena::allocate(2928);
   EXPECT_EQ(again, first);
   const auto* a = static_cast<const unsigned char*>(again);
   for (size_t i = 0; i < 2928; ++i) ASSERT_EQ(a[i], 0) << i;
@@ -74,13 +74,13 @@ TEST(SessionArena, AnArenaFreedOnAnotherThreadIsReused) {
   void* p;
   {
     SessionArena::Scope scope;
-    p = SessionArena::allocate(3000, true);
+    p = SessionArena::allocate(3000);
   }
   ASSERT_NE(p, nullptr);
   std::memset(p, 0x77, 3000);
   std::thread([p] { SessionArena::release(p); }).join();
   SessionArena::Scope scope;
-  void* again = SessionArena::allocate(3000, true);
+  void* again = SessionArena::allocate(3000);
   EXPECT_EQ(again, p);
   EXPECT_EQ(static_cast<unsigned char*>(again)[2999], 0) << "a reused arena reads as zero";
   SessionArena::release(again);
@@ -88,8 +88,8 @@ TEST(SessionArena, AnArenaFreedOnAnotherThreadIsReused) {
 
 TEST(SessionArena, WhatDoesNotFitIsLeftToTheCaller) {
   SessionArena::Scope scope;
-  void* a = SessionArena::allocate(20000, false);
-  void* b = SessionArena::allocate(20000, false);
+  void* a = SessionArena::allocate(20000);
+  void* b = SessionArena::allocate(20000);
   EXPECT_NE(a, nullptr);
   EXPECT_EQ(b, nullptr);
   SessionArena::release(a);
