@@ -89,10 +89,12 @@ class Peer final : public SessionVisitor {
   explicit Peer(Role role) : session(role, *this, SessionOptions{}) {}
 
   CallState call;
+  int32_t stream = 0;   // the call's stream id
   bool failed = false;  // an event the bench did not expect
   Session session;      // last: the visitor's state exists before any callback can run
 
   void on_stream_open(int32_t stream_id) override {
+    stream = stream_id;
     call = CallState{};
     session.set_stream_user(stream_id, &call);
   }
@@ -107,6 +109,12 @@ class Peer final : public SessionVisitor {
     if (!c) return;
     (kind == HeadersKind::Trailers ? c->trailers_done : c->headers_done) = true;
     c->end_stream = c->end_stream || end_stream;
+  }
+  void on_headers_too_large(int32_t, void*, HeadersKind, const HeaderOverflow&) override {
+    failed = true;
+  }
+  void for_each_stream(const std::function<void(int32_t)>& fn) override {
+    if (stream > 0 && !call.closed) fn(stream);
   }
   void on_data(int32_t stream_id, void* user, const uint8_t*, size_t len) override {
     if (CallState* c = state_of(user)) c->body_bytes += len;
@@ -166,6 +174,7 @@ class Connection {
     client_.call = CallState{};
     client_.call.out = kRequestBody;
     auto id = client_.session.submit_request(request_headers, true, &client_.call);
+    if (id) client_.stream = *id;
     if (!id) return false;
     // Request HEADERS and DATA (END_STREAM) to the server, plus any WINDOW_UPDATE owed.
     flush(client_, server_);

@@ -131,6 +131,12 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   p.family("h2mesh_downstream_header_timeouts_total", "counter",
            "Prefaces or request headers that did not arrive within header_timeout.");
   p.sample("h2mesh_downstream_header_timeouts_total", "", s.downstream_header_timeouts);
+  p.family("h2mesh_downstream_header_limit_total", "counter",
+           "Request header blocks refused: over max_header_list_bytes or max_header_fields.");
+  p.sample("h2mesh_downstream_header_limit_total", "", s.downstream_header_limit);
+  p.family("h2mesh_downstream_flood_goaways_total", "counter",
+           "Client connections closed with ENHANCE_YOUR_CALM: a frame budget ran out.");
+  p.sample("h2mesh_downstream_flood_goaways_total", "", s.downstream_flood_goaways);
 
   struct ClusterCounter {
     const char* name;
@@ -145,6 +151,9 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
        &proxy::ClusterStats::retry_budget_exhausted},
       {"h2mesh_cluster_deadline_exceeded_total", "Calls the proxy ended at their deadline.",
        &proxy::ClusterStats::deadline_exceeded},
+      {"h2mesh_cluster_response_header_limit_total",
+       "Responses refused: headers or trailers over the cluster's header limits.",
+       &proxy::ClusterStats::response_header_limit},
   };
   for (const ClusterCounter& k : kCluster) {
     p.family(k.name, "counter", k.help);

@@ -110,12 +110,28 @@ class HealthChecker::Probe final : public http2::Connection {
     if (name == "grpc-status") grpc_status_ = grpc::parse_status(value).value_or(-1);
   }
   void on_headers_end(int32_t, void*, http2::HeadersKind, bool) override {}
+  void on_headers_too_large(int32_t id, void*, http2::HeadersKind,
+                            const http2::HeaderOverflow& overflow) override {
+    too_large_ = overflow.limit;
+    grpc_status_ = -1;
+    session_.reset_stream(id, static_cast<uint32_t>(http2::H2Error::Cancel));
+    schedule_flush();
+  }
+  void for_each_stream(const std::function<void(int32_t)>& fn) override {
+    if (stream_ > 0) fn(stream_);
+  }
   void on_data(int32_t id, void*, const uint8_t* data, size_t len) override {
     if (response_.size() < 1024) response_.append(reinterpret_cast<const char*>(data), len);
     session_.consume(id, len);
   }
   void on_data_end(int32_t, void*) override {}
   void on_stream_close(int32_t, void*, uint32_t error_code) override {
+    if (too_large_ > 0) {
+      uint32_t limit = too_large_;
+      too_large_ = 0;
+      finish(false, "response header block over the limit (" + std::to_string(limit) + ")");
+      return;
+    }
     if (grpc_status_ != 0) {
       finish(false, error_code ? "stream reset (HTTP/2 error " + std::to_string(error_code) + ")"
                                : "grpc-status " + std::to_string(grpc_status_));
@@ -151,6 +167,7 @@ class HealthChecker::Probe final : public http2::Connection {
   std::string response_;
   int grpc_status_ = -1;
   int32_t stream_ = -1;
+  uint32_t too_large_ = 0;  // the limit the current check's response went over, if any
 };
 
 HealthChecker::HealthChecker(net::EventLoop& loop, Random& random, const Host& host,

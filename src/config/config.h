@@ -55,6 +55,46 @@ struct Route {
   int line = 0;  // config line, for logs
 };
 
+// A token bucket of frames: `burst` at once, refilled at `per_second`. burst 0: no limit.
+struct FrameBudget {
+  uint32_t burst = 0;
+  uint32_t per_second = 0;
+  bool operator==(const FrameBudget&) const = default;
+};
+
+// Per-connection budgets of HTTP/2 frames that cost work but carry nothing; when one runs out the
+// connection gets GOAWAY(ENHANCE_YOUR_CALM). The defaults are far above what a gRPC peer sends.
+struct FloodLimits {
+  // DATA without payload and without END_STREAM, CONTINUATION without payload.
+  FrameBudget empty_frames{100, 10};
+  FrameBudget priority{100, 10};
+  FrameBudget settings{100, 10};  // SETTINGS without ACK
+  // PINGs (without ACK) that arrive when we sent no HEADERS or DATA since the previous PING:
+  // gRPC's BDP pings follow data and are never charged.
+  FrameBudget ping{100, 10};
+  // RST_STREAM from a client. Each stream that ends normally gives one back, so a client that
+  // cancels a share of many calls never runs out; one that opens and resets (rapid reset) does.
+  FrameBudget rst_stream{200, 20};
+  // RST_STREAM(STREAM_CLOSED) we send for DATA on closed streams. Past it such DATA is ignored
+  // (no GOAWAY): the peer cannot make us write without bound.
+  FrameBudget closed_stream_answers{100, 10};
+  bool operator==(const FloodLimits&) const = default;
+};
+
+// HTTP/2 PING keepalive of a connection: a PING after `interval` without a frame from the peer;
+// no ACK within `timeout` closes the connection. interval 0: off.
+struct Keepalive {
+  Millis interval{0};
+  Millis timeout{20000};
+  bool operator==(const Keepalive&) const = default;
+};
+
+// Limits of one received header block (headers or trailers), decoded: RFC 9113 section 6.5.2
+// counts name + value + 32 bytes per field. Advertised as SETTINGS_MAX_HEADER_LIST_SIZE.
+constexpr uint32_t kDefaultMaxHeaderListBytes = 16 * 1024;
+constexpr uint32_t kMaxHeaderListBytesLimit = 1024 * 1024;
+constexpr uint32_t kDefaultMaxHeaderFields = 100;  // each cookie crumb counts as one
+
 struct Listener {
   std::string name;
   SocketAddress address;
@@ -67,6 +107,12 @@ struct Listener {
   Millis idle_timeout{0};  // a client connection without calls for this long is closed; 0: never
   Millis header_timeout{10000};  // a call's request headers (and a new connection's preface) must
                                  // arrive within this
+  uint32_t max_header_list_bytes = kDefaultMaxHeaderListBytes;  // request headers, trailers
+  uint32_t max_header_fields = kDefaultMaxHeaderFields;
+  FloodLimits flood_limits;
+  // Clients that vanished without a FIN (a node gone, a partition). Off by default; when on,
+  // idle connections are pinged too (clients do not police the pings they receive).
+  Keepalive keepalive;
 };
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest };
@@ -154,6 +200,12 @@ struct Cluster {
   OutlierDetection outlier_detection;
   Discovery discovery;  // with DNS or Kubernetes, `endpoints` must be empty
   CircuitBreakers circuit_breakers;
+  // What a backend may send back in one header block (response headers, trailers).
+  uint32_t max_header_list_bytes = kDefaultMaxHeaderListBytes;
+  uint32_t max_header_fields = kDefaultMaxHeaderFields;
+  // Backends that stop answering (SIGSTOP, a black-holed node): on by default, pinging only
+  // connections with calls in flight.
+  Keepalive keepalive{Millis(30000), Millis(10000)};
 };
 
 struct Admin {

@@ -171,7 +171,9 @@ void ConfigReader::read_listeners(const Located& value, std::vector<Listener>* l
 void ConfigReader::read_listener(const Located& value, Listener* listener) {
   MapReader map(value,
                 {"name", "address", "max_concurrent_streams", "max_connection_age",
-                 "max_connection_age_grace", "idle_timeout", "header_timeout", "routes"},
+                 "max_connection_age_grace", "idle_timeout", "header_timeout",
+                 "max_header_list_bytes", "max_header_fields", "flood_limits", "keepalive",
+                 "routes"},
                 diag_);
   const int line = line_of(value.mark);
   if (auto name = map.require("name")) {
@@ -201,6 +203,9 @@ void ConfigReader::read_listener(const Located& value, Listener* listener) {
   set_duration(map, "max_connection_age_grace", Millis(0), &listener->max_connection_age_grace);
   set_duration(map, "idle_timeout", Millis(0), &listener->idle_timeout);
   set_duration(map, "header_timeout", Millis(10), &listener->header_timeout);
+  read_header_limits(map, &listener->max_header_list_bytes, &listener->max_header_fields, diag_);
+  if (auto flood = map.get("flood_limits")) read_flood_limits(*flood, &listener->flood_limits, diag_);
+  if (auto keepalive = map.get("keepalive")) read_keepalive(*keepalive, &listener->keepalive, diag_);
   if (auto routes = map.require("routes", "add at least one route naming a cluster")) {
     read_routes(*routes, &listener->routes);
   }
@@ -309,7 +314,8 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
       value,
       {"name", "lb_policy", "connect_timeout", "max_connections_per_endpoint", "max_pending_calls",
        "reconnect_backoff", "idle_timeout", "panic_threshold_percent", "health_check",
-       "outlier_detection", "circuit_breakers", "discovery", "endpoints"},
+       "outlier_detection", "circuit_breakers", "discovery", "endpoints", "max_header_list_bytes",
+       "max_header_fields", "keepalive"},
       diag_);
   if (auto name = map.require("name")) {
     if (auto text = read_string(*name, diag_)) {
@@ -348,6 +354,8 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
   if (auto discovery = map.get("discovery")) {
     read_discovery(*discovery, &cluster->discovery, diag_);
   }
+  read_header_limits(map, &cluster->max_header_list_bytes, &cluster->max_header_fields, diag_);
+  if (auto keepalive = map.get("keepalive")) read_keepalive(*keepalive, &cluster->keepalive, diag_);
   read_cluster_endpoints(map, cluster);
 }
 

@@ -224,4 +224,57 @@ void read_circuit_breakers(const Located& value, CircuitBreakers* breakers, Diag
   set_uint(map, "max_calls_per_endpoint", 0, kMaxCalls, &breakers->max_calls_per_endpoint, diag);
 }
 
+void read_header_limits(const MapReader& map, uint32_t* bytes, uint32_t* fields,
+                        Diagnostics* diag) {
+  if (auto value = map.get("max_header_list_bytes")) {
+    if (auto size = read_size(*value, 256, kMaxHeaderListBytesLimit, diag)) {
+      *bytes = static_cast<uint32_t>(*size);
+    }
+  }
+  set_uint(map, "max_header_fields", 1, 10000, fields, diag);
+}
+
+namespace {
+void read_frame_budget(const Located& value, FrameBudget* budget, Diagnostics* diag) {
+  MapReader map(value, {"burst", "per_second"}, diag);
+  set_uint(map, "burst", 0, 1000000, &budget->burst, diag);
+  set_uint(map, "per_second", 0, 1000000, &budget->per_second, diag);
+}
+}  // namespace
+
+void read_keepalive(const Located& value, Keepalive* keepalive, Diagnostics* diag) {
+  MapReader map(value, {"interval", "timeout"}, diag);
+  if (auto interval = map.get("interval")) {
+    if (auto d = read_duration(*interval, Millis(0), diag)) {
+      if (d->count() != 0 && *d < Millis(10)) {
+        diag->add(interval->mark, interval->path + ": must be 0 (off) or at least 10ms",
+                  "gRPC clients use 10s or more; 0 turns keepalive off");
+      } else {
+        keepalive->interval = *d;
+      }
+    }
+  }
+  if (auto timeout = map.get("timeout")) {
+    if (auto d = read_duration(*timeout, Millis(10), diag)) keepalive->timeout = *d;
+  }
+}
+
+void read_flood_limits(const Located& value, FloodLimits* limits, Diagnostics* diag) {
+  MapReader map(value,
+                {"empty_frames", "priority", "settings", "ping", "rst_stream",
+                 "closed_stream_answers"},
+                diag);
+  const std::pair<const char*, FrameBudget*> budgets[] = {
+      {"empty_frames", &limits->empty_frames},
+      {"priority", &limits->priority},
+      {"settings", &limits->settings},
+      {"ping", &limits->ping},
+      {"rst_stream", &limits->rst_stream},
+      {"closed_stream_answers", &limits->closed_stream_answers},
+  };
+  for (const auto& [key, budget] : budgets) {
+    if (auto item = map.get(key)) read_frame_budget(*item, budget, diag);
+  }
+}
+
 }  // namespace h2mesh::config

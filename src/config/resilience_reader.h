@@ -30,5 +30,13 @@ void read_retry_policy(const Located& value, RetryPolicy* retry, Diagnostics* di
 void read_health_check(const Located& value, HealthCheck* health_check, Diagnostics* diag);
 void read_outlier_detection(const Located& value, OutlierDetection* outlier, Diagnostics* diag);
 void read_circuit_breakers(const Located& value, CircuitBreakers* breakers, Diagnostics* diag);
+// `max_header_list_bytes` (a size, 256 bytes .. 1 MiB) and `max_header_fields` (1 .. 10000) of
+// a listener or a cluster, when present.
+void read_header_limits(const MapReader& map, uint32_t* bytes, uint32_t* fields, Diagnostics* diag);
+// { empty_frames, priority, settings, ping, rst_stream, closed_stream_answers }, each a
+// { burst, per_second } map; burst 0 turns that budget off.
+void read_flood_limits(const Located& value, FloodLimits* limits, Diagnostics* diag);
+// { interval, timeout }: interval 0 (off) or at least 10ms; timeout at least 10ms.
+void read_keepalive(const Located& value, Keepalive* keepalive, Diagnostics* diag);
 
 }  // namespace h2mesh::config

@@ -24,7 +24,11 @@ thread_local uint8_t t_read_buf[kReadChunk];
 
 Connection::Connection(net::EventLoop& loop, int fd, Role role, const SessionOptions& opts,
                        bool connecting)
-    : loop_(loop), fd_(fd), session_(role, *this, opts), connecting_(connecting) {
+    : loop_(loop),
+      fd_(fd),
+      session_(role, *this, opts),
+      keepalive_timer_(loop, [this] { on_keepalive_timer(); }),
+      connecting_(connecting) {
   want_out_ = connecting;
   // Our SETTINGS go out with the first flush: after the connect (client), or after the client's
   // first bytes (server), so a non-HTTP/2 client's error reply is not preceded by binary frames.
@@ -47,6 +51,7 @@ void Connection::schedule_flush() {
 void Connection::close(const Error& why) {
   if (closed_) return;
   closed_ = true;
+  keepalive_timer_.cancel();
   loop_.remove(fd_);
   ::shutdown(fd_, SHUT_RDWR);
   on_closed(why);  // may defer_delete this; the object stays valid until the iteration ends
@@ -62,6 +67,7 @@ void Connection::on_io(uint32_t events) {
       return;
     }
     connecting_ = false;
+    start_keepalive();
     on_connected();
     if (closed_) return;
     flush();
@@ -74,8 +80,9 @@ void Connection::on_io(uint32_t events) {
 void Connection::handle_read() {
   ssize_t n = ::read(fd_, t_read_buf, kReadChunk);
   if (n > 0) {
+    last_read_ = loop_.now();
     if (close_after_flush_) return;  // discarding input while the error reply goes out
-    auto rv = session_.receive(t_read_buf, static_cast<size_t>(n));
+    auto rv = session_.receive(t_read_buf, static_cast<size_t>(n), loop_.now());
     if (!rv) {
       on_receive_error(rv.error());
       return;
@@ -88,6 +95,60 @@ void Connection::handle_read() {
   } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     close(make_error(ErrorCode::Io, strerror(errno)));
   }
+}
+
+void Connection::set_keepalive(Duration interval, Duration timeout, bool only_with_calls) {
+  keepalive_interval_ = interval;
+  keepalive_timeout_ = timeout;
+  keepalive_only_with_calls_ = only_with_calls;
+  start_keepalive();
+}
+
+void Connection::start_keepalive() {
+  if (keepalive_interval_.count() <= 0 || connecting_ || closed_) {
+    keepalive_timer_.cancel();
+    return;
+  }
+  last_read_ = loop_.now();
+  keepalive_timer_.arm(keepalive_interval_);
+}
+
+void Connection::on_keepalive_timer() {
+  if (closed_ || close_after_flush_) return;
+  const TimePoint now = loop_.now();
+  if (session_.ping_outstanding()) {
+    if (now - ping_sent_ >= keepalive_timeout_) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(keepalive_timeout_).count();
+      LOG_INFO("keepalive: no PING ACK within %lldms; closing the connection",
+               static_cast<long long>(ms));
+      close(make_error(ErrorCode::DeadlineExceeded,
+                       "keepalive: no PING ACK within " + std::to_string(ms) + "ms"));
+      return;
+    }
+    keepalive_timer_.arm_at(ping_sent_ + keepalive_timeout_);
+    return;
+  }
+  if (now - last_read_ < keepalive_interval_) {
+    keepalive_timer_.arm_at(last_read_ + keepalive_interval_);  // the peer spoke meanwhile
+    return;
+  }
+  bool calls = false;
+  for_each_stream([&](int32_t) { calls = true; });
+  if (keepalive_only_with_calls_ && !calls) {
+    keepalive_timer_.arm(keepalive_interval_);
+    return;
+  }
+  // gRPC servers close clients that send a third PING without data in between, unless five
+  // minutes passed since the previous one.
+  constexpr auto kQuietPingInterval = std::chrono::minutes(5);
+  if (session_.pings_without_data() >= 2 && now - last_ping_ < kQuietPingInterval) {
+    keepalive_timer_.arm_at(last_ping_ + kQuietPingInterval);
+    return;
+  }
+  session_.submit_ping();
+  ping_sent_ = last_ping_ = now;
+  schedule_flush();
+  keepalive_timer_.arm(keepalive_timeout_);
 }
 
 void Connection::on_receive_error(const Error& why) {

@@ -26,6 +26,12 @@ class Connection : public net::IoHandler, public SessionVisitor, public net::Del
   bool closed() const { return closed_; }
   // Closes now: the subclass's on_closed() runs once, then the socket is shut.
   void close(const Error& why);
+  // HTTP/2 PING keepalive: after `interval` without a frame from the peer, a PING; no ACK within
+  // `timeout` closes the connection (ErrorCode::DeadlineExceeded). With `only_with_calls`, idle
+  // connections are not pinged (gRPC servers count such pings as abuse). At most two PINGs go
+  // out without the peer sending HEADERS or DATA in between, then one per 5 minutes: what gRPC
+  // servers accept from a client. interval 0 turns it off.
+  void set_keepalive(Duration interval, Duration timeout, bool only_with_calls);
 
  protected:
   void on_io(uint32_t events) override;
@@ -49,8 +55,17 @@ class Connection : public net::IoHandler, public SessionVisitor, public net::Del
   void handle_read();
   void flush();
   void update_interest();
+  void on_keepalive_timer();
+  void start_keepalive();
 
   Buffer out_;
+  net::Timer keepalive_timer_;
+  Duration keepalive_interval_{0};
+  Duration keepalive_timeout_{0};
+  TimePoint last_read_{};
+  TimePoint ping_sent_{};
+  TimePoint last_ping_{};
+  bool keepalive_only_with_calls_ = true;
   bool connecting_;
   bool flush_scheduled_ = false;
   bool want_out_ = false;

@@ -2,10 +2,12 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/block_pool.h"
@@ -30,17 +32,20 @@ void* stream_user(void* user_data, int32_t stream_id) {
 }
 
 int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
-  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-    visitor_of(ud).on_stream_open(frame->hd.stream_id);
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  session_of(ud).begin_header_block();
+  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) visitor_of(ud).on_stream_open(frame->hd.stream_id);
   return 0;
 }
 
 int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
               const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
   int32_t id = frame->hd.stream_id;
-  visitor_of(ud).on_header(id, stream_user(ud, id),
-                           std::string_view(reinterpret_cast<const char*>(name), namelen),
-                           std::string_view(reinterpret_cast<const char*>(value), valuelen));
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  // Past a limit, fields are still decoded (the HPACK table must stay in step) but go nowhere.
+  if (!session_of(ud).account_header(n, v)) return 0;
+  visitor_of(ud).on_header(id, stream_user(ud, id), n, v);
   return 0;
 }
 
@@ -48,6 +53,7 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   SessionVisitor& v = visitor_of(ud);
   int32_t id = frame->hd.stream_id;
   bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  session_of(ud).on_received(frame->hd.type, frame->hd.flags);
   switch (frame->hd.type) {
     case NGHTTP2_HEADERS: {
       HeadersKind kind;
@@ -57,7 +63,11 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
         case NGHTTP2_HCAT_HEADERS: kind = HeadersKind::Trailers; break;
         default: return 0;  // push responses: push is disabled
       }
-      v.on_headers_end(id, stream_user(ud, id), kind, end_stream);
+      if (const HeaderOverflow* overflow = session_of(ud).header_overflow()) {
+        v.on_headers_too_large(id, stream_user(ud, id), kind, *overflow);
+      } else {
+        v.on_headers_end(id, stream_user(ud, id), kind, end_stream);
+      }
       break;
     }
     case NGHTTP2_DATA:
@@ -76,6 +86,7 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
 }
 
 int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  session_of(ud).on_sent(frame->hd.type, frame->hd.stream_id);
   if (frame->hd.type == NGHTTP2_GOAWAY) visitor_of(ud).on_goaway_sent(frame->goaway.error_code);
   return 0;
 }
@@ -89,6 +100,7 @@ int on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* d
 int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
   void* user = stream_user(ud, stream_id);
   session_of(ud).forget_stream(stream_id);
+  session_of(ud).on_stream_ended(error_code);
   visitor_of(ud).on_stream_close(stream_id, user, error_code);
   return 0;
 }
@@ -98,6 +110,7 @@ int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, si
   Buffer& out = *t_produce.out;
   out.append(framehd, 9);
   int32_t id = frame->hd.stream_id;
+  session_of(ud).on_sent(NGHTTP2_DATA, id);
   visitor_of(ud).write_body(id, stream_user(ud, id), length, out);
   // DATA bypasses mem_send's return value: stop here once the caller's limit is reached.
   if (out.size() >= t_produce.limit) return NGHTTP2_ERR_PAUSE;
@@ -132,18 +145,37 @@ nghttp2_session_callbacks* callbacks() {
   return cbs;
 }
 
-nghttp2_option* options() {
-  static nghttp2_option* opt = [] {
-    nghttp2_option* o;
-    nghttp2_option_new(&o);
+// The largest header block we may have to send: a request or response we accepted under a
+// limit of at most 1 MiB decoded, re-encoded (HPACK never makes a field much longer).
+constexpr size_t kMaxSendHeaderBlock = 2 << 20;
+constexpr uint32_t kMaxWindow = 0x7fffffff;
+
+class Options {
+ public:
+  explicit Options(const SessionOptions& opts) {
+    nghttp2_option_new(&o_);
     // Windows are returned only when the other side took the bytes: end-to-end back-pressure.
-    nghttp2_option_set_no_auto_window_update(o, 1);
+    nghttp2_option_set_no_auto_window_update(o_, 1);
     // Closed streams are only kept to build the RFC 7540 priority tree, which we do not use.
-    nghttp2_option_set_no_closed_streams(o, 1);
-    return o;
-  }();
-  return opt;
-}
+    nghttp2_option_set_no_closed_streams(o_, 1);
+    nghttp2_option_set_max_send_header_block_length(o_, kMaxSendHeaderBlock);
+    // A header block of max_header_list_bytes may need that many bytes of CONTINUATION frames
+    // (16 KiB each when nothing compresses); a few more are allowed for small frames.
+    nghttp2_option_set_max_continuations(o_, opts.max_header_list_bytes / 16384 + 8);
+    // Our own RST_STREAM budget answers first (ENHANCE_YOUR_CALM); libnghttp2's, looser, stays
+    // as a backstop.
+    if (opts.flood.rst_stream.burst > 0)
+      nghttp2_option_set_stream_reset_rate_limit(o_, uint64_t{opts.flood.rst_stream.burst} * 4,
+                                                 uint64_t{opts.flood.rst_stream.per_second} * 4 + 1);
+  }
+  ~Options() { nghttp2_option_del(o_); }
+  Options(const Options&) = delete;
+  Options& operator=(const Options&) = delete;
+  const nghttp2_option* get() const { return o_; }
+
+ private:
+  nghttp2_option* o_;
+};
 
 // Our header refs as nghttp2's name/value array: on the stack for typical header sets.
 class NvArray {
@@ -231,28 +263,43 @@ Error nghttp2_error(const char* what, int rv) {
 }  // namespace
 
 Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts)
-    : visitor_(visitor), role_(role) {
+    : visitor_(visitor),
+      role_(role),
+      max_header_list_bytes_(opts.max_header_list_bytes),
+      max_header_fields_(opts.max_header_fields),
+      scanner_(role == Role::Server ? NGHTTP2_CLIENT_MAGIC_LEN : 0) {
   {
+    Options options(opts);
     std::optional<SessionArena::Scope> arena;  // what nghttp2 allocates for the session
     if (kOwnAllocator) arena.emplace();
     if (role == Role::Server) {
-      nghttp2_session_server_new3(&session_, callbacks(), this, options(), allocator());
+      nghttp2_session_server_new3(&session_, callbacks(), this, options.get(), allocator());
     } else {
-      nghttp2_session_client_new3(&session_, callbacks(), this, options(), allocator());
+      nghttp2_session_client_new3(&session_, callbacks(), this, options.get(), allocator());
     }
   }
+  const TimePoint start{};
+  empty_frames_.configure(opts.flood.empty_frames, start);
+  priority_.configure(opts.flood.priority, start);
+  settings_.configure(opts.flood.settings, start);
+  ping_.configure(opts.flood.ping, start);
+  // Rapid reset is an attack on servers; a backend refusing streams under load is not one.
+  rst_stream_.configure(role == Role::Server ? opts.flood.rst_stream : FrameBudget{}, start);
+  closed_answers_.configure(opts.flood.closed_stream_answers, start);
   if (role == Role::Server) {
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, opts.max_header_list_bytes},
     };
-    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 3);
   } else {
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, opts.max_header_list_bytes},
     };
-    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 3);
   }
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(opts.connection_window));
@@ -260,14 +307,213 @@ Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts)
 
 Session::~Session() { nghttp2_session_del(session_); }
 
-Result<size_t> Session::receive(const uint8_t* data, size_t len) {
+Result<size_t> Session::receive(const uint8_t* data, size_t len, TimePoint now) {
+  // Frame by frame: each frame header is checked before libnghttp2 sees any byte of it, so
+  // the checks run against the stream states the frames before it left.
+  size_t off = 0;
+  while (off < len) {
+    if (size_t skip = scanner_.passthrough()) {
+      size_t n = std::min(skip, len - off);
+      if (!in_settings_) {
+        if (auto rv = feed(data + off, n); !rv) return rv.error();
+      } else {
+        parse_settings(data + off, n);
+        bool ends_frame = n == skip;
+        // The frame's last byte makes libnghttp2 apply it: check the entries first.
+        if (auto rv = feed(data + off, ends_frame ? n - 1 : n); !rv) return rv.error();
+        if (ends_frame) {
+          in_settings_ = false;
+          if (auto rv = check_window_growth(); !rv) return rv.error();
+          if (auto rv = feed(data + off + n - 1, 1); !rv) return rv.error();
+        }
+      }
+      scanner_.passed(n);
+      off += n;
+      continue;
+    }
+    off += scanner_.collect_header(data + off, len - off);
+    if (!scanner_.header_complete()) break;  // the rest of the header comes with the next read
+    FrameHeader h = scanner_.header();
+    if (auto rv = check_frame(h, now); !rv) return rv.error();
+    if (auto rv = feed(scanner_.header_bytes(), FrameScanner::kHeaderSize); !rv)
+      return rv.error();
+    scanner_.start_payload();
+    if (h.type == NGHTTP2_SETTINGS && !(h.flags & NGHTTP2_FLAG_ACK) && h.length > 0) {
+      in_settings_ = true;
+      entry_have_ = 0;
+      initial_window_seen_ = false;
+      max_initial_window_ = 0;
+    }
+  }
+  return len;
+}
+
+Result<void> Session::feed(const uint8_t* data, size_t len) {
+  if (len == 0) return {};
   ssize_t rv = nghttp2_session_mem_recv(session_, data, len);
   if (rv < 0) {
     if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
       return make_error(ErrorCode::InvalidArgument, "not an HTTP/2 connection preface");
     return make_error(ErrorCode::DownstreamProtocol, nghttp2_strerror(static_cast<int>(rv)));
   }
-  return static_cast<size_t>(rv);
+  return {};
+}
+
+Error Session::violation(H2Error code, std::string message) {
+  nghttp2_session_terminate_session(session_, static_cast<uint32_t>(code));
+  return make_error(ErrorCode::DownstreamProtocol, std::move(message));
+}
+
+bool Session::is_closed_stream(int32_t id) const {
+  if (id == 0 || !(id & 1)) return false;  // even ids: push is off, libnghttp2 rejects them
+  if (nghttp2_session_find_stream(session_, id)) return false;
+  if (role_ == Role::Server) return id <= max_peer_stream_id_;
+  return static_cast<uint32_t>(id) < nghttp2_session_get_next_stream_id(session_);
+}
+
+Result<void> Session::check_frame(const FrameHeader& h, TimePoint now) {
+  auto calm = [&](const char* what) {
+    return violation(H2Error::EnhanceYourCalm, std::string("flood of ") + what);
+  };
+  switch (h.type) {
+    case NGHTTP2_DATA:
+      if (h.length == 0 && !(h.flags & NGHTTP2_FLAG_END_STREAM) && !empty_frames_.take(now))
+        return calm("empty DATA frames");
+      // RFC 9113 6.1: DATA on a closed stream is a stream error STREAM_CLOSED. Frames on a
+      // stream we reset are the peer's in-flight ones: ignored (section 5.1). Past the budget
+      // of answers, the rest are ignored too (libnghttp2 still counts them in the window).
+      if (is_closed_stream(h.stream_id) && !recent_resets_.contains(h.stream_id) &&
+          closed_answers_.take(now)) {
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, h.stream_id,
+                                  NGHTTP2_STREAM_CLOSED);
+      }
+      break;
+    case NGHTTP2_HEADERS:
+      // RFC 9113 5.1.1: a new stream's id must be above every id the peer used before. A
+      // HEADERS frame on a lower id that is not an open stream (trailers) and not one we just
+      // reset is a connection error.
+      if (role_ == Role::Server && (h.stream_id & 1)) {
+        if (h.stream_id > max_peer_stream_id_) {
+          max_peer_stream_id_ = h.stream_id;
+        } else if (!nghttp2_session_find_stream(session_, h.stream_id) &&
+                   !recent_resets_.contains(h.stream_id)) {
+          return violation(H2Error::ProtocolError,
+                           "HEADERS on stream " + std::to_string(h.stream_id) +
+                               ", not above stream " + std::to_string(max_peer_stream_id_));
+        }
+      }
+      break;
+    case NGHTTP2_PRIORITY:
+      if (!priority_.take(now)) return calm("PRIORITY frames");
+      break;
+    case NGHTTP2_RST_STREAM:
+      if (!rst_stream_.take(now)) return calm("RST_STREAM frames");
+      break;
+    case NGHTTP2_SETTINGS:
+      if (!(h.flags & NGHTTP2_FLAG_ACK) && !settings_.take(now)) return calm("SETTINGS frames");
+      break;
+    case NGHTTP2_PING:
+      if (!(h.flags & NGHTTP2_FLAG_ACK)) {
+        if (!sent_since_ping_ && !ping_.take(now)) return calm("PING frames");
+        sent_since_ping_ = false;
+      }
+      break;
+    case NGHTTP2_CONTINUATION:
+      if (h.length == 0 && !empty_frames_.take(now)) return calm("empty CONTINUATION frames");
+      break;
+    default:
+      break;
+  }
+  return {};
+}
+
+void Session::parse_settings(const uint8_t* data, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    entry_[entry_have_++] = data[i];
+    if (entry_have_ < sizeof(entry_)) continue;
+    entry_have_ = 0;
+    uint16_t id = static_cast<uint16_t>((entry_[0] << 8) | entry_[1]);
+    uint32_t value = (uint32_t{entry_[2]} << 24) | (uint32_t{entry_[3]} << 16) |
+                     (uint32_t{entry_[4]} << 8) | entry_[5];
+    if (id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE) {
+      max_initial_window_ = initial_window_seen_ ? std::max(max_initial_window_, value) : value;
+      initial_window_seen_ = true;
+    }
+  }
+}
+
+Result<void> Session::check_window_growth() {
+  // RFC 9113 6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE that takes any stream's send window past
+  // 2^31-1 is a connection error FLOW_CONTROL_ERROR (libnghttp2 only resets those streams).
+  // Values above 2^31-1 themselves libnghttp2 rejects as it should.
+  if (!initial_window_seen_ || max_initial_window_ > kMaxWindow) return {};
+  const int64_t growth =
+      int64_t{max_initial_window_} -
+      int64_t{nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)};
+  if (growth <= 0) return {};
+  int32_t overflowing = 0;
+  visitor_.for_each_stream([&](int32_t id) {
+    int32_t window = nghttp2_session_get_stream_remote_window_size(session_, id);
+    if (overflowing == 0 && window >= 0 && int64_t{window} + growth > int64_t{kMaxWindow})
+      overflowing = id;
+  });
+  if (overflowing == 0) return {};
+  return violation(H2Error::FlowControlError,
+                   "SETTINGS_INITIAL_WINDOW_SIZE " + std::to_string(max_initial_window_) +
+                       " overflows the window of stream " + std::to_string(overflowing));
+}
+
+void Session::begin_header_block() {
+  block_bytes_ = 0;
+  block_fields_ = 0;
+  block_over_ = false;
+}
+
+bool Session::account_header(std::string_view name, std::string_view value) {
+  if (block_over_) return false;
+  uint32_t fields = 1;
+  if (name == "cookie") fields += static_cast<uint32_t>(std::count(value.begin(), value.end(), ';'));
+  // name + value + 32, as SETTINGS_MAX_HEADER_LIST_SIZE counts (RFC 9113 section 6.5.2).
+  uint64_t bytes = uint64_t{block_bytes_} + name.size() + value.size() + 32;
+  if (block_fields_ + fields > max_header_fields_) {
+    block_over_ = true;
+    overflow_ = HeaderOverflow{true, max_header_fields_};
+    return false;
+  }
+  if (bytes > max_header_list_bytes_) {
+    block_over_ = true;
+    overflow_ = HeaderOverflow{false, max_header_list_bytes_};
+    return false;
+  }
+  block_bytes_ = static_cast<uint32_t>(bytes);
+  block_fields_ += fields;
+  return true;
+}
+
+void Session::on_sent(uint8_t frame_type, int32_t stream_id) {
+  if (frame_type == NGHTTP2_RST_STREAM) {
+    recent_resets_.add(stream_id);
+  } else if (frame_type == NGHTTP2_HEADERS || frame_type == NGHTTP2_DATA) {
+    sent_since_ping_ = true;
+  }
+}
+
+void Session::on_received(uint8_t frame_type, uint8_t flags) {
+  if (frame_type == NGHTTP2_HEADERS || frame_type == NGHTTP2_DATA) {
+    pings_without_data_ = 0;
+  } else if (frame_type == NGHTTP2_PING && (flags & NGHTTP2_FLAG_ACK)) {
+    ping_outstanding_ = false;
+  }
+}
+
+void Session::submit_ping() {
+  if (nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr) != 0) return;
+  ping_outstanding_ = true;
+  ++pings_without_data_;
+}
+
+void Session::on_stream_ended(uint32_t error_code) {
+  if (error_code == NGHTTP2_NO_ERROR) rst_stream_.give_back();
 }
 
 Result<void> Session::produce(Buffer& out, size_t limit) {

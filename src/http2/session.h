@@ -5,11 +5,14 @@
 // session to a server session in memory.
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 
 #include "common/buffer.h"
 #include "common/result.h"
+#include "common/time.h"
+#include "http2/frame_guard.h"
 
 struct nghttp2_session;
 
@@ -38,6 +41,12 @@ enum class H2Error : uint32_t {
   EnhanceYourCalm = 0xb,
 };
 
+// Which limit a header block went over (SessionOptions::max_header_list_bytes / _fields).
+struct HeaderOverflow {
+  bool fields = false;  // max_header_fields; otherwise max_header_list_bytes
+  uint32_t limit = 0;
+};
+
 struct BodyChunk {
   size_t length = 0;     // bytes to send now (the visitor copies them in write_body)
   bool eof = false;      // no more body after this chunk
@@ -57,6 +66,10 @@ class SessionVisitor {
   virtual void on_header(int32_t stream_id, void* user, std::string_view name,
                          std::string_view value) = 0;
   virtual void on_headers_end(int32_t stream_id, void* user, HeadersKind kind, bool end_stream) = 0;
+  // Instead of on_headers_end: the block went over a header limit. Its fields past the limit were
+  // decoded (HPACK state must stay in step) but never passed to on_header.
+  virtual void on_headers_too_large(int32_t stream_id, void* user, HeadersKind kind,
+                                    const HeaderOverflow& overflow) = 0;
   // DATA payload. The visitor must eventually call consume(stream_id, len) (or the stream must
   // close) so the peer's flow-control window opens again.
   virtual void on_data(int32_t stream_id, void* user, const uint8_t* data, size_t len) = 0;
@@ -71,6 +84,9 @@ class SessionVisitor {
   virtual BodyChunk read_body(int32_t stream_id, void* user, size_t max_length) = 0;
   // Append exactly `length` body bytes, as promised by read_body, to `out` and drop them.
   virtual void write_body(int32_t stream_id, void* user, size_t length, Buffer& out) = 0;
+  // Calls `fn` with the id of every stream the visitor has open. Rare: a SETTINGS frame that
+  // grows the streams' send windows is checked against each of them.
+  virtual void for_each_stream(const std::function<void(int32_t)>& fn) = 0;
 };
 
 enum class Role { Client, Server };
@@ -79,6 +95,12 @@ struct SessionOptions {
   uint32_t max_concurrent_streams = 1024;  // advertised (server role)
   uint32_t stream_window = 1 << 20;        // advertised SETTINGS_INITIAL_WINDOW_SIZE
   uint32_t connection_window = 16 << 20;   // our receive window for the whole connection
+  // Limits of one received header block (request headers, response headers or trailers):
+  // decoded size as RFC 9113 section 6.5.2 counts it (name + value + 32 per field; advertised
+  // as SETTINGS_MAX_HEADER_LIST_SIZE) and number of fields (each cookie crumb counts).
+  uint32_t max_header_list_bytes = config::kDefaultMaxHeaderListBytes;
+  uint32_t max_header_fields = config::kDefaultMaxHeaderFields;
+  FloodLimits flood;
 };
 
 class Session {
@@ -88,8 +110,9 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Feeds received bytes. An error means the connection is unusable; a GOAWAY may be queued.
-  Result<size_t> receive(const uint8_t* data, size_t len);
+  // Feeds received bytes; `now` refills the flood budgets. An error means the connection is
+  // unusable; a GOAWAY may be queued (with ENHANCE_YOUR_CALM when a flood budget ran out).
+  Result<size_t> receive(const uint8_t* data, size_t len, TimePoint now = TimePoint());
   // Serializes pending frames into `out` until nothing is pending or out holds >= `limit` bytes.
   Result<void> produce(Buffer& out, size_t limit);
   bool wants_read() const;
@@ -113,6 +136,11 @@ class Session {
   void submit_shutdown_notice();
   void submit_goaway(uint32_t error_code);
   void terminate(uint32_t error_code);
+  // Keepalive: sends a PING; ping_outstanding() until its ACK comes back.
+  void submit_ping();
+  bool ping_outstanding() const { return ping_outstanding_; }
+  // PINGs sent since the peer last sent HEADERS or DATA.
+  uint32_t pings_without_data() const { return pings_without_data_; }
 
   uint32_t remote_max_concurrent_streams() const;
   // Client role: the id the next request gets. Ids run out at 2^31-1.
@@ -127,13 +155,50 @@ class Session {
   // callbacks of one frame (a header block is a dozen of them) ask for the same stream.
   void* stream_user(int32_t stream_id);
   void forget_stream(int32_t stream_id);
+  // Header-block accounting, from the header callbacks: a block starts; a field arrives (false:
+  // the block is over a limit and the field must be dropped); the overflow of the block, if any.
+  void begin_header_block();
+  bool account_header(std::string_view name, std::string_view value);
+  const HeaderOverflow* header_overflow() const { return block_over_ ? &overflow_ : nullptr; }
+  // From the frame callbacks: what we sent and what ended.
+  void on_sent(uint8_t frame_type, int32_t stream_id);
+  void on_stream_ended(uint32_t error_code);
+  void on_received(uint8_t frame_type, uint8_t flags);
 
  private:
+  Result<void> feed(const uint8_t* data, size_t len);
+  Result<void> check_frame(const FrameHeader& h, TimePoint now);
+  void parse_settings(const uint8_t* data, size_t len);
+  Result<void> check_window_growth();
+  bool is_closed_stream(int32_t stream_id) const;
+  Error violation(H2Error code, std::string message);
+
   nghttp2_session* session_ = nullptr;
   SessionVisitor& visitor_;
   Role role_;
   int32_t cached_id_ = -1;
   void* cached_user_ = nullptr;
+
+  const uint32_t max_header_list_bytes_;
+  const uint32_t max_header_fields_;
+  uint32_t block_bytes_ = 0;
+  uint32_t block_fields_ = 0;
+  bool block_over_ = false;
+  HeaderOverflow overflow_;
+
+  FrameScanner scanner_;
+  TokenBucket empty_frames_, priority_, settings_, ping_, rst_stream_, closed_answers_;
+  RecentResets recent_resets_;
+  int32_t max_peer_stream_id_ = 0;  // server role: the highest stream the peer opened
+  bool sent_since_ping_ = true;     // HEADERS or DATA went out since the last PING came in
+  bool ping_outstanding_ = false;   // our keepalive PING, not acknowledged yet
+  uint32_t pings_without_data_ = 0;
+  // SETTINGS frame being passed on: its entries are checked before its last byte is.
+  bool in_settings_ = false;
+  uint8_t entry_[6] = {};
+  uint8_t entry_have_ = 0;
+  uint32_t max_initial_window_ = 0;
+  bool initial_window_seen_ = false;
 };
 
 }  // namespace h2mesh::http2

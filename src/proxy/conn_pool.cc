@@ -19,6 +19,8 @@ ConnPool::ConnPool(WorkerContext& ctx, const cluster::Host& host, const config::
       }) {
   session_opts_.stream_window = ctx.buffers.stream_window_bytes;
   session_opts_.connection_window = ctx.buffers.connection_window_bytes;
+  session_opts_.max_header_list_bytes = settings.max_header_list_bytes;
+  session_opts_.max_header_fields = settings.max_header_fields;
   stats_.in_snapshot = true;
 }
 

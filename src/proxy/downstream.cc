@@ -63,6 +63,37 @@ void DownstreamStream::on_request_headers_end(bool end_stream, bool trailers) {
   route_and_start();
 }
 
+void DownstreamStream::on_request_headers_too_large(bool trailers,
+                                                    const http2::HeaderOverflow& overflow) {
+  ctx_.stats.downstream_header_limit++;
+  std::string what = overflow.fields ? "more than max_header_fields (" : "more than max_header_list_bytes (";
+  std::string message = std::string("h2mesh: request ") + (trailers ? "trailers" : "headers") +
+                        " with " + what + std::to_string(overflow.limit) + ")";
+  LOG_DEBUG("stream %d: %s", id_, message.c_str());
+  if (trailers) {
+    req_trailers_.reset();
+    req_end_ = true;
+    send_local_reply(grpc::StatusCode::ResourceExhausted, message);
+    return;
+  }
+  headers_done_ = true;
+  // What arrived before the limit is all we keep: enough to tell a gRPC call from another.
+  auto type = req_headers_.find("content-type");
+  bool grpc = type && type->starts_with("application/grpc");
+  req_headers_.clear();
+  if (grpc) {
+    send_local_reply(grpc::StatusCode::ResourceExhausted, message);
+    return;
+  }
+  discard_request_body();
+  const http2::HeaderRef headers[] = {{":status", "431"}};
+  auto rv = conn_.session().submit_response(id_, headers, /*has_body=*/false);
+  if (!rv) conn_.session().reset_stream(id_, static_cast<uint32_t>(http2::H2Error::InternalError));
+  resp_started_ = true;
+  resp_end_ = true;
+  conn_.schedule_flush();
+}
+
 void DownstreamStream::route_and_start() {
   std::optional<std::string_view> path = req_headers_.find(":path");
   std::optional<std::string_view> authority = req_headers_.find(":authority");
@@ -289,6 +320,15 @@ void DownstreamStream::on_upstream_end() {
   resume_response();
 }
 
+void DownstreamStream::on_upstream_headers_too_large(const std::string& message) {
+  if (cluster_stats_) cluster_stats_->response_header_limit++;
+  LOG_INFO("stream %d: %s", id_, message.c_str());
+  resp_headers_.clear();  // the fields that came before the limit
+  resp_has_trailers_ = false;
+  // The backend did the work: not retried. The upstream stream is reset (CANCEL).
+  send_local_reply(grpc::StatusCode::Internal, message);
+}
+
 void DownstreamStream::on_upstream_done() {
   release_upstream();
   if (finished()) discard_request_body();
@@ -417,6 +457,9 @@ DownstreamConnection::DownstreamConnection(WorkerContext& ctx, int fd, ListenerC
       }) {
   ctx_.stats.downstream_connections_total++;
   ctx_.stats.downstream_connections_active++;
+  set_keepalive(std::chrono::duration_cast<Duration>(listener_.keepalive.interval),
+                std::chrono::duration_cast<Duration>(listener_.keepalive.timeout),
+                /*only_with_calls=*/false);
   header_timer_.arm(listener_.header_timeout);  // for the preface and SETTINGS
   if (listener_.max_connection_age.count() > 0) {
     // ±10% jitter so that clients connected together do not all reconnect together.
@@ -501,6 +544,18 @@ void DownstreamConnection::on_headers_end(int32_t id, void* user, http2::Headers
       end_stream, kind == http2::HeadersKind::Trailers);
 }
 
+void DownstreamConnection::on_headers_too_large(int32_t id, void* user, http2::HeadersKind kind,
+                                                const http2::HeaderOverflow& overflow) {
+  if (id == open_header_block_) open_header_block_ = 0;
+  if (!user) return;
+  static_cast<DownstreamStream*>(user)->on_request_headers_too_large(
+      kind == http2::HeadersKind::Trailers, overflow);
+}
+
+void DownstreamConnection::for_each_stream(const std::function<void(int32_t)>& fn) {
+  streams_.for_each([&](DownstreamStream* stream) { fn(stream->id()); });
+}
+
 void DownstreamConnection::on_data(int32_t id, void* user, const uint8_t* data, size_t len) {
   if (user) {
     static_cast<DownstreamStream*>(user)->on_request_data(data, len);
@@ -554,6 +609,11 @@ void DownstreamConnection::on_goaway_sent(uint32_t error_code) {
   // nghttp2 answers most protocol violations with a GOAWAY by itself: count them here.
   if (error_code == 0 || protocol_error_counted_) return;
   protocol_error_counted_ = true;
+  if (error_code == static_cast<uint32_t>(http2::H2Error::EnhanceYourCalm)) {
+    ctx_.stats.downstream_flood_goaways++;
+    LOG_INFO("downstream: frame budget exceeded; sent GOAWAY ENHANCE_YOUR_CALM");
+    return;
+  }
   ctx_.stats.downstream_protocol_errors++;
   LOG_INFO("downstream: protocol error; sent GOAWAY with error code %u", error_code);
 }

@@ -35,6 +35,8 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   // --- from the downstream session (DownstreamConnection dispatches) ---
   void on_request_header(std::string_view name, std::string_view value);
   void on_request_headers_end(bool end_stream, bool trailers);
+  // The request's headers (or trailers) went over the listener's header limits.
+  void on_request_headers_too_large(bool trailers, const http2::HeaderOverflow& overflow);
   void on_request_data(const uint8_t* data, size_t len);
   void on_request_end();
   // Client or connection ended the stream. After this the stream only waits for deletion.
@@ -56,6 +58,8 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   void on_upstream_headers_end(http2::HeadersKind kind, bool end_stream);
   void on_upstream_data(const uint8_t* data, size_t len);
   void on_upstream_end();
+  // The response's headers or trailers went over the cluster's header limits.
+  void on_upstream_headers_too_large(const std::string& message);
   // The attempt ended before a complete response: `why` says how.
   void on_upstream_failed(const Error& why, uint32_t reset_code);
   // The upstream stream closed after a complete response.
@@ -146,9 +150,12 @@ class DownstreamConnection final : public http2::Connection {
   void on_stream_open(int32_t stream_id) override;
   void on_header(int32_t id, void* user, std::string_view name, std::string_view value) override;
   void on_headers_end(int32_t id, void* user, http2::HeadersKind kind, bool end_stream) override;
+  void on_headers_too_large(int32_t id, void* user, http2::HeadersKind kind,
+                            const http2::HeaderOverflow& overflow) override;
   void on_data(int32_t id, void* user, const uint8_t* data, size_t len) override;
   void on_data_end(int32_t id, void* user) override;
   void on_stream_close(int32_t id, void* user, uint32_t error_code) override;
+  void for_each_stream(const std::function<void(int32_t)>& fn) override;
   void on_goaway(int32_t, uint32_t) override {}
   void on_remote_settings() override;
   void on_goaway_sent(uint32_t error_code) override;

@@ -56,6 +56,7 @@ struct ClusterStats {
   uint64_t retries_status = 0;            // retries after a grpc-status in retry_on
   uint64_t retry_budget_exhausted = 0;    // retries not made: the budget was spent
   uint64_t deadline_exceeded = 0;         // calls the proxy ended at their deadline
+  uint64_t response_header_limit = 0;  // responses refused: headers/trailers over the limits
   std::map<std::string, EndpointStats> endpoints;  // key: endpoint address
 
   void add(const ClusterStats& o) {
@@ -68,6 +69,7 @@ struct ClusterStats {
     retries_status += o.retries_status;
     retry_budget_exhausted += o.retry_budget_exhausted;
     deadline_exceeded += o.deadline_exceeded;
+    response_header_limit += o.response_header_limit;
     for (const auto& [k, v] : o.endpoints) endpoints[k].add(v);
   }
 };
@@ -79,6 +81,8 @@ struct WorkerStats {
   uint64_t downstream_max_age_goaways = 0;  // connections sent GOAWAY at max_connection_age
   uint64_t downstream_idle_closed = 0;      // connections closed by idle_timeout
   uint64_t downstream_header_timeouts = 0;  // prefaces or request headers too slow
+  uint64_t downstream_header_limit = 0;     // request header blocks over the listener's limits
+  uint64_t downstream_flood_goaways = 0;    // connections closed: a frame budget ran out
   uint64_t calls_no_route = 0;
   std::map<std::string, ClusterStats> clusters;
 
@@ -89,6 +93,8 @@ struct WorkerStats {
     downstream_max_age_goaways += o.downstream_max_age_goaways;
     downstream_idle_closed += o.downstream_idle_closed;
     downstream_header_timeouts += o.downstream_header_timeouts;
+    downstream_header_limit += o.downstream_header_limit;
+    downstream_flood_goaways += o.downstream_flood_goaways;
     calls_no_route += o.calls_no_route;
     for (const auto& [k, v] : o.clusters) clusters[k].add(v);
   }

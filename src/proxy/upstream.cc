@@ -105,6 +105,17 @@ void UpstreamRequest::on_headers_end(http2::HeadersKind kind, bool end_stream) {
   downstream_.on_upstream_headers_end(kind, end_stream);
 }
 
+void UpstreamRequest::on_headers_too_large(http2::HeadersKind kind,
+                                           const http2::HeaderOverflow& overflow) {
+  pool_.note_outcome(true);  // a backend that breaks the limits is not one to keep sending to
+  std::string message = std::string("h2mesh: response ") +
+                        (kind == http2::HeadersKind::Trailers ? "trailers" : "headers") + " from " +
+                        pool_.host().key + " with more than " +
+                        (overflow.fields ? "max_header_fields (" : "max_header_list_bytes (") +
+                        std::to_string(overflow.limit) + ")";
+  downstream_.on_upstream_headers_too_large(message);  // resets the upstream stream
+}
+
 void UpstreamRequest::response_done() {
   response_complete_ = true;
   pool_.note_outcome(grpc_status_ >= 0 && pool_.is_failure_status(grpc_status_));
@@ -179,6 +190,9 @@ UpstreamConnection::UpstreamConnection(ConnPool& pool, int fd, const http2::Sess
                          "no HTTP/2 SETTINGS within " + std::to_string(ms) + "ms"));
       }) {
   connect_timer_.arm(connect_timeout);
+  const config::Keepalive& keepalive = pool.settings().keepalive;
+  set_keepalive(std::chrono::duration_cast<Duration>(keepalive.interval),
+                std::chrono::duration_cast<Duration>(keepalive.timeout), /*only_with_calls=*/true);
   pool_.stats().upstream_connections++;
   pool_.stats().upstream_connections_total++;
 }
@@ -238,6 +252,20 @@ void UpstreamConnection::on_header(int32_t, void* user, std::string_view name,
 void UpstreamConnection::on_headers_end(int32_t, void* user, http2::HeadersKind kind,
                                         bool end_stream) {
   if (user) static_cast<UpstreamRequest*>(user)->on_headers_end(kind, end_stream);
+}
+
+void UpstreamConnection::on_headers_too_large(int32_t id, void* user, http2::HeadersKind kind,
+                                              const http2::HeaderOverflow& overflow) {
+  if (user) {
+    static_cast<UpstreamRequest*>(user)->on_headers_too_large(kind, overflow);
+  } else {
+    session_.reset_stream(id, static_cast<uint32_t>(http2::H2Error::Cancel));
+    schedule_flush();
+  }
+}
+
+void UpstreamConnection::for_each_stream(const std::function<void(int32_t)>& fn) {
+  requests_.for_each([&](UpstreamRequest* r) { fn(r->stream_id()); });
 }
 
 void UpstreamConnection::on_data(int32_t id, void* user, const uint8_t* data, size_t len) {

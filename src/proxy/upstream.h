@@ -35,6 +35,7 @@ class UpstreamRequest final : public net::Deletable, public Pooled<UpstreamReque
   // --- from the upstream connection ---
   void on_header(std::string_view name, std::string_view value);
   void on_headers_end(http2::HeadersKind kind, bool end_stream);
+  void on_headers_too_large(http2::HeadersKind kind, const http2::HeaderOverflow& overflow);
   void on_data(const uint8_t* data, size_t len);
   void on_data_end();
   void on_stream_closed(uint32_t error_code);
@@ -43,6 +44,7 @@ class UpstreamRequest final : public net::Deletable, public Pooled<UpstreamReque
   void write_body(size_t length, Buffer& out);
 
   ConnPool& pool() { return pool_; }
+  int32_t stream_id() const { return stream_id_; }
   ListNode pool_node;  // pending queue of the pool
   ListNode conn_node;  // active streams of the connection
 
@@ -80,9 +82,12 @@ class UpstreamConnection final : public http2::Connection {
   void on_stream_open(int32_t) override {}
   void on_header(int32_t id, void* user, std::string_view name, std::string_view value) override;
   void on_headers_end(int32_t id, void* user, http2::HeadersKind kind, bool end_stream) override;
+  void on_headers_too_large(int32_t id, void* user, http2::HeadersKind kind,
+                            const http2::HeaderOverflow& overflow) override;
   void on_data(int32_t id, void* user, const uint8_t* data, size_t len) override;
   void on_data_end(int32_t id, void* user) override;
   void on_stream_close(int32_t id, void* user, uint32_t error_code) override;
+  void for_each_stream(const std::function<void(int32_t)>& fn) override;
   void on_goaway(int32_t last_stream_id, uint32_t error_code) override;
   void on_remote_settings() override;
   http2::BodyChunk read_body(int32_t id, void* user, size_t max_length) override;

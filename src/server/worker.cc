@@ -97,6 +97,9 @@ void Worker::stop_and_join() {
 
 void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener) {
   downstream_opts_.max_concurrent_streams = listener->listener.max_concurrent_streams;
+  downstream_opts_.max_header_list_bytes = listener->listener.max_header_list_bytes;
+  downstream_opts_.max_header_fields = listener->listener.max_header_fields;
+  downstream_opts_.flood = listener->listener.flood_limits;
   auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, fd, listener, downstream_opts_);
   conn->on_gone = [this](proxy::DownstreamConnection* c) { remove_connection(c); };
   if (draining_) conn->start_drain();

@@ -100,6 +100,8 @@ class QuietVisitor : public SessionVisitor {
   void on_stream_open(int32_t) override {}
   void on_header(int32_t, void*, std::string_view, std::string_view) override {}
   void on_headers_end(int32_t, void*, HeadersKind, bool) override {}
+  void on_headers_too_large(int32_t, void*, HeadersKind, const HeaderOverflow&) override {}
+  void for_each_stream(const std::function<void(int32_t)>&) override {}
   void on_data(int32_t, void*, const uint8_t*, size_t) override {}
   void on_data_end(int32_t, void*) override {}
   void on_stream_close(int32_t, void*, uint32_t) override {}

@@ -59,6 +59,12 @@ struct StreamLog {
   bool closed = false;
   uint32_t close_code = 0;
   std::vector<void*> users;  // the user pointer of every event of this stream
+  struct TooLarge {
+    HeadersKind kind;
+    bool fields;
+    uint32_t limit;
+  };
+  std::vector<TooLarge> too_large;  // header blocks over a limit
 
   // Outbound body: read_body hands out[sent..] out; eof once out_eof and everything is sent.
   std::string out;
@@ -97,6 +103,17 @@ class Peer : public SessionVisitor {
     st.kinds_end_stream.push_back(end_stream);
     (kind == HeadersKind::Trailers ? st.trailers : st.headers) = std::move(st.pending);
     st.pending.clear();
+  }
+  void on_headers_too_large(int32_t id, void* user, HeadersKind kind,
+                            const HeaderOverflow& overflow) override {
+    StreamLog& st = streams[id];
+    st.users.push_back(user);
+    st.too_large.push_back({kind, overflow.fields, overflow.limit});
+    st.pending.clear();
+  }
+  void for_each_stream(const std::function<void(int32_t)>& fn) override {
+    for (const auto& [id, st] : streams)
+      if (!st.closed) fn(id);
   }
   void on_data(int32_t id, void* user, const uint8_t* data, size_t len) override {
     StreamLog& st = streams[id];

@@ -148,6 +148,15 @@ class Peer : public net::IoHandler, public http2::SessionVisitor {
     c.kinds.push_back(kind);
     c.end_stream = end_stream;
   }
+  void on_headers_too_large(int32_t id, void*, http2::HeadersKind,
+                            const http2::HeaderOverflow&) override {
+    pending_.erase(id);
+    session.reset_stream(id, static_cast<uint32_t>(http2::H2Error::Cancel));
+  }
+  void for_each_stream(const std::function<void(int32_t)>& fn) override {
+    for (const auto& [id, c] : calls)
+      if (!c.closed) fn(id);
+  }
   void on_data(int32_t id, void*, const uint8_t* data, size_t len) override {
     calls[id].body.append(reinterpret_cast<const char*>(data), len);
     session.consume(id, len);
