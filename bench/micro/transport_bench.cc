@@ -24,7 +24,10 @@
 namespace h2mesh::http2 {
 namespace {
 
-constexpr std::string_view kRequestBody{"\x00\x00\x00\x00\x07\x0a\x05" "bench", 12};
+constexpr std::string_view kRequestBody{
+    "\x00\x00\x00\x00\x07\x0a\x05"
+    "bench",
+    12};
 const HeaderRef kRequestHeaders[] = {
     {":method", "POST"},
     {":scheme", "http"},
@@ -48,7 +51,9 @@ class Server final : public Connection {
   void on_stream_open(int32_t) override {}
   void on_header(int32_t, void*, std::string_view, std::string_view) override {}
   void on_headers_end(int32_t, void*, HeadersKind, bool) override {}
-  void on_data(int32_t id, void*, const uint8_t*, size_t len) override { session_.consume(id, len); }
+  void on_data(int32_t id, void*, const uint8_t*, size_t len) override {
+    session_.consume(id, len);
+  }
   void on_data_end(int32_t id, void*) override {
     sent_ = 0;
     (void)session_.submit_response(id, kResponseHeaders, true);
@@ -138,16 +143,18 @@ void BM_CallsOverTcpTransport(benchmark::State& state) {
     state.SkipWithError("socketpair failed");
     return;
   }
-  auto server = std::make_unique<Server>(
-      loop, std::make_unique<net::TcpTransport>(loop, sv[0], false),
-      static_cast<size_t>(state.range(0)));
-  auto client =
-      std::make_unique<Client>(loop, std::make_unique<net::TcpTransport>(loop, sv[1], false), state);
+  auto server =
+      std::make_unique<Server>(loop, std::make_unique<net::TcpTransport>(loop, sv[0], false),
+                               static_cast<size_t>(state.range(0)));
+  auto client = std::make_unique<Client>(
+      loop, std::make_unique<net::TcpTransport>(loop, sv[1], false), state);
   client->schedule_flush();  // preface and SETTINGS
   net::Timer first(loop, [&] { client->next_call(); });
   net::Timer poll(loop, [&] {
-    if (client->done) loop.stop();
-    else poll.arm(std::chrono::milliseconds(1));
+    if (client->done)
+      loop.stop();
+    else
+      poll.arm(std::chrono::milliseconds(1));
   });
   loop.update_now();
   first.arm(Duration::zero());
@@ -165,8 +172,8 @@ void BM_CallsOverMemoryTransport(benchmark::State& state) {
   net::SimulatedClock clock;
   net::EventLoop loop(clock);
   auto pair = net::MemoryTransport::pair(loop, loop);
-  auto server = std::make_unique<Server>(loop, std::move(pair.server),
-                                         static_cast<size_t>(state.range(0)));
+  auto server =
+      std::make_unique<Server>(loop, std::move(pair.server), static_cast<size_t>(state.range(0)));
   auto client = std::make_unique<Client>(loop, std::move(pair.client), state);
   clock.run_ready();
   client->next_call();

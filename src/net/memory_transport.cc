@@ -77,7 +77,8 @@ IoResult MemoryTransport::read(uint8_t* buf, size_t len) {
 
 IoResult MemoryTransport::write(const uint8_t* data, size_t len) {
   if (stopped_ || !peer_) {
-    error_ = make_error(ErrorCode::Io, stopped_ ? "transport shut down" : "connection reset by peer");
+    error_ =
+        make_error(ErrorCode::Io, stopped_ ? "transport shut down" : "connection reset by peer");
     return {IoResult::Status::Failed};
   }
   if (connecting_) return {IoResult::Status::WouldBlock};

@@ -38,7 +38,7 @@ inline std::string find_header(const Headers& headers, std::string_view name) {
 
 // One stream as one peer saw it.
 struct StreamLog {
-  Headers headers;   // request headers (backend) or response headers (client)
+  Headers headers;  // request headers (backend) or response headers (client)
   Headers trailers;
   std::string body;
   h::TimePoint opened{};
@@ -62,8 +62,8 @@ class LoggingConnection : public h::http2::Connection {
       : h::http2::Connection(loop, std::move(transport), role, opts) {}
 
   std::map<int32_t, StreamLog> streams;
-  std::optional<h::TimePoint> goaway_at;   // first GOAWAY received
-  std::optional<h::TimePoint> closed_at;   // transport gone
+  std::optional<h::TimePoint> goaway_at;  // first GOAWAY received
+  std::optional<h::TimePoint> closed_at;  // transport gone
   std::string closed_why;
 
   h::http2::Session& session() { return session_; }
@@ -159,9 +159,9 @@ class TestClient final : public LoggingConnection {
 // How a backend answers a call. Chosen per call by request metadata (x-status, x-delay-ms,
 // x-hang), or for every call by GrpcBackend::behaviour.
 struct Behaviour {
-  int status = 0;                // grpc-status; non-zero statuses are answered trailers-only
-  h::Duration delay{};           // answer after this long
-  bool hang = false;             // never answer
+  int status = 0;       // grpc-status; non-zero statuses are answered trailers-only
+  h::Duration delay{};  // answer after this long
+  bool hang = false;    // never answer
 };
 
 class GrpcBackend;
@@ -220,7 +220,8 @@ inline void BackendConnection::on_request_complete(int32_t id) {
   if (s.header(":path").empty()) return;  // the end of a response: not ours
   Behaviour b = owner_.behaviour;
   if (auto v = s.header("x-status"); !v.empty()) b.status = std::stoi(v);
-  if (auto v = s.header("x-delay-ms"); !v.empty()) b.delay = std::chrono::milliseconds(std::stoi(v));
+  if (auto v = s.header("x-delay-ms"); !v.empty())
+    b.delay = std::chrono::milliseconds(std::stoi(v));
   if (!s.header("x-hang").empty()) b.hang = true;
   if (b.hang) return;
   if (b.delay == h::Duration::zero()) {
@@ -243,7 +244,8 @@ inline void BackendConnection::answer(int32_t id, int status) {
                                         {"grpc-message", "backend says so"}};
     (void)session_.submit_response(id, only, false);
   } else {
-    const h::http2::HeaderRef headers[] = {{":status", "200"}, {"content-type", "application/grpc"}};
+    const h::http2::HeaderRef headers[] = {{":status", "200"},
+                                           {"content-type", "application/grpc"}};
     to_send_[id] = streams[id].body;  // echo the request message
     trailers_to_send_[id] = {{"grpc-status", "0"}};
     (void)session_.submit_response(id, headers, true);

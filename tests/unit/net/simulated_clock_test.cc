@@ -20,7 +20,8 @@ TEST(SimulatedClock, AdvanceRunsDueTimersInDeadlineOrderEachAtItsDeadline) {
   const TimePoint t0 = clock.now();
   std::vector<std::pair<std::string, TimePoint>> fired;
   auto timer = [&](const char* name) {
-    return std::make_unique<Timer>(loop, [&fired, &loop, name] { fired.emplace_back(name, loop.now()); });
+    return std::make_unique<Timer>(loop,
+                                   [&fired, &loop, name] { fired.emplace_back(name, loop.now()); });
   };
   auto a = timer("30"), b = timer("10a"), c = timer("20"), d = timer("10b"), e = timer("50");
   a->arm(30ms);
@@ -88,7 +89,8 @@ TEST(SimulatedClock, ReadyWorkRunsWithoutTimePassing) {
   now.arm(Duration::zero());
   clock.run_ready();
   // One iteration: posted work (it arrives as an I/O event), due timers, then deferred work.
-  EXPECT_EQ(ran, (std::vector<std::string>{"posted", "zero timer", "deferred", "deferred by posted"}));
+  EXPECT_EQ(ran,
+            (std::vector<std::string>{"posted", "zero timer", "deferred", "deferred by posted"}));
   EXPECT_EQ(clock.elapsed(), Duration::zero());
   EXPECT_FALSE(loop.run_ready()) << "nothing left to do";
 }

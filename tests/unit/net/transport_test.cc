@@ -126,7 +126,8 @@ TEST(MemoryTransport, DestroyedPeerIsSeenAsEndOfStream) {
 TEST(MemoryTransport, UnconnectableEndsRefuseOrNeverAnswer) {
   SimulatedClock clock;
   EventLoop loop(clock);
-  auto refused = MemoryTransport::unconnectable(loop, make_error(ErrorCode::ConnectFailed, "refused"));
+  auto refused =
+      MemoryTransport::unconnectable(loop, make_error(ErrorCode::ConnectFailed, "refused"));
   auto hole = MemoryTransport::unconnectable(loop, std::nullopt);
   Recorder r(*refused), h(*hole);
   refused->start(r);
@@ -171,8 +172,10 @@ TEST(TcpTransport, RefusedConnectIsReported) {
   Recorder r(**t);
   (*t)->start(r);
   Timer poll(loop, [&] {
-    if (r.connected) loop.stop();
-    else poll.arm(1ms);
+    if (r.connected)
+      loop.stop();
+    else
+      poll.arm(1ms);
   });
   Timer give_up(loop, [&] { loop.stop(); });
   loop.update_now();

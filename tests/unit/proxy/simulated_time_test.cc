@@ -224,7 +224,7 @@ TEST_F(SimulatedTimeTest, RetriesWaitAJitteredExponentialBackoff) {
   route_.retry.retry_on = {14};
   route_.retry.backoff_base = config::Millis(100);
   route_.retry.backoff_max = config::Millis(1000);
-  route_.retry.budget_min_per_second = 1000;  // the budget is not what this test is about
+  route_.retry.budget_min_per_second = 1000;   // the budget is not what this test is about
   cluster_.outlier_detection.enabled = false;  // nor is ejecting the only endpoint
   start({kA});
   backend(kA).behaviour.status = 14;
@@ -267,8 +267,8 @@ TEST_F(SimulatedTimeTest, RetryBudgetIsSpentThenRefillsWhenItsWindowPasses) {
   route_.retry.retry_on = {14};
   route_.retry.backoff_base = config::Millis(1);
   route_.retry.backoff_max = config::Millis(1);
-  route_.retry.budget_ratio = 0;              // calls add nothing to the budget...
-  route_.retry.budget_min_per_second = 1;     // ...which is 10 retries per 10 s window
+  route_.retry.budget_ratio = 0;           // calls add nothing to the budget...
+  route_.retry.budget_min_per_second = 1;  // ...which is 10 retries per 10 s window
   cluster_.outlier_detection.enabled = false;
   start({kA});
   backend(kA).behaviour.status = 14;
@@ -382,8 +382,8 @@ TEST_F(SimulatedTimeTest, UnfinishedHeaderBlockGetsGoawayAtHeaderTimeout) {
   // Preface, empty SETTINGS, then HEADERS (":method: POST", HPACK index 3) for stream 1
   // without END_HEADERS: the CONTINUATION that must follow never comes.
   const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-  const uint8_t frames[] = {0, 0, 0, 0x4, 0, 0, 0, 0, 0,            // SETTINGS
-                            0, 0, 1, 0x1, 0, 0, 0, 0, 1, 0x83};     // HEADERS
+  const uint8_t frames[] = {0, 0, 0, 0x4, 0, 0, 0, 0, 0,         // SETTINGS
+                            0, 0, 1, 0x1, 0, 0, 0, 0, 1, 0x83};  // HEADERS
   std::string bytes = preface + std::string(reinterpret_cast<const char*>(frames), sizeof frames);
   ASSERT_EQ(raw->write(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).bytes,
             bytes.size());
