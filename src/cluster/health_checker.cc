@@ -5,7 +5,7 @@
 #include "common/log.h"
 #include "grpc/status.h"
 #include "http2/connection.h"
-#include "net/socket.h"
+#include "net/transport.h"
 
 namespace h2mesh::cluster {
 
@@ -74,8 +74,9 @@ Duration scaled(config::Millis d, double factor) {
 // One HTTP/2 connection to the endpoint, used for one check at a time.
 class HealthChecker::Probe final : public http2::Connection {
  public:
-  Probe(HealthChecker& owner, int fd)
-      : http2::Connection(owner.loop_, fd, http2::Role::Client, http2::SessionOptions{}, true),
+  Probe(HealthChecker& owner, std::unique_ptr<net::Transport> transport)
+      : http2::Connection(owner.loop_, std::move(transport), http2::Role::Client,
+                          http2::SessionOptions{}),
         owner_(owner) {}
 
   void check() {
@@ -201,12 +202,12 @@ void HealthChecker::schedule_next() {
 void HealthChecker::start_check() {
   in_check_ = true;
   if (!probe_) {
-    auto fd = net::connect_tcp(host_.address);
-    if (!fd) {
-      record(false, fd.error().message);
+    auto transport = net::tcp_connector().connect(loop_, host_.address);
+    if (!transport) {
+      record(false, transport.error().message);
       return;
     }
-    probe_ = std::make_unique<Probe>(*this, *fd);
+    probe_ = std::make_unique<Probe>(*this, std::move(*transport));
   }
   timeout_.arm(settings_.timeout);
   probe_->check();

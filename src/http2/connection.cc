@@ -1,14 +1,6 @@
 #include "http2/connection.h"
 
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "common/log.h"
-#include "net/socket.h"
 
 namespace h2mesh::http2 {
 namespace {
@@ -22,25 +14,19 @@ constexpr size_t kOutHighWater = 64 * 1024;
 thread_local uint8_t t_read_buf[kReadChunk];
 }  // namespace
 
-Connection::Connection(net::EventLoop& loop, int fd, Role role, const SessionOptions& opts,
-                       bool connecting)
+Connection::Connection(net::EventLoop& loop, std::unique_ptr<net::Transport> transport, Role role,
+                       const SessionOptions& opts)
     : loop_(loop),
-      fd_(fd),
+      transport_(std::move(transport)),
       session_(role, *this, opts),
       keepalive_timer_(loop, [this] { on_keepalive_timer(); }),
-      connecting_(connecting) {
-  want_out_ = connecting;
+      connecting_(transport_->connecting()) {
   // Our SETTINGS go out with the first flush: after the connect (client), or after the client's
   // first bytes (server), so a non-HTTP/2 client's error reply is not preceded by binary frames.
-  loop_.add(fd_, EPOLLIN | EPOLLRDHUP | (connecting ? uint32_t{EPOLLOUT} : 0u), this);
+  transport_->start(*this);
 }
 
-Connection::~Connection() {
-  if (fd_ >= 0) {
-    loop_.remove(fd_);
-    ::close(fd_);
-  }
-}
+Connection::~Connection() = default;
 
 void Connection::schedule_flush() {
   if (flush_scheduled_ || closed_ || connecting_) return;
@@ -52,48 +38,51 @@ void Connection::close(const Error& why) {
   if (closed_) return;
   closed_ = true;
   keepalive_timer_.cancel();
-  loop_.remove(fd_);
-  ::shutdown(fd_, SHUT_RDWR);
+  transport_->shutdown();
   on_closed(why);  // may defer_delete this; the object stays valid until the iteration ends
 }
 
-void Connection::on_io(uint32_t events) {
+void Connection::on_transport_connected(const Error* failure) {
   if (closed_) return;
-  if (connecting_) {
-    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
-    int err = net::socket_error(fd_);
-    if (err != 0) {
-      close(make_error(ErrorCode::ConnectFailed, strerror(err)));
-      return;
-    }
-    connecting_ = false;
-    start_keepalive();
-    on_connected();
-    if (closed_) return;
-    flush();
+  if (failure) {
+    close(*failure);
     return;
   }
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) handle_read();
-  if (!closed_ && (events & EPOLLOUT)) flush();
+  connecting_ = false;
+  start_keepalive();
+  on_connected();
+  if (closed_) return;
+  flush();
+}
+
+void Connection::on_transport_ready(bool readable, bool writable) {
+  if (closed_) return;
+  if (readable) handle_read();
+  if (!closed_ && writable) flush();
 }
 
 void Connection::handle_read() {
-  ssize_t n = ::read(fd_, t_read_buf, kReadChunk);
-  if (n > 0) {
-    last_read_ = loop_.now();
-    if (close_after_flush_) return;  // discarding input while the error reply goes out
-    auto rv = session_.receive(t_read_buf, static_cast<size_t>(n), loop_.now());
-    if (!rv) {
-      on_receive_error(rv.error());
+  auto rv = transport_->read(t_read_buf, kReadChunk);
+  switch (rv.status) {
+    case net::IoResult::Status::Done: {
+      last_read_ = loop_.now();
+      if (close_after_flush_) return;  // discarding input while the error reply goes out
+      auto received = session_.receive(t_read_buf, rv.bytes, loop_.now());
+      if (!received) {
+        on_receive_error(received.error());
+        return;
+      }
+      schedule_flush();
       return;
     }
-    schedule_flush();
-    return;
-  }
-  if (n == 0) {
-    close(make_error(ErrorCode::Io, "connection closed by peer"));
-  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-    close(make_error(ErrorCode::Io, strerror(errno)));
+    case net::IoResult::Status::WouldBlock:
+      return;
+    case net::IoResult::Status::Eof:
+      close(make_error(ErrorCode::Io, "connection closed by peer"));
+      return;
+    case net::IoResult::Status::Failed:
+      close(transport_->last_error());
+      return;
   }
 }
 
@@ -184,18 +173,17 @@ void Connection::flush() {
       (void)session_.produce(out_, kOutHighWater);  // a pending GOAWAY, if any
     }
     if (out_.empty()) break;
-    ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == EINTR) continue;
-      close(make_error(ErrorCode::Io, strerror(errno)));
+    auto rv = transport_->write(out_.data(), out_.size());
+    if (rv.status == net::IoResult::Status::WouldBlock) break;
+    if (rv.status != net::IoResult::Status::Done) {
+      close(transport_->last_error());
       return;
     }
-    out_.drain(static_cast<size_t>(n));
-    if (!out_.empty()) break;  // the socket is full; wait for EPOLLOUT
+    out_.drain(rv.bytes);
+    if (!out_.empty()) break;  // the transport is full; wait until it is writable
   }
   out_.release_if_empty();
-  update_interest();
+  transport_->want_write(!out_.empty());
   if (out_.empty()) {
     if (close_after_flush_) {
       close(make_error(ErrorCode::DownstreamProtocol, "closed after protocol error"));
@@ -203,13 +191,6 @@ void Connection::flush() {
       close(make_error(ErrorCode::Ok, "session finished"));
     }
   }
-}
-
-void Connection::update_interest() {
-  bool want = !out_.empty();
-  if (want == want_out_) return;
-  want_out_ = want;
-  loop_.modify(fd_, EPOLLIN | EPOLLRDHUP | (want ? uint32_t{EPOLLOUT} : 0u), this);
 }
 
 }  // namespace h2mesh::http2

@@ -1,30 +1,34 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "common/buffer.h"
 #include "common/result.h"
 #include "http2/session.h"
 #include "net/event_loop.h"
+#include "net/transport.h"
 
 namespace h2mesh::http2 {
 
-// Transport plumbing shared by both directions: a non-blocking TCP socket driving an
-// Session. Reads feed the session; writes are batched: schedule_flush() asks for one
+// Plumbing shared by both directions: a net::Transport (TCP in production, in-memory in tests)
+// driving a Session. Reads feed the session; writes are batched: schedule_flush() asks for one
 // flush at the end of the loop iteration, so a burst of events costs one write per connection.
 // Owned by its worker (downstream), its pool (upstream) or the health checker; deleted through
 // defer_delete only.
-class Connection : public net::IoHandler, public SessionVisitor, public net::Deletable {
+class Connection : public net::TransportHandler, public SessionVisitor, public net::Deletable {
  public:
-  // Takes ownership of `fd`. With `connecting`, waits for the non-blocking connect to finish.
-  Connection(net::EventLoop& loop, int fd, Role role, const SessionOptions& opts, bool connecting);
+  // Takes ownership of `transport` and starts it. A transport that is still connecting (a
+  // client's) gets the session's first bytes once it reports connected.
+  Connection(net::EventLoop& loop, std::unique_ptr<net::Transport> transport, Role role,
+             const SessionOptions& opts);
   ~Connection() override;
 
   Session& session() { return session_; }
   net::EventLoop& loop() { return loop_; }
   void schedule_flush();
   bool closed() const { return closed_; }
-  // Closes now: the subclass's on_closed() runs once, then the socket is shut.
+  // Closes now: the transport is shut, then the subclass's on_closed() runs once.
   void close(const Error& why);
   // HTTP/2 PING keepalive: after `interval` without a frame from the peer, a PING; no ACK within
   // `timeout` closes the connection (ErrorCode::DeadlineExceeded). With `only_with_calls`, idle
@@ -34,10 +38,12 @@ class Connection : public net::IoHandler, public SessionVisitor, public net::Del
   void set_keepalive(Duration interval, Duration timeout, bool only_with_calls);
 
  protected:
-  void on_io(uint32_t events) override;
+  // net::TransportHandler
+  void on_transport_connected(const Error* failure) override;
+  void on_transport_ready(bool readable, bool writable) override;
   // Called once when the transport is gone (EOF, error, protocol end, or close()).
   virtual void on_closed(const Error& why) = 0;
-  // TCP connect finished (only for connections created with `connecting`).
+  // The transport connected (only for transports that were connecting).
   virtual void on_connected() {}
   // The peer sent bytes the session rejected. Default: GOAWAY if possible, then close.
   virtual void on_receive_error(const Error& why);
@@ -48,13 +54,12 @@ class Connection : public net::IoHandler, public SessionVisitor, public net::Del
   void write_raw_and_close(const void* data, size_t len);
 
   net::EventLoop& loop_;
-  int fd_;
+  std::unique_ptr<net::Transport> transport_;
   Session session_;
 
  private:
   void handle_read();
   void flush();
-  void update_interest();
   void on_keepalive_timer();
   void start_keepalive();
 
@@ -68,7 +73,6 @@ class Connection : public net::IoHandler, public SessionVisitor, public net::Del
   bool keepalive_only_with_calls_ = true;
   bool connecting_;
   bool flush_scheduled_ = false;
-  bool want_out_ = false;
   bool closed_ = false;
   bool close_after_flush_ = false;
   bool raw_only_ = false;  // the bytes to write are not HTTP/2: no session output follows

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "net/simulated_clock.h"
 
 namespace h2mesh::net {
 namespace {
@@ -18,6 +19,13 @@ class WakeHandler final : public IoHandler {
 };
 WakeHandler g_wake_marker;
 }  // namespace
+
+EventLoop::EventLoop(SimulatedClock& clock) : EventLoop() {
+  time_ = &clock;
+  simulated_ = &clock;
+  now_ = clock.now();
+  clock.attach(this);
+}
 
 EventLoop::EventLoop() : now_(Clock::now()) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -31,6 +39,7 @@ EventLoop::EventLoop() : now_(Clock::now()) {
 
 EventLoop::~EventLoop() {
   run_deferred();
+  if (simulated_) simulated_->detach(this);
   close(wakefd_);
   close(epfd_);
 }
@@ -52,6 +61,38 @@ void EventLoop::modify(int fd, uint32_t events, IoHandler* handler) {
 }
 
 void EventLoop::remove(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+void EventLoop::notify(IoHandler* handler, uint32_t events) {
+  for (auto& [h, ev] : notified_) {
+    if (h == handler) {
+      ev |= events;
+      return;
+    }
+  }
+  notified_.emplace_back(handler, events);
+}
+
+void EventLoop::cancel_notify(IoHandler* handler) {
+  for (auto* list : {&notified_, &delivering_})
+    for (auto& entry : *list)
+      if (entry.first == handler) entry.first = nullptr;
+}
+
+bool EventLoop::deliver_notified() {
+  if (notified_.empty()) return false;
+  // A handler may notify again (itself or a peer) while being told: that goes to the next
+  // iteration, as a fresh epoll event would.
+  delivering_.swap(notified_);
+  for (auto& [handler, events] : delivering_)
+    if (handler) handler->on_io(events);
+  delivering_.clear();
+  return true;
+}
+
+std::optional<TimePoint> EventLoop::next_timer() const {
+  if (timers_.empty()) return std::nullopt;
+  return timers_.front()->when_;
+}
 
 void EventLoop::post(std::function<void()> fn) {
   {
@@ -80,20 +121,23 @@ void EventLoop::defer_delete(std::unique_ptr<Deletable> object) {
 }
 
 int EventLoop::next_timeout_ms() const {
-  if (!deferred_.empty() || !to_delete_.empty()) return 0;
+  if (!deferred_.empty() || !to_delete_.empty() || !notified_.empty()) return 0;
   if (timers_.empty()) return -1;
-  auto delta = timers_.front()->when_ - Clock::now();
+  auto delta = timers_.front()->when_ - read_clock();
   if (delta <= Duration::zero()) return 0;
   // Round up so a timer never fires early.
   return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(delta).count());
 }
 
-void EventLoop::run_timers() {
+bool EventLoop::run_timers() {
+  bool ran = false;
   while (!timers_.empty() && timers_.front()->when_ <= now_) {
     Timer* t = timers_.front();
     heap_remove(t);
+    ran = true;
     t->callback_();  // may re-arm or destroy the timer's owner
   }
+  return ran;
 }
 
 bool EventLoop::earlier(const Timer* a, const Timer* b) {
@@ -180,28 +224,50 @@ void EventLoop::drain_posted() {
   for (auto& fn : work) fn();
 }
 
-void EventLoop::run() {
+bool EventLoop::iterate(int timeout_ms) {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
-  while (!stopping_) {
-    int n = epoll_wait(epfd_, events, kMaxEvents, next_timeout_ms());
-    if (n < 0 && errno != EINTR) {
+  int n = epoll_wait(epfd_, events, kMaxEvents, timeout_ms);
+  if (n < 0) {
+    if (errno != EINTR) {
       LOG_ERROR("epoll_wait: %s", strerror(errno));
-      break;
+      stopping_ = true;
     }
-    now_ = Clock::now();
-    for (int i = 0; i < n; ++i) {
-      auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
-      if (handler == &g_wake_marker) {
-        drain_posted();
-      } else {
-        handler->on_io(events[i].events);
-      }
-    }
-    run_timers();
-    run_deferred();
+    n = 0;
   }
+  now_ = read_clock();
+  for (int i = 0; i < n; ++i) {
+    auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
+    if (handler == &g_wake_marker) {
+      drain_posted();
+    } else {
+      handler->on_io(events[i].events);
+    }
+  }
+  bool busy = n > 0;
+  busy |= deliver_notified();
+  busy |= run_timers();
+  busy |= !deferred_.empty() || !to_delete_.empty();
   run_deferred();
+  return busy;
+}
+
+void EventLoop::run() {
+  while (!stopping_) iterate(next_timeout_ms());
+  run_deferred();
+}
+
+bool EventLoop::run_ready() {
+  // Bounded, so that a component that keeps itself busy for ever (a zero-delay timer re-arming
+  // itself) fails its test instead of hanging it.
+  constexpr int kMaxIterations = 1000000;
+  bool any = false;
+  for (int i = 0; i < kMaxIterations; ++i) {
+    if (!iterate(0)) return any;
+    any = true;
+  }
+  LOG_ERROR("event loop: still busy after %d iterations; giving up", kMaxIterations);
+  return any;
 }
 
 Timer::Timer(EventLoop& loop, std::function<void()> callback)

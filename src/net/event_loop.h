@@ -4,6 +4,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "common/time.h"
@@ -23,12 +25,17 @@ class Deletable {
   virtual ~Deletable() = default;
 };
 
+class SimulatedClock;
 class Timer;
 
 // One epoll loop per thread. Everything but post() must be called on the loop's own thread.
 class EventLoop {
  public:
+  // Reads the steady clock.
   EventLoop();
+  // Reads `clock` instead, which must outlive the loop: time moves only when the test advances
+  // the clock (SimulatedClock::advance runs this loop's due timers), and run() is not used.
+  explicit EventLoop(SimulatedClock& clock);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -37,6 +44,12 @@ class EventLoop {
   void add(int fd, uint32_t events, IoHandler* handler);
   void modify(int fd, uint32_t events, IoHandler* handler);
   void remove(int fd);
+
+  // Reports `events` to `handler` in the next iteration, as if epoll had: how transports without
+  // a file descriptor (the in-memory pair) signal readiness. Events for one handler merge until
+  // delivered. cancel_notify must be called before `handler` dies if a report may be pending.
+  void notify(IoHandler* handler, uint32_t events);
+  void cancel_notify(IoHandler* handler);
 
   // Thread-safe: runs `fn` on the loop thread during a later iteration. The only cross-thread
   // primitive of the data path; used for snapshots, stats collection and shutdown, never per call.
@@ -48,13 +61,18 @@ class EventLoop {
   void defer_delete(std::unique_ptr<Deletable> object);
 
   void run();   // until stop()
+  // Runs iterations without blocking until one finds nothing to do (no I/O event, notification,
+  // due timer or deferred work): what a test calls between steps. Returns whether anything ran.
+  bool run_ready();
   // Runs deferred work and deletions now (used when tearing a worker down).
   void run_deferred();
   void stop();  // thread-safe
 
   // Cached at the start of each iteration.
   TimePoint now() const { return now_; }
-  void update_now() { now_ = Clock::now(); }
+  void update_now() { now_ = read_clock(); }
+  // Deadline of the earliest armed timer (for SimulatedClock).
+  std::optional<TimePoint> next_timer() const;
 
  private:
   friend class Timer;
@@ -69,10 +87,17 @@ class EventLoop {
   void sift_down(size_t slot);
   static bool earlier(const Timer* a, const Timer* b);
 
-  void run_timers();
+  TimePoint read_clock() const { return time_ ? time_->now() : Clock::now(); }
+  // One iteration: wait up to `timeout_ms` for I/O, then events, notifications, due timers,
+  // deferred work. Returns whether there was anything to do.
+  bool iterate(int timeout_ms);
+  bool run_timers();
+  bool deliver_notified();
   void drain_posted();
   int next_timeout_ms() const;
 
+  const TimeSource* time_ = nullptr;  // null: the steady clock, read without a virtual call
+  SimulatedClock* simulated_ = nullptr;
   int epfd_ = -1;
   int wakefd_ = -1;
   bool stopping_ = false;
@@ -83,6 +108,8 @@ class EventLoop {
   std::vector<std::unique_ptr<Deletable>> to_delete_;
   std::vector<std::function<void()>> deferred_running_;  // scratch of run_deferred
   std::vector<std::unique_ptr<Deletable>> deleting_;     // scratch of run_deferred
+  std::vector<std::pair<IoHandler*, uint32_t>> notified_;
+  std::vector<std::pair<IoHandler*, uint32_t>> delivering_;  // scratch of deliver_notified
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by posted_mu_

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "common/log.h"
-#include "net/socket.h"
 
 namespace h2mesh::proxy {
 
@@ -86,15 +85,16 @@ void ConnPool::maybe_connect() {
 }
 
 void ConnPool::connect() {
-  auto fd = net::connect_tcp(host_.address);
-  if (!fd) {
+  auto transport = ctx_.connector->connect(ctx_.loop, host_.address);
+  if (!transport) {
     stats_.connect_failures++;
-    enter_backoff(fd.error());
+    enter_backoff(transport.error());
     return;
   }
   ++connecting_;
   auto timeout = std::chrono::duration_cast<Duration>(settings_.connect_timeout);
-  conns_.push_back(std::make_unique<UpstreamConnection>(*this, *fd, session_opts_, timeout));
+  conns_.push_back(
+      std::make_unique<UpstreamConnection>(*this, std::move(*transport), session_opts_, timeout));
 }
 
 void ConnPool::on_connection_ready(UpstreamConnection*) {

@@ -425,9 +425,11 @@ void DownstreamStream::on_deadline() {
 // ---------------------------------------------------------------------------------------------
 // DownstreamConnection
 
-DownstreamConnection::DownstreamConnection(WorkerContext& ctx, int fd, ListenerContextPtr listener,
+DownstreamConnection::DownstreamConnection(WorkerContext& ctx,
+                                           std::unique_ptr<net::Transport> transport,
+                                           ListenerContextPtr listener,
                                            const http2::SessionOptions& opts)
-    : http2::Connection(ctx.loop, fd, http2::Role::Server, opts, false),
+    : http2::Connection(ctx.loop, std::move(transport), http2::Role::Server, opts),
       ctx_(ctx),
       listener_ctx_(std::move(listener)),
       listener_(listener_ctx_->listener),

@@ -131,8 +131,8 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
 // A client's HTTP/2 connection (server role). Owned by the worker.
 class DownstreamConnection final : public http2::Connection {
  public:
-  DownstreamConnection(WorkerContext& ctx, int fd, ListenerContextPtr listener,
-                       const http2::SessionOptions& opts);
+  DownstreamConnection(WorkerContext& ctx, std::unique_ptr<net::Transport> transport,
+                       ListenerContextPtr listener, const http2::SessionOptions& opts);
   ~DownstreamConnection() override;
 
   WorkerContext& ctx() { return ctx_; }

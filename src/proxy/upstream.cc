@@ -179,9 +179,9 @@ void UpstreamRequest::write_body(size_t length, Buffer& out) {
 // ---------------------------------------------------------------------------------------------
 // UpstreamConnection
 
-UpstreamConnection::UpstreamConnection(ConnPool& pool, int fd, const http2::SessionOptions& opts,
-                                       Duration connect_timeout)
-    : http2::Connection(pool.ctx().loop, fd, http2::Role::Client, opts, /*connecting=*/true),
+UpstreamConnection::UpstreamConnection(ConnPool& pool, std::unique_ptr<net::Transport> transport,
+                                       const http2::SessionOptions& opts, Duration connect_timeout)
+    : http2::Connection(pool.ctx().loop, std::move(transport), http2::Role::Client, opts),
       pool_(pool),
       idle_timer_(pool.ctx().loop, [this] { drain(); }),
       connect_timer_(pool.ctx().loop, [this, connect_timeout] {

@@ -64,8 +64,8 @@ class UpstreamRequest final : public net::Deletable, public Pooled<UpstreamReque
 // An HTTP/2 client connection to one endpoint. Owned by its ConnPool.
 class UpstreamConnection final : public http2::Connection {
  public:
-  UpstreamConnection(ConnPool& pool, int fd, const http2::SessionOptions& opts,
-                     Duration connect_timeout);
+  UpstreamConnection(ConnPool& pool, std::unique_ptr<net::Transport> transport,
+                     const http2::SessionOptions& opts, Duration connect_timeout);
   ~UpstreamConnection() override;
 
   bool ready() const { return ready_ && !draining_ && !closed(); }

@@ -7,6 +7,7 @@
 #include "common/random.h"
 #include "config/config.h"
 #include "net/event_loop.h"
+#include "net/transport.h"
 #include "proxy/stats.h"
 
 namespace h2mesh::proxy {
@@ -25,6 +26,8 @@ struct WorkerContext {
   WorkerStats stats;
   ClusterManager* clusters = nullptr;  // owned by the worker
   uint32_t worker_count = 1;           // per-worker shares of circuit-breaker limits
+  // How upstream connections are opened: TCP; tests connect to in-memory backends. Not owned.
+  net::Connector* connector = &net::tcp_connector();
   // Worker thread: a host failed outlier_detection.consecutive_failures calls in a row. The
   // worker forwards it to the main thread, which decides on ejection for all workers.
   std::function<void(const std::string& cluster, const std::string& host)> report_outlier;

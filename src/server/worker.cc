@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "net/socket.h"
+#include "net/tcp_transport.h"
 
 namespace h2mesh::server {
 
@@ -100,7 +101,8 @@ void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener
   downstream_opts_.max_header_list_bytes = listener->listener.max_header_list_bytes;
   downstream_opts_.max_header_fields = listener->listener.max_header_fields;
   downstream_opts_.flood = listener->listener.flood_limits;
-  auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, fd, listener, downstream_opts_);
+  auto conn = std::make_unique<proxy::DownstreamConnection>(
+      ctx_, std::make_unique<net::TcpTransport>(loop_, fd, false), listener, downstream_opts_);
   conn->on_gone = [this](proxy::DownstreamConnection* c) { remove_connection(c); };
   if (draining_) conn->start_drain();
   connections_.emplace(conn.get(), std::move(conn));

@@ -33,6 +33,7 @@
 #include "fakes/loop_script.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
+#include "net/tcp_transport.h"
 #include "proxy/cluster_manager.h"
 #include "proxy/downstream.h"
 #include "proxy/router.h"
@@ -283,7 +284,9 @@ class ConnPoolTest : public ::testing::Test {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     http2::SessionOptions downstream_opts;
-    downstream_ = std::make_unique<DownstreamConnection>(*ctx_, sv[0], listener_, downstream_opts);
+    downstream_ = std::make_unique<DownstreamConnection>(
+        *ctx_, std::make_unique<net::TcpTransport>(loop_, sv[0], false), listener_,
+        downstream_opts);
     client_ = std::make_unique<Peer>(loop_, sv[1], http2::Role::Client, http2::SessionOptions{});
   }
 
