@@ -45,6 +45,14 @@ struct RetryPolicy {
   uint32_t replay_buffer_bytes = 64 * 1024;  // a request body larger than this is not retried
 };
 
+// A token bucket for the whole proxy (all workers together): `calls_per_second` refill and at
+// most `burst` calls at once. Calls over it are answered RESOURCE_EXHAUSTED without upstream work.
+struct RateLimit {
+  double calls_per_second = 0;  // > 0
+  uint32_t burst = 0;           // >= 1; absent in YAML: one second of calls (at least 1)
+  bool operator==(const RateLimit&) const = default;
+};
+
 struct Route {
   std::optional<RouteMatch> match;  // absent: the default route (matches every call)
   std::string cluster;
@@ -52,6 +60,7 @@ struct Route {
   // one gets it. 0: no bound (the client's deadline, if any, is the only one).
   Millis max_timeout{0};
   RetryPolicy retry;
+  std::optional<RateLimit> rate_limit;  // absent: no limit of its own
   int line = 0;  // config line, for logs
 };
 
@@ -67,6 +76,7 @@ struct Listener {
   Millis idle_timeout{0};  // a client connection without calls for this long is closed; 0: never
   Millis header_timeout{10000};  // a call's request headers (and a new connection's preface) must
                                  // arrive within this
+  std::optional<RateLimit> rate_limit;  // for all calls of the listener, on top of the routes' ones
 };
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest };

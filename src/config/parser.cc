@@ -171,7 +171,8 @@ void ConfigReader::read_listeners(const Located& value, std::vector<Listener>* l
 void ConfigReader::read_listener(const Located& value, Listener* listener) {
   MapReader map(value,
                 {"name", "address", "max_concurrent_streams", "max_connection_age",
-                 "max_connection_age_grace", "idle_timeout", "header_timeout", "routes"},
+                 "max_connection_age_grace", "idle_timeout", "header_timeout", "rate_limit",
+                 "routes"},
                 diag_);
   const int line = line_of(value.mark);
   if (auto name = map.require("name")) {
@@ -201,6 +202,7 @@ void ConfigReader::read_listener(const Located& value, Listener* listener) {
   set_duration(map, "max_connection_age_grace", Millis(0), &listener->max_connection_age_grace);
   set_duration(map, "idle_timeout", Millis(0), &listener->idle_timeout);
   set_duration(map, "header_timeout", Millis(10), &listener->header_timeout);
+  if (auto limit = map.get("rate_limit")) read_rate_limit(*limit, &listener->rate_limit, diag_);
   if (auto routes = map.require("routes", "add at least one route naming a cluster")) {
     read_routes(*routes, &listener->routes);
   }
@@ -233,7 +235,7 @@ void ConfigReader::read_routes(const Located& value, std::vector<Route>* routes)
     }
     Route& route = routes->emplace_back();
     route.line = line_of(item.mark);
-    MapReader map(item, {"match", "cluster", "max_timeout", "retry"}, diag_);
+    MapReader map(item, {"match", "cluster", "max_timeout", "retry", "rate_limit"}, diag_);
     if (auto cluster = map.require("cluster")) {
       if (auto name = read_string(*cluster, diag_)) {
         route.cluster = *name;
@@ -247,6 +249,7 @@ void ConfigReader::read_routes(const Located& value, std::vector<Route>* routes)
     }
     set_duration(map, "max_timeout", Millis(0), &route.max_timeout);
     if (auto retry = map.get("retry")) read_retry_policy(*retry, &route.retry, diag_);
+    if (auto limit = map.get("rate_limit")) read_rate_limit(*limit, &route.rate_limit, diag_);
   }
 }
 

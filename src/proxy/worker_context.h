@@ -7,6 +7,7 @@
 #include "common/random.h"
 #include "config/config.h"
 #include "net/event_loop.h"
+#include "proxy/rate_limit.h"
 #include "proxy/stats.h"
 
 namespace h2mesh::proxy {
@@ -23,6 +24,7 @@ struct WorkerContext {
   Random random;
   config::Buffers buffers;
   WorkerStats stats;
+  RateLimits rate_limits;  // this worker's shares of the configured rate limits
   ClusterManager* clusters = nullptr;  // owned by the worker
   uint32_t worker_count = 1;           // per-worker shares of circuit-breaker limits
   // Worker thread: a host failed outlier_detection.consecutive_failures calls in a row. The
