@@ -232,21 +232,27 @@ void read_circuit_breakers(const Located& value, CircuitBreakers* breakers, Diag
 void read_rate_limit(const Located& value, std::optional<RateLimit>* limit, Diagnostics* diag) {
   MapReader map(value, {"calls_per_second", "burst"}, diag);
   if (!map.ok()) return;
-  RateLimit parsed;
+  RateLimit parsed_limit;
   bool ok = true;
   if (auto rate =
           map.require("calls_per_second", "e.g. rate_limit: { calls_per_second: 100, burst: 50 }")) {
-    // Zero and negative rates get their own message: the range alone would not say why.
+    // Zero and negative rates get their own message: the range alone would not say why. The
+    // range is spelled out because format_decimal writes 1000000 as 1e+06.
     double number = 0;
     std::string error;
     std::string hint;
-    if (rate->node.IsScalar() &&
-        parse_decimal_text(rate->node.Scalar(), &number, &error, &hint) && number <= 0) {
+    const bool parsed = rate->node.IsScalar() &&
+                        parse_decimal_text(rate->node.Scalar(), &number, &error, &hint);
+    if (parsed && number <= 0) {
       diag->add(rate->mark, rate->path + ": must be greater than 0, got " + rate->node.Scalar(),
                 "a rate of 0 would refuse every call; remove 'rate_limit' for no limit");
       ok = false;
+    } else if (parsed && (number < kMinCallsPerSecond || number > kMaxCallsPerSecond)) {
+      diag->add(rate->mark, rate->path + ": " + rate->node.Scalar() + " is out of range",
+                "allowed range: 0.01..1000000 calls per second");
+      ok = false;
     } else if (auto cps = read_decimal(*rate, kMinCallsPerSecond, kMaxCallsPerSecond, diag)) {
-      parsed.calls_per_second = *cps;
+      parsed_limit.calls_per_second = *cps;
     } else {
       ok = false;
     }
@@ -254,9 +260,10 @@ void read_rate_limit(const Located& value, std::optional<RateLimit>* limit, Diag
     ok = false;
   }
   // One second of calls unless said otherwise, and at least one call.
-  parsed.burst = static_cast<uint32_t>(std::max(1.0, std::ceil(parsed.calls_per_second)));
-  if (!set_uint(map, "burst", 1, kMaxBurst, &parsed.burst, diag)) ok = false;
-  if (ok) *limit = parsed;
+  parsed_limit.burst =
+      static_cast<uint32_t>(std::max(1.0, std::ceil(parsed_limit.calls_per_second)));
+  if (!set_uint(map, "burst", 1, kMaxBurst, &parsed_limit.burst, diag)) ok = false;
+  if (ok) *limit = parsed_limit;
 }
 
 }  // namespace h2mesh::config
