@@ -99,6 +99,19 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   p.sample("h2mesh_downstream_protocol_errors_total", "", s.downstream_protocol_errors);
   p.family("h2mesh_calls_no_route_total", "counter", "Calls answered UNIMPLEMENTED: no route.");
   p.sample("h2mesh_calls_no_route_total", "", s.calls_no_route);
+  p.family("h2mesh_listener_rate_limited_total", "counter",
+           "Calls answered RESOURCE_EXHAUSTED by the listener's rate_limit.");
+  for (const auto& [key, limited] : s.rate_limited)
+    if (key.route < 0)
+      p.sample("h2mesh_listener_rate_limited_total", label("listener", key.listener), limited);
+  p.family("h2mesh_route_rate_limited_total", "counter",
+           "Calls answered RESOURCE_EXHAUSTED by a route's rate_limit (route: its position in the "
+           "listener, 0 = first).");
+  for (const auto& [key, limited] : s.rate_limited)
+    if (key.route >= 0)
+      p.sample("h2mesh_route_rate_limited_total",
+               label("listener", key.listener) + "," + label("route", std::to_string(key.route)),
+               limited);
 
   p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");
   for (const auto& [name, c] : s.clusters)

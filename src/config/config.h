@@ -45,6 +45,14 @@ struct RetryPolicy {
   uint32_t replay_buffer_bytes = 64 * 1024;  // a request body larger than this is not retried
 };
 
+// A token bucket for the whole proxy (all workers together): `calls_per_second` refill and at
+// most `burst` calls at once. Calls over it are answered RESOURCE_EXHAUSTED without upstream work.
+struct RateLimit {
+  double calls_per_second = 0;  // > 0
+  uint32_t burst = 0;           // >= 1; absent in YAML: one second of calls (at least 1)
+  bool operator==(const RateLimit&) const = default;
+};
+
 struct Route {
   std::optional<RouteMatch> match;  // absent: the default route (matches every call)
   std::string cluster;
@@ -52,6 +60,7 @@ struct Route {
   // one gets it. 0: no bound (the client's deadline, if any, is the only one).
   Millis max_timeout{0};
   RetryPolicy retry;
+  std::optional<RateLimit> rate_limit;  // absent: no limit of its own
   int line = 0;  // config line, for logs
 };
 
@@ -113,6 +122,7 @@ struct Listener {
   // Clients that vanished without a FIN (a node gone, a partition). Off by default; when on,
   // idle connections are pinged too (clients do not police the pings they receive).
   Keepalive keepalive;
+  std::optional<RateLimit> rate_limit;  // for all calls of the listener, on top of the routes' ones
 };
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest };

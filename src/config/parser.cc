@@ -171,7 +171,7 @@ void ConfigReader::read_listeners(const Located& value, std::vector<Listener>* l
 void ConfigReader::read_listener(const Located& value, Listener* listener) {
   MapReader map(value,
                 {"name", "address", "max_concurrent_streams", "max_connection_age",
-                 "max_connection_age_grace", "idle_timeout", "header_timeout",
+                 "max_connection_age_grace", "idle_timeout", "header_timeout", "rate_limit",
                  "max_header_list_bytes", "max_header_fields", "flood_limits", "keepalive",
                  "routes"},
                 diag_);
@@ -206,6 +206,7 @@ void ConfigReader::read_listener(const Located& value, Listener* listener) {
   read_header_limits(map, &listener->max_header_list_bytes, &listener->max_header_fields, diag_);
   if (auto flood = map.get("flood_limits")) read_flood_limits(*flood, &listener->flood_limits, diag_);
   if (auto keepalive = map.get("keepalive")) read_keepalive(*keepalive, &listener->keepalive, diag_);
+  if (auto limit = map.get("rate_limit")) read_rate_limit(*limit, &listener->rate_limit, diag_);
   if (auto routes = map.require("routes", "add at least one route naming a cluster")) {
     read_routes(*routes, &listener->routes);
   }
@@ -238,7 +239,7 @@ void ConfigReader::read_routes(const Located& value, std::vector<Route>* routes)
     }
     Route& route = routes->emplace_back();
     route.line = line_of(item.mark);
-    MapReader map(item, {"match", "cluster", "max_timeout", "retry"}, diag_);
+    MapReader map(item, {"match", "cluster", "max_timeout", "retry", "rate_limit"}, diag_);
     if (auto cluster = map.require("cluster")) {
       if (auto name = read_string(*cluster, diag_)) {
         route.cluster = *name;
@@ -252,6 +253,7 @@ void ConfigReader::read_routes(const Located& value, std::vector<Route>* routes)
     }
     set_duration(map, "max_timeout", Millis(0), &route.max_timeout);
     if (auto retry = map.get("retry")) read_retry_policy(*retry, &route.retry, diag_);
+    if (auto limit = map.get("rate_limit")) read_rate_limit(*limit, &route.rate_limit, diag_);
   }
 }
 

@@ -1,6 +1,8 @@
 #include "config/resilience_reader.h"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <charconv>
 #include <map>
 #include <string>
@@ -12,6 +14,9 @@ namespace {
 
 constexpr int64_t kMaxReplayBufferBytes = int64_t{64} * 1024 * 1024;
 constexpr int64_t kMaxCalls = 10'000'000;
+constexpr double kMinCallsPerSecond = 0.01;  // one call per 100 s
+constexpr double kMaxCallsPerSecond = 1'000'000;
+constexpr int64_t kMaxBurst = 1'000'000;
 
 // Indexed by code. config/ does not depend on grpc/, so the names are spelled out here; they are
 // the canonical gRPC names in lower case.
@@ -275,6 +280,43 @@ void read_flood_limits(const Located& value, FloodLimits* limits, Diagnostics* d
   for (const auto& [key, budget] : budgets) {
     if (auto item = map.get(key)) read_frame_budget(*item, budget, diag);
   }
+}
+
+void read_rate_limit(const Located& value, std::optional<RateLimit>* limit, Diagnostics* diag) {
+  MapReader map(value, {"calls_per_second", "burst"}, diag);
+  if (!map.ok()) return;
+  RateLimit parsed_limit;
+  bool ok = true;
+  if (auto rate =
+          map.require("calls_per_second", "e.g. rate_limit: { calls_per_second: 100, burst: 50 }")) {
+    // Zero and negative rates get their own message: the range alone would not say why. The
+    // range is spelled out because format_decimal writes 1000000 as 1e+06.
+    double number = 0;
+    std::string error;
+    std::string hint;
+    const bool parsed = rate->node.IsScalar() &&
+                        parse_decimal_text(rate->node.Scalar(), &number, &error, &hint);
+    if (parsed && number <= 0) {
+      diag->add(rate->mark, rate->path + ": must be greater than 0, got " + rate->node.Scalar(),
+                "a rate of 0 would refuse every call; remove 'rate_limit' for no limit");
+      ok = false;
+    } else if (parsed && (number < kMinCallsPerSecond || number > kMaxCallsPerSecond)) {
+      diag->add(rate->mark, rate->path + ": " + rate->node.Scalar() + " is out of range",
+                "allowed range: 0.01..1000000 calls per second");
+      ok = false;
+    } else if (auto cps = read_decimal(*rate, kMinCallsPerSecond, kMaxCallsPerSecond, diag)) {
+      parsed_limit.calls_per_second = *cps;
+    } else {
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  // One second of calls unless said otherwise, and at least one call.
+  parsed_limit.burst =
+      static_cast<uint32_t>(std::max(1.0, std::ceil(parsed_limit.calls_per_second)));
+  if (!set_uint(map, "burst", 1, kMaxBurst, &parsed_limit.burst, diag)) ok = false;
+  if (ok) *limit = parsed_limit;
 }
 
 }  // namespace h2mesh::config

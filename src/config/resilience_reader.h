@@ -1,7 +1,8 @@
 #pragma once
 
-// Readers for the settings that decide what happens when backends fail: a route's retry policy
-// and a cluster's health checks, outlier detection, circuit breakers and backoffs.
+// Readers for the settings that decide what happens when backends fail or are overloaded: a
+// route's retry policy, rate limits, and a cluster's health checks, outlier detection, circuit
+// breakers and backoffs.
 // Internal to config/: only its readers and the config tests include this. Like yaml_reader.h,
 // everything runs on the thread calling parse_config, reports every problem to `diag` and only
 // writes fields whose value is valid.
@@ -38,5 +39,7 @@ void read_header_limits(const MapReader& map, uint32_t* bytes, uint32_t* fields,
 void read_flood_limits(const Located& value, FloodLimits* limits, Diagnostics* diag);
 // { interval, timeout }: interval 0 (off) or at least 10ms; timeout at least 10ms.
 void read_keepalive(const Located& value, Keepalive* keepalive, Diagnostics* diag);
+// { calls_per_second, burst } of a route or a listener; *limit is set only when both are valid.
+void read_rate_limit(const Located& value, std::optional<RateLimit>* limit, Diagnostics* diag);
 
 }  // namespace h2mesh::config

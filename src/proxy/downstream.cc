@@ -107,6 +107,12 @@ void DownstreamStream::route_and_start() {
                      "h2mesh: no route for " + std::string(p) + " (authority " + std::string(a) + ")");
     return;
   }
+  // Over a rate limit: answered here, before any upstream work (no pick, no connection).
+  if (const auto* limit = ctx_.rate_limits.admit(conn_.listener().name,
+                                                 conn_.router().index_of(*route_), ctx_.loop.now())) {
+    send_local_reply(grpc::StatusCode::ResourceExhausted, RateLimits::refusal_message(*limit));
+    return;
+  }
   cluster_ = ctx_.clusters->find(route_->cluster);
   if (!cluster_) {
     send_local_reply(grpc::StatusCode::Unavailable,

@@ -137,6 +137,7 @@ class DownstreamConnection final : public http2::Connection {
 
   WorkerContext& ctx() { return ctx_; }
   const Router& router() const { return listener_ctx_->router; }
+  const config::Listener& listener() const { return listener_; }
   // Graceful drain: GOAWAY notice now, final GOAWAY shortly after, close when no call is left.
   // With a grace period, calls still running after it are cut.
   void start_drain(std::optional<Duration> grace = std::nullopt);

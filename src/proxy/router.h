@@ -15,6 +15,10 @@ class Router {
  public:
   explicit Router(const std::vector<config::Route>& routes) : routes_(routes) {}
   const config::Route* match(std::string_view authority, std::string_view path) const;
+  // Position of a route match() returned in the listener's routes.
+  size_t index_of(const config::Route& route) const {
+    return static_cast<size_t>(&route - routes_.data());
+  }
 
  private:
   std::vector<config::Route> routes_;

@@ -74,6 +74,13 @@ struct ClusterStats {
   }
 };
 
+// A rate limit as metrics name it: the listener, and the route's position in it.
+struct RateLimitKey {
+  std::string listener;
+  int route = -1;  // index in the listener's routes (0 = first); -1: the listener's own limit
+  auto operator<=>(const RateLimitKey&) const = default;
+};
+
 struct WorkerStats {
   uint64_t downstream_connections_total = 0;
   uint64_t downstream_connections_active = 0;
@@ -85,6 +92,7 @@ struct WorkerStats {
   uint64_t downstream_flood_goaways = 0;    // connections closed: a frame budget ran out
   uint64_t calls_no_route = 0;
   std::map<std::string, ClusterStats> clusters;
+  std::map<RateLimitKey, uint64_t> rate_limited;  // calls refused by each configured rate limit
 
   void add(const WorkerStats& o) {
     downstream_connections_total += o.downstream_connections_total;
@@ -97,6 +105,7 @@ struct WorkerStats {
     downstream_flood_goaways += o.downstream_flood_goaways;
     calls_no_route += o.calls_no_route;
     for (const auto& [k, v] : o.clusters) clusters[k].add(v);
+    for (const auto& [k, v] : o.rate_limited) rate_limited[k] += v;
   }
 };
 

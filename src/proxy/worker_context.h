@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "net/event_loop.h"
 #include "net/transport.h"
+#include "proxy/rate_limit.h"
 #include "proxy/stats.h"
 
 namespace h2mesh::proxy {
@@ -24,6 +25,7 @@ struct WorkerContext {
   Random random;
   config::Buffers buffers;
   WorkerStats stats;
+  RateLimits rate_limits;  // this worker's shares of the configured rate limits
   ClusterManager* clusters = nullptr;  // owned by the worker
   uint32_t worker_count = 1;           // per-worker shares of circuit-breaker limits
   // How upstream connections are opened: TCP; tests connect to in-memory backends. Not owned.

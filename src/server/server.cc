@@ -63,6 +63,7 @@ Server::Server(config::Config config, std::string config_path)
 
 Server::~Server() {
   for (auto& w : workers_) w->stop_and_join();
+  rate_limits_.reset();
   workers_.clear();
   resolvers_.clear();
   registry_.reset();
@@ -137,6 +138,8 @@ int Server::run() {
   });
   start_discovery();
   watcher_ = std::make_unique<ConfigWatcher>(loop_, config_path_, [this] { reload("file changed"); });
+  rate_limits_ = std::make_unique<RateLimitCoordinator>(loop_, workers_);
+  rate_limits_->set_config(config_);
   for (auto& w : workers_) w->start();
   serving_ = true;
   LOG_INFO("h2mesh serving with %zu worker(s)", n);
@@ -233,6 +236,7 @@ void Server::reload(const char* trigger) {
     for (const auto& b : bound_) fds.push_back(b.fds[w]);
     workers_[w]->post_config(config_, std::move(fds));
   }
+  rate_limits_->set_config(config_);
   start_discovery();
   LOG_INFO("configuration reloaded (%s): %zu listener(s), %zu cluster(s)", trigger,
            config_->listeners.size(), config_->clusters.size());

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "net/event_loop.h"
 #include "server/config_watcher.h"
+#include "server/rate_limit_coordinator.h"
 #include "server/worker.h"
 
 namespace h2mesh::server {
@@ -59,6 +60,7 @@ class Server {
   std::string config_path_;
   std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<RateLimitCoordinator> rate_limits_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<net::Timer> drain_deadline_;
   size_t workers_drained_ = 0;

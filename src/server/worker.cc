@@ -58,6 +58,7 @@ Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::C
                const std::vector<cluster::ClusterSnapshotPtr>& snapshots,
                std::function<void(const std::string&, const std::string&)> report_outlier)
     : index_(index),
+      worker_count_(worker_count),
       config_(std::move(config)),
       ctx_(loop_, 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(index + 1) ^
                       static_cast<uint64_t>(getpid()),
@@ -69,6 +70,7 @@ Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::C
   downstream_opts_.stream_window = config_->buffers.stream_window_bytes;
   downstream_opts_.connection_window = config_->buffers.connection_window_bytes;
   for (const auto& snap : snapshots) clusters_.update(snap);
+  ctx_.rate_limits.configure(config_, worker_count_, loop_.now(), ctx_.stats);
   for (size_t i = 0; i < listener_fds.size(); ++i)
     listeners_.push_back(std::make_unique<Listener>(
         *this, listener_fds[i], std::make_shared<proxy::ListenerContext>(config_, i)));
@@ -142,6 +144,7 @@ void Worker::post_config(std::shared_ptr<const config::Config> config, std::vect
     }
     listeners_ = std::move(next);  // the ones left behind close their sockets
     config_ = config;
+    ctx_.rate_limits.configure(config_, worker_count_, loop_.now(), ctx_.stats);
     ctx_.buffers = config->buffers;
     downstream_opts_.stream_window = config->buffers.stream_window_bytes;
     downstream_opts_.connection_window = config->buffers.connection_window_bytes;
@@ -172,6 +175,25 @@ void Worker::post_force_close() {
 
 void Worker::post_collect(std::function<void(proxy::WorkerStats)> reply) {
   loop_.post([this, reply = std::move(reply)] { reply(ctx_.stats); });
+}
+
+void Worker::post_rate_limit_collect(
+    std::shared_ptr<const config::Config> config,
+    std::function<void(std::vector<proxy::WorkerDemand>)> reply) {
+  loop_.post([this, config = std::move(config), reply = std::move(reply)] {
+    if (ctx_.rate_limits.config() != config.get()) {
+      reply({});
+      return;
+    }
+    reply(ctx_.rate_limits.collect(loop_.now()));
+  });
+}
+
+void Worker::post_rate_limit_shares(std::shared_ptr<const config::Config> config,
+                                    std::vector<proxy::RateShare> shares) {
+  loop_.post([this, config = std::move(config), shares = std::move(shares)] {
+    if (ctx_.rate_limits.config() == config.get()) ctx_.rate_limits.apply(shares, loop_.now());
+  });
 }
 
 }  // namespace h2mesh::server

@@ -44,6 +44,14 @@ class Worker {
   void post_force_close();
   // `reply` runs on the worker thread with a copy of the counters.
   void post_collect(std::function<void(proxy::WorkerStats)> reply);
+  // Rate limits (server/rate_limit_coordinator.h). `reply` runs on the worker thread with this
+  // worker's demand and tokens per limit of `config`, or nothing when the worker runs another
+  // config (a reload crossed the request).
+  void post_rate_limit_collect(std::shared_ptr<const config::Config> config,
+                               std::function<void(std::vector<proxy::WorkerDemand>)> reply);
+  // New shares per limit of `config`; ignored when the worker runs another config.
+  void post_rate_limit_shares(std::shared_ptr<const config::Config> config,
+                              std::vector<proxy::RateShare> shares);
 
  private:
   class Listener;
@@ -52,6 +60,7 @@ class Worker {
   void check_drained();
 
   int index_;
+  uint32_t worker_count_;
   std::shared_ptr<const config::Config> config_;
   net::EventLoop loop_;
   proxy::WorkerContext ctx_;
