@@ -127,14 +127,14 @@ void Worker::post_config(std::shared_ptr<const config::Config> config, std::vect
     // the rules they have); the others, and the connections they accepted, get the new rules
     // for the calls that start from now on.
     std::vector<std::unique_ptr<Listener>> next;
-    std::vector<std::pair<const proxy::ListenerContext*, proxy::ListenerContextPtr>> replaced;
+    std::vector<std::pair<proxy::ListenerContextPtr, proxy::ListenerContextPtr>> replaced;
     for (size_t i = 0; i < fds.size(); ++i) {
       auto ctx = std::make_shared<proxy::ListenerContext>(config, i);
       auto it = std::find_if(listeners_.begin(), listeners_.end(),
                              [&](const auto& l) { return l && l->fd() == fds[i]; });
       if (it != listeners_.end()) {
         ctx->inherit_budgets(*(*it)->context());
-        replaced.emplace_back((*it)->context().get(), ctx);
+        replaced.emplace_back((*it)->context(), ctx);
         (*it)->set_context(std::move(ctx));
         next.push_back(std::move(*it));
       } else {
@@ -143,7 +143,7 @@ void Worker::post_config(std::shared_ptr<const config::Config> config, std::vect
     }
     for (auto& [raw, conn] : connections_) {
       for (const auto& [before, after] : replaced) {
-        if (conn->rules_context().get() == before) {
+        if (conn->rules_context() == before) {
           conn->set_rules(after);
           break;
         }
