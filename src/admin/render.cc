@@ -1,5 +1,7 @@
 #include "admin/render.h"
 
+#include <map>
+
 #include "grpc/status.h"
 
 namespace h2mesh::admin {
@@ -191,6 +193,28 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
     const char* help;
     uint64_t (*get)(const proxy::EndpointStats&);
   };
+  // Sums over every endpoint the cluster ever had: they do not drop when the series of an
+  // endpoint that left are retired.
+  static const Gauge kEndpointTotals[] = {
+      {"h2mesh_cluster_upstream_attempts_total", "counter",
+       "Call attempts sent to the cluster's endpoints (retries included).",
+       [](const proxy::EndpointStats& e) { return e.calls.calls_total; }},
+      {"h2mesh_cluster_upstream_connections_total", "counter",
+       "HTTP/2 connections opened to the cluster's endpoints.",
+       [](const proxy::EndpointStats& e) { return e.upstream_connections_total; }},
+      {"h2mesh_cluster_connect_failures_total", "counter",
+       "Failed connection attempts to the cluster's endpoints.",
+       [](const proxy::EndpointStats& e) { return e.connect_failures; }},
+      {"h2mesh_cluster_upstream_resets_total", "counter",
+       "Streams the cluster's endpoints reset.",
+       [](const proxy::EndpointStats& e) { return e.upstream_resets; }},
+  };
+  std::map<std::string, proxy::EndpointStats> totals;
+  for (const auto& [name, c] : s.clusters) totals.emplace(name, proxy::endpoint_totals(c));
+  for (const Gauge& g : kEndpointTotals) {
+    p.family(g.name, g.type, g.help);
+    for (const auto& [name, t] : totals) p.sample(g.name, label("cluster", name), g.get(t));
+  }
   static const Gauge kEndpoint[] = {
       {"h2mesh_endpoint_calls_total", "counter", "Calls sent to the endpoint.",
        [](const proxy::EndpointStats& e) { return e.calls.calls_total; }},

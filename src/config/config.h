@@ -221,6 +221,9 @@ struct Cluster {
 struct Admin {
   bool enabled = true;
   SocketAddress address{"127.0.0.1", 9901};
+  // The /metrics series of an endpoint that left its cluster stay this long after its last call
+  // and connection ended, so that scrapes see its final counts; then they go.
+  Millis endpoint_stats_retention{120000};
 };
 
 struct Buffers {

@@ -142,7 +142,8 @@ void ConfigReader::read(const Located& root, Config* config) {
 }
 
 void ConfigReader::read_admin(const Located& value, Admin* admin) {
-  MapReader map(value, {"enabled", "address"}, diag_);
+  MapReader map(value, {"enabled", "address", "endpoint_stats_retention"}, diag_);
+  set_duration(map, "endpoint_stats_retention", Millis(0), &admin->endpoint_stats_retention);
   if (auto enabled = map.get("enabled")) {
     if (auto flag = read_bool(*enabled, diag_)) admin->enabled = *flag;
   }

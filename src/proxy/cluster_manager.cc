@@ -6,7 +6,16 @@
 
 namespace h2mesh::proxy {
 
-ClusterManager::ClusterManager(WorkerContext& ctx) : ctx_(ctx) {}
+namespace {
+// How often departed endpoints' entries are looked at: a quarter of the retention (an entry goes
+// at most half a retention late), at least every 5 s and no busier than every 10 ms.
+Duration sweep_period(Duration retention) {
+  return std::clamp<Duration>(retention / 4, std::chrono::milliseconds(10), std::chrono::seconds(5));
+}
+}  // namespace
+
+ClusterManager::ClusterManager(WorkerContext& ctx)
+    : ctx_(ctx), sweep_timer_(ctx.loop, [this] { sweep_endpoint_stats(); }) {}
 
 ClusterManager::~ClusterManager() = default;
 
@@ -42,6 +51,8 @@ void ClusterManager::update(cluster::ClusterSnapshotPtr snapshot) {
     };
     raw->drain();
   }
+  if (!state.pool_by_key.empty() && !sweep_timer_.armed())
+    sweep_timer_.arm(sweep_period(ctx_.stats_retention));
   state.pool_by_key = std::move(pools);
 
   state.active.assign(snapshot->hosts.size(), 0);
@@ -128,6 +139,11 @@ ConnPool* ClusterManager::pick(ClusterState& state, Error* why, const std::strin
   return nullptr;
 }
 
-RetryBudget& ClusterManager::budget(const config::Route* route) { return budgets_[route]; }
+void ClusterManager::sweep_endpoint_stats() {
+  bool waiting = false;
+  for (auto& [name, state] : clusters_)
+    waiting |= retire_endpoints(*state.stats, ctx_.loop.now(), ctx_.stats_retention);
+  if (waiting) sweep_timer_.arm(sweep_period(ctx_.stats_retention));
+}
 
 }  // namespace h2mesh::proxy

@@ -7,15 +7,16 @@
 
 #include "cluster/host_set.h"
 #include "lb/policy.h"
+#include "net/event_loop.h"
 #include "proxy/conn_pool.h"
-#include "proxy/retry.h"
 #include "proxy/worker_context.h"
 
 namespace h2mesh::proxy {
 
 // A worker's view of every cluster: the current snapshot, the LB policy built from it, and one
 // ConnPool per endpoint. Snapshots arrive from the main thread (via EventLoop::post); pools of
-// endpoints that stay are kept, pools of endpoints that left drain and then go away.
+// endpoints that stay are kept, pools of endpoints that left drain and then go away, and their
+// stats entries follow ctx.stats_retention later (retire_endpoints in proxy/stats.h).
 class ClusterManager {
  public:
   explicit ClusterManager(WorkerContext& ctx);
@@ -35,8 +36,6 @@ class ClusterManager {
   // the failed previous attempt) when another one can take the call. Returns null and sets *why
   // when the cluster has no endpoint or its circuit breakers are open (ErrorCode::Overloaded).
   ConnPool* pick(ClusterState& cluster, Error* why, const std::string* avoid = nullptr);
-  // The retry budget of a route on this worker.
-  RetryBudget& budget(const config::Route* route);
 
   struct ClusterState {
     cluster::ClusterSnapshotPtr snapshot;
@@ -50,9 +49,13 @@ class ClusterManager {
   };
 
  private:
+  // Drops the stats entries of departed endpoints whose retention passed; runs again while some
+  // wait.
+  void sweep_endpoint_stats();
+
   WorkerContext& ctx_;
   std::unordered_map<std::string, ClusterState> clusters_;
-  std::unordered_map<const config::Route*, RetryBudget> budgets_;
+  net::Timer sweep_timer_;
 };
 
 }  // namespace h2mesh::proxy

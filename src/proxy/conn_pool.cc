@@ -16,11 +16,8 @@ ConnPool::ConnPool(WorkerContext& ctx, const cluster::Host& host, const config::
       backoff_timer_(ctx.loop, [this] {
         if (!draining_) connect();  // background probe: no call waits on it
       }) {
-  session_opts_.stream_window = ctx.buffers.stream_window_bytes;
-  session_opts_.connection_window = ctx.buffers.connection_window_bytes;
-  session_opts_.max_header_list_bytes = settings.max_header_list_bytes;
-  session_opts_.max_header_fields = settings.max_header_fields;
   stats_.in_snapshot = true;
+  stats_.users++;
 }
 
 ConnPool::~ConnPool() {
@@ -29,6 +26,17 @@ ConnPool::~ConnPool() {
   for (auto& c : conns_) {
     if (!c->closed()) c->close(make_error(ErrorCode::Draining, "pool destroyed"));
   }
+  stats_.users--;
+}
+
+http2::SessionOptions ConnPool::session_options() const {
+  // Read at every connect: a reload's windows apply to the connections opened after it.
+  http2::SessionOptions opts;
+  opts.stream_window = ctx_.buffers.stream_window_bytes;
+  opts.connection_window = ctx_.buffers.connection_window_bytes;
+  opts.max_header_list_bytes = settings_.max_header_list_bytes;
+  opts.max_header_fields = settings_.max_header_fields;
+  return opts;
 }
 
 void ConnPool::attach(UpstreamRequest* req) {
@@ -94,7 +102,7 @@ void ConnPool::connect() {
   ++connecting_;
   auto timeout = std::chrono::duration_cast<Duration>(settings_.connect_timeout);
   conns_.push_back(
-      std::make_unique<UpstreamConnection>(*this, std::move(*transport), session_opts_, timeout));
+      std::make_unique<UpstreamConnection>(*this, std::move(*transport), session_options(), timeout));
 }
 
 void ConnPool::on_connection_ready(UpstreamConnection*) {

@@ -59,7 +59,9 @@ class ConnPool {
   void on_connection_ready(UpstreamConnection* conn);
   void on_slot_free(UpstreamConnection* conn);
   void on_connection_closed(UpstreamConnection* conn, const Error& why, bool was_ready);
-  const http2::SessionOptions& session_options() const { return session_opts_; }
+  // The options of the next connection: the worker's current buffers settings (a connection
+  // keeps the windows it was opened with).
+  http2::SessionOptions session_options() const;
 
  private:
   void dispatch_pending();
@@ -75,7 +77,6 @@ class ConnPool {
   config::Cluster settings_;
   ClusterStats& cluster_stats_;
   EndpointStats& stats_;
-  http2::SessionOptions session_opts_;
   std::vector<std::unique_ptr<UpstreamConnection>> conns_;
   IntrusiveList<UpstreamRequest, &UpstreamRequest::pool_node> pending_;
   uint32_t connecting_ = 0;

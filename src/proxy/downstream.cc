@@ -39,7 +39,10 @@ DownstreamStream::~DownstreamStream() {
     cluster_stats_->calls.in_flight--;
     cluster_stats_->calls.by_status[slot]++;
   }
-  if (endpoint_stats_) endpoint_stats_->calls.by_status[slot]++;
+  if (endpoint_stats_) {
+    endpoint_stats_->calls.by_status[slot]++;
+    endpoint_stats_->users--;
+  }
 }
 
 void DownstreamStream::on_request_header(std::string_view name, std::string_view value) {
@@ -100,7 +103,8 @@ void DownstreamStream::route_and_start() {
   if (!authority) authority = req_headers_.find("host");
   std::string_view p = path.value_or(std::string_view());
   std::string_view a = authority.value_or(std::string_view());
-  route_ = conn_.router().match(a, p);
+  rules_ = &conn_.rules();
+  route_ = rules_->router.match(a, p);
   if (!route_) {
     ctx_.stats.calls_no_route++;
     send_local_reply(grpc::StatusCode::Unimplemented,
@@ -136,7 +140,7 @@ void DownstreamStream::route_and_start() {
     deadline_timer_.arm_at(*deadline_);
   }
   replayable_ = route_->retry.max_attempts > 1;
-  ctx_.clusters->budget(route_).record_call(ctx_.loop.now());
+  rules_->budget(route_).record_call(ctx_.loop.now());
   start_attempt();
 }
 
@@ -151,7 +155,10 @@ void DownstreamStream::start_attempt() {
     send_local_reply(grpc::status_for_error(why.code), "h2mesh: " + why.message);
     return;
   }
+  // The entry stays while a call may still count into it (EndpointStats::users).
+  if (endpoint_stats_) endpoint_stats_->users--;
   endpoint_stats_ = &pool->stats();
+  endpoint_stats_->users++;
   attempt_sent_ = req_base_;  // a retry resends the body from its start
   upstream_ = std::make_unique<UpstreamRequest>(*this, *pool);
   pool->attach(upstream_.get());  // may fail the attempt before returning
@@ -177,8 +184,8 @@ bool DownstreamStream::maybe_retry(const Error& why, int grpc_status) {
   }
   Duration backoff = retry_backoff(attempts_, policy, ctx_.random);
   if (deadline_ && ctx_.loop.now() + backoff >= *deadline_) return false;
-  if (!ctx_.clusters->budget(route_).try_retry(ctx_.loop.now(), policy.budget_ratio,
-                                               policy.budget_min_per_second)) {
+  if (!rules_->budget(route_).try_retry(ctx_.loop.now(), policy.budget_ratio,
+                                        policy.budget_min_per_second)) {
     if (cluster_stats_) cluster_stats_->retry_budget_exhausted++;
     return false;
   }
@@ -439,6 +446,7 @@ DownstreamConnection::DownstreamConnection(WorkerContext& ctx,
       ctx_(ctx),
       listener_ctx_(std::move(listener)),
       listener_(listener_ctx_->listener),
+      rules_(listener_ctx_),
       header_timer_(ctx.loop, [this] { check_header_timeouts(); }),
       idle_timer_(ctx.loop,
                   [this] {
@@ -611,6 +619,23 @@ void DownstreamConnection::release_stream(DownstreamStream* stream, uint32_t err
   stream->on_closed(error_code);
   streams_.remove(stream);
   loop_.defer_delete(std::unique_ptr<DownstreamStream>(stream));
+  if (!retired_rules_.empty()) drop_unused_rules();
+}
+
+void DownstreamConnection::set_rules(ListenerContextPtr rules) {
+  if (rules == rules_) return;
+  // The connection's own context lives as long as the connection anyway.
+  if (rules_ != listener_ctx_) retired_rules_.push_back(std::move(rules_));
+  rules_ = std::move(rules);
+  drop_unused_rules();
+}
+
+void DownstreamConnection::drop_unused_rules() {
+  std::erase_if(retired_rules_, [&](const ListenerContextPtr& r) {
+    bool used = false;
+    streams_.for_each([&](DownstreamStream* s) { used = used || s->rules() == r.get(); });
+    return !used;
+  });
 }
 
 void DownstreamConnection::on_goaway_sent(uint32_t error_code) {

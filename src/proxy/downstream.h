@@ -66,6 +66,8 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   void on_upstream_done();
 
   int32_t id() const { return id_; }
+  // The rules the call was routed under; null before routing.
+  const ListenerContext* rules() const { return rules_; }
   ListNode conn_node;  // streams of the connection
 
  private:
@@ -105,7 +107,8 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   bool req_end_ = false;
   bool replayable_ = true;  // false once a retry could no longer resend the whole body
 
-  const config::Route* route_ = nullptr;
+  const ListenerContext* rules_ = nullptr;  // kept alive by the connection while we run
+  const config::Route* route_ = nullptr;     // one of rules_'s routes
   ClusterManager::ClusterState* cluster_ = nullptr;  // the route's cluster on this worker
   uint32_t attempts_ = 0;
   std::string last_endpoint_;  // of the failed attempt, avoided by the retry
@@ -136,7 +139,13 @@ class DownstreamConnection final : public http2::Connection {
   ~DownstreamConnection() override;
 
   WorkerContext& ctx() { return ctx_; }
-  const Router& router() const { return listener_ctx_->router; }
+  // The rules calls starting now follow: the listener's latest context.
+  const ListenerContext& rules() const { return *rules_; }
+  const ListenerContextPtr& rules_context() const { return rules_; }
+  const Router& router() const { return rules_->router; }
+  // Worker thread. A reload gave the listener new rules: calls from now on follow them, calls in
+  // flight keep theirs (their context stays alive until the last of them is released).
+  void set_rules(ListenerContextPtr rules);
   const config::Listener& listener() const { return listener_; }
   // Graceful drain: GOAWAY notice now, final GOAWAY shortly after, close when no call is left.
   // With a grace period, calls still running after it are cut.
@@ -168,13 +177,19 @@ class DownstreamConnection final : public http2::Connection {
 
   // The stream ended (`error_code` as for on_closed): unlinked now, deleted after this iteration.
   void release_stream(DownstreamStream* stream, uint32_t error_code);
+  // Lets go of replaced rules that no open stream follows any more.
+  void drop_unused_rules();
   void maybe_finish_drain();
   void update_idle_timer();
   void check_header_timeouts();
 
   WorkerContext& ctx_;
-  ListenerContextPtr listener_ctx_;  // keeps the config this connection started under alive
+  // The config this connection was opened under: its connection-level settings (what SETTINGS
+  // advertised, timeouts) stay for the connection's life.
+  ListenerContextPtr listener_ctx_;
   const config::Listener& listener_;
+  ListenerContextPtr rules_;  // routes for new calls; replaced by reloads
+  std::vector<ListenerContextPtr> retired_rules_;  // replaced, still followed by open streams
   // Owned: deleted through the loop's defer_delete when they close.
   IntrusiveList<DownstreamStream, &DownstreamStream::conn_node> streams_;
   // The stream whose request header block is still open (HTTP/2 allows one at a time per

@@ -14,4 +14,26 @@ const config::Route* Router::match(std::string_view authority, std::string_view 
   return nullptr;
 }
 
+namespace {
+bool same_route(const config::Route& a, const config::Route& b) {
+  if (a.cluster != b.cluster || a.match.has_value() != b.match.has_value()) return false;
+  if (!a.match) return true;
+  return a.match->authority == b.match->authority && a.match->prefix == b.match->prefix &&
+         a.match->path == b.match->path;
+}
+}  // namespace
+
+void ListenerContext::inherit_budgets(const ListenerContext& previous) {
+  const auto& now = router.routes();
+  const auto& before = previous.router.routes();
+  for (size_t i = 0; i < now.size(); ++i) {
+    for (size_t j = 0; j < before.size(); ++j) {
+      if (same_route(now[i], before[j])) {
+        budgets_[i] = previous.budgets_[j];
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace h2mesh::proxy

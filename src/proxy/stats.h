@@ -6,7 +6,10 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+
+#include "common/time.h"
 
 namespace h2mesh::proxy {
 
@@ -35,6 +38,11 @@ struct EndpointStats {
   bool in_backoff = false;  // last connect failed; waiting to retry
   bool in_snapshot = true;  // false once discovery removed it (still draining)
 
+  // Worker bookkeeping, not counters (add() leaves them alone): the pools and calls that still
+  // point at this entry, and since when none does (see retire_endpoints).
+  uint32_t users = 0;
+  std::optional<TimePoint> unused_since;
+
   void add(const EndpointStats& o) {
     calls.add(o.calls);
     upstream_connections += o.upstream_connections;
@@ -58,6 +66,9 @@ struct ClusterStats {
   uint64_t deadline_exceeded = 0;         // calls the proxy ended at their deadline
   uint64_t response_header_limit = 0;  // responses refused: headers/trailers over the limits
   std::map<std::string, EndpointStats> endpoints;  // key: endpoint address
+  // Counters of endpoints whose entry was dropped after they left, so that totals over the
+  // cluster's endpoints never go backwards.
+  EndpointStats departed;
 
   void add(const ClusterStats& o) {
     calls.add(o.calls);
@@ -70,6 +81,7 @@ struct ClusterStats {
     retry_budget_exhausted += o.retry_budget_exhausted;
     deadline_exceeded += o.deadline_exceeded;
     response_header_limit += o.response_header_limit;
+    departed.add(o.departed);
     for (const auto& [k, v] : o.endpoints) endpoints[k].add(v);
   }
 };
@@ -80,6 +92,14 @@ struct RateLimitKey {
   int route = -1;  // index in the listener's routes (0 = first); -1: the listener's own limit
   auto operator<=>(const RateLimitKey&) const = default;
 };
+// The counters of every endpoint the cluster ever had: the departed ones and those still listed.
+EndpointStats endpoint_totals(const ClusterStats& cluster);
+
+// Worker thread. Drops the entries of endpoints that left the cluster once no pool or call uses
+// them and `retention` has passed since (so that a scrape or two still sees their final counts),
+// folding their counters into `departed`. An entry counts as unused from the first call that
+// finds it so. Returns true while some entry still waits (the caller looks again later).
+bool retire_endpoints(ClusterStats& cluster, TimePoint now, Duration retention);
 
 struct WorkerStats {
   uint64_t downstream_connections_total = 0;

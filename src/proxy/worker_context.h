@@ -23,7 +23,9 @@ struct WorkerContext {
 
   net::EventLoop& loop;
   Random random;
-  config::Buffers buffers;
+  config::Buffers buffers;  // the current config's; a reload replaces them
+  // How long the stats of an endpoint that left stay after its last call and connection ended.
+  Duration stats_retention = config::Admin{}.endpoint_stats_retention;
   WorkerStats stats;
   RateLimits rate_limits;  // this worker's shares of the configured rate limits
   ClusterManager* clusters = nullptr;  // owned by the worker

@@ -198,8 +198,9 @@ void Server::reload(const char* trigger) {
     next.workers = config_->workers;
   }
   if (!(next.admin.address == config_->admin.address) || next.admin.enabled != config_->admin.enabled) {
-    LOG_WARN("reload: admin settings change only with a restart");
-    next.admin = config_->admin;
+    LOG_WARN("reload: the admin address changes only with a restart");
+    next.admin.enabled = config_->admin.enabled;
+    next.admin.address = config_->admin.address;
   }
   // Listeners that stay (same name and address) keep their sockets; new ones are bound first,
   // so a failure leaves everything as it was.

@@ -31,6 +31,7 @@ class Worker::Listener final : public net::IoHandler {
     fd_ = -1;
   }
   int fd() const { return fd_; }
+  const proxy::ListenerContextPtr& context() const { return ctx_; }
   void set_context(proxy::ListenerContextPtr ctx) { ctx_ = std::move(ctx); }
 
   void on_io(uint32_t) override {
@@ -67,6 +68,7 @@ Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::C
   ctx_.clusters = &clusters_;
   ctx_.worker_count = worker_count;
   ctx_.report_outlier = std::move(report_outlier);
+  ctx_.stats_retention = config_->admin.endpoint_stats_retention;
   downstream_opts_.stream_window = config_->buffers.stream_window_bytes;
   downstream_opts_.connection_window = config_->buffers.connection_window_bytes;
   for (const auto& snap : snapshots) clusters_.update(snap);
@@ -128,24 +130,38 @@ void Worker::check_drained() {
 
 void Worker::post_config(std::shared_ptr<const config::Config> config, std::vector<int> fds) {
   loop_.post([this, config = std::move(config), fds = std::move(fds)] {
-    // Listeners whose socket is not in the new config stop accepting; the others get the new
-    // rules for the connections they accept from now on.
+    // Listeners whose socket is not in the new config stop accepting (their connections keep
+    // the rules they have); the others, and the connections they accepted, get the new rules
+    // for the calls that start from now on.
     std::vector<std::unique_ptr<Listener>> next;
+    std::vector<std::pair<proxy::ListenerContextPtr, proxy::ListenerContextPtr>> replaced;
     for (size_t i = 0; i < fds.size(); ++i) {
       auto ctx = std::make_shared<proxy::ListenerContext>(config, i);
       auto it = std::find_if(listeners_.begin(), listeners_.end(),
                              [&](const auto& l) { return l && l->fd() == fds[i]; });
       if (it != listeners_.end()) {
+        ctx->inherit_budgets(*(*it)->context());
+        replaced.emplace_back((*it)->context(), ctx);
         (*it)->set_context(std::move(ctx));
         next.push_back(std::move(*it));
       } else {
         next.push_back(std::make_unique<Listener>(*this, fds[i], std::move(ctx)));
       }
     }
+    for (auto& [raw, conn] : connections_) {
+      for (const auto& [before, after] : replaced) {
+        if (conn->rules_context() == before) {
+          conn->set_rules(after);
+          break;
+        }
+      }
+    }
     listeners_ = std::move(next);  // the ones left behind close their sockets
     config_ = config;
     ctx_.rate_limits.configure(config_, worker_count_, loop_.now(), ctx_.stats);
     ctx_.buffers = config->buffers;
+    ctx_.buffers = config->buffers;  // upstream connections opened from now on
+    ctx_.stats_retention = config->admin.endpoint_stats_retention;
     downstream_opts_.stream_window = config->buffers.stream_window_bytes;
     downstream_opts_.connection_window = config->buffers.connection_window_bytes;
   });

@@ -78,6 +78,42 @@ TEST_F(ReloadTest, ValidChangeAppliesWithoutDisturbingCallsInFlight) {
   EXPECT_NE(metrics.find("h2mesh_downstream_connections_total 1\n"), std::string::npos) << metrics;
 }
 
+// Clusters "one" and "two" (one backend each); every call routed to `route_to`.
+std::string two_clusters(const std::string& route_to, const std::string& one,
+                         const std::string& two) {
+  return "workers: 1\nadmin:\n  address: \"127.0.0.1:0\"\n"
+         "listeners:\n  - name: grpc\n    address: \"127.0.0.1:0\"\n    routes:\n"
+         "      - cluster: " + route_to + "\n"
+         "clusters:\n  - name: one\n    endpoints: [\"" + one + "\"]\n"
+         "  - name: two\n    endpoints: [\"" + two + "\"]\n";
+}
+
+// A client connection opened before a reload follows the new routes for the calls it starts
+// after it, while the call it had in flight finishes under the old ones.
+TEST_F(ReloadTest, ConnectionOpenedBeforeTheReloadGetsTheNewRoutes) {
+  start_backends(2);
+  start(two_clusters("one", backends_[0].address(), backends_[1].address()));
+  auto s = stub();
+  EXPECT_EQ(answer_of(*s), "greeter-1");
+  SlowCalls slow(*s, 1, 1500, 20000);
+  ASSERT_TRUE(eventually([&] { return backend_stats(backends_[0]).calls() >= 2; },
+                         std::chrono::seconds(5)));
+
+  rewrite(two_clusters("two", backends_[0].address(), backends_[1].address()));
+  proxy_.process->send_signal(SIGHUP);
+  ASSERT_TRUE(wait_reloads(1)) << proxy_.process->read_all(Subprocess::Stream::Stderr);
+  // The log line comes from the main thread; the worker applies the routes a moment later.
+  EXPECT_TRUE(eventually([&] { return answer_of(*s) == "greeter-2"; }, std::chrono::seconds(5)));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(answer_of(*s), "greeter-2");
+
+  ASSERT_TRUE(slow.wait(std::chrono::seconds(20)));
+  EXPECT_TRUE(slow.status(0).ok()) << slow.status(0).error_message();
+  EXPECT_EQ(backend_of(slow.reply(0).message()), "greeter-1") << "the call in flight kept its route";
+  auto [code, metrics] = http_get(proxy_.admin_port, "/metrics");
+  EXPECT_NE(metrics.find("h2mesh_downstream_connections_total 1\n"), std::string::npos)
+      << "all on the connection opened before the reload: " << metrics;
+}
+
 TEST_F(ReloadTest, InvalidChangeIsRefusedAndTheOldConfigKeepsServing) {
   start_backends(2);
   start(simple_config({backends_[0].address()}, "round_robin"));

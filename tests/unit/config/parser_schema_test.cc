@@ -41,7 +41,7 @@ admin:
   colour: blue
 )");
   ASSERT_TRUE(
-      has_one_error(result, 2, "admin: unknown key 'colour'", "known keys here: enabled, address"));
+      has_one_error(result, 2, "admin: unknown key 'colour'", "known keys here: enabled, address, endpoint_stats_retention"));
 }
 
 TEST(ConfigParser, UnknownKeyInListenerIsReported) {

@@ -199,6 +199,23 @@ admin:
   EXPECT_FALSE(result.config->admin.enabled);
 }
 
+TEST(ConfigParser, EndpointStatsRetentionDefaultsToTwoMinutesAndMayBeZero) {
+  auto defaults = parse_with_base("\n");
+  ASSERT_TRUE(defaults.ok()) << dump(defaults);
+  EXPECT_EQ(defaults.config->admin.endpoint_stats_retention, Millis(120000));
+  auto zero = parse_with_base(R"(
+admin:
+  endpoint_stats_retention: 0s
+)");
+  ASSERT_TRUE(zero.ok()) << dump(zero);
+  EXPECT_EQ(zero.config->admin.endpoint_stats_retention, Millis(0));
+  EXPECT_TRUE(has_one_error(parse_with_base(R"(
+admin:
+  endpoint_stats_retention: soon
+)"),
+                            2, "admin.endpoint_stats_retention"));
+}
+
 TEST(ConfigParser, SeveralListenersMayUsePortZero) {
   auto result = parse(R"(
 listeners:

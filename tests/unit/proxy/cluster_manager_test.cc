@@ -10,6 +10,7 @@
 
 #include "cluster/host_set.h"
 #include "config/config.h"
+#include "fakes/loop_script.h"
 #include "net/event_loop.h"
 #include "proxy/conn_pool.h"
 #include "proxy/worker_context.h"
@@ -94,6 +95,66 @@ INSTANTIATE_TEST_SUITE_P(Policies, PickTest,
                              default: return std::string("least_request");
                            }
                          });
+
+config::Cluster cluster_with(size_t hosts) {
+  config::Cluster c;
+  c.name = "greeter";
+  for (size_t i = 0; i < hosts; ++i)
+    c.endpoints.push_back(
+        config::Endpoint{config::SocketAddress{"10.0.0." + std::to_string(i + 1), 50051}, 1});
+  return c;
+}
+
+// Endpoint churn on a worker: the stats entry of an endpoint that left stays while a call on it
+// drains and for the retention after, then goes; its counts stay in the cluster's totals.
+TEST(ClusterManagerChurn, DepartedEndpointStatsGoAfterDrainAndRetention) {
+  net::EventLoop loop;
+  WorkerContext ctx{loop, 7, config::Buffers{}};
+  ctx.stats_retention = std::chrono::milliseconds(30);
+  ClusterManager manager{ctx};
+  manager.update(cluster::make_static_snapshot(cluster_with(3), 1));
+  ClusterStats& stats = ctx.stats.clusters["greeter"];
+  ASSERT_EQ(stats.endpoints.size(), 3u);
+  ConnPool* leaving = manager.find("greeter")->pools[2];
+  leaving->call_started();  // a call in flight on 10.0.0.3 across its removal
+  manager.update(cluster::make_static_snapshot(cluster_with(2), 2));
+  const TimePoint removed = Clock::now();
+
+  TimePoint ended{}, gone{};
+  h2mesh_test_fakes::LoopScript script(loop);
+  script
+      .wait("three retentions pass while the call still runs",
+            [&] { return Clock::now() - removed >= 3 * ctx.stats_retention; })
+      .step("the call ends",
+            [&] {
+              EXPECT_EQ(stats.endpoints.count("10.0.0.3:50051"), 1u) << "kept while draining";
+              ended = Clock::now();
+              leaving->call_ended();
+            },
+            [&] {
+              gone = Clock::now();
+              return stats.endpoints.count("10.0.0.3:50051") == 0;
+            });
+  ASSERT_EQ(script.run(), "");
+  EXPECT_GE(gone - ended, ctx.stats_retention) << "a scrape must still see the final counts";
+  EXPECT_EQ(stats.endpoints.size(), 2u) << "the endpoints that stay keep their entries";
+  EXPECT_EQ(endpoint_totals(stats).calls.calls_total, 1u);
+  EXPECT_EQ(stats.departed.calls.calls_total, 1u);
+}
+
+// A reload changes buffers: connections a pool opens from then on use the new windows.
+TEST(ClusterManagerReload, PoolsOpenNewConnectionsWithTheCurrentWindows) {
+  net::EventLoop loop;
+  WorkerContext ctx{loop, 7, config::Buffers{}};
+  ClusterManager manager{ctx};
+  manager.update(cluster::make_static_snapshot(cluster_with(1), 1));
+  ConnPool* pool = manager.find("greeter")->pools[0];
+  EXPECT_EQ(pool->session_options().stream_window, config::Buffers{}.stream_window_bytes);
+  ctx.buffers.stream_window_bytes = 256 << 10;
+  ctx.buffers.connection_window_bytes = 4 << 20;
+  EXPECT_EQ(pool->session_options().stream_window, 256u << 10);
+  EXPECT_EQ(pool->session_options().connection_window, 4u << 20);
+}
 
 }  // namespace
 }  // namespace h2mesh::proxy

@@ -552,5 +552,32 @@ TEST_F(ConnPoolTest, ZeroPendingCallsStillOpensAConnection) {
   ASSERT_EQ(script.run(std::chrono::seconds(2)), "");
 }
 
+// Reloads hand a connection new rules: a call keeps the rules it was routed under until it ends,
+// then the connection lets go of them, so a long-lived connection does not collect every config.
+TEST_F(ConnPoolTest, ReplacedRulesLiveUntilTheLastCallRoutedUnderThemEnds) {
+  backend_ = std::make_unique<FakeBackend>(loop_, 10);
+  start_proxy(backend_->port(), 1, 10);
+  auto second = std::make_shared<const ListenerContext>(listener_->config, 0);
+  std::weak_ptr<const ListenerContext> watch = second;
+  downstream_->set_rules(std::move(second));
+  std::map<std::string, int32_t> id;
+  Script script(loop_);
+  script
+      .step("call 1 starts under the second rules", [&] { send_calls({"1"}, id); },
+            [&] { return backend_->find_call("1") != nullptr; })
+      .step("a third config arrives while call 1 runs; then call 1 is cancelled",
+            [&] {
+              downstream_->set_rules(std::make_shared<const ListenerContext>(listener_->config, 0));
+              EXPECT_FALSE(watch.expired()) << "call 1 still follows the second rules";
+              client_->session.reset_stream(id["1"], kCancel);
+              client_->flush();
+            },
+            [&] { return watch.expired(); })
+      .step("call 2 follows the third rules", [&] { send_calls({"2"}, id); },
+            [&] { return backend_->find_call("2") != nullptr; });
+  ASSERT_EQ(script.run(kStepLimit), "");
+  EXPECT_NE(downstream_->rules_context(), listener_) << "new calls follow the newest rules";
+}
+
 }  // namespace
 }  // namespace h2mesh::proxy

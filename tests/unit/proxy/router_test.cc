@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -123,7 +124,7 @@ TEST(Router, MatchedRouteCarriesItsTimeoutAndRetryPolicy) {
   const config::Route* b = router.match("x", "/other.S/M");
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(b->retry.retry_on, std::vector<int>{14});
-  // The same call always gets the same route object (retry budgets are keyed by it).
+  // The same call always gets the same route object (its retry budget is found by its index).
   EXPECT_EQ(router.match("y", "/helloworld.Greeter/Other"), a);
 }
 
@@ -133,6 +134,49 @@ TEST(Router, RouterKeepsItsOwnCopyOfTheRoutes) {
   routes.clear();
   routes.shrink_to_fit();
   EXPECT_EQ(routed(router, "a", "/helloworld.Greeter/SayHello"), "greeter");
+}
+
+// A listener context with the given routes, as a worker makes one for each config.
+std::shared_ptr<ListenerContext> context_with(std::vector<config::Route> routes) {
+  auto cfg = std::make_shared<config::Config>();
+  cfg->listeners.emplace_back();
+  cfg->listeners[0].name = "grpc";
+  cfg->listeners[0].routes = std::move(routes);
+  return std::make_shared<ListenerContext>(cfg, 0);
+}
+
+// Spends the budget of `route`: retries with a zero ratio and 1 per second until refused.
+int spend(const ListenerContext& ctx, const config::Route* route, TimePoint now) {
+  int n = 0;
+  while (ctx.budget(route).try_retry(now, 0.0, 1) && n < 100) ++n;
+  return n;
+}
+
+TEST(ListenerContext, EachRouteHasItsOwnBudget) {
+  auto ctx = context_with({route("a", "", "/a/"), default_route("b")});
+  const config::Route* a = ctx->router.match("x", "/a/M");
+  const config::Route* b = ctx->router.match("x", "/b/M");
+  const TimePoint now{std::chrono::seconds(100)};
+  EXPECT_EQ(spend(*ctx, a, now), 10);  // 1 per second over the 10 s window
+  EXPECT_EQ(spend(*ctx, b, now), 10) << "route b's budget is not route a's";
+  EXPECT_EQ(&ctx->budget(a), &ctx->budget(ctx->router.match("y", "/a/Other")));
+}
+
+// Reloads replace the context: budgets do not pile up, a route that stays keeps its spent
+// window, and a route that changed starts afresh.
+TEST(ListenerContext, ReloadedContextInheritsTheBudgetsOfRoutesThatStay) {
+  const TimePoint now{std::chrono::seconds(100)};
+  auto before = context_with({route("a", "", "/a/"), route("b", "", "/b/"), default_route("c")});
+  spend(*before, before->router.match("", "/a/M"), now);
+  spend(*before, before->router.match("", "/b/M"), now);
+  // Route b now goes to another cluster; a new route comes first; a and the default stay.
+  auto after = context_with(
+      {route("n", "", "/n/"), route("a", "", "/a/"), route("b2", "", "/b/"), default_route("c")});
+  after->inherit_budgets(*before);
+  EXPECT_EQ(spend(*after, after->router.match("", "/a/M"), now), 0) << "a's budget is spent";
+  EXPECT_EQ(spend(*after, after->router.match("", "/b/M"), now), 10) << "b changed: fresh";
+  EXPECT_EQ(spend(*after, after->router.match("", "/n/M"), now), 10) << "new route: fresh";
+  EXPECT_EQ(spend(*after, after->router.match("", "/c/M"), now), 10);
 }
 
 }  // namespace

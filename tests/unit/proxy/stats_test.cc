@@ -1,0 +1,91 @@
+// retire_endpoints: the per-worker entry of an endpoint that left goes once nothing uses it and
+// the retention has passed, and the cluster's totals over its endpoints never go backwards.
+
+#include "proxy/stats.h"
+
+#include <gtest/gtest.h>
+
+namespace h2mesh::proxy {
+namespace {
+
+using std::chrono::milliseconds;
+
+// An endpoint that has served calls and left the snapshot, with nothing open any more.
+EndpointStats departed_endpoint(uint64_t calls) {
+  EndpointStats e;
+  e.calls.calls_total = calls;
+  e.calls.by_status[0] = calls - 1;
+  e.calls.by_status[14] = 1;
+  e.upstream_connections_total = 2;
+  e.connect_failures = 3;
+  e.upstream_resets = 4;
+  e.in_snapshot = false;
+  return e;
+}
+
+TEST(RetireEndpoints, DepartedEntryStaysForTheRetentionThenGoesIntoTheTotals) {
+  ClusterStats c;
+  c.endpoints["10.0.0.1:50051"] = departed_endpoint(10);
+  c.endpoints["10.0.0.2:50051"].users = 1;  // in the snapshot: its pool uses it
+  const EndpointStats before = endpoint_totals(c);
+  const TimePoint t0{};
+
+  EXPECT_TRUE(retire_endpoints(c, t0, milliseconds(100)));
+  EXPECT_TRUE(retire_endpoints(c, t0 + milliseconds(99), milliseconds(100)));
+  EXPECT_EQ(c.endpoints.count("10.0.0.1:50051"), 1u) << "a scrape must still see it";
+
+  EXPECT_FALSE(retire_endpoints(c, t0 + milliseconds(100), milliseconds(100)));
+  EXPECT_EQ(c.endpoints.count("10.0.0.1:50051"), 0u);
+  EXPECT_EQ(c.endpoints.count("10.0.0.2:50051"), 1u) << "an endpoint in the snapshot stays";
+  const EndpointStats after = endpoint_totals(c);
+  EXPECT_EQ(after.calls.calls_total, before.calls.calls_total);
+  EXPECT_EQ(after.calls.by_status, before.calls.by_status);
+  EXPECT_EQ(after.upstream_connections_total, 2u);
+  EXPECT_EQ(after.connect_failures, 3u);
+  EXPECT_EQ(after.upstream_resets, 4u);
+}
+
+TEST(RetireEndpoints, EntryInUseByACallOrADrainingPoolIsKept) {
+  ClusterStats c;
+  EndpointStats& e = c.endpoints["10.0.0.1:50051"] = departed_endpoint(5);
+  e.users = 1;  // a call still counts its final status into it
+  const TimePoint t0{};
+  EXPECT_TRUE(retire_endpoints(c, t0, milliseconds(0)));
+  EXPECT_TRUE(retire_endpoints(c, t0 + std::chrono::hours(1), milliseconds(0)));
+  EXPECT_EQ(c.endpoints.size(), 1u);
+  // The retention counts from the moment it is first found unused, not from its departure.
+  e.users = 0;
+  const TimePoint t1 = t0 + std::chrono::hours(2);
+  EXPECT_TRUE(retire_endpoints(c, t1, milliseconds(50)));
+  EXPECT_TRUE(retire_endpoints(c, t1 + milliseconds(49), milliseconds(50)));
+  EXPECT_FALSE(retire_endpoints(c, t1 + milliseconds(50), milliseconds(50)));
+  EXPECT_TRUE(c.endpoints.empty());
+}
+
+TEST(RetireEndpoints, EndpointThatComesBackBeforeItsEntryGoesKeepsIt) {
+  ClusterStats c;
+  EndpointStats& e = c.endpoints["10.0.0.1:50051"] = departed_endpoint(5);
+  const TimePoint t0{};
+  EXPECT_TRUE(retire_endpoints(c, t0, milliseconds(100)));
+  e.in_snapshot = true;  // a new pool took it again
+  e.users = 1;
+  EXPECT_FALSE(retire_endpoints(c, t0 + milliseconds(200), milliseconds(100)));
+  ASSERT_EQ(c.endpoints.size(), 1u);
+  EXPECT_EQ(c.endpoints.begin()->second.calls.calls_total, 5u) << "its counters continue";
+  EXPECT_FALSE(e.unused_since.has_value());
+}
+
+TEST(RetireEndpoints, WorkersTotalsAddUpWithTheirDepartedCounts) {
+  WorkerStats a, b;
+  a.clusters["greeter"].endpoints["10.0.0.1:50051"] = departed_endpoint(7);
+  b.clusters["greeter"].endpoints["10.0.0.1:50051"] = departed_endpoint(3);
+  retire_endpoints(a.clusters["greeter"], TimePoint{}, milliseconds(0));  // gone on one worker only
+  WorkerStats sum;
+  sum.add(a);
+  sum.add(b);
+  EXPECT_EQ(endpoint_totals(sum.clusters["greeter"]).calls.calls_total, 10u);
+  EXPECT_EQ(sum.clusters["greeter"].endpoints.size(), 1u);
+}
+
+}  // namespace
+}  // namespace h2mesh::proxy
