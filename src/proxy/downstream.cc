@@ -108,8 +108,7 @@ void DownstreamStream::start_attempt() {
   // Fields of a failed attempt's unfinished response header block are not this attempt's.
   if (!resp_has_trailers_) resp_headers_.clear();
   Error why;
-  ConnPool* pool = ctx_.clusters->pick(*cluster_, &why,
-                                       last_endpoint_.empty() ? nullptr : &last_endpoint_);
+  ConnPool* pool = ctx_.clusters->pick(*cluster_, &why, tried_.empty() ? nullptr : &tried_);
   if (!pool) {
     send_local_reply(grpc::status_for_error(why.code), "h2mesh: " + why.message);
     return;
@@ -146,7 +145,7 @@ bool DownstreamStream::maybe_retry(const Error& why, int grpc_status) {
     return false;
   }
   if (cluster_stats_) (cluster_stats_->*reason)++;
-  last_endpoint_ = upstream_ ? upstream_->pool().host().key : std::string();
+  if (upstream_) tried_.add(upstream_->pool().host().key);
   LOG_DEBUG("stream %d: attempt %u failed (%s); retrying in %lldus", id_, attempts_,
             grpc_status >= 0 ? grpc::status_name(grpc_status) : why.message.c_str(),
             static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(backoff).count()));

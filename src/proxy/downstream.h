@@ -16,6 +16,7 @@
 #include "proxy/headers.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
+#include "proxy/tried_endpoints.h"
 #include "proxy/worker_context.h"
 
 namespace h2mesh::proxy {
@@ -104,7 +105,7 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   const config::Route* route_ = nullptr;
   ClusterManager::ClusterState* cluster_ = nullptr;  // the route's cluster on this worker
   uint32_t attempts_ = 0;
-  std::string last_endpoint_;  // of the failed attempt, avoided by the retry
+  TriedEndpoints tried_;  // of the failed attempts, avoided by a retry
   net::Timer retry_timer_;
   std::optional<TimePoint> deadline_;
   net::Timer deadline_timer_;
