@@ -99,6 +99,9 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   p.sample("h2mesh_downstream_protocol_errors_total", "", s.downstream_protocol_errors);
   p.family("h2mesh_calls_no_route_total", "counter", "Calls answered UNIMPLEMENTED: no route.");
   p.sample("h2mesh_calls_no_route_total", "", s.calls_no_route);
+  p.family("h2mesh_calls_malformed_timeout_total", "counter",
+           "Calls answered INTERNAL (HTTP 400): malformed grpc-timeout.");
+  p.sample("h2mesh_calls_malformed_timeout_total", "", s.calls_malformed_timeout);
 
   p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");
   for (const auto& [name, c] : s.clusters)

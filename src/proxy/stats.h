@@ -80,6 +80,7 @@ struct WorkerStats {
   uint64_t downstream_idle_closed = 0;      // connections closed by idle_timeout
   uint64_t downstream_header_timeouts = 0;  // prefaces or request headers too slow
   uint64_t calls_no_route = 0;
+  uint64_t calls_malformed_timeout = 0;  // answered INTERNAL: grpc-timeout not valid
   std::map<std::string, ClusterStats> clusters;
 
   void add(const WorkerStats& o) {
@@ -90,6 +91,7 @@ struct WorkerStats {
     downstream_idle_closed += o.downstream_idle_closed;
     downstream_header_timeouts += o.downstream_header_timeouts;
     calls_no_route += o.calls_no_route;
+    calls_malformed_timeout += o.calls_malformed_timeout;
     for (const auto& [k, v] : o.clusters) clusters[k].add(v);
   }
 };
