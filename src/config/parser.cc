@@ -557,6 +557,10 @@ ParseResult parse_config(std::string_view yaml_text, std::string_view source_nam
   return result;
 }
 
+std::string likely_meant(std::string_view word, const std::vector<std::string_view>& candidates) {
+  return closest_match(word, candidates);
+}
+
 ParseResult load_config_file(const std::string& path) {
   auto failure = [&path](std::string message, std::string hint = {}) {
     ParseResult result;
