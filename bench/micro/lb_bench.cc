@@ -1,8 +1,8 @@
 // Load-balancing picks: every lb::Policy's pick() over 4, 64 and 1024 endpoints, the algorithm
-// cores alone (P2C, EDF), the cost of building a policy when a snapshot arrives, and the data
-// path's ClusterManager::pick (policy, per-endpoint circuit breaker, pool availability) with and
-// without retry avoidance, idle, busy and full. Setup (snapshots, policies, pools, in-flight
-// counts) happens before the timed loop; one iteration is one pick.
+// cores alone (P2C, weighted P2C, EDF), the cost of building a policy when a snapshot arrives,
+// and the data path's ClusterManager::pick (policy, per-endpoint circuit breaker, pool
+// availability) with and without retry avoidance, idle, busy and full. Setup (snapshots,
+// policies, pools, in-flight counts) happens before the timed loop; one iteration is one pick.
 
 #include <benchmark/benchmark.h>
 
@@ -17,6 +17,7 @@
 #include "lb/policy.h"
 #include "net/event_loop.h"
 #include "proxy/cluster_manager.h"
+#include "proxy/tried_endpoints.h"
 #include "proxy/worker_context.h"
 
 namespace h2mesh::lb {
@@ -117,6 +118,7 @@ constexpr Scenario kRandom{LbPolicy::Random, false, Health::AllUp};
 constexpr Scenario kRandomWeighted{LbPolicy::Random, true, Health::AllUp};
 constexpr Scenario kRandomQuarterDown{LbPolicy::Random, false, Health::QuarterDown};
 constexpr Scenario kLeastRequest{LbPolicy::LeastRequest, false, Health::AllUp};
+constexpr Scenario kLeastRequestWeighted{LbPolicy::LeastRequest, true, Health::AllUp};
 constexpr Scenario kLeastRequestQuarterDown{LbPolicy::LeastRequest, false, Health::QuarterDown};
 
 void host_counts(benchmark::internal::Benchmark* b) {
@@ -132,6 +134,8 @@ BENCHMARK_CAPTURE(BM_PolicyPick, random, kRandom)->Apply(host_counts);
 BENCHMARK_CAPTURE(BM_PolicyPick, random_weighted, kRandomWeighted)->Apply(host_counts);
 BENCHMARK_CAPTURE(BM_PolicyPick, random_quarter_down, kRandomQuarterDown)->Apply(host_counts);
 BENCHMARK_CAPTURE(BM_PolicyPick, least_request, kLeastRequest)->Apply(host_counts);
+BENCHMARK_CAPTURE(BM_PolicyPick, least_request_weighted, kLeastRequestWeighted)
+    ->Apply(host_counts);
 BENCHMARK_CAPTURE(BM_PolicyPick, least_request_quarter_down, kLeastRequestQuarterDown)
     ->Apply(host_counts);
 BENCHMARK(BM_PolicyPickWithoutLoad)->Apply(host_counts);
@@ -151,6 +155,27 @@ void BM_P2cPick(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_P2cPick)->Apply(host_counts);
+
+void BM_WeightedP2cPick(benchmark::State& state) {
+  const auto hosts = static_cast<size_t>(state.range(0));
+  std::vector<size_t> candidates(hosts);
+  std::vector<uint32_t> weights(hosts);
+  std::vector<uint64_t> cumulative(hosts);
+  uint64_t total = 0;
+  for (size_t i = 0; i < hosts; ++i) {
+    candidates[i] = i;
+    weights[i] = static_cast<uint32_t>(1 + i % 3);
+    cumulative[i] = total += weights[i];
+  }
+  const std::vector<uint32_t> active = make_load(hosts);
+  Random random(kSeed);
+  for (auto _ : state) {
+    size_t host = weighted_p2c_pick(candidates, cumulative, weights, active, random);
+    benchmark::DoNotOptimize(host);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_WeightedP2cPick)->Apply(host_counts);
 
 void BM_EdfNext(benchmark::State& state) {
   const auto hosts = static_cast<size_t>(state.range(0));
@@ -241,7 +266,9 @@ void BM_ClusterManagerPick(benchmark::State& state, DataPathCase c) {
   const auto hosts = static_cast<size_t>(state.range(0));
   WorkerFixture worker(c.scenario, hosts, c.load);
   proxy::ClusterManager::ClusterState* cluster = worker.cluster();
-  const std::string* avoid = c.avoid_one ? &worker.first_key() : nullptr;
+  proxy::TriedEndpoints tried;
+  tried.add(worker.first_key());
+  const proxy::TriedEndpoints* avoid = c.avoid_one ? &tried : nullptr;
   const bool expect_pool = c.load != Load::AllFull;
   Error why;
   if (!cluster || (worker.manager().pick(*cluster, &why, avoid) != nullptr) != expect_pool) {

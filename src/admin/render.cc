@@ -114,6 +114,9 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
       p.sample("h2mesh_route_rate_limited_total",
                label("listener", key.listener) + "," + label("route", std::to_string(key.route)),
                limited);
+  p.family("h2mesh_calls_malformed_timeout_total", "counter",
+           "Calls answered INTERNAL (HTTP 400): malformed grpc-timeout.");
+  p.sample("h2mesh_calls_malformed_timeout_total", "", s.calls_malformed_timeout);
 
   p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");
   for (const auto& [name, c] : s.clusters)

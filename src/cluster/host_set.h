@@ -35,8 +35,12 @@ using ClusterSnapshotPtr = std::shared_ptr<const ClusterSnapshot>;
 struct DiscoveredEndpoint {
   config::SocketAddress address;
   uint32_t weight = 1;
-  bool ready = true;         // Kubernetes condition `ready`: only ready endpoints get new calls
-  bool terminating = false;  // Kubernetes condition `terminating`: no new calls, in-flight finish
+  // Only ready endpoints get new calls. Kubernetes: condition `ready` (never while terminating),
+  // or, when no endpoint of the cluster is ready, `serving` and `terminating` (kube-proxy's
+  // fallback: pods shutting down still answer better than no pod at all).
+  bool ready = true;
+  bool serving = true;       // Kubernetes condition `serving`: answers, terminating or not
+  bool terminating = false;  // Kubernetes condition `terminating`: being shut down
   std::string zone;          // kept for zone-aware balancing
   std::string name;          // e.g. the pod name, for logs
   bool operator==(const DiscoveredEndpoint&) const = default;

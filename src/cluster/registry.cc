@@ -52,7 +52,7 @@ void ClusterRegistry::set_endpoints(const std::string& cluster_name,
   std::vector<std::unique_ptr<HostState>> next;
   size_t added = 0, updated = 0;
   for (const auto& ep : endpoints) {
-    if (!ep.ready || ep.terminating) continue;
+    if (!ep.ready) continue;  // discovery decided: terminating ones only as a fallback
     std::string key = ep.address.to_string();
     bool seen = false;
     for (const auto& n : next) seen = seen || n->host.key == key;

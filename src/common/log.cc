@@ -44,4 +44,15 @@ void write(Level lvl, const char* fmt, ...) {
   (void)ignored;
 }
 
+bool Limiter::allow(TimePoint now, uint64_t* held_back) {
+  if (now < next_) {
+    ++held_back_;
+    return false;
+  }
+  *held_back = held_back_;
+  held_back_ = 0;
+  next_ = now + interval_;
+  return true;
+}
+
 }  // namespace h2mesh::log

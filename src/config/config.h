@@ -36,6 +36,7 @@ struct RouteMatch {
 // Attempts the backend provably never processed (connect failure, REFUSED_STREAM, streams above
 // a GOAWAY's last stream id) are always retryable; `retry_on` adds grpc-status codes.
 struct RetryPolicy {
+  static constexpr uint32_t kMaxAttemptsLimit = 10;  // the largest max_attempts accepted
   uint32_t max_attempts = 3;  // first attempt included; 1 disables retries
   std::vector<int> retry_on;  // grpc-status codes (e.g. 14 UNAVAILABLE) also retried
   Millis backoff_base{25};    // exponential backoff with full jitter between attempts

@@ -507,6 +507,40 @@ bool parse_socket_address(std::string_view text, SocketAddress* out, std::string
   return true;
 }
 
+namespace {
+
+// A quote never closed: yaml-cpp reports it where the document ends ("end of map not found"),
+// or not at all (a single-quoted scalar may silently run to the end), so it is pointed at here.
+// Returns false when there is none.
+bool report_unterminated_quote(const std::vector<QuotedScalar>& quoted, Diagnostics* diag) {
+  if (quoted.empty() || quoted.back().closed) return false;
+  const QuotedScalar& q = quoted.back();
+  diag->add_at(q.line + 1, q.column + 1, "invalid YAML: unterminated quoted string",
+               std::string("the string opened by this ") + q.quote +
+                   " is never closed: add the closing " + q.quote);
+  return true;
+}
+
+// A syntax error after a quoted string that ran over lines that read as keys or list items: its
+// closing quote was most likely forgotten (and the next string's opening quote closed it), so
+// the error is reported at that quote, with yaml-cpp's own finding in the hint.
+void report_yaml_syntax_error(const std::vector<QuotedScalar>& quoted, const YAML::Exception& e,
+                              Diagnostics* diag) {
+  const std::string found = "invalid YAML: " + e.msg;
+  for (const QuotedScalar& q : quoted) {
+    if (e.mark.is_null() || q.line > e.mark.line) break;
+    if (!q.over_structure) continue;
+    diag->add_at(q.line + 1, q.column + 1, "invalid YAML: unterminated quoted string",
+                 std::string("the string opened by this ") + q.quote + " runs on to line " +
+                     std::to_string(q.end_line + 1) + ", over keys: add its closing " + q.quote +
+                     " (yaml-cpp: " + e.msg + " at line " + std::to_string(e.mark.line + 1) + ")");
+    return;
+  }
+  diag->add(e.mark, found, "check the indentation and quoting here");
+}
+
+}  // namespace
+
 ParseResult parse_config(std::string_view yaml_text, std::string_view source_name) {
   // yaml-cpp skips a UTF-8 byte order mark without counting it in its positions: dropping it here
   // keeps those positions usable as offsets into the text.
@@ -514,13 +548,15 @@ ParseResult parse_config(std::string_view yaml_text, std::string_view source_nam
   Diagnostics diag{std::string(source_name), yaml_text};
   Config config;
   config.source = std::string(source_name);
+  const std::vector<QuotedScalar> quoted = find_quoted_scalars(yaml_text);
   try {
-    read_document(YAML::LoadAll(std::string(yaml_text)), &config, &diag);
+    if (!report_unterminated_quote(quoted, &diag))
+      read_document(YAML::LoadAll(std::string(yaml_text)), &config, &diag);
   } catch (const YAML::DeepRecursion& e) {
     // yaml-cpp gives this one a misleading message ("bad file").
     diag.add(e.mark, "invalid YAML: the document is nested too deeply");
   } catch (const YAML::Exception& e) {
-    diag.add(e.mark, "invalid YAML: " + e.msg, "check the indentation and quoting here");
+    report_yaml_syntax_error(quoted, e, &diag);
   } catch (const std::exception& e) {
     diag.add_at(0, 0, std::string("cannot read the configuration: ") + e.what());
   } catch (...) {
@@ -530,6 +566,10 @@ ParseResult parse_config(std::string_view yaml_text, std::string_view source_nam
   result.errors = diag.take_sorted();
   if (result.errors.empty()) result.config = std::move(config);
   return result;
+}
+
+std::string likely_meant(std::string_view word, const std::vector<std::string_view>& candidates) {
+  return closest_match(word, candidates);
 }
 
 ParseResult load_config_file(const std::string& path) {

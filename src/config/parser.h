@@ -32,4 +32,8 @@ ParseResult load_config_file(const std::string& path);
 // "1.2.3.4:80", "[::1]:80". Returns false and sets *error on failure.
 bool parse_socket_address(std::string_view text, SocketAddress* out, std::string* error);
 
+// The candidate a mistyped `word` most likely meant, by the rule the config's "did you mean"
+// hints follow; empty when none is close. For the command line's hints too.
+std::string likely_meant(std::string_view word, const std::vector<std::string_view>& candidates);
+
 }  // namespace h2mesh::config

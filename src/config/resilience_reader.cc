@@ -145,7 +145,7 @@ void read_backoff(const Located& value, Millis min, Millis* base, Millis* max,
 void read_retry_policy(const Located& value, RetryPolicy* retry, Diagnostics* diag) {
   MapReader map(value, {"max_attempts", "retry_on", "backoff", "budget", "replay_buffer_bytes"},
                 diag);
-  set_uint(map, "max_attempts", 1, 10, &retry->max_attempts, diag);
+  set_uint(map, "max_attempts", 1, RetryPolicy::kMaxAttemptsLimit, &retry->max_attempts, diag);
   if (auto retry_on = map.get("retry_on")) {
     if (auto codes = read_status_codes(*retry_on, diag)) retry->retry_on = std::move(*codes);
   }

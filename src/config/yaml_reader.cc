@@ -1,6 +1,7 @@
 #include "config/yaml_reader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <limits>
 #include <system_error>
@@ -499,6 +500,146 @@ std::string join(const std::vector<std::string_view>& items) {
   for (std::string_view item : items) {
     if (!out.empty()) out += ", ";
     out += item;
+  }
+  return out;
+}
+
+namespace {
+
+// "  key: ...", "  key:" or "  - ...": a line that reads as YAML structure.
+bool looks_like_structure(std::string_view line) {
+  size_t i = line.find_first_not_of(' ');
+  if (i == std::string_view::npos) return false;
+  line.remove_prefix(i);
+  if (line.starts_with("- ") || line == "-") return true;
+  size_t k = 0;
+  while (k < line.size() && (std::isalnum(static_cast<unsigned char>(line[k])) || line[k] == '_' ||
+                             line[k] == '-' || line[k] == '.'))
+    ++k;
+  return k > 0 && k < line.size() && line[k] == ':' &&
+         (k + 1 == line.size() || line[k + 1] == ' ' || line[k + 1] == '\r');
+}
+
+}  // namespace
+
+std::vector<QuotedScalar> find_quoted_scalars(std::string_view text) {
+  std::vector<QuotedScalar> out;
+  const size_t n = text.size();
+  auto blank_at = [&](size_t k) {
+    return k >= n || text[k] == ' ' || text[k] == '\t' || text[k] == '\n' || text[k] == '\r';
+  };
+  auto skip_to_eol = [&](size_t k) {
+    while (k < n && text[k] != '\n') ++k;
+    return k;
+  };
+  size_t i = 0, line_start = 0;
+  int line = 0, line_indent = 0, flow = 0;
+  int block_indent = -1;  // inside a block scalar whose parent line has this indentation
+  bool new_line = true, value_start = true;
+  while (i < n) {
+    if (new_line) {
+      new_line = false;
+      size_t k = i;
+      while (k < n && text[k] == ' ') ++k;
+      const int indent = static_cast<int>(k - i);
+      const bool empty = k >= n || text[k] == '\n' || text[k] == '\r';
+      if (block_indent >= 0 && (empty || indent > block_indent)) {
+        i = skip_to_eol(k);  // a line of the block scalar: its quotes are text
+        continue;
+      }
+      block_indent = -1;
+      line_indent = indent;
+      if (flow == 0) value_start = true;
+      i = k;
+      continue;
+    }
+    const char c = text[i];
+    if (c == '\n') {
+      line_start = ++i;
+      ++line;
+      new_line = true;
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\r') {
+      ++i;
+      continue;
+    }
+    if (c == '#' && (i == line_start || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+      i = skip_to_eol(i);
+      continue;
+    }
+    if (value_start) {
+      if (c == '"' || c == '\'') {
+        QuotedScalar q{line, static_cast<int>(i - line_start), line, c, false};
+        size_t k = i + 1;
+        while (k < n) {
+          if (text[k] == '\n') {
+            ++line;
+            line_start = k + 1;
+            const size_t eol = text.find('\n', line_start);
+            if (looks_like_structure(text.substr(line_start, eol == std::string_view::npos
+                                                                 ? std::string_view::npos
+                                                                 : eol - line_start)))
+              q.over_structure = true;
+          } else if (c == '"' && text[k] == '\\') {
+            ++k;  // the escaped character (a line break too) is text
+            if (k < n && text[k] == '\n') {
+              ++line;
+              line_start = k + 1;
+            }
+          } else if (text[k] == c) {
+            if (c == '\'' && k + 1 < n && text[k + 1] == '\'') {
+              ++k;  // '' is a quote inside a single-quoted scalar
+            } else {
+              q.closed = true;
+              break;
+            }
+          }
+          ++k;
+        }
+        q.end_line = line;
+        out.push_back(q);
+        if (!q.closed) return out;
+        i = k + 1;
+        value_start = false;
+        continue;
+      }
+      if ((c == '|' || c == '>') && flow == 0) {
+        block_indent = line_indent;
+        i = skip_to_eol(i);
+        continue;
+      }
+      if ((c == '-' || c == '?') && blank_at(i + 1)) {  // sequence entry, complex key
+        ++i;
+        continue;
+      }
+      if (c == '&' || c == '!') {  // anchor or tag: the scalar comes after it
+        while (!blank_at(i)) ++i;
+        continue;
+      }
+      if (c == '[' || c == '{') {
+        ++flow;
+        ++i;
+        continue;
+      }
+      if (flow > 0 && c == ',') {
+        ++i;
+        continue;
+      }
+      value_start = false;  // a plain scalar (or an alias) starts here
+    }
+    if (c == ':' && (blank_at(i + 1) || (flow > 0 && std::string_view(",]}").find(text[i + 1]) !=
+                                                         std::string_view::npos))) {
+      value_start = true;
+    } else if (flow > 0 && c == ',') {
+      value_start = true;
+    } else if (c == '[' || c == '{') {
+      ++flow;
+      value_start = true;
+    } else if ((c == ']' || c == '}') && flow > 0) {
+      --flow;
+    }
+    ++i;
   }
   return out;
 }

@@ -136,6 +136,23 @@ std::string format_millis(Millis value);
 // Shortest text that reads back as `value`: "0.2", "10".
 std::string format_decimal(double value);
 
+// A quoted scalar ('...' or "...") of a YAML text, as a light scan finds it, with 0-based
+// positions. yaml-cpp reports a quote that is never closed at the end of the document ("end of
+// map not found"), far from the mistake; this scan points at the quote itself.
+struct QuotedScalar {
+  int line = 0;    // where the opening quote is
+  int column = 0;
+  int end_line = 0;  // where the closing quote is (the last line, if none)
+  char quote = '"';
+  bool closed = true;
+  // A line it runs over looks like YAML structure ("key: ...", "- ..."): likely a missing quote.
+  bool over_structure = false;
+};
+// Every quoted scalar of `text` in order, up to and including the first one never closed. Only
+// quotes where a scalar can start count (a quote inside a plain scalar or a comment does not);
+// block scalars (| and >) are skipped.
+std::vector<QuotedScalar> find_quoted_scalars(std::string_view text);
+
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions), ASCII
 // case-insensitive.
 size_t edit_distance(std::string_view a, std::string_view b);

@@ -111,9 +111,10 @@ bool is_ip_of_type(const std::string& address, bool v6) {
   return inet_pton(v6 ? AF_INET6 : AF_INET, address.c_str(), buf) == 1;
 }
 
-// Higher is more usable: ready beats not ready, and not terminating beats terminating.
+// Higher is more usable: ready beats serving, serving beats not, not terminating beats
+// terminating.
 int usability(const cluster::DiscoveredEndpoint& e) {
-  return (e.ready ? 2 : 0) + (e.terminating ? 0 : 1);
+  return (e.ready ? 4 : 0) + (e.serving ? 2 : 0) + (e.terminating ? 0 : 1);
 }
 
 }  // namespace
@@ -228,7 +229,8 @@ std::vector<cluster::DiscoveredEndpoint> slice_endpoints(const EndpointSlice& sl
     }
     cluster::DiscoveredEndpoint d;
     d.address = config::SocketAddress{e.address, *port};
-    d.ready = e.ready;
+    d.ready = e.ready && !e.terminating;  // a terminating endpoint gets calls only as a fallback
+    d.serving = e.serving;
     d.terminating = e.terminating;
     d.zone = e.zone;
     d.name = e.name;
@@ -277,7 +279,15 @@ std::vector<cluster::DiscoveredEndpoint> SliceCache::endpoints() const {
   }
   std::vector<cluster::DiscoveredEndpoint> out;
   out.reserve(by_address.size());
-  for (auto& [address, e] : by_address) out.push_back(std::move(e));
+  bool any_ready = false;
+  for (auto& [address, e] : by_address) {
+    any_ready = any_ready || e.ready;
+    out.push_back(std::move(e));
+  }
+  // As kube-proxy does: with no ready endpoint, the terminating ones that still serve get the
+  // calls (during a rollout or a scale-down they answer; otherwise every call would fail).
+  if (!any_ready)
+    for (auto& e : out) e.ready = e.serving && e.terminating;
   return out;
 }
 

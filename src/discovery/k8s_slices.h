@@ -89,7 +89,8 @@ class SliceCache {
   // Applies ADDED, MODIFIED (the full new state of a slice) and DELETED; ignores the rest.
   void apply(const WatchEvent& event);
   // The union over all slices, one entry per address (when two slices list an address, the most
-  // usable entry wins), sorted by address: comparable between calls.
+  // usable entry wins), sorted by address: comparable between calls. When none is ready, those
+  // serving and terminating are marked ready (kube-proxy's fallback).
   std::vector<cluster::DiscoveredEndpoint> endpoints() const;
   // Why slices or endpoints were skipped since the last call (for the log).
   std::vector<std::string> take_problems();

@@ -410,10 +410,16 @@ class KubernetesResolver final : public Resolver, private TlsClient::Visitor {
     auto endpoints = cache_.endpoints();
     if (!always && endpoints == published_) return;
     published_ = endpoints;
-    size_t ready = 0;
-    for (const auto& e : endpoints) ready += e.ready && !e.terminating;
+    size_t ready = 0, fallback = 0;
+    for (const auto& e : endpoints) {
+      ready += e.ready;
+      fallback += e.ready && e.terminating;
+    }
     LOG_DEBUG("kubernetes: cluster %s: %zu endpoint(s), %zu ready", cluster_.c_str(),
               endpoints.size(), ready);
+    if (fallback > 0)
+      LOG_INFO("kubernetes: cluster %s: no endpoint is ready; %zu terminating endpoint(s) that "
+               "still serve get the calls", cluster_.c_str(), fallback);
     on_update_(std::move(endpoints));
   }
 

@@ -36,14 +36,12 @@ StatusCode status_for_error(ErrorCode code) {
   return StatusCode::Unknown;
 }
 
-std::optional<Duration> parse_timeout(std::string_view v) {
-  if (v.size() < 2 || v.size() > 9) return std::nullopt;
-  uint64_t n = 0;
-  auto digits = v.substr(0, v.size() - 1);
-  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-  if (ec != std::errc() || ptr != digits.data() + digits.size()) return std::nullopt;
-  // Capped at 100 years: "no practical deadline", and now() + timeout cannot overflow.
-  constexpr int64_t kMaxNs = int64_t{100} * 365 * 24 * 3600 * 1000000000;
+std::optional<Duration> parse_timeout(std::string_view v, const char** why) {
+  auto malformed = [why](const char* reason) -> std::optional<Duration> {
+    if (why) *why = reason;
+    return std::nullopt;
+  };
+  if (v.empty()) return malformed("is empty");
   int64_t unit_ns;
   switch (v.back()) {
     case 'H': unit_ns = int64_t{3600} * 1000000000; break;
@@ -52,8 +50,19 @@ std::optional<Duration> parse_timeout(std::string_view v) {
     case 'm': unit_ns = 1000000; break;
     case 'u': unit_ns = 1000; break;
     case 'n': unit_ns = 1; break;
-    default: return std::nullopt;
+    default: return malformed("does not end with a unit (H, M, S, m, u or n)");
   }
+  const std::string_view digits = v.substr(0, v.size() - 1);
+  if (digits.empty()) return malformed("has no digits before its unit");
+  // The spec's TimeoutValue is at most 8 digits: 9 digits could overflow a 32-bit peer.
+  if (digits.size() > 8) return malformed("has more than 8 digits");
+  uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return malformed("has a character other than a digit before its unit");
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  // Capped at 100 years: "no practical deadline", and now() + timeout cannot overflow.
+  constexpr int64_t kMaxNs = int64_t{100} * 365 * 24 * 3600 * 1000000000;
   if (n > static_cast<uint64_t>(kMaxNs / unit_ns)) return Duration(kMaxNs);
   return Duration(static_cast<int64_t>(n) * unit_ns);
 }

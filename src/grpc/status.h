@@ -36,8 +36,10 @@ const char* status_name(int code);
 // The one table that turns a proxy error into the status the client sees.
 StatusCode status_for_error(ErrorCode code);
 
-// grpc-timeout: 1..8 ASCII digits and a unit H M S m u n. nullopt when malformed.
-std::optional<Duration> parse_timeout(std::string_view value);
+// grpc-timeout: 1..8 ASCII digits and a unit H M S m u n. nullopt when malformed; then `why`,
+// when given, points to a static description of what is wrong ("has more than 8 digits", ...),
+// for the answer to the client and the log.
+std::optional<Duration> parse_timeout(std::string_view value, const char** why = nullptr);
 // Shortest exact-or-rounded-up encoding that fits 8 digits.
 std::string format_timeout(Duration d);
 

@@ -85,9 +85,15 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   return 0;
 }
 
-int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* ud) {
   session_of(ud).on_sent(frame->hd.type, frame->hd.stream_id);
   if (frame->hd.type == NGHTTP2_GOAWAY) visitor_of(ud).on_goaway_sent(frame->goaway.error_code);
+  const int32_t id = frame->hd.stream_id;
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && session_of(ud).role() == Role::Server &&
+      nghttp2_session_get_stream_remote_close(session, id) == 0 &&
+      visitor_of(ud).stop_request_after_response(id, stream_user(ud, id)))
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
   return 0;
 }
 

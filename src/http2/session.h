@@ -80,6 +80,14 @@ class SessionVisitor {
   virtual void on_remote_settings() = 0;
   // A GOAWAY left (ours: a drain with NO_ERROR, or nghttp2's answer to a protocol violation).
   virtual void on_goaway_sent(uint32_t error_code) { (void)error_code; }
+  // Server role: the last frame of a response left while the peer is still sending its request.
+  // True resets the stream with NO_ERROR so that the peer stops sending (RFC 9113 section 8.1);
+  // it cannot be submitted earlier, as a reset queued first would drop the response.
+  virtual bool stop_request_after_response(int32_t stream_id, void* user) {
+    (void)stream_id;
+    (void)user;
+    return false;
+  }
   // Body provider of streams submitted with a body.
   virtual BodyChunk read_body(int32_t stream_id, void* user, size_t max_length) = 0;
   // Append exactly `length` body bytes, as promised by read_body, to `out` and drop them.

@@ -92,16 +92,39 @@ class RandomPick final : public Policy {
 class LeastRequest final : public Policy {
  public:
   LeastRequest(const cluster::ClusterSnapshot& snap, Random& random)
-      : hosts_(eligible_hosts(snap)), random_(random) {}
+      : hosts_(eligible_hosts(snap)), random_(random) {
+    // With equal weights the plain P2C draws uniformly and compares raw counts, which is the
+    // same choice at a lower cost.
+    if (hosts_.empty() || all_weights_equal(snap, hosts_)) return;
+    weights_.resize(snap.hosts.size());
+    for (size_t i = 0; i < snap.hosts.size(); ++i) weights_[i] = snap.hosts[i].weight;
+    uint64_t total = 0;
+    for (size_t i : hosts_) {
+      total += weights_[i];
+      cumulative_.push_back(total);
+    }
+  }
 
   std::optional<size_t> pick(const PickContext& ctx) override {
     if (hosts_.empty()) return std::nullopt;
-    if (ctx.active_requests.empty()) return hosts_[random_.uniform(static_cast<uint32_t>(hosts_.size()))];
-    return p2c_pick(hosts_, ctx.active_requests, random_);
+    if (cumulative_.empty()) {
+      if (ctx.active_requests.empty())
+        return hosts_[random_.uniform(static_cast<uint32_t>(hosts_.size()))];
+      return p2c_pick(hosts_, ctx.active_requests, random_);
+    }
+    if (ctx.active_requests.empty()) {
+      // No load to compare: a weighted random draw.
+      uint64_t r = random_.uniform(static_cast<uint32_t>(cumulative_.back()));
+      auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(), r);
+      return hosts_[static_cast<size_t>(it - cumulative_.begin())];
+    }
+    return weighted_p2c_pick(hosts_, cumulative_, weights_, ctx.active_requests, random_);
   }
 
  private:
   std::vector<size_t> hosts_;
+  std::vector<uint32_t> weights_;      // by host index; empty when all weights are equal
+  std::vector<uint64_t> cumulative_;   // running sums of the weights of hosts_
   Random& random_;
 };
 
@@ -116,6 +139,31 @@ size_t p2c_pick(std::span<const size_t> candidates, std::span<const uint32_t> ac
   if (b >= a) ++b;  // distinct second draw
   size_t ha = candidates[a], hb = candidates[b];
   return active[hb] < active[ha] ? hb : ha;
+}
+
+size_t weighted_p2c_pick(std::span<const size_t> candidates, std::span<const uint64_t> cumulative,
+                         std::span<const uint32_t> weights, std::span<const uint32_t> active,
+                         Random& random) {
+  const size_t n = candidates.size();
+  if (n == 1) return candidates[0];
+  const uint64_t total = cumulative[n - 1];
+  // First draw: position `a` with probability weight(a) / total.
+  const uint64_t ra = random.uniform(static_cast<uint32_t>(total));
+  const size_t a = static_cast<size_t>(
+      std::upper_bound(cumulative.begin(), cumulative.end(), ra) - cumulative.begin());
+  // Second draw over the others in proportion to weight: a point on the line with a's segment
+  // cut out, shifted past the cut when it lands after it. Exact, and no rejection loop.
+  const uint64_t a_start = a == 0 ? 0 : cumulative[a - 1];
+  const uint64_t a_weight = cumulative[a] - a_start;
+  uint64_t rb = random.uniform(static_cast<uint32_t>(total - a_weight));
+  if (rb >= a_start) rb += a_weight;
+  const size_t b = static_cast<size_t>(
+      std::upper_bound(cumulative.begin(), cumulative.end(), rb) - cumulative.begin());
+  const size_t ha = candidates[a], hb = candidates[b];
+  // active[b] / weight[b] < active[a] / weight[a], without division.
+  const uint64_t load_b = static_cast<uint64_t>(active[hb]) * weights[ha];
+  const uint64_t load_a = static_cast<uint64_t>(active[ha]) * weights[hb];
+  return load_b < load_a ? hb : ha;
 }
 
 EdfScheduler::EdfScheduler(std::span<const size_t> candidates, std::span<const uint32_t> weights,

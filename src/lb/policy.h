@@ -42,6 +42,15 @@ std::vector<size_t> eligible_hosts(const cluster::ClusterSnapshot& snapshot);
 size_t p2c_pick(std::span<const size_t> candidates, std::span<const uint32_t> active,
                 Random& random);
 
+// Weighted power of two choices. The two distinct candidates are drawn in proportion to their
+// weights, and the one with less load per unit of weight (active / weight) wins; ties go to the
+// first draw, so idle hosts get calls in proportion to their weights. `cumulative[i]` is the sum
+// of the weights of candidates[0..i] (built once per snapshot); `weights` and `active` are
+// indexed by host. No allocation.
+size_t weighted_p2c_pick(std::span<const size_t> candidates, std::span<const uint64_t> cumulative,
+                         std::span<const uint32_t> weights, std::span<const uint32_t> active,
+                         Random& random);
+
 // Earliest-deadline-first weighted round robin. Each host is due every 1/weight; a pick takes the
 // host with the earliest deadline (FIFO on ties) and pushes it forward.
 class EdfScheduler {

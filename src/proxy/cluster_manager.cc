@@ -80,7 +80,7 @@ ClusterManager::ClusterState* ClusterManager::find(const std::string& cluster) {
   return it == clusters_.end() ? nullptr : &it->second;
 }
 
-ConnPool* ClusterManager::pick(ClusterState& state, Error* why, const std::string* avoid) {
+ConnPool* ClusterManager::pick(ClusterState& state, Error* why, const TriedEndpoints* avoid) {
   const std::string& cluster = state.snapshot->settings.name;
   const auto& cb = state.snapshot->settings.circuit_breakers;
   uint32_t workers = std::max(1u, ctx_.worker_count);
@@ -95,16 +95,16 @@ ConnPool* ClusterManager::pick(ClusterState& state, Error* why, const std::strin
   }
   uint32_t max_per_endpoint = per_worker(cb.max_calls_per_endpoint, workers);
   lb::PickContext pick_ctx{state.active};
-  ConnPool* fallback = nullptr;  // reconnecting, or the endpoint to avoid
+  ConnPool* fallback = nullptr;  // reconnecting, or an endpoint to avoid
   bool full = false;
-  // Prefer endpoints that are not reconnecting after a failed connect (nor the one a retry
+  // Prefer endpoints that are not reconnecting after a failed connect (nor those a retry
   // avoids); if every choice is, the first one takes the call and fails fast if it must.
   auto consider = [&](ConnPool* pool) {
     if (pool->active_calls() >= max_per_endpoint) {
       full = true;
       return false;
     }
-    if (pool->available() && !(avoid && pool->host().key == *avoid)) return true;
+    if (pool->available() && !(avoid && avoid->contains(pool->host().key))) return true;
     if (!fallback) fallback = pool;
     return false;
   };

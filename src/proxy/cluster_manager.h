@@ -9,6 +9,8 @@
 #include "lb/policy.h"
 #include "net/event_loop.h"
 #include "proxy/conn_pool.h"
+#include "proxy/retry.h"
+#include "proxy/tried_endpoints.h"
 #include "proxy/worker_context.h"
 
 namespace h2mesh::proxy {
@@ -32,10 +34,11 @@ class ClusterManager {
   ClusterState* find(const std::string& cluster);
   static ClusterStats* stats(ClusterState& cluster) { return cluster.stats; }
 
-  // Worker thread. Chooses the endpoint of one call attempt, avoiding `avoid` (the endpoint of
-  // the failed previous attempt) when another one can take the call. Returns null and sets *why
-  // when the cluster has no endpoint or its circuit breakers are open (ErrorCode::Overloaded).
-  ConnPool* pick(ClusterState& cluster, Error* why, const std::string* avoid = nullptr);
+  // Worker thread. Chooses the endpoint of one call attempt, avoiding those in `avoid` (the
+  // endpoints of the call's failed attempts; may be null) while another one can take the call.
+  // Returns null and sets *why when the cluster has no endpoint or its circuit breakers are open
+  // (ErrorCode::Overloaded).
+  ConnPool* pick(ClusterState& cluster, Error* why, const TriedEndpoints* avoid = nullptr);
 
   struct ClusterState {
     cluster::ClusterSnapshotPtr snapshot;

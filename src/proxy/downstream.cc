@@ -1,6 +1,7 @@
 #include "proxy/downstream.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "common/log.h"
 #include "proxy/cluster_manager.h"
@@ -98,6 +99,17 @@ void DownstreamStream::on_request_headers_too_large(bool trailers,
 }
 
 void DownstreamStream::route_and_start() {
+  // A malformed grpc-timeout is refused before any routing or upstream work, as gRPC servers
+  // refuse it, rather than running the call without the deadline the client meant to set.
+  std::optional<Duration> timeout;
+  if (auto t = req_headers_.find("grpc-timeout")) {
+    const char* why = "";
+    timeout = grpc::parse_timeout(*t, &why);
+    if (!timeout) {
+      reject_malformed_timeout(*t, why);
+      return;
+    }
+  }
   std::optional<std::string_view> path = req_headers_.find(":path");
   std::optional<std::string_view> authority = req_headers_.find(":authority");
   if (!authority) authority = req_headers_.find("host");
@@ -129,8 +141,6 @@ void DownstreamStream::route_and_start() {
     cluster_stats_->calls.in_flight++;
   }
   // The call's deadline: the client's grpc-timeout, bounded by the route's max_timeout.
-  std::optional<Duration> timeout;
-  if (auto t = req_headers_.find("grpc-timeout")) timeout = grpc::parse_timeout(*t);
   if (route_->max_timeout.count() > 0) {
     Duration max = std::chrono::duration_cast<Duration>(route_->max_timeout);
     timeout = timeout ? std::min(*timeout, max) : max;
@@ -144,13 +154,34 @@ void DownstreamStream::route_and_start() {
   start_attempt();
 }
 
+void DownstreamStream::reject_malformed_timeout(std::string_view value, const char* why) {
+  ctx_.stats.calls_malformed_timeout++;
+  // The value is the client's: shown printable and short, in the answer and in the log.
+  std::string shown;
+  for (char c : value.substr(0, 32)) shown += (c >= 0x20 && c < 0x7f && c != '"') ? c : '?';
+  if (value.size() > 32) shown += "...";
+  uint64_t held_back = 0;
+  if (ctx_.bad_request_log.allow(ctx_.loop.now(), &held_back)) {
+    char more[64] = "";
+    if (held_back > 0)
+      snprintf(more, sizeof(more), " (%llu more not logged since the last line)",
+               static_cast<unsigned long long>(held_back));
+    LOG_INFO("downstream: stream %d: malformed grpc-timeout \"%s\" (%s); answered INTERNAL%s", id_,
+             shown.c_str(), why, more);
+  }
+  // What grpc-go's server answers: HTTP 400, INTERNAL, the header named; then RST_STREAM
+  // NO_ERROR if the client is still sending its request, so that it stops.
+  refused_ = true;
+  send_local_reply(grpc::StatusCode::Internal,
+                   "h2mesh: malformed grpc-timeout \"" + shown + "\": " + why, "400");
+}
+
 void DownstreamStream::start_attempt() {
   ++attempts_;
   // Fields of a failed attempt's unfinished response header block are not this attempt's.
   if (!resp_has_trailers_) resp_headers_.clear();
   Error why;
-  ConnPool* pool = ctx_.clusters->pick(*cluster_, &why,
-                                       last_endpoint_.empty() ? nullptr : &last_endpoint_);
+  ConnPool* pool = ctx_.clusters->pick(*cluster_, &why, tried_.empty() ? nullptr : &tried_);
   if (!pool) {
     send_local_reply(grpc::status_for_error(why.code), "h2mesh: " + why.message);
     return;
@@ -190,7 +221,7 @@ bool DownstreamStream::maybe_retry(const Error& why, int grpc_status) {
     return false;
   }
   if (cluster_stats_) (cluster_stats_->*reason)++;
-  last_endpoint_ = upstream_ ? upstream_->pool().host().key : std::string();
+  if (upstream_) tried_.add(upstream_->pool().host().key);
   LOG_DEBUG("stream %d: attempt %u failed (%s); retrying in %lldus", id_, attempts_,
             grpc_status >= 0 ? grpc::status_name(grpc_status) : why.message.c_str(),
             static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(backoff).count()));
@@ -362,7 +393,8 @@ void DownstreamStream::on_upstream_failed(const Error& why, uint32_t reset_code)
   send_local_reply(grpc::status_for_error(why.code), "h2mesh: " + why.message);
 }
 
-void DownstreamStream::send_local_reply(grpc::StatusCode code, const std::string& message) {
+void DownstreamStream::send_local_reply(grpc::StatusCode code, const std::string& message,
+                                        const char* http_status) {
   release_upstream();
   retry_timer_.cancel();
   discard_request_body();
@@ -375,7 +407,7 @@ void DownstreamStream::send_local_reply(grpc::StatusCode code, const std::string
   final_status_ = status;
   std::string status_text = std::to_string(status);
   std::string encoded = grpc::encode_message(message);
-  const http2::HeaderRef headers[] = {{":status", "200"},
+  const http2::HeaderRef headers[] = {{":status", http_status},
                                       {"content-type", "application/grpc"},
                                       {"grpc-status", status_text},
                                       {"grpc-message", encoded}};

@@ -16,6 +16,7 @@
 #include "proxy/headers.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
+#include "proxy/tried_endpoints.h"
 #include "proxy/worker_context.h"
 
 namespace h2mesh::proxy {
@@ -68,6 +69,8 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   int32_t id() const { return id_; }
   // The rules the call was routed under; null before routing.
   const ListenerContext* rules() const { return rules_; }
+  // The answer refused the request: once it is sent, reset the stream if the client still sends.
+  bool stop_request_after_response() const { return refused_; }
   ListNode conn_node;  // streams of the connection
 
  private:
@@ -79,7 +82,10 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   // Tries the call again if the route's policy, the budget and the deadline allow; true if a
   // retry is scheduled.
   bool maybe_retry(const Error& why, int grpc_status);
-  void send_local_reply(grpc::StatusCode code, const std::string& message);
+  // Answers the call itself, trailers-only (`http_status` is "200" but for malformed requests).
+  void send_local_reply(grpc::StatusCode code, const std::string& message,
+                        const char* http_status = "200");
+  void reject_malformed_timeout(std::string_view value, const char* why);
   void end_response_with_trailers(int status, const std::string& message);
   void release_upstream();
   void discard_request_body();
@@ -111,7 +117,7 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   const config::Route* route_ = nullptr;     // one of rules_'s routes
   ClusterManager::ClusterState* cluster_ = nullptr;  // the route's cluster on this worker
   uint32_t attempts_ = 0;
-  std::string last_endpoint_;  // of the failed attempt, avoided by the retry
+  TriedEndpoints tried_;  // of the failed attempts, avoided by a retry
   net::Timer retry_timer_;
   std::optional<TimePoint> deadline_;
   net::Timer deadline_timer_;
@@ -124,6 +130,7 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   bool resp_end_ = false;      // nothing more will be added to resp_body_
   bool resp_has_trailers_ = false;  // resp_headers_ holds the trailers to send
   bool closed_ = false;
+  bool refused_ = false;  // answered as a malformed request
   int final_status_ = -1;
 
   std::unique_ptr<UpstreamRequest> upstream_;
@@ -169,6 +176,9 @@ class DownstreamConnection final : public http2::Connection {
   void on_goaway(int32_t, uint32_t) override {}
   void on_remote_settings() override;
   void on_goaway_sent(uint32_t error_code) override;
+  bool stop_request_after_response(int32_t, void* user) override {
+    return user && static_cast<DownstreamStream*>(user)->stop_request_after_response();
+  }
   http2::BodyChunk read_body(int32_t id, void* user, size_t max_length) override;
   void write_body(int32_t id, void* user, size_t length, Buffer& out) override;
   // http2::Connection

@@ -111,6 +111,7 @@ struct WorkerStats {
   uint64_t downstream_header_limit = 0;     // request header blocks over the listener's limits
   uint64_t downstream_flood_goaways = 0;    // connections closed: a frame budget ran out
   uint64_t calls_no_route = 0;
+  uint64_t calls_malformed_timeout = 0;  // answered INTERNAL: grpc-timeout not valid
   std::map<std::string, ClusterStats> clusters;
   std::map<RateLimitKey, uint64_t> rate_limited;  // calls refused by each configured rate limit
 
@@ -124,6 +125,7 @@ struct WorkerStats {
     downstream_header_limit += o.downstream_header_limit;
     downstream_flood_goaways += o.downstream_flood_goaways;
     calls_no_route += o.calls_no_route;
+    calls_malformed_timeout += o.calls_malformed_timeout;
     for (const auto& [k, v] : o.clusters) clusters[k].add(v);
     for (const auto& [k, v] : o.rate_limited) rate_limited[k] += v;
   }

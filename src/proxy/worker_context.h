@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "common/log.h"
 #include "common/random.h"
 #include "config/config.h"
 #include "net/event_loop.h"
@@ -32,6 +33,8 @@ struct WorkerContext {
   uint32_t worker_count = 1;           // per-worker shares of circuit-breaker limits
   // How upstream connections are opened: TCP; tests connect to in-memory backends. Not owned.
   net::Connector* connector = &net::tcp_connector();
+  // Lines about malformed client requests: a client can send them at will.
+  log::Limiter bad_request_log{seconds(1)};
   // Worker thread: a host failed outlier_detection.consecutive_failures calls in a row. The
   // worker forwards it to the main thread, which decides on ejection for all workers.
   std::function<void(const std::string& cluster, const std::string& host)> report_outlier;

@@ -1,8 +1,11 @@
 // h2mesh: per-call gRPC (HTTP/2) load balancer.
 
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
+#include <map>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/log.h"
 #include "config/parser.h"
@@ -11,26 +14,104 @@
 
 namespace {
 
-void usage(FILE* out) {
-  fprintf(out,
-          "usage:\n"
-          "  h2mesh run --config FILE [--log-level debug|info|warn|error]\n"
-          "  h2mesh check --config FILE     validate a config and list every error\n"
-          "  h2mesh demo [--calls N]        per-connection vs per-call balancing, side by side\n"
-          "  h2mesh version\n");
+// Every command and the flags it takes (each takes a value). Anything else on the command line
+// is an error: a mistyped flag silently ignored would run with a setting the user did not mean.
+struct Command {
+  const char* name;
+  const char* arguments;  // as shown in the usage
+  const char* summary;
+  std::vector<std::string_view> flags;
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> kCommands = {
+      {"run", "--config FILE [--log-level debug|info|warn|error]",
+       "serve with the config in FILE (--log-level overrides its log_level)",
+       {"--config", "--log-level"}},
+      {"check", "--config FILE", "validate a config and list every error", {"--config"}},
+      {"demo", "[--calls N]",
+       "per-connection vs per-call balancing, side by side (N: a multiple of 4, default 24)",
+       {"--calls"}},
+      {"version", "", "print the version", {}},
+      {"help", "[COMMAND]", "print this help, or a command's", {}},
+  };
+  return kCommands;
 }
 
-const char* flag_value(int argc, char** argv, const char* name) {
-  for (int i = 2; i + 1 < argc; ++i)
-    if (strcmp(argv[i], name) == 0) return argv[i + 1];
+const Command* find_command(std::string_view name) {
+  for (const Command& c : commands())
+    if (name == c.name) return &c;
   return nullptr;
 }
 
-int load(const char* path, h2mesh::config::Config* out) {
+void usage(FILE* out) {
+  fprintf(out, "usage: h2mesh COMMAND [FLAGS]\n\ncommands:\n");
+  for (const Command& c : commands()) {
+    std::string line = std::string(c.name) + (*c.arguments ? " " : "") + c.arguments;
+    fprintf(out, "  h2mesh %s\n      %s\n", line.c_str(), c.summary);
+  }
+  fprintf(out,
+          "\nh2mesh --help (-h) prints this help, h2mesh COMMAND --help a command's, and\n"
+          "h2mesh --version the version. Unknown flags are errors (exit code 2).\n");
+}
+
+void command_usage(const Command& c, FILE* out) {
+  fprintf(out, "usage: h2mesh %s%s%s\n  %s\n", c.name, *c.arguments ? " " : "", c.arguments,
+          c.summary);
+}
+
+// A command-line mistake: what was wrong, with a hint when a known word is close. Exit code 2.
+int usage_error(const std::string& where, const std::string& message,
+                std::string_view typed = {}, const std::vector<std::string_view>& known = {}) {
+  std::string hint;
+  if (!typed.empty()) {
+    std::string meant = h2mesh::config::likely_meant(typed, known);
+    if (!meant.empty()) hint = " (did you mean " + meant + "?)";
+  }
+  fprintf(stderr, "%s: %s%s\nRun '%s --help' for usage.\n", where.c_str(), message.c_str(),
+          hint.c_str(), where.c_str());
+  return 2;
+}
+
+// Reads the flags of `c` from argv[2..]. Returns -1 when the command should run, else the exit
+// code (0 after --help, 2 after a mistake).
+int read_flags(const Command& c, int argc, char** argv, std::map<std::string, std::string>* out) {
+  const std::string where = std::string("h2mesh ") + c.name;
+  std::vector<std::string_view> known = c.flags;
+  known.push_back("--help");
+  for (int i = 2; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      command_usage(c, stdout);
+      return 0;
+    }
+    if (!arg.starts_with("-"))
+      return usage_error(where, "unexpected argument '" + std::string(arg) + "'");
+    std::string_view name = arg.substr(0, arg.find('='));
+    bool known_flag = false;
+    for (std::string_view f : c.flags) known_flag = known_flag || f == name;
+    if (!known_flag)
+      return usage_error(where, "unknown flag '" + std::string(name) + "'", name, known);
+    std::string value;
+    if (name.size() < arg.size()) {
+      value = std::string(arg.substr(name.size() + 1));  // --flag=value
+    } else if (i + 1 < argc && !std::string_view(argv[i + 1]).starts_with("--")) {
+      value = argv[++i];
+    } else {
+      return usage_error(where, std::string(name) + " needs a value");
+    }
+    if (value.empty()) return usage_error(where, std::string(name) + " needs a value");
+    if (!out->emplace(std::string(name), value).second)
+      return usage_error(where, std::string(name) + " is given twice");
+  }
+  return -1;
+}
+
+int load(const std::string& path, h2mesh::config::Config* out) {
   auto result = h2mesh::config::load_config_file(path);
   if (!result.ok()) {
     for (const auto& e : result.errors) fprintf(stderr, "%s\n", e.to_string().c_str());
-    fprintf(stderr, "%zu error(s) in %s\n", result.errors.size(), path);
+    fprintf(stderr, "%zu error(s) in %s\n", result.errors.size(), path.c_str());
     return 1;
   }
   *out = std::move(*result.config);
@@ -44,48 +125,64 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  std::string cmd = argv[1];
-  if (cmd == "version" || cmd == "--version") {
-    printf("h2mesh %s\n", H2MESH_VERSION);
-    return 0;
-  }
-  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+  const std::string_view first = argv[1];
+  if (first == "--help" || first == "-h") {
     usage(stdout);
     return 0;
   }
-  if (cmd == "demo") {
-    const char* n = flag_value(argc, argv, "--calls");
-    int calls = n ? atoi(n) : 24;
-    if (calls <= 0 || calls % 4 != 0) {
-      fprintf(stderr, "demo: --calls must be a positive multiple of 4\n");
-      return 2;
+  const Command* cmd = find_command(first == "--version" ? "version" : first);
+  if (!cmd) {
+    std::vector<std::string_view> names;
+    for (const Command& c : commands()) names.push_back(c.name);
+    names.push_back("--help");
+    names.push_back("--version");
+    return usage_error("h2mesh", "unknown command '" + std::string(first) + "'", first, names);
+  }
+  const std::string name = cmd->name;
+  if (name == "help") {
+    if (argc == 2) {
+      usage(stdout);
+      return 0;
     }
+    const Command* about = argc == 3 ? find_command(argv[2]) : nullptr;
+    if (!about) return usage_error("h2mesh help", "no command '" + std::string(argv[2]) + "'");
+    command_usage(*about, stdout);
+    return 0;
+  }
+  std::map<std::string, std::string> flags;
+  if (int code = read_flags(*cmd, argc, argv, &flags); code >= 0) return code;
+  if (name == "version") {
+    printf("h2mesh %s\n", H2MESH_VERSION);
+    return 0;
+  }
+  if (name == "demo") {
+    int calls = flags.count("--calls") ? atoi(flags["--calls"].c_str()) : 24;
+    if (calls <= 0 || calls % 4 != 0)
+      return usage_error("h2mesh demo", "--calls must be a positive multiple of 4");
     return h2mesh::server::run_demo(calls);
   }
-  if (cmd != "run" && cmd != "check") {
-    usage(stderr);
-    return 2;
+  // run and check
+  if (!flags.count("--config")) return usage_error("h2mesh " + name, "--config FILE is required");
+  // A bad flag is a usage error (exit code 2) before the config is even read.
+  h2mesh::log::Level flag_level = h2mesh::log::Level::Info;
+  if (flags.count("--log-level") && !h2mesh::log::parse_level(flags["--log-level"], &flag_level)) {
+    return usage_error("h2mesh run", "unknown log level '" + flags["--log-level"] + "'",
+                       flags["--log-level"], {"debug", "info", "warn", "error"});
   }
-  const char* path = flag_value(argc, argv, "--config");
-  if (!path) {
-    fprintf(stderr, "%s: --config FILE is required\n", cmd.c_str());
-    return 2;
-  }
+  const std::string path = flags["--config"];
   h2mesh::config::Config config;
   if (load(path, &config) != 0) return 1;
-  if (cmd == "check") {
-    printf("%s: OK (%zu listener(s), %zu cluster(s))\n", path, config.listeners.size(),
+  if (name == "check") {
+    printf("%s: OK (%zu listener(s), %zu cluster(s))\n", path.c_str(), config.listeners.size(),
            config.clusters.size());
     return 0;
   }
-  std::string level = config.log_level;
-  if (const char* l = flag_value(argc, argv, "--log-level")) level = l;
-  h2mesh::log::Level lvl;
-  if (!h2mesh::log::parse_level(level, &lvl)) {
-    fprintf(stderr, "unknown log level '%s'\n", level.c_str());
-    return 2;
+  h2mesh::log::Level level = flag_level;
+  if (!flags.count("--log-level") && !h2mesh::log::parse_level(config.log_level, &level)) {
+    fprintf(stderr, "%s: unknown log level '%s'\n", path.c_str(), config.log_level.c_str());
+    return 1;
   }
-  h2mesh::log::set_level(lvl);
+  h2mesh::log::set_level(level);
   h2mesh::server::Server server(std::move(config), path);
   return server.run();
 }

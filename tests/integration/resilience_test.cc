@@ -229,6 +229,50 @@ TEST_F(ProxyTest, RetryOnStatusMovesTheCallToAHealthyBackend) {
   EXPECT_GE(metric(proxy_.admin_port, "h2mesh_cluster_retries_total{cluster=\"greeter\",reason=\"status\"}"), 10u);
 }
 
+// Two of three backends answer UNAVAILABLE: with max_attempts 3 every call ends on the third,
+// because a retry avoids every endpoint the call tried, not only the last one. (The random
+// policy would send half of the third attempts back to the first failed backend otherwise.)
+TEST_F(ProxyTest, RetriesAvoidEveryEndpointTheCallTried) {
+  for (int i = 1; i <= 2; ++i)
+    backends_.push_back(start_backend(dir_, "down-" + std::to_string(i), 0, {"--fail-code", "14"}));
+  backends_.push_back(start_backend(dir_, "up"));
+  std::string yaml = simple_config(endpoints(), "random", 1,
+                                   "    outlier_detection: { enabled: false }\n");
+  yaml = std::regex_replace(
+      yaml, std::regex("      - cluster: greeter\n"),
+      "      - cluster: greeter\n        retry:\n          max_attempts: 3\n"
+      "          retry_on: [unavailable]\n          backoff: { base: 1ms, max: 2ms }\n"
+      "          budget: { ratio: 1.0, min_per_second: 1000 }\n");
+  start(yaml);
+  auto s = stub();
+  const int kCalls = 60;
+  for (int i = 0; i < kCalls; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    helloworld::HelloRequest req;
+    helloworld::HelloReply reply;
+    auto st = s->SayHello(&ctx, req, &reply);
+    ASSERT_TRUE(st.ok()) << "call " << i << ": " << st.error_message();
+    EXPECT_EQ(backend_of(reply.message()), "up");
+  }
+  // Each failing backend saw each call at most once, every failed attempt was retried, and the
+  // healthy one took each call exactly once.
+  const uint64_t down1 = backend_stats(backends_[0]).calls();
+  const uint64_t down2 = backend_stats(backends_[1]).calls();
+  EXPECT_GT(down1, 0u);
+  EXPECT_GT(down2, 0u);
+  EXPECT_LE(down1, static_cast<uint64_t>(kCalls));
+  EXPECT_LE(down2, static_cast<uint64_t>(kCalls));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(proxy_.admin_port,
+                      "h2mesh_cluster_retries_total{cluster=\"greeter\",reason=\"status\"}") ==
+               down1 + down2;
+      },
+      std::chrono::seconds(5)));
+  EXPECT_EQ(backend_stats(backends_[2]).calls(), static_cast<uint64_t>(kCalls));
+}
+
 TEST_F(ProxyTest, CircuitBreakerOverflowAnswersAtOnce) {
   start_backends(1);
   start(simple_config(endpoints(), "round_robin", 1, "    circuit_breakers: { max_calls: 2 }\n"));

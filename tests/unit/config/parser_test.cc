@@ -281,6 +281,68 @@ clusters: []
   EXPECT_FALSE(result.config.has_value());
 }
 
+TEST(ConfigParser, UnterminatedQuoteIsReportedAtTheQuote) {
+  // yaml-cpp alone says "end of map not found" at the end of the document.
+  auto result = parse(R"(
+workers: 2
+listeners:
+  - name: public
+    address: "127.0.0.1:9000
+    routes: [{ cluster: c }]
+clusters:
+  - name: c
+    endpoints: ["127.0.0.1:1"]
+)");
+  ASSERT_TRUE(has_one_error(result, 4, "unterminated quoted string", "closing \""));
+  EXPECT_EQ(result.errors[0].column, 14) << dump(result);
+}
+
+TEST(ConfigParser, UnterminatedSingleQuoteIsReportedAtTheQuote) {
+  auto result = parse("workers: 2\nlog_level: 'info\n");
+  ASSERT_TRUE(has_one_error(result, 2, "unterminated quoted string", "add the closing '"));
+  EXPECT_EQ(result.errors[0].column, 12) << dump(result);
+}
+
+TEST(ConfigParser, ApostropheInACommentIsNotTakenForAQuote) {
+  // A real syntax error elsewhere keeps yaml-cpp's message and position.
+  auto result = parse(R"(
+workers: 2  # don't change
+listeners: [ { name: a
+)");
+  ASSERT_EQ(result.errors.size(), 1u) << dump(result);
+  EXPECT_EQ(result.errors[0].message.find("unterminated"), std::string::npos) << dump(result);
+  EXPECT_NE(result.errors[0].message.find("invalid YAML"), std::string::npos) << dump(result);
+}
+
+TEST(ConfigParser, QuoteClosedByTheNextStringIsReportedAtTheQuote) {
+  // The quote missing on line 2 is "closed" by the opening quote of line 3: yaml-cpp fails
+  // later; the string ran over a key, so the error points at where it opened.
+  auto result = parse(R"(
+listeners:
+  - name: "public
+    address: "127.0.0.1:9000"
+    routes: [{ cluster: c }]
+)");
+  ASSERT_TRUE(has_one_error(result, 2, "unterminated quoted string", "runs on to line 3, over keys"));
+  EXPECT_EQ(result.errors[0].column, 11) << dump(result);
+}
+
+TEST(ConfigParser, MultiLineQuotedStringIsValidYaml) {
+  // A quoted string may run over lines; only one that swallows keys before an error is suspect.
+  auto result = parse(R"(
+listeners:
+  - name: "pub
+      lic"
+    address: "127.0.0.1:9000"
+    routes: [{ cluster: c }]
+clusters:
+  - name: c
+    endpoints: ["127.0.0.1:1"]
+)");
+  ASSERT_TRUE(result.ok()) << dump(result);
+  EXPECT_EQ(result.config->listeners[0].name, "pub lic");
+}
+
 TEST(ConfigParser, BadIndentationIsASyntaxErrorNotAnException) {
   auto result = parse(R"(
 workers: 2

@@ -134,3 +134,68 @@ TEST(YamlReader, MapReaderKnowsWhereKeysAndValuesAre) {
 
 }  // namespace
 }  // namespace h2mesh::config
+
+namespace h2mesh::config {
+namespace {
+
+// ---- find_quoted_scalars ----------------------------------------------------------------------
+
+TEST(QuotedScalars, FindsEveryQuotedScalarWithItsPosition) {
+  const auto q = find_quoted_scalars(
+      "a: \"x\"\n"
+      "b: ['y', \"z\"]\n"
+      "c:\n"
+      "  - 'it''s'\n"
+      "\"k\": 1\n");
+  ASSERT_EQ(q.size(), 5u);
+  EXPECT_EQ(q[0].line, 0);
+  EXPECT_EQ(q[0].column, 3);
+  EXPECT_EQ(q[1].line, 1);
+  EXPECT_EQ(q[1].column, 4);
+  EXPECT_EQ(q[1].quote, '\'');
+  EXPECT_EQ(q[2].column, 9);
+  EXPECT_EQ(q[3].line, 3);
+  EXPECT_EQ(q[3].column, 4);
+  EXPECT_TRUE(q[3].closed) << "'' is a quote inside the string";
+  EXPECT_EQ(q[4].line, 4);
+  EXPECT_EQ(q[4].column, 0);
+  for (const auto& s : q) EXPECT_TRUE(s.closed);
+}
+
+TEST(QuotedScalars, QuotesInsidePlainScalarsCommentsAndBlockScalarsDoNotCount) {
+  const auto q = find_quoted_scalars(
+      "name: it's plain\n"
+      "size: 5 # don't count this\n"
+      "# nor \"this\n"
+      "text: |\n"
+      "  a block with ' and \" in it\n"
+      "\n"
+      "  still \"the block\n"
+      "next: a, \"b\n"
+      "last: \"c\"\n");
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].line, 8);
+  EXPECT_EQ(q[0].column, 6);
+  EXPECT_TRUE(q[0].closed);
+}
+
+TEST(QuotedScalars, UnterminatedQuoteIsTheLastOneFound) {
+  const auto q = find_quoted_scalars("a: \"ok\"\nb: \"open\nc: 1\nd: 2\n");
+  ASSERT_EQ(q.size(), 2u);
+  EXPECT_FALSE(q[1].closed);
+  EXPECT_EQ(q[1].line, 1);
+  EXPECT_EQ(q[1].column, 3);
+}
+
+TEST(QuotedScalars, EscapesAndLineBreaksInsideDoubleQuotes) {
+  const auto q = find_quoted_scalars("a: \"x \\\" y\\\n  z\"\nb: 'p\n  q'\n");
+  ASSERT_EQ(q.size(), 2u);
+  EXPECT_TRUE(q[0].closed) << "\\\" does not close the string";
+  EXPECT_EQ(q[0].end_line, 1);
+  EXPECT_EQ(q[1].line, 2);
+  EXPECT_EQ(q[1].end_line, 3);
+  EXPECT_TRUE(q[1].closed);
+}
+
+}  // namespace
+}  // namespace h2mesh::config

@@ -337,7 +337,7 @@ TEST(K8sSlices, AddressInTwoSlicesKeepsItsMostUsableEntry) {
   // During a migration between slices an address can be listed twice.
   cache.apply(slice_event(
       WatchEventType::Added, "old",
-      R"([{"addresses":["10.0.0.1"],"conditions":{"ready":false,"terminating":true}}])"));
+      R"([{"addresses":["10.0.0.1"],"conditions":{"ready":false,"serving":false,"terminating":true}}])"));
   cache.apply(slice_event(WatchEventType::Added, "new", R"([{"addresses":["10.0.0.1"]}])"));
   auto eps = cache.endpoints();
   ASSERT_EQ(eps.size(), 1u);
@@ -348,6 +348,64 @@ TEST(K8sSlices, AddressInTwoSlicesKeepsItsMostUsableEntry) {
   ASSERT_EQ(eps.size(), 1u);
   EXPECT_FALSE(eps[0].ready);
   EXPECT_TRUE(eps[0].terminating);
+}
+
+// "address ready|notready [serving] [terminating]" per endpoint, for readable comparisons.
+std::vector<std::string> states(const std::vector<DiscoveredEndpoint>& eps) {
+  std::vector<std::string> out;
+  for (const auto& e : eps)
+    out.push_back(e.address.to_string() + (e.ready ? " ready" : " notready") +
+                  (e.serving ? " serving" : "") + (e.terminating ? " terminating" : ""));
+  return out;
+}
+
+TEST(K8sSlices, NoReadyEndpointFallsBackToServingTerminatingOnes) {
+  // A rollout: the old pods terminate (two still serve, one stopped serving), the new pod is not
+  // ready yet. Calls go to the two that serve, as kube-proxy sends them.
+  SliceCache cache("grpc");
+  cache.apply(slice_event(
+      WatchEventType::Added, "greeter-a",
+      R"([{"addresses":["10.0.0.1"],"conditions":{"ready":false,"serving":true,"terminating":true}},
+          {"addresses":["10.0.0.2"],"conditions":{"ready":false,"serving":false,"terminating":true}},
+          {"addresses":["10.0.0.3"],"conditions":{"ready":false,"serving":true,"terminating":true}}])"));
+  cache.apply(slice_event(
+      WatchEventType::Added, "greeter-b",
+      R"([{"addresses":["10.0.0.4"],"conditions":{"ready":false,"serving":false,"terminating":false}}])"));
+  EXPECT_EQ(states(cache.endpoints()),
+            (std::vector<std::string>{"10.0.0.1:50051 ready serving terminating",
+                                      "10.0.0.2:50051 notready terminating",
+                                      "10.0.0.3:50051 ready serving terminating",
+                                      "10.0.0.4:50051 notready"}));
+
+  // The new pod becomes ready: the terminating ones get no new calls any more.
+  cache.apply(slice_event(WatchEventType::Modified, "greeter-b",
+                          R"([{"addresses":["10.0.0.4"],"conditions":{"ready":true}}])"));
+  EXPECT_EQ(states(cache.endpoints()),
+            (std::vector<std::string>{"10.0.0.1:50051 notready serving terminating",
+                                      "10.0.0.2:50051 notready terminating",
+                                      "10.0.0.3:50051 notready serving terminating",
+                                      "10.0.0.4:50051 ready serving"}));
+}
+
+TEST(K8sSlices, ReadyAndTerminatingTogetherIsNotReady) {
+  // The API never sets both; if a slice did, terminating wins unless it is the fallback.
+  SliceCache cache("grpc");
+  cache.apply(slice_event(
+      WatchEventType::Added, "a",
+      R"([{"addresses":["10.0.0.1"],"conditions":{"ready":true,"serving":true,"terminating":true}},
+          {"addresses":["10.0.0.2"]}])"));
+  EXPECT_EQ(states(cache.endpoints()),
+            (std::vector<std::string>{"10.0.0.1:50051 notready serving terminating",
+                                      "10.0.0.2:50051 ready serving"}));
+}
+
+TEST(K8sSlices, NoFallbackWhenNothingServes) {
+  SliceCache cache("grpc");
+  cache.apply(slice_event(
+      WatchEventType::Added, "a",
+      R"([{"addresses":["10.0.0.1"],"conditions":{"ready":false,"serving":false,"terminating":true}},
+          {"addresses":["10.0.0.2"],"conditions":{"ready":false,"serving":false}}])"));
+  for (const auto& e : cache.endpoints()) EXPECT_FALSE(e.ready) << e.address.to_string();
 }
 
 TEST(K8sSlices, CacheCollectsProblemsOfUnusableSlices) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace h2mesh::grpc {
 namespace {
@@ -84,6 +85,44 @@ TEST(ParseTimeout, NonDigitsAreMalformed) {
 
 TEST(ParseTimeout, EmbeddedNulIsMalformed) {
   EXPECT_EQ(parse_timeout(std::string_view("1\0S", 3)), std::nullopt);
+}
+
+// The reason goes into the answer to the client and the log: each kind of defect names itself.
+std::string why_malformed(std::string_view value) {
+  const char* why = nullptr;
+  auto d = parse_timeout(value, &why);
+  if (d) return "parsed";
+  return why ? why : "no reason given";
+}
+
+TEST(ParseTimeout, TooManyDigitsSaysSo) {
+  EXPECT_EQ(why_malformed("123456789S"), "has more than 8 digits");
+  EXPECT_EQ(why_malformed("000000001m"), "has more than 8 digits");
+  EXPECT_EQ(why_malformed(std::string(200, '9') + "S"), "has more than 8 digits");
+}
+
+TEST(ParseTimeout, BadUnitSaysSo) {
+  for (std::string_view v : {"10s", "10h", "10x", "10ms", "100", "1S ", "5\xff"})
+    EXPECT_EQ(why_malformed(v), "does not end with a unit (H, M, S, m, u or n)") << v;
+}
+
+TEST(ParseTimeout, EmptySaysSo) {
+  EXPECT_EQ(why_malformed(""), "is empty");
+  EXPECT_EQ(why_malformed("S"), "has no digits before its unit");
+  EXPECT_EQ(why_malformed("n"), "has no digits before its unit");
+}
+
+TEST(ParseTimeout, NonDigitsSaySo) {
+  for (std::string_view v : {"-1S", "+1S", " 1S", "1 S", "1.5S", "0x1S", "abcS", "1a2m", "\xd9\xa3S"})
+    EXPECT_EQ(why_malformed(v), "has a character other than a digit before its unit") << v;
+  EXPECT_EQ(why_malformed(std::string_view("1\0S", 3)),
+            "has a character other than a digit before its unit");
+}
+
+TEST(ParseTimeout, ValidValueLeavesTheReasonAlone) {
+  const char* why = "untouched";
+  EXPECT_EQ(parse_timeout("8m", &why), Duration(milliseconds(8)));
+  EXPECT_STREQ(why, "untouched");
 }
 
 // ---- grpc-timeout formatting ------------------------------------------------------------------

@@ -81,6 +81,7 @@ class Peer : public SessionVisitor {
 
   std::map<int32_t, StreamLog> streams;
   bool auto_consume = true;
+  bool stop_requests = false;  // answer to stop_request_after_response
   int opened = 0;
   int remote_settings = 0;
   std::vector<std::pair<int32_t, uint32_t>> goaways;
@@ -135,6 +136,7 @@ class Peer : public SessionVisitor {
     goaways.emplace_back(last_stream_id, error_code);
   }
   void on_remote_settings() override { ++remote_settings; }
+  bool stop_request_after_response(int32_t, void*) override { return stop_requests; }
   BodyChunk read_body(int32_t id, void*, size_t max_length) override {
     StreamLog& st = streams[id];
     size_t avail = st.out.size() - st.sent;
@@ -269,6 +271,28 @@ TEST(Session, TrailersOnlyResponseArrivesAsResponseHeadersWithEndStream) {
   EXPECT_TRUE(out.body.empty());
   EXPECT_TRUE(out.closed);
   EXPECT_EQ(out.close_code, 0u);
+}
+
+// The server answers while the client still streams its request: on request, the stream is reset
+// with NO_ERROR once the answer has left (not before: that would drop the answer).
+TEST(Session, ServerCanStopARequestOnceItsAnswerIsSent) {
+  for (bool stop : {false, true}) {
+    Pair p;
+    p.server.stop_requests = stop;
+    int32_t id = start_call(p.client, grpc_frame("x"), nullptr, /*end=*/false);
+    ASSERT_TRUE(pump(p.client, p.server));
+    const Headers refused = {{":status", "400"},
+                             {"content-type", "application/grpc"},
+                             {"grpc-status", "13"}};
+    ASSERT_TRUE(p.server.session.submit_response(id, refs(refused), false).ok());
+    ASSERT_TRUE(pump(p.client, p.server));
+    StreamLog& out = p.client.s(id);
+    EXPECT_EQ(out.headers, refused) << "stop " << stop;
+    EXPECT_EQ(out.kinds_end_stream, std::vector<bool>{true});
+    EXPECT_EQ(out.closed, stop) << "the client may keep sending unless stopped";
+    EXPECT_EQ(out.close_code, 0u);
+    EXPECT_EQ(p.server.s(id).closed, stop);
+  }
 }
 
 TEST(Session, RequestWithoutBodyEndsOnHeaders) {

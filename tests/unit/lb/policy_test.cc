@@ -295,6 +295,77 @@ TEST(LeastRequestPolicy, LeastRequestNeverPicksUnhealthyHosts) {
   EXPECT_GT(counts[3], 0u);
 }
 
+TEST(LeastRequestPolicy, IdleHostsGetCallsInProportionToWeights) {
+  Random random(kSeed);
+  auto snap = make_snapshot(config::LbPolicy::LeastRequest, {1, 3});
+  auto policy = make_policy(snap, random);
+  std::vector<uint32_t> active = {0, 0};
+  auto counts = count_picks(*policy, 2, 40000, PickContext{active});
+  EXPECT_LT(chi_square(counts, {1, 3}), 10.83);  // 1 dof, p = 0.001
+  EXPECT_NEAR(counts[0] / 40000.0, 0.25, 0.01);
+}
+
+TEST(LeastRequestPolicy, WeightsOneToThreeUnderEqualLoadPerWeightGiveOneToThreeTraffic) {
+  // A closed loop: each pick starts a call, and once 20 calls run a random one of them ends
+  // (so a host finishes calls in proportion to what it holds). The policy keeps the load per
+  // unit of weight level, so the heavy host holds and serves three times the light one's calls.
+  Random random(kSeed), finish(kSeed ^ 0xf1);
+  auto snap = make_snapshot(config::LbPolicy::LeastRequest, {1, 3});
+  auto policy = make_policy(snap, random);
+  std::vector<uint32_t> active = {0, 0};
+  std::vector<uint64_t> picks = {0, 0}, held = {0, 0};
+  const int n = 40000;
+  for (int i = 0; i < n; ++i) {
+    size_t idx = *policy->pick(PickContext{active});
+    picks[idx]++;
+    active[idx]++;
+    uint32_t total = active[0] + active[1];
+    if (total > 20) active[finish.uniform(total) < active[0] ? 0 : 1]--;
+    held[0] += active[0];
+    held[1] += active[1];
+  }
+  EXPECT_NEAR(picks[0] / double(n), 0.25, 0.02) << picks[0] << " " << picks[1];
+  EXPECT_NEAR(held[0] / double(held[0] + held[1]), 0.25, 0.02);
+}
+
+TEST(LeastRequestPolicy, LoadedHeavyEndpointLosesToIdleLightOne) {
+  Random random(kSeed);
+  auto snap = make_snapshot(config::LbPolicy::LeastRequest, {1, 3});
+  auto policy = make_policy(snap, random);
+  std::vector<uint32_t> active = {0, 3};
+  auto counts = count_picks(*policy, 2, 1000, PickContext{active});
+  EXPECT_EQ(counts[1], 0u);
+  EXPECT_EQ(counts[0], 1000u);
+}
+
+TEST(LeastRequestPolicy, HeavyEndpointWithLessLoadPerWeightWinsDespiteMoreCalls) {
+  Random random(kSeed);
+  auto snap = make_snapshot(config::LbPolicy::LeastRequest, {1, 4});
+  auto policy = make_policy(snap, random);
+  std::vector<uint32_t> active = {2, 5};  // 2 per unit of weight against 1.25
+  auto counts = count_picks(*policy, 2, 1000, PickContext{active});
+  EXPECT_EQ(counts[1], 1000u);
+}
+
+TEST(LeastRequestPolicy, WeightedWithoutLoadInformationFollowsWeights) {
+  Random random(kSeed);
+  auto snap = make_snapshot(config::LbPolicy::LeastRequest, {1, 3, 6});
+  auto policy = make_policy(snap, random);
+  auto counts = count_picks(*policy, 3, 60000);
+  EXPECT_LT(chi_square(counts, {1, 3, 6}), 13.82);  // 2 dof, p = 0.001
+}
+
+TEST(LeastRequestPolicy, WeightedNeverPicksUnhealthyHosts) {
+  Random random(kSeed);
+  auto snap = make_snapshot(config::LbPolicy::LeastRequest, {9, 1, 9, 2}, {false, true, false, true});
+  auto policy = make_policy(snap, random);
+  std::vector<uint32_t> active = {0, 4, 0, 4};  // the unhealthy ones look attractive
+  auto counts = count_picks(*policy, 4, 2000, PickContext{active});
+  EXPECT_EQ(counts[0], 0u);
+  EXPECT_EQ(counts[2], 0u);
+  EXPECT_EQ(counts[3], 2000u);  // 4 / 2 per unit of weight beats 4 / 1
+}
+
 // ---- every policy -----------------------------------------------------------------------------
 
 TEST(AnyPolicy, EmptyClusterGivesNoHost) {
@@ -480,6 +551,72 @@ TEST(P2cPick, SingleCandidateIsReturnedWithoutDrawing) {
   const std::vector<size_t> candidates = {2};
   const std::vector<uint32_t> active = {0, 0, 99};
   EXPECT_EQ(p2c_pick(candidates, active, random), 2u);
+  EXPECT_EQ(random.next(), untouched.next());
+}
+
+// ---- weighted_p2c_pick ------------------------------------------------------------------------
+
+// Running sums of the candidates' weights, as the policy builds them.
+std::vector<uint64_t> cumulative_of(const std::vector<size_t>& candidates,
+                                    const std::vector<uint32_t>& weights) {
+  std::vector<uint64_t> out;
+  uint64_t total = 0;
+  for (size_t c : candidates) out.push_back(total += weights[c]);
+  return out;
+}
+
+TEST(WeightedP2cPick, TiesGoToTheFirstDrawWhichFollowsWeights) {
+  Random random(kSeed);
+  const std::vector<size_t> candidates = {0, 1, 2};
+  const std::vector<uint32_t> weights = {1, 3, 6};
+  const std::vector<uint32_t> active = {1, 3, 6};  // the same load per unit of weight
+  const auto cumulative = cumulative_of(candidates, weights);
+  std::vector<uint64_t> counts(3, 0);
+  for (int t = 0; t < 60000; ++t)
+    counts[weighted_p2c_pick(candidates, cumulative, weights, active, random)]++;
+  EXPECT_LT(chi_square(counts, {1, 3, 6}), 13.82);
+}
+
+TEST(WeightedP2cPick, SecondDrawIsDistinctAndWeighted) {
+  // Loads per unit of weight 0 < 0.5 < 3: a host wins exactly when drawn with a worse one. With
+  // weights 1, 2, 3 (total 6) and the second draw over the other two in proportion to weight:
+  // P(pair {0,1}) = 1/6 * 2/5 + 2/6 * 1/4 = 0.15, P({0,2}) = 1/6 * 3/5 + 3/6 * 1/3 = 0.2667,
+  // P({1,2}) = 2/6 * 3/4 + 3/6 * 2/3 = 0.5833. So host 0 wins 0.4167, host 1 0.5833, host 2 never.
+  Random random(kSeed);
+  const std::vector<size_t> candidates = {0, 1, 2};
+  const std::vector<uint32_t> weights = {1, 2, 3};
+  const std::vector<uint32_t> active = {0, 1, 9};
+  const auto cumulative = cumulative_of(candidates, weights);
+  std::vector<uint64_t> counts(3, 0);
+  const int trials = 60000;
+  for (int t = 0; t < trials; ++t)
+    counts[weighted_p2c_pick(candidates, cumulative, weights, active, random)]++;
+  EXPECT_EQ(counts[2], 0u);
+  EXPECT_NEAR(counts[0] / double(trials), 0.15 + 0.2667, 0.01);
+  EXPECT_NEAR(counts[1] / double(trials), 0.5833, 0.01);
+}
+
+TEST(WeightedP2cPick, LoadIsComparedPerUnitOfWeight) {
+  Random random(kSeed);
+  const std::vector<size_t> candidates = {1, 3};  // host indexes into weights and active
+  const std::vector<uint32_t> weights = {7, 1, 7, 10};
+  const auto cumulative = cumulative_of(candidates, weights);
+  // 2 calls on a weight-1 host are more load than 19 on a weight-10 one, 3 calls less than 31.
+  const std::vector<uint32_t> busy_light = {0, 2, 0, 19};
+  const std::vector<uint32_t> busy_heavy = {0, 3, 0, 31};
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_EQ(weighted_p2c_pick(candidates, cumulative, weights, busy_light, random), 3u);
+    ASSERT_EQ(weighted_p2c_pick(candidates, cumulative, weights, busy_heavy, random), 1u);
+  }
+}
+
+TEST(WeightedP2cPick, SingleCandidateIsReturnedWithoutDrawing) {
+  Random random(kSeed), untouched(kSeed);
+  const std::vector<size_t> candidates = {2};
+  const std::vector<uint32_t> weights = {1, 1, 5};
+  const std::vector<uint32_t> active = {0, 0, 99};
+  const auto cumulative = cumulative_of(candidates, weights);
+  EXPECT_EQ(weighted_p2c_pick(candidates, cumulative, weights, active, random), 2u);
   EXPECT_EQ(random.next(), untouched.next());
 }
 

@@ -13,6 +13,7 @@
 #include "fakes/loop_script.h"
 #include "net/event_loop.h"
 #include "proxy/conn_pool.h"
+#include "proxy/tried_endpoints.h"
 #include "proxy/worker_context.h"
 
 namespace h2mesh::proxy {
@@ -71,7 +72,8 @@ TEST_P(PickTest, EveryEndpointFullIsOverloaded) {
 // gets that endpoint when it is the only one left.
 TEST_P(PickTest, RetryAvoidsThePreviousEndpointUnlessItIsTheOnlyOne) {
   build(4, 1);
-  const std::string avoid = state_->pools[2]->host().key;
+  TriedEndpoints avoid;
+  avoid.add(state_->pools[2]->host().key);
   std::map<ConnPool*, int> got;
   for (int i = 0; i < 400; ++i) {
     Error why;
@@ -83,6 +85,61 @@ TEST_P(PickTest, RetryAvoidsThePreviousEndpointUnlessItIsTheOnlyOne) {
   load_all_but(2, 1);
   Error why;
   EXPECT_EQ(manager_.pick(*state_, &why, &avoid), state_->pools[2]);
+}
+
+// Two attempts failed on two of three endpoints: the third attempt goes to the one left, every
+// time (avoiding only the last one tried would send half of them back to the first).
+TEST_P(PickTest, ThirdAttemptGoesToTheOneEndpointNotTriedYet) {
+  build(3, 0);
+  TriedEndpoints tried;
+  tried.add(state_->pools[0]->host().key);
+  tried.add(state_->pools[2]->host().key);
+  for (int i = 0; i < 500; ++i) {
+    Error why;
+    ASSERT_EQ(manager_.pick(*state_, &why, &tried), state_->pools[1]) << "pick " << i;
+  }
+}
+
+// Among many endpoints a retry never goes back to any endpoint the call tried.
+TEST_P(PickTest, RetryAvoidsEveryTriedEndpointAmongMany) {
+  build(16, 0);
+  TriedEndpoints tried;
+  for (size_t i : {1u, 4u, 5u, 9u, 10u, 11u, 15u}) tried.add(state_->pools[i]->host().key);
+  std::map<ConnPool*, int> got;
+  for (int i = 0; i < 2000; ++i) {
+    Error why;
+    ConnPool* pool = manager_.pick(*state_, &why, &tried);
+    ASSERT_NE(pool, nullptr) << why.message;
+    EXPECT_FALSE(tried.contains(pool->host().key)) << pool->host().key;
+    got[pool]++;
+  }
+  EXPECT_EQ(got.size(), 9u) << "every endpoint not tried gets retries";
+}
+
+// Every endpoint tried already: a retry still gets one (avoiding is a preference, not a refusal).
+TEST_P(PickTest, EveryEndpointTriedStillGivesOne) {
+  build(3, 0);
+  TriedEndpoints tried;
+  for (size_t i = 0; i < 3; ++i) tried.add(state_->pools[i]->host().key);
+  Error why;
+  EXPECT_NE(manager_.pick(*state_, &why, &tried), nullptr) << why.message;
+}
+
+TEST(TriedEndpoints, RemembersUpToTheAttemptLimitWithoutDuplicates) {
+  TriedEndpoints tried;
+  EXPECT_TRUE(tried.empty());
+  EXPECT_FALSE(tried.contains("10.0.0.1:50051"));
+  tried.add("10.0.0.1:50051");
+  tried.add("10.0.0.1:50051");
+  EXPECT_EQ(tried.size(), 1u);
+  EXPECT_TRUE(tried.contains("10.0.0.1:50051"));
+  EXPECT_FALSE(tried.contains("10.0.0.1:50052"));
+  EXPECT_FALSE(tried.contains("[fd00::1]:50051"));
+  for (size_t i = 2; i <= 2 * TriedEndpoints::kCapacity; ++i)
+    tried.add("10.0.0." + std::to_string(i) + ":50051");
+  EXPECT_EQ(tried.size(), TriedEndpoints::kCapacity);  // bounded: max_attempts - 1 are needed
+  EXPECT_GE(TriedEndpoints::kCapacity, config::RetryPolicy::kMaxAttemptsLimit - 1);
+  EXPECT_TRUE(tried.contains("10.0.0.10:50051"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, PickTest,
