@@ -128,9 +128,10 @@ void Connection::on_keepalive_timer() {
     return;
   }
   // gRPC servers close clients that send a third PING without data in between, unless five
-  // minutes passed since the previous one.
+  // minutes passed since the previous one. (Clients do not police the PINGs they receive.)
   constexpr auto kQuietPingInterval = std::chrono::minutes(5);
-  if (session_.pings_without_data() >= 2 && now - last_ping_ < kQuietPingInterval) {
+  if (session_.role() == Role::Client && session_.pings_without_data() >= 2 &&
+      now - last_ping_ < kQuietPingInterval) {
     keepalive_timer_.arm_at(last_ping_ + kQuietPingInterval);
     return;
   }

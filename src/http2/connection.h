@@ -32,9 +32,9 @@ class Connection : public net::TransportHandler, public SessionVisitor, public n
   void close(const Error& why);
   // HTTP/2 PING keepalive: after `interval` without a frame from the peer, a PING; no ACK within
   // `timeout` closes the connection (ErrorCode::DeadlineExceeded). With `only_with_calls`, idle
-  // connections are not pinged (gRPC servers count such pings as abuse). At most two PINGs go
-  // out without the peer sending HEADERS or DATA in between, then one per 5 minutes: what gRPC
-  // servers accept from a client. interval 0 turns it off.
+  // connections are not pinged (gRPC servers count such pings as abuse). In the client role at
+  // most two PINGs go out without the peer sending HEADERS or DATA in between, then one per 5
+  // minutes: what gRPC servers accept from a client. interval 0 turns it off.
   void set_keepalive(Duration interval, Duration timeout, bool only_with_calls);
 
  protected:

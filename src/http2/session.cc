@@ -507,8 +507,12 @@ void Session::on_sent(uint8_t frame_type, int32_t stream_id) {
 void Session::on_received(uint8_t frame_type, uint8_t flags) {
   if (frame_type == NGHTTP2_HEADERS || frame_type == NGHTTP2_DATA) {
     pings_without_data_ = 0;
-  } else if (frame_type == NGHTTP2_PING && (flags & NGHTTP2_FLAG_ACK)) {
-    ping_outstanding_ = false;
+  } else if (frame_type == NGHTTP2_PING) {
+    if (flags & NGHTTP2_FLAG_ACK) {
+      ping_outstanding_ = false;
+    } else {
+      ++pings_received_;
+    }
   }
 }
 

@@ -149,6 +149,8 @@ class Session {
   bool ping_outstanding() const { return ping_outstanding_; }
   // PINGs sent since the peer last sent HEADERS or DATA.
   uint32_t pings_without_data() const { return pings_without_data_; }
+  // PINGs (not ACKs) the peer sent on this connection.
+  uint64_t pings_received() const { return pings_received_; }
 
   uint32_t remote_max_concurrent_streams() const;
   // Client role: the id the next request gets. Ids run out at 2^31-1.
@@ -201,6 +203,7 @@ class Session {
   bool sent_since_ping_ = true;     // HEADERS or DATA went out since the last PING came in
   bool ping_outstanding_ = false;   // our keepalive PING, not acknowledged yet
   uint32_t pings_without_data_ = 0;
+  uint64_t pings_received_ = 0;
   // SETTINGS frame being passed on: its entries are checked before its last byte is.
   bool in_settings_ = false;
   uint8_t entry_[6] = {};

@@ -67,6 +67,10 @@ class LoggingConnection : public h::http2::Connection {
   std::string closed_why;
 
   h::http2::Session& session() { return session_; }
+  // Like SIGSTOP on the process at this end: nothing is read, nothing answered, until resumed.
+  void stall(bool stalled) {
+    static_cast<h::net::MemoryTransport&>(*transport_).set_stalled(stalled);
+  }
   void flush_now() { schedule_flush(); }
 
  protected:

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -426,6 +427,82 @@ TEST_F(AttackTest, ClientThatCancelsManyOfItsCallsIsNotMistakenForRapidReset) {
   }
   EXPECT_FALSE(r.wait_for_type(kGoaway, 200ms).has_value());
   EXPECT_FALSE(r.closed);
+}
+
+// ---- Keepalive -------------------------------------------------------------------------------
+
+TEST_F(AttackTest, ClientThatStopsAnsweringPingsIsClosed) {
+  ASSERT_NO_FATAL_FAILURE(serve("    keepalive: { interval: 300ms, timeout: 300ms }\n"));
+  Bystander bystander(proxy_.target());
+  ASSERT_NO_FATAL_FAILURE(start_bystander(bystander));
+  Socket s = attacker();  // sends its preface, then reads but never answers anything
+  FrameReader r(s);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ping = r.wait_for([](const Frame& f) { return f.type == kPing && !(f.flags & kAck); });
+  ASSERT_TRUE(ping.has_value()) << "no keepalive PING";
+  EXPECT_TRUE(r.wait_closed(5000ms)) << "a client that does not answer PINGs was kept";
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 500ms);  // interval + timeout, less the loop's timer slack
+  expect_bystander_unharmed(bystander);
+  report("client that never answers PINGs", "closed after keepalive interval + timeout", 1024);
+}
+
+TEST_F(AttackTest, StoppedBackendIsDetectedByKeepaliveAndNewCallsGoElsewhere) {
+  ASSERT_NO_FATAL_FAILURE(serve("",
+                                "    keepalive: { interval: 300ms, timeout: 300ms }\n"
+                                "    connect_timeout: 300ms\n"
+                                "    outlier_detection: { consecutive_failures: 1 }\n"));
+  // A call that the first backend holds, then the backend is stopped (SIGSTOP).
+  auto stub = this->stub();
+  Backend& victim = backends_[0];
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("x-delay-ms", "3000");
+  ctx.set_deadline(std::chrono::system_clock::now() + 8s);
+  helloworld::HelloRequest req;
+  helloworld::HelloReply reply;
+  grpc::Status held;
+  std::chrono::steady_clock::time_point held_at, held2_at;
+  std::thread holder([&] {
+    // Round robin: one of the first two calls lands on the victim; both are slow.
+    held = stub->SayHello(&ctx, req, &reply);
+    held_at = std::chrono::steady_clock::now();
+  });
+  grpc::ClientContext ctx2;
+  ctx2.AddMetadata("x-delay-ms", "3000");
+  ctx2.set_deadline(std::chrono::system_clock::now() + 8s);
+  grpc::Status held2;
+  helloworld::HelloReply reply2;
+  std::thread holder2([&] {
+    held2 = stub->SayHello(&ctx2, req, &reply2);
+    held2_at = std::chrono::steady_clock::now();
+  });
+  ASSERT_TRUE(eventually([&] { return backend_stats(victim).calls() >= 1; }, 5000ms));
+  ASSERT_EQ(::kill(victim.process->pid(), SIGSTOP), 0);
+  const auto stopped = std::chrono::steady_clock::now();
+  holder.join();
+  holder2.join();
+  // The call on the stopped backend fails once keepalive gives up (the backend may have done
+  // the work: not retried); the other one is answered after its 3 s.
+  const bool first_was_victim = !held.ok();
+  const grpc::Status& victim_call = first_was_victim ? held : held2;
+  const auto detected = (first_was_victim ? held_at : held2_at) - stopped;
+  EXPECT_EQ(victim_call.error_code(), grpc::StatusCode::UNAVAILABLE) << victim_call.error_message();
+  EXPECT_NE(victim_call.error_message().find("keepalive"), std::string::npos)
+      << victim_call.error_message();
+  EXPECT_LT(detected, 10s) << "keepalive should detect the stop within interval + timeout";
+  // New calls go to the backend that still answers.
+  for (int i = 0; i < 5; ++i) {
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + 5s);
+    helloworld::HelloReply r;
+    grpc::Status st = stub->SayHello(&c, req, &r);
+    EXPECT_TRUE(st.ok()) << "call " << i << ": " << st.error_message();
+  }
+  ::kill(victim.process->pid(), SIGCONT);
+  std::printf("[attack] backend SIGSTOPped with a call in flight: the call failed UNAVAILABLE "
+              "after %lld ms (keepalive 300ms/300ms)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(detected).count()));
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ namespace h2mesh::proxy {
 namespace {
 
 using namespace std::chrono_literals;
+using h2mesh_test_fakes::find_header;
 using h2mesh_test_fakes::GrpcBackend;
 using h2mesh_test_fakes::MemoryNetwork;
 using h2mesh_test_fakes::StreamLog;
@@ -427,6 +428,81 @@ TEST_F(SimulatedTimeTest, IdleClientConnectionIsDrainedAtIdleTimeout) {
   EXPECT_LE(since(t0), 90s + 500ms);
   EXPECT_EQ(ctx_->stats.downstream_idle_closed, 1u);
   EXPECT_EQ(ctx_->stats.downstream_header_timeouts, 0u) << "a timely preface is not timed out";
+}
+
+// ---- keepalive ---------------------------------------------------------------------------------
+
+uint64_t pings_at(GrpcBackend& b) {
+  uint64_t n = 0;
+  for (const auto& c : b.conns) n += c->session().pings_received();
+  return n;
+}
+
+TEST_F(SimulatedTimeTest, StoppedBackendIsDetectedByKeepaliveAndItsCallFails) {
+  cluster_.keepalive = config::Keepalive{config::Millis(1000), config::Millis(500)};
+  start({kA});
+  backend(kA).behaviour.hang = true;
+  auto client = connect_client();
+  const TimePoint t0 = clock_.now();
+  const int32_t id = client->call();
+  clock_.run_ready();
+  ASSERT_EQ(backend(kA).requests().size(), 1u);
+  backend(kA).conns[0]->stall(true);  // SIGSTOP: the TCP connection stays, nothing answers
+  ASSERT_TRUE(clock_.advance_until([&] { return client->done(id); }, 60s));
+  // One second of silence, a PING, half a second without its ACK.
+  EXPECT_EQ(since(t0), 1500ms);
+  const StreamLog& reply = client->streams[id];
+  EXPECT_EQ(reply.grpc_status(), kUnavailable);
+  const std::string message = find_header(reply.headers, "grpc-message");  // trailers-only
+  EXPECT_NE(message.find("keepalive"), std::string::npos) << message;
+}
+
+TEST_F(SimulatedTimeTest, KeepaliveNeverPingsAnIdleBackendConnection) {
+  cluster_.keepalive = config::Keepalive{config::Millis(1000), config::Millis(500)};
+  cluster_.idle_timeout = config::Millis(0);
+  start({kA});
+  backend(kA);
+  auto client = connect_client();
+  EXPECT_EQ(call_and_wait(*client).grpc_status(), "0");
+  clock_.advance(10min);
+  EXPECT_EQ(pings_at(backend(kA)), 0u) << "gRPC servers count pings without calls as abuse";
+  ASSERT_EQ(backend(kA).conns.size(), 1u);
+  EXPECT_FALSE(backend(kA).conns[0]->closed_at.has_value());
+}
+
+TEST_F(SimulatedTimeTest, KeepaliveSendsTwoPingsWithoutDataThenOnePerFiveMinutes) {
+  cluster_.keepalive = config::Keepalive{config::Millis(1000), config::Millis(500)};
+  start({kA});
+  backend(kA).behaviour.hang = true;  // alive (answers PINGs) but silent: a long call
+  auto client = connect_client();
+  const TimePoint t0 = clock_.now();
+  const int32_t id = client->call();
+  clock_.advance(4min);
+  // A gRPC server closes a client that sends a third PING without data in between.
+  EXPECT_EQ(pings_at(backend(kA)), 2u);
+  ASSERT_TRUE(clock_.advance_until([&] { return pings_at(backend(kA)) == 3; }, 10min));
+  EXPECT_EQ(since(t0), 2s + 5min) << "the third comes five minutes after the second";
+  EXPECT_FALSE(client->done(id)) << "a backend that answers its PINGs keeps its calls";
+}
+
+TEST_F(SimulatedTimeTest, VanishedClientIsClosedByDownstreamKeepalive) {
+  listener_cfg_.keepalive = config::Keepalive{config::Millis(2000), config::Millis(1000)};
+  start({kA});
+  backend(kA);
+  auto client = connect_client();
+  const TimePoint t0 = clock_.now();
+  EXPECT_EQ(call_and_wait(*client).grpc_status(), "0");
+  clock_.advance(10s);
+  EXPECT_FALSE(downstreams_[0]->closed()) << "a client that answers PINGs stays connected";
+  EXPECT_GE(client->session().pings_received(), 4u);
+  const TimePoint gone = clock_.now();
+  client->stall(true);  // the client's host vanished without a FIN
+  ASSERT_TRUE(clock_.advance_until([&] { return downstreams_[0]->closed(); }, 60s));
+  // The last PING was answered at most 2 s before the client vanished; the next one goes out
+  // 2 s after that answer and goes unanswered for 1 s.
+  EXPECT_LE(since(gone), 3s);
+  EXPECT_GT(since(gone), 1s);
+  (void)t0;
 }
 
 }  // namespace
