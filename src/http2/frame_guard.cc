@@ -39,8 +39,7 @@ size_t FrameScanner::collect_header(const uint8_t* data, size_t len) {
   return n;
 }
 
-FrameHeader FrameScanner::header() const {
-  const uint8_t* p = header_.data();
+FrameHeader FrameScanner::parse(const uint8_t* p) {
   FrameHeader h;
   h.length = (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2];
   h.type = p[3];

@@ -52,12 +52,15 @@ class FrameScanner {
   // At a frame boundary: copies header bytes from `data`; returns how many it took.
   size_t collect_header(const uint8_t* data, size_t len);
   bool header_complete() const { return have_ == kHeaderSize; }
-  FrameHeader header() const;
+  // Some bytes of a header arrived, not all: they wait here (unseen by libnghttp2).
+  bool partial() const { return have_ > 0; }
+  FrameHeader header() const { return parse(header_.data()); }
   const uint8_t* header_bytes() const { return header_.data(); }
-  // The header was handed on: its payload follows.
+  // The collected header was handed on: its payload follows.
   void start_payload();
-  // The header was handed on together with its whole payload (held by the caller).
-  void frame_done() { have_ = 0; }
+  // A header read in place (not collected): its payload of `length` bytes follows.
+  void skip_payload(uint32_t length) { skip_ = length; }
+  static FrameHeader parse(const uint8_t* p);
 
   static constexpr size_t kHeaderSize = 9;
 

@@ -314,44 +314,86 @@ Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts)
 Session::~Session() { nghttp2_session_del(session_); }
 
 Result<size_t> Session::receive(const uint8_t* data, size_t len, TimePoint now) {
-  // Frame by frame: each frame header is checked before libnghttp2 sees any byte of it, so
-  // the checks run against the stream states the frames before it left.
-  size_t off = 0;
+  // Every frame header is checked before libnghttp2 sees any byte of it. Runs of frames whose
+  // checks need no stream state are handed on in one call (a call to libnghttp2 per frame costs
+  // ~10 % more instructions per proxied call); before a frame whose check does, everything
+  // before it is handed on, so that the check sees the streams as those frames left them.
+  size_t off = 0;  // bytes of `data` scanned
+  size_t fed = 0;  // bytes of `data` handed to libnghttp2 (or held by the scanner)
+  auto flush = [&]() -> Result<void> {
+    if (off > fed) {
+      if (auto rv = feed(data + fed, off - fed); !rv) return rv.error();
+      fed = off;
+    }
+    fed_max_peer_stream_id_ = max_peer_stream_id_;
+    return {};
+  };
   while (off < len) {
     if (size_t skip = scanner_.passthrough()) {
-      size_t n = std::min(skip, len - off);
-      if (!in_settings_) {
-        if (auto rv = feed(data + off, n); !rv) return rv.error();
-      } else {
-        parse_settings(data + off, n);
-        bool ends_frame = n == skip;
-        // The frame's last byte makes libnghttp2 apply it: check the entries first.
-        if (auto rv = feed(data + off, ends_frame ? n - 1 : n); !rv) return rv.error();
-        if (ends_frame) {
-          in_settings_ = false;
-          if (auto rv = check_window_growth(); !rv) return rv.error();
-          if (auto rv = feed(data + off + n - 1, 1); !rv) return rv.error();
-        }
+      const size_t n = std::min(skip, len - off);
+      if (in_settings_) {
+        if (auto rv = flush(); !rv) return rv.error();
+        if (auto rv = pass_settings_bytes(data + off, n, n == skip); !rv) return rv.error();
+        fed = off + n;
       }
       scanner_.passed(n);
       off += n;
       continue;
     }
-    off += scanner_.collect_header(data + off, len - off);
-    if (!scanner_.header_complete()) break;  // the rest of the header comes with the next read
-    FrameHeader h = scanner_.header();
-    if (auto rv = check_frame(h, now); !rv) return rv.error();
-    if (auto rv = feed(scanner_.header_bytes(), FrameScanner::kHeaderSize); !rv)
-      return rv.error();
-    scanner_.start_payload();
-    if (h.type == NGHTTP2_SETTINGS && !(h.flags & NGHTTP2_FLAG_ACK) && h.length > 0) {
-      in_settings_ = true;
-      entry_have_ = 0;
-      initial_window_seen_ = false;
-      max_initial_window_ = 0;
+    FrameHeader h;
+    if (scanner_.partial() || len - off < FrameScanner::kHeaderSize) {
+      // A header split over reads: collected in the scanner, handed on once complete.
+      if (auto rv = flush(); !rv) return rv.error();
+      off += scanner_.collect_header(data + off, len - off);
+      fed = off;
+      if (!scanner_.header_complete()) break;  // the rest comes with the next read
+      h = scanner_.header();
+      if (auto v = check_frame(h, now)) return violation(*v);
+      if (auto rv = feed(scanner_.header_bytes(), FrameScanner::kHeaderSize); !rv)
+        return rv.error();
+      fed_max_peer_stream_id_ = max_peer_stream_id_;
+      scanner_.start_payload();
+    } else {
+      h = FrameScanner::parse(data + off);
+      if (needs_current_state(h)) {
+        if (auto rv = flush(); !rv) return rv.error();
+      }
+      if (auto v = check_frame(h, now)) {
+        if (auto rv = flush(); !rv) return rv.error();  // the frames before it stand
+        return violation(*v);
+      }
+      off += FrameScanner::kHeaderSize;
+      scanner_.skip_payload(h.length);
     }
+    begin_settings(h);
   }
+  if (auto rv = flush(); !rv) return rv.error();
   return len;
+}
+
+bool Session::needs_current_state(const FrameHeader& h) const {
+  if (h.type == NGHTTP2_SETTINGS) return !(h.flags & NGHTTP2_FLAG_ACK) && h.length > 0;
+  // A HEADERS frame on a stream id already used: trailers of an open stream, or a violation.
+  return h.type == NGHTTP2_HEADERS && role_ == Role::Server && (h.stream_id & 1) &&
+         h.stream_id <= max_peer_stream_id_;
+}
+
+void Session::begin_settings(const FrameHeader& h) {
+  if (h.type != NGHTTP2_SETTINGS || (h.flags & NGHTTP2_FLAG_ACK) || h.length == 0) return;
+  in_settings_ = true;
+  entry_have_ = 0;
+  initial_window_seen_ = false;
+  max_initial_window_ = 0;
+}
+
+Result<void> Session::pass_settings_bytes(const uint8_t* data, size_t n, bool ends_frame) {
+  parse_settings(data, n);
+  // The frame's last byte makes libnghttp2 apply it: check the entries first.
+  if (auto rv = feed(data, ends_frame ? n - 1 : n); !rv) return rv.error();
+  if (!ends_frame) return {};
+  in_settings_ = false;
+  if (auto v = check_window_growth()) return violation(*v);
+  return feed(data + n - 1, 1);
 }
 
 Result<void> Session::feed(const uint8_t* data, size_t len) {
@@ -365,21 +407,22 @@ Result<void> Session::feed(const uint8_t* data, size_t len) {
   return {};
 }
 
-Error Session::violation(H2Error code, std::string message) {
-  nghttp2_session_terminate_session(session_, static_cast<uint32_t>(code));
-  return make_error(ErrorCode::DownstreamProtocol, std::move(message));
+Error Session::violation(const Violation& v) {
+  nghttp2_session_terminate_session(session_, static_cast<uint32_t>(v.code));
+  return make_error(ErrorCode::DownstreamProtocol, v.message);
 }
 
 bool Session::is_closed_stream(int32_t id) const {
   if (id == 0 || !(id & 1)) return false;  // even ids: push is off, libnghttp2 rejects them
   if (nghttp2_session_find_stream(session_, id)) return false;
-  if (role_ == Role::Server) return id <= max_peer_stream_id_;
+  // Streams opened by frames libnghttp2 has not seen yet are not closed.
+  if (role_ == Role::Server) return id <= fed_max_peer_stream_id_;
   return static_cast<uint32_t>(id) < nghttp2_session_get_next_stream_id(session_);
 }
 
-Result<void> Session::check_frame(const FrameHeader& h, TimePoint now) {
+std::optional<Session::Violation> Session::check_frame(const FrameHeader& h, TimePoint now) {
   auto calm = [&](const char* what) {
-    return violation(H2Error::EnhanceYourCalm, std::string("flood of ") + what);
+    return Violation{H2Error::EnhanceYourCalm, std::string("flood of ") + what};
   };
   switch (h.type) {
     case NGHTTP2_DATA:
@@ -403,9 +446,9 @@ Result<void> Session::check_frame(const FrameHeader& h, TimePoint now) {
           max_peer_stream_id_ = h.stream_id;
         } else if (!nghttp2_session_find_stream(session_, h.stream_id) &&
                    !recent_resets_.contains(h.stream_id)) {
-          return violation(H2Error::ProtocolError,
+          return Violation{H2Error::ProtocolError,
                            "HEADERS on stream " + std::to_string(h.stream_id) +
-                               ", not above stream " + std::to_string(max_peer_stream_id_));
+                               ", not above stream " + std::to_string(max_peer_stream_id_)};
         }
       }
       break;
@@ -430,7 +473,7 @@ Result<void> Session::check_frame(const FrameHeader& h, TimePoint now) {
     default:
       break;
   }
-  return {};
+  return std::nullopt;
 }
 
 void Session::parse_settings(const uint8_t* data, size_t len) {
@@ -448,25 +491,25 @@ void Session::parse_settings(const uint8_t* data, size_t len) {
   }
 }
 
-Result<void> Session::check_window_growth() {
+std::optional<Session::Violation> Session::check_window_growth() {
   // RFC 9113 6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE that takes any stream's send window past
   // 2^31-1 is a connection error FLOW_CONTROL_ERROR (libnghttp2 only resets those streams).
   // Values above 2^31-1 themselves libnghttp2 rejects as it should.
-  if (!initial_window_seen_ || max_initial_window_ > kMaxWindow) return {};
+  if (!initial_window_seen_ || max_initial_window_ > kMaxWindow) return std::nullopt;
   const int64_t growth =
       int64_t{max_initial_window_} -
       int64_t{nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)};
-  if (growth <= 0) return {};
+  if (growth <= 0) return std::nullopt;
   int32_t overflowing = 0;
   visitor_.for_each_stream([&](int32_t id) {
     int32_t window = nghttp2_session_get_stream_remote_window_size(session_, id);
     if (overflowing == 0 && window >= 0 && int64_t{window} + growth > int64_t{kMaxWindow})
       overflowing = id;
   });
-  if (overflowing == 0) return {};
-  return violation(H2Error::FlowControlError,
+  if (overflowing == 0) return std::nullopt;
+  return Violation{H2Error::FlowControlError,
                    "SETTINGS_INITIAL_WINDOW_SIZE " + std::to_string(max_initial_window_) +
-                       " overflows the window of stream " + std::to_string(overflowing));
+                       " overflows the window of stream " + std::to_string(overflowing)};
 }
 
 void Session::begin_header_block() {

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "common/buffer.h"
@@ -176,12 +178,21 @@ class Session {
   void on_received(uint8_t frame_type, uint8_t flags);
 
  private:
+  struct Violation {
+    H2Error code;
+    std::string message;
+  };
   Result<void> feed(const uint8_t* data, size_t len);
-  Result<void> check_frame(const FrameHeader& h, TimePoint now);
+  // Frames whose check needs libnghttp2's view of the streams as the frames before them left
+  // it: everything before them is handed on first.
+  bool needs_current_state(const FrameHeader& h) const;
+  std::optional<Violation> check_frame(const FrameHeader& h, TimePoint now);
+  void begin_settings(const FrameHeader& h);
+  Result<void> pass_settings_bytes(const uint8_t* data, size_t n, bool ends_frame);
   void parse_settings(const uint8_t* data, size_t len);
-  Result<void> check_window_growth();
+  std::optional<Violation> check_window_growth();
   bool is_closed_stream(int32_t stream_id) const;
-  Error violation(H2Error code, std::string message);
+  Error violation(const Violation& v);
 
   nghttp2_session* session_ = nullptr;
   SessionVisitor& visitor_;
@@ -200,6 +211,7 @@ class Session {
   TokenBucket empty_frames_, priority_, settings_, ping_, rst_stream_, closed_answers_;
   RecentResets recent_resets_;
   int32_t max_peer_stream_id_ = 0;  // server role: the highest stream the peer opened
+  int32_t fed_max_peer_stream_id_ = 0;  // ... among the frames libnghttp2 has seen
   bool sent_since_ping_ = true;     // HEADERS or DATA went out since the last PING came in
   bool ping_outstanding_ = false;   // our keepalive PING, not acknowledged yet
   uint32_t pings_without_data_ = 0;
