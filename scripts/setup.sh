@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what h2mesh needs on Debian 12 (run as root). With --tests, also what the test suite
 # needs: GoogleTest, Google Benchmark (bench/micro), Python's grpcio, Node.js and the Node gRPC
-# client's npm packages. With --bench, also what bench/run needs: HAProxy, nginx, nghttpx,
+# client's npm packages, and clang 14 with libFuzzer and its sanitizer runtimes (fuzz/). With --bench, also what bench/run needs: HAProxy, nginx, nghttpx,
 # h2load, Python's grpcio; and for bench/profile, valgrind and strace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ packages=(g++ cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-g
           nlohmann-json3-dev)
 if [[ "${1:-}" == "--tests" ]]; then
   packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml openssl)
+  packages+=(clang libfuzzer-14-dev libclang-rt-14-dev)
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 if [[ "${1:-}" == "--bench" ]]; then

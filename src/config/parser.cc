@@ -13,6 +13,7 @@
 #include "config/address_parser.h"
 #include "config/discovery_reader.h"
 #include "config/resilience_reader.h"
+#include "config/yaml_guard.h"
 #include "config/yaml_reader.h"
 
 namespace h2mesh::config {
@@ -548,6 +549,13 @@ ParseResult parse_config(std::string_view yaml_text, std::string_view source_nam
   Diagnostics diag{std::string(source_name), yaml_text};
   Config config;
   config.source = std::string(source_name);
+  if (auto trap = find_yaml_parser_trap(yaml_text)) {
+    diag.add_at(trap->line, trap->column, std::string("invalid YAML: ") + trap->message,
+                trap->hint);
+    ParseResult result;
+    result.errors = diag.take_sorted();
+    return result;
+  }
   const std::vector<QuotedScalar> quoted = find_quoted_scalars(yaml_text);
   try {
     if (!report_unterminated_quote(quoted, &diag))

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "discovery/dns_answer.h"
 #include "discovery/resolver.h"
 
 namespace h2mesh::discovery {
@@ -25,76 +26,6 @@ namespace {
 
 long long to_ms(Duration d) {
   return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
-}
-
-// One address record; the byte order makes the reported set's order stable (IPv4 first).
-struct Record {
-  int family = AF_INET;
-  std::array<uint8_t, 16> bytes{};
-  auto operator<=>(const Record&) const = default;
-};
-
-std::string to_text(const Record& r) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(r.family, r.bytes.data(), buf, sizeof(buf));
-  return buf;
-}
-
-// What one query type (A or AAAA) of a round came back with.
-struct Answer {
-  enum class Kind { Pending, Records, Empty, Failed };
-  Kind kind = Kind::Pending;
-  std::vector<Record> records;
-  std::optional<uint32_t> min_ttl;
-  std::string detail;  // Empty: NXDOMAIN or NODATA; Failed: what went wrong
-};
-
-Answer failed(std::string why) {
-  Answer a;
-  a.kind = Answer::Kind::Failed;
-  a.detail = std::move(why);
-  return a;
-}
-
-Answer empty(const char* why) {
-  Answer a;
-  a.kind = Answer::Kind::Empty;
-  a.detail = why;
-  return a;
-}
-
-void add_record(Answer& a, int family, const void* addr, size_t len, int ttl) {
-  Record r;
-  r.family = family;
-  memcpy(r.bytes.data(), addr, len);
-  a.records.push_back(r);
-  uint32_t t = ttl < 0 ? 0 : static_cast<uint32_t>(ttl);
-  a.min_ttl = a.min_ttl ? std::min(*a.min_ttl, t) : t;
-}
-
-// Parses a NOERROR answer with records. A reply holding only a CNAME chain is NODATA.
-Answer parse_answer(int family, const unsigned char* abuf, int alen) {
-  // An A record takes at least 16 bytes on the wire (compressed name, fixed fields, address), an
-  // AAAA record 28: this bounds the records a reply of `alen` bytes (UDP or TCP) can carry.
-  size_t cap = static_cast<size_t>(alen) / 16 + 1;
-  int n = static_cast<int>(cap);
-  int rc;
-  Answer out;
-  if (family == AF_INET) {
-    std::vector<ares_addrttl> ttls(cap);
-    rc = ares_parse_a_reply(abuf, alen, nullptr, ttls.data(), &n);
-    for (int i = 0; rc == ARES_SUCCESS && i < n; ++i)
-      add_record(out, AF_INET, &ttls[i].ipaddr, 4, ttls[i].ttl);
-  } else {
-    std::vector<ares_addr6ttl> ttls(cap);
-    rc = ares_parse_aaaa_reply(abuf, alen, nullptr, ttls.data(), &n);
-    for (int i = 0; rc == ARES_SUCCESS && i < n; ++i)
-      add_record(out, AF_INET6, &ttls[i].ip6addr, 16, ttls[i].ttl);
-  }
-  if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && out.records.empty())) return empty("NODATA");
-  if (rc != ARES_SUCCESS) return failed(std::string("bad answer: ") + ares_strerror(rc));
-  out.kind = Answer::Kind::Records;
-  return out;
 }
 
 class DnsResolver final : public Resolver {
@@ -155,7 +86,7 @@ class DnsResolver final : public Resolver {
   struct Query {
     DnsResolver* self = nullptr;
     int family = AF_INET;
-    Answer answer;
+    DnsAnswer answer;
   };
 
   static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable) {
@@ -173,7 +104,7 @@ class DnsResolver final : public Resolver {
   void record_answer(Query& q, int status, const unsigned char* abuf, int alen);
   void finish_round();
   void round_failed(std::string why);
-  void apply(std::vector<Record> records, std::optional<uint32_t> min_ttl);
+  void apply(std::vector<DnsRecord> records, std::optional<uint32_t> min_ttl);
   void watch(int fd, bool readable, bool writable);
   void retire(std::map<int, std::unique_ptr<SocketWatcher>>::iterator it);
   void on_socket_ready(int fd, uint32_t events);
@@ -196,7 +127,7 @@ class DnsResolver final : public Resolver {
   bool synced_ = false;
   bool confirming_empty_ = false;  // one empty answer seen; the next decides
   uint32_t failures_ = 0;          // rounds failed in a row
-  std::vector<Record> current_;    // the set last reported, sorted
+  std::vector<DnsRecord> current_;  // the set last reported, sorted
   std::string last_error_;
 
   net::Timer refresh_timer_;   // next round
@@ -240,7 +171,7 @@ void DnsResolver::begin_round() {
     round_failed(last_error_);
     return;
   }
-  for (auto& q : queries_) q.answer = Answer{};
+  for (auto& q : queries_) q.answer = DnsAnswer{};
   pending_ = 2;
   deadline_hit_ = false;
   // Armed before the queries go out: c-ares may answer (fail) synchronously.
@@ -254,26 +185,27 @@ void DnsResolver::begin_round() {
 void DnsResolver::record_answer(Query& q, int status, const unsigned char* abuf, int alen) {
   switch (status) {
     case ARES_SUCCESS:
-      q.answer = parse_answer(q.family, abuf, alen);
+      q.answer = parse_dns_answer(q.family, abuf, alen);
       break;
     case ARES_ENODATA:
-      q.answer = empty("NODATA");
+      q.answer = dns_answer_empty("NODATA");
       break;
     case ARES_ENOTFOUND:
-      q.answer = empty("NXDOMAIN");
+      q.answer = dns_answer_empty("NXDOMAIN");
       break;
     case ARES_ECANCELLED:
-      q.answer =
-          failed(deadline_hit_ ? "no answer within " + std::to_string(dns_.timeout.count()) + "ms"
-                               : "cancelled");
+      q.answer = dns_answer_failed(
+          deadline_hit_ ? "no answer within " + std::to_string(dns_.timeout.count()) + "ms"
+                        : "cancelled");
       break;
     case ARES_ECONNREFUSED:
       // c-ares 1.18 also ends with this status when every server answered SERVFAIL or REFUSED
       // (it tries the next server on those, then reports them all as unreachable).
-      q.answer = failed("no usable answer from any DNS server (unreachable, SERVFAIL or REFUSED)");
+      q.answer = dns_answer_failed(
+          "no usable answer from any DNS server (unreachable, SERVFAIL or REFUSED)");
       break;
     default:
-      q.answer = failed(ares_strerror(status));
+      q.answer = dns_answer_failed(ares_strerror(status));
   }
   if (--pending_ == 0) {
     deadline_timer_.cancel();
@@ -283,24 +215,24 @@ void DnsResolver::record_answer(Query& q, int status, const unsigned char* abuf,
 }
 
 void DnsResolver::finish_round() {
-  const Answer& a = queries_[0].answer;
-  const Answer& aaaa = queries_[1].answer;
-  if (a.kind == Answer::Kind::Failed || aaaa.kind == Answer::Kind::Failed) {
+  const DnsAnswer& a = queries_[0].answer;
+  const DnsAnswer& aaaa = queries_[1].answer;
+  if (a.kind == DnsAnswer::Kind::Failed || aaaa.kind == DnsAnswer::Kind::Failed) {
     // A half answer is no answer: applying only the A records would drop every IPv6 endpoint
     // because of one lost AAAA packet.
     std::string why;
-    if (a.kind == Answer::Kind::Failed && aaaa.kind == Answer::Kind::Failed &&
+    if (a.kind == DnsAnswer::Kind::Failed && aaaa.kind == DnsAnswer::Kind::Failed &&
         a.detail == aaaa.detail) {
       why = "A and AAAA: " + a.detail;
     } else {
-      if (a.kind == Answer::Kind::Failed) why = "A: " + a.detail;
-      if (aaaa.kind == Answer::Kind::Failed)
+      if (a.kind == DnsAnswer::Kind::Failed) why = "A: " + a.detail;
+      if (aaaa.kind == DnsAnswer::Kind::Failed)
         why += (why.empty() ? "AAAA: " : "; AAAA: ") + aaaa.detail;
     }
     round_failed("resolving " + dns_.name + ": " + why);
     return;
   }
-  std::vector<Record> records = a.records;
+  std::vector<DnsRecord> records = a.records;
   records.insert(records.end(), aaaa.records.begin(), aaaa.records.end());
   std::optional<uint32_t> min_ttl = a.min_ttl;
   if (aaaa.min_ttl) min_ttl = min_ttl ? std::min(*min_ttl, *aaaa.min_ttl) : *aaaa.min_ttl;
@@ -321,9 +253,8 @@ void DnsResolver::finish_round() {
   apply(std::move(records), min_ttl);
 }
 
-void DnsResolver::apply(std::vector<Record> records, std::optional<uint32_t> min_ttl) {
-  std::sort(records.begin(), records.end());
-  records.erase(std::unique(records.begin(), records.end()), records.end());
+void DnsResolver::apply(std::vector<DnsRecord> records, std::optional<uint32_t> min_ttl) {
+  std::vector<cluster::DiscoveredEndpoint> endpoints = dns_endpoints(records, dns_.port);
   confirming_empty_ = false;
   if (failures_ > 0)
     LOG_INFO("dns: cluster %s: %s resolves again", cluster_.c_str(), dns_.name.c_str());
@@ -334,7 +265,7 @@ void DnsResolver::apply(std::vector<Record> records, std::optional<uint32_t> min
   refresh_timer_.arm(next);
   if (synced_ && records == current_) return;
 
-  std::vector<Record> added, removed;
+  std::vector<DnsRecord> added, removed;
   std::set_difference(records.begin(), records.end(), current_.begin(), current_.end(),
                       std::back_inserter(added));
   std::set_difference(current_.begin(), current_.end(), records.begin(), records.end(),
@@ -342,7 +273,7 @@ void DnsResolver::apply(std::vector<Record> records, std::optional<uint32_t> min
   std::string list;
   constexpr size_t kShown = 8;
   for (size_t i = 0; i < records.size() && i < kShown; ++i)
-    list += (i ? ", " : "") + to_text(records[i]);
+    list += (i ? ", " : "") + dns_record_text(records[i]);
   if (records.size() > kShown) list += ", ...";
   LOG_INFO("dns: cluster %s: %s resolved to %zu endpoint(s) (+%zu -%zu)%s%s; next in %lldms",
            cluster_.c_str(), dns_.name.c_str(), records.size(), added.size(), removed.size(),
@@ -350,15 +281,6 @@ void DnsResolver::apply(std::vector<Record> records, std::optional<uint32_t> min
 
   synced_ = true;
   current_ = std::move(records);
-  std::vector<cluster::DiscoveredEndpoint> endpoints;
-  endpoints.reserve(current_.size());
-  for (const auto& r : current_) {
-    cluster::DiscoveredEndpoint ep;
-    ep.address = config::SocketAddress{to_text(r), dns_.port};
-    ep.weight = 1;
-    ep.ready = true;
-    endpoints.push_back(std::move(ep));
-  }
   on_update_(std::move(endpoints));
 }
 

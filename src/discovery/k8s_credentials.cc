@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "config/yaml_guard.h"
+
 namespace h2mesh::discovery::k8s {
 namespace {
 
@@ -214,6 +216,9 @@ Result<Credentials> parse_server_url(std::string_view url) {
 }
 
 Result<Credentials> parse_kubeconfig(std::string_view yaml, const std::string& base_dir) {
+  if (auto trap = config::find_yaml_parser_trap(yaml))
+    return bad("not valid YAML: line " + std::to_string(trap->line) + ", column " +
+               std::to_string(trap->column) + ": " + trap->message);
   try {
     return parse_kubeconfig_node(YAML::Load(std::string(yaml)), base_dir);
   } catch (const YAML::Exception& e) {

@@ -21,6 +21,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// Built like h2mesh with a sanitizer, whose shadow memory and quarantine say nothing about the
+// proxy's own growth: the bounds are checked in the normal build only.
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 constexpr char kHeaderLimit[] = "h2mesh_downstream_header_limit_total";
 constexpr char kFloodGoaways[] = "h2mesh_downstream_flood_goaways_total";
 
@@ -61,7 +69,9 @@ class AttackTest : public MisbehavingClientTest {
                 reaction.c_str(), static_cast<long long>(growth),
                 static_cast<unsigned long long>(hwm),
                 static_cast<long long>(rss) - static_cast<long long>(rss_before_));
-    EXPECT_LE(growth, max_growth_kib) << attack << ": the proxy grew by " << growth << " KiB";
+    if (!kSanitized) {
+      EXPECT_LE(growth, max_growth_kib) << attack << ": the proxy grew by " << growth << " KiB";
+    }
   }
 
   uint64_t counter(const char* name) { return metric(proxy_.admin_port, name).value_or(0); }

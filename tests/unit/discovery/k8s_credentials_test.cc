@@ -317,5 +317,14 @@ TEST(K8sCredentials, TlsContextNamesAMissingOrEmptyCa) {
   EXPECT_NE(bad_cert.error().message.find("bad client certificate"), std::string::npos);
 }
 
+// Found by fuzz_kubeconfig's neighbour fuzz_config: yaml-cpp 0.7 never returns from a document
+// that starts with ',' (its memory grows until the kernel kills the process).
+TEST(K8sCredentials, KubeconfigStartingWithCommaIsAnErrorNotAHang) {
+  auto creds = parse_kubeconfig(",apiVersion: v1\nkind: Config\n", "/tmp");
+  ASSERT_FALSE(creds.ok());
+  EXPECT_EQ(creds.error().message,
+            "not valid YAML: line 1, column 1: a YAML document cannot start with ','");
+}
+
 }  // namespace
 }  // namespace h2mesh::discovery::k8s

@@ -498,6 +498,12 @@ TEST_F(K8sResolverTest, ClientCertificateWithoutToken) {
 }
 
 TEST_F(K8sResolverTest, HostNameIsLookedUpAndVerified) {
+#ifdef __SANITIZE_THREAD__
+  // getaddrinfo_a runs the lookup on a thread glibc starts internally, which ThreadSanitizer does
+  // not intercept: its first malloc there crashes inside TSan's allocator. Not our code's race;
+  // the normal and ASan builds run this test.
+  GTEST_SKIP() << "getaddrinfo_a's internal thread is not supported by ThreadSanitizer";
+#endif
   auto& fake = start_fake();
   fake.put_slice("greeter-a", slice({ep("10.244.1.10", "pod-0"), ep("10.244.1.11", "pod-1")}));
   // localhost may resolve to ::1 first, where nothing listens: the next address is tried.
