@@ -39,17 +39,6 @@ size_t FrameScanner::collect_header(const uint8_t* data, size_t len) {
   return n;
 }
 
-FrameHeader FrameScanner::parse(const uint8_t* p) {
-  FrameHeader h;
-  h.length = (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2];
-  h.type = p[3];
-  h.flags = p[4];
-  h.stream_id = static_cast<int32_t>(((uint32_t{p[5]} << 24) | (uint32_t{p[6]} << 16) |
-                                      (uint32_t{p[7]} << 8) | p[8]) &
-                                     0x7fffffffu);
-  return h;
-}
-
 void FrameScanner::start_payload() {
   skip_ = header().length;
   have_ = 0;

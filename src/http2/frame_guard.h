@@ -60,7 +60,16 @@ class FrameScanner {
   void start_payload();
   // A header read in place (not collected): its payload of `length` bytes follows.
   void skip_payload(uint32_t length) { skip_ = length; }
-  static FrameHeader parse(const uint8_t* p);
+  static FrameHeader parse(const uint8_t* p) {
+    FrameHeader h;
+    h.length = (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2];
+    h.type = p[3];
+    h.flags = p[4];
+    h.stream_id = static_cast<int32_t>(((uint32_t{p[5]} << 24) | (uint32_t{p[6]} << 16) |
+                                        (uint32_t{p[7]} << 8) | p[8]) &
+                                       0x7fffffffu);
+    return h;
+  }
 
   static constexpr size_t kHeaderSize = 9;
 

@@ -91,8 +91,8 @@ int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* ud
   const int32_t id = frame->hd.stream_id;
   if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && session_of(ud).role() == Role::Server &&
-      nghttp2_session_get_stream_remote_close(session, id) == 0 &&
-      visitor_of(ud).stop_request_after_response(id, stream_user(ud, id)))
+      visitor_of(ud).stop_request_after_response(id, stream_user(ud, id)) &&
+      nghttp2_session_get_stream_remote_close(session, id) == 0)
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
   return 0;
 }
@@ -355,6 +355,18 @@ Result<size_t> Session::receive(const uint8_t* data, size_t len, TimePoint now) 
       scanner_.start_payload();
     } else {
       h = FrameScanner::parse(data + off);
+      // Most frames of a call: a new stream's HEADERS, DATA with a payload, WINDOW_UPDATE.
+      const bool plain = h.type == NGHTTP2_WINDOW_UPDATE ||
+                         (h.type == NGHTTP2_HEADERS && role_ == Role::Client) ||
+                         (h.type == NGHTTP2_HEADERS && h.stream_id > max_peer_stream_id_ &&
+                          (h.stream_id & 1) && (max_peer_stream_id_ = h.stream_id)) ||
+                         (h.type == NGHTTP2_DATA && h.length > 0 && role_ == Role::Server &&
+                          h.stream_id > fed_max_peer_stream_id_);
+      if (plain) {
+        off += FrameScanner::kHeaderSize;
+        scanner_.skip_payload(h.length);
+        continue;
+      }
       if (needs_current_state(h)) {
         if (auto rv = flush(); !rv) return rv.error();
       }
@@ -412,12 +424,15 @@ Error Session::violation(const Violation& v) {
   return make_error(ErrorCode::DownstreamProtocol, v.message);
 }
 
-bool Session::is_closed_stream(int32_t id) const {
+bool Session::is_closed_stream(int32_t id) {
   if (id == 0 || !(id & 1)) return false;  // even ids: push is off, libnghttp2 rejects them
-  if (nghttp2_session_find_stream(session_, id)) return false;
   // Streams opened by frames libnghttp2 has not seen yet are not closed.
-  if (role_ == Role::Server) return id <= fed_max_peer_stream_id_;
-  return static_cast<uint32_t>(id) < nghttp2_session_get_next_stream_id(session_);
+  if (role_ == Role::Server ? id > fed_max_peer_stream_id_
+                            : static_cast<uint32_t>(id) >= nghttp2_session_get_next_stream_id(session_))
+    return false;
+  // A stream with a user is open; the lookup is the one the DATA callbacks make next (cached).
+  if (stream_user(id)) return false;
+  return nghttp2_session_find_stream(session_, id) == nullptr;
 }
 
 std::optional<Session::Violation> Session::check_frame(const FrameHeader& h, TimePoint now) {

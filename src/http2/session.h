@@ -191,7 +191,7 @@ class Session {
   Result<void> pass_settings_bytes(const uint8_t* data, size_t n, bool ends_frame);
   void parse_settings(const uint8_t* data, size_t len);
   std::optional<Violation> check_window_growth();
-  bool is_closed_stream(int32_t stream_id) const;
+  bool is_closed_stream(int32_t stream_id);
   Error violation(const Violation& v);
 
   nghttp2_session* session_ = nullptr;
