@@ -27,6 +27,12 @@ stage() {  # name, command...
   stages+=("$(printf '%-22s %5ds' "$name" $((SECONDS - start)))")
 }
 
+print_stages() {
+  echo "== time per stage =="
+  if ((${#stages[@]})); then printf '%s\n' "${stages[@]}"; fi
+}
+trap print_stages EXIT  # also when a stage fails: the stages before it and their times
+
 stage "normal build" run_suite build
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -34,6 +40,3 @@ stage "ASan + UBSan build" run_suite build-asan -DH2MESH_SANITIZE=ON -DCMAKE_BUI
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
 stage "TSan build" run_suite build-tsan -DH2MESH_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
 stage "fuzzers" bash fuzz/run.sh "${FUZZ_SECONDS:-30}"
-
-echo "== time per stage =="
-printf '%s\n' "${stages[@]}"

@@ -32,7 +32,10 @@ TEST_F(ProxyTest, ExpiredDeadlineEndsCallAndResetsUpstream) {
   start_backends(1);
   start(simple_config(endpoints(), "round_robin"));
   auto s = stub();
-  SlowCalls calls(*s, 1, 30000, /*deadline_ms=*/300);
+  // The deadline must outlast the proxy's first connect to the backend, which can take longer
+  // than 300 ms in the TSan build on a busy machine; the call would then expire before the
+  // backend saw it, and no reset could reach the backend.
+  SlowCalls calls(*s, 1, 30000, /*deadline_ms=*/1000);
   ASSERT_TRUE(calls.wait(std::chrono::seconds(10)));
   EXPECT_EQ(calls.status(0).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_LT(calls.took(0), std::chrono::seconds(3));
