@@ -3,17 +3,20 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <ctime>
 
 namespace h2mesh::log {
 namespace {
-Level g_level = Level::Info;
+// Written by the main thread (start-up, reload), read by every thread before it formats a line:
+// a relaxed atomic, which is a plain load and store on the machines we build for.
+std::atomic<Level> g_level{Level::Info};
 const char* const kNames[] = {"debug", "info", "warn", "error"};
 }  // namespace
 
-void set_level(Level level) { g_level = level; }
-Level level() { return g_level; }
+void set_level(Level level) { g_level.store(level, std::memory_order_relaxed); }
+Level level() { return g_level.load(std::memory_order_relaxed); }
 
 bool parse_level(std::string_view text, Level* out) {
   for (int i = 0; i < 4; ++i) {
