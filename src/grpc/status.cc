@@ -87,6 +87,24 @@ std::string format_timeout(Duration d) {
   return std::to_string(kMax) + "H";
 }
 
+bool escape_raw_message_bytes(std::string_view message, std::string* out) {
+  static const char kHex[] = "0123456789ABCDEF";
+  bool raw = false;
+  for (unsigned char c : message) raw = raw || c < 0x20 || c > 0x7e;
+  if (!raw) return false;
+  out->clear();
+  for (unsigned char c : message) {
+    if (c >= 0x20 && c <= 0x7e) {
+      out->push_back(static_cast<char>(c));
+    } else {
+      out->push_back('%');
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 15]);
+    }
+  }
+  return true;
+}
+
 std::string encode_message(std::string_view message) {
   static const char kHex[] = "0123456789ABCDEF";
   std::string out;

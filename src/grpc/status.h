@@ -45,6 +45,10 @@ std::string format_timeout(Duration d);
 
 // grpc-message is percent-encoded (space and printable ASCII but '%' pass through).
 std::string encode_message(std::string_view message);
+// A grpc-message as received, made safe to relay: bytes outside 0x20..0x7e (which a conforming
+// sender would have percent-encoded) are percent-encoded; the rest, '%' included, stays. False
+// when nothing needed it (`*out` untouched).
+bool escape_raw_message_bytes(std::string_view message, std::string* out);
 
 // Parses a grpc-status header value; nullopt when not a non-negative integer.
 std::optional<int> parse_status(std::string_view value);

@@ -302,6 +302,13 @@ void DownstreamStream::discard_request_body() {
 
 void DownstreamStream::on_upstream_header(std::string_view name, std::string_view value) {
   if (finished() || resp_has_trailers_) return;  // nothing more goes to the client
+  // A backend's grpc-message with raw bytes (gRPC says percent-encoded) is encoded on the way:
+  // clients may reject or mangle it otherwise (found by fuzz_upstream).
+  std::string escaped;
+  if (name == "grpc-message" && grpc::escape_raw_message_bytes(value, &escaped)) {
+    resp_headers_.add(name, escaped);
+    return;
+  }
   resp_headers_.add(name, value);
 }
 

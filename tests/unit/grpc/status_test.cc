@@ -196,6 +196,14 @@ TEST(FormatTimeout, RoundingUpLosesLessThanOneUnit) {
 
 // ---- grpc-message -----------------------------------------------------------------------------
 
+TEST(EscapeRawMessageBytes, RawBytesAreEncodedAndEncodedTextIsLeftAlone) {
+  std::string out = "untouched";
+  EXPECT_FALSE(escape_raw_message_bytes("already %C3%A9ncoded, 100% fine", &out));
+  EXPECT_EQ(out, "untouched");
+  ASSERT_TRUE(escape_raw_message_bytes("caf\xc3\xa9 \x01%", &out));
+  EXPECT_EQ(out, "caf%C3%A9 %01%");
+}
+
 TEST(EncodeMessage, PrintableAsciiPassesThrough) {
   EXPECT_EQ(encode_message("no route for /a.B/C (authority x:1)"),
             "no route for /a.B/C (authority x:1)");
