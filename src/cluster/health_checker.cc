@@ -1,5 +1,7 @@
 #include "cluster/health_checker.h"
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "common/log.h"
@@ -113,7 +115,7 @@ class HealthChecker::Probe final : public http2::Connection {
   void on_headers_end(int32_t, void*, http2::HeadersKind, bool) override {}
   void on_headers_too_large(int32_t id, void*, http2::HeadersKind,
                             const http2::HeaderOverflow& overflow) override {
-    too_large_ = overflow.limit;
+    too_large_ = overflow.describe();
     grpc_status_ = -1;
     session_.reset_stream(id, static_cast<uint32_t>(http2::H2Error::Cancel));
     schedule_flush();
@@ -127,10 +129,8 @@ class HealthChecker::Probe final : public http2::Connection {
   }
   void on_data_end(int32_t, void*) override {}
   void on_stream_close(int32_t, void*, uint32_t error_code) override {
-    if (too_large_ > 0) {
-      uint32_t limit = too_large_;
-      too_large_ = 0;
-      finish(false, "response header block over the limit (" + std::to_string(limit) + ")");
+    if (!too_large_.empty()) {
+      finish(false, "response header block with " + std::exchange(too_large_, std::string()));
       return;
     }
     if (grpc_status_ != 0) {
@@ -168,7 +168,7 @@ class HealthChecker::Probe final : public http2::Connection {
   std::string response_;
   int grpc_status_ = -1;
   int32_t stream_ = -1;
-  uint32_t too_large_ = 0;  // the limit the current check's response went over, if any
+  std::string too_large_;  // the limit the current check's response went over, if any
 };
 
 HealthChecker::HealthChecker(net::EventLoop& loop, Random& random, const Host& host,

@@ -348,21 +348,16 @@ Result<size_t> Session::receive(const uint8_t* data, size_t len, TimePoint now) 
       fed = off;
       if (!scanner_.header_complete()) break;  // the rest comes with the next read
       h = scanner_.header();
-      if (auto v = check_frame(h, now)) return violation(*v);
+      if (!plain_frame(h)) {
+        if (auto v = check_frame(h, now)) return violation(*v);
+      }
       if (auto rv = feed(scanner_.header_bytes(), FrameScanner::kHeaderSize); !rv)
         return rv.error();
       fed_max_peer_stream_id_ = max_peer_stream_id_;
       scanner_.start_payload();
     } else {
       h = FrameScanner::parse(data + off);
-      // Most frames of a call: a new stream's HEADERS, DATA with a payload, WINDOW_UPDATE.
-      const bool plain = h.type == NGHTTP2_WINDOW_UPDATE ||
-                         (h.type == NGHTTP2_HEADERS && role_ == Role::Client) ||
-                         (h.type == NGHTTP2_HEADERS && h.stream_id > max_peer_stream_id_ &&
-                          (h.stream_id & 1) && (max_peer_stream_id_ = h.stream_id)) ||
-                         (h.type == NGHTTP2_DATA && h.length > 0 && role_ == Role::Server &&
-                          h.stream_id > fed_max_peer_stream_id_);
-      if (plain) {
+      if (plain_frame(h)) {
         off += FrameScanner::kHeaderSize;
         scanner_.skip_payload(h.length);
         continue;
@@ -381,6 +376,25 @@ Result<size_t> Session::receive(const uint8_t* data, size_t len, TimePoint now) 
   }
   if (auto rv = flush(); !rv) return rv.error();
   return len;
+}
+
+bool Session::plain_frame(const FrameHeader& h) {
+  switch (h.type) {
+    case NGHTTP2_WINDOW_UPDATE:
+      return true;
+    case NGHTTP2_HEADERS:
+      // RFC 9113 5.1.1: a new stream's id is above every id the peer used before. Any other
+      // HEADERS from a client goes to check_frame.
+      if (role_ == Role::Client) return true;
+      if (!(h.stream_id & 1) || h.stream_id <= max_peer_stream_id_) return false;
+      max_peer_stream_id_ = h.stream_id;
+      return true;
+    case NGHTTP2_DATA:
+      // A payload on a stream opened by frames libnghttp2 has not seen yet: open, not empty.
+      return h.length > 0 && role_ == Role::Server && h.stream_id > fed_max_peer_stream_id_;
+    default:
+      return false;
+  }
 }
 
 bool Session::needs_current_state(const FrameHeader& h) const {
@@ -453,18 +467,14 @@ std::optional<Session::Violation> Session::check_frame(const FrameHeader& h, Tim
       }
       break;
     case NGHTTP2_HEADERS:
-      // RFC 9113 5.1.1: a new stream's id must be above every id the peer used before. A
-      // HEADERS frame on a lower id that is not an open stream (trailers) and not one we just
-      // reset is a connection error.
-      if (role_ == Role::Server && (h.stream_id & 1)) {
-        if (h.stream_id > max_peer_stream_id_) {
-          max_peer_stream_id_ = h.stream_id;
-        } else if (!nghttp2_session_find_stream(session_, h.stream_id) &&
-                   !recent_resets_.contains(h.stream_id)) {
-          return Violation{H2Error::ProtocolError,
-                           "HEADERS on stream " + std::to_string(h.stream_id) +
-                               ", not above stream " + std::to_string(max_peer_stream_id_)};
-        }
+      // A client's HEADERS on an id it used before (plain_frame took the new ones): fine on an
+      // open stream (trailers) or one we just reset, else a connection error (RFC 9113 5.1.1).
+      if (role_ == Role::Server && (h.stream_id & 1) &&
+          !nghttp2_session_find_stream(session_, h.stream_id) &&
+          !recent_resets_.contains(h.stream_id)) {
+        return Violation{H2Error::ProtocolError,
+                         "HEADERS on stream " + std::to_string(h.stream_id) +
+                             ", not above stream " + std::to_string(max_peer_stream_id_)};
       }
       break;
     case NGHTTP2_PRIORITY:

@@ -47,6 +47,11 @@ enum class H2Error : uint32_t {
 struct HeaderOverflow {
   bool fields = false;  // max_header_fields; otherwise max_header_list_bytes
   uint32_t limit = 0;
+  // "more than max_header_fields (100)", for messages and logs.
+  std::string describe() const {
+    return std::string("more than ") + (fields ? "max_header_fields (" : "max_header_list_bytes (") +
+           std::to_string(limit) + ")";
+  }
 };
 
 struct BodyChunk {
@@ -186,6 +191,9 @@ class Session {
   // Frames whose check needs libnghttp2's view of the streams as the frames before them left
   // it: everything before them is handed on first.
   bool needs_current_state(const FrameHeader& h) const;
+  // Frames no check has anything to say about (a new stream's HEADERS, which it records, DATA
+  // on it, WINDOW_UPDATE): most frames of a call skip check_frame.
+  bool plain_frame(const FrameHeader& h);
   std::optional<Violation> check_frame(const FrameHeader& h, TimePoint now);
   void begin_settings(const FrameHeader& h);
   Result<void> pass_settings_bytes(const uint8_t* data, size_t n, bool ends_frame);

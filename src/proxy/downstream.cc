@@ -70,9 +70,8 @@ void DownstreamStream::on_request_headers_end(bool end_stream, bool trailers) {
 void DownstreamStream::on_request_headers_too_large(bool trailers,
                                                     const http2::HeaderOverflow& overflow) {
   ctx_.stats.downstream_header_limit++;
-  std::string what = overflow.fields ? "more than max_header_fields (" : "more than max_header_list_bytes (";
   std::string message = std::string("h2mesh: request ") + (trailers ? "trailers" : "headers") +
-                        " with " + what + std::to_string(overflow.limit) + ")";
+                        " with " + overflow.describe();
   LOG_DEBUG("stream %d: %s", id_, message.c_str());
   if (trailers) {
     req_trailers_.reset();

@@ -110,9 +110,7 @@ void UpstreamRequest::on_headers_too_large(http2::HeadersKind kind,
   pool_.note_outcome(true);  // a backend that breaks the limits is not one to keep sending to
   std::string message = std::string("h2mesh: response ") +
                         (kind == http2::HeadersKind::Trailers ? "trailers" : "headers") + " from " +
-                        pool_.host().key + " with more than " +
-                        (overflow.fields ? "max_header_fields (" : "max_header_list_bytes (") +
-                        std::to_string(overflow.limit) + ")";
+                        pool_.host().key + " with " + overflow.describe();
   downstream_.on_upstream_headers_too_large(message);  // resets the upstream stream
 }
 
