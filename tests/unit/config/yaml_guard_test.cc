@@ -35,7 +35,8 @@ TEST(YamlGuard, AnchorEndsAtAFlowIndicator) {
 
 TEST(YamlGuard, ControlCharactersAreRefused) {
   // The fuzzer's input that made yaml-cpp loop: an anchor, a NUL, bytes, then ','.
-  const std::string text("&workers:g_NUworkLL%\0\x9f,nteec", 30);
+  static constexpr char kInput[] = "&workers:g_NUworkLL%\0\x9f,nteec";
+  const std::string text(kInput, sizeof kInput - 1);
   auto trap = find_yaml_parser_trap(text);
   ASSERT_TRUE(trap.has_value());
   EXPECT_EQ(trap->line, 1);
