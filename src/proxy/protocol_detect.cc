@@ -52,7 +52,7 @@ void ProtocolDetector::on_io(uint32_t events) {
   uint8_t peeked[kHttp2PrefaceSize];
   ssize_t n;
   do {
-    n = ::recv(fd_, peeked, sizeof peeked, MSG_PEEK);
+    n = ::recv(fd_, peeked, sizeof peeked, MSG_PEEK | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;

@@ -57,10 +57,10 @@ struct RelayOptions {
 //   and a destination that speaks first reaches the client as soon as it is connected.
 //
 // Copy, not splice(2): a pipe pair per connection moves bytes without copying them to user
-// space, but on this machine it saved ~30 % of the relay's own CPU (0.25–0.44 vs 0.49–0.55 CPU
-// s/GiB, one 2 GiB stream on loopback), no throughput and no CPU for the machine as a whole (the
-// receiver paid the copy instead), at four more file descriptors per relayed connection:
-// bench/results/2026-12-06-relay.md.
+// space, but on this machine it saved only the relay thread's own CPU (0.38 vs 0.56 CPU s/GiB,
+// 2 GiB streams on loopback), no throughput and no CPU for the process as a whole (0.90 vs 0.93:
+// the receiver paid the copy instead), at four more file descriptors per relayed connection
+// (bench/relay/relay_bench, bench/results/2026-12-06-relay.md).
 //
 // Loop thread only.
 class TcpRelay final : public net::Deletable {
