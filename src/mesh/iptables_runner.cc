@@ -151,7 +151,7 @@ Result<Backend> IptablesRunner::detect(const std::vector<Family>& families) {
 
 Result<void> IptablesRunner::check_installed(const std::vector<Family>& families) const {
   for (Family f : families)
-    for (const char* suffix : {"-save", "-restore"}) {
+    for (const char* suffix : {"-restore", "-save"}) {
       std::string tool = tool_base(f, backend_) + suffix;
       if (find_executable(tool).empty()) return not_found(tool);
     }
