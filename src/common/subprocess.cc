@@ -200,7 +200,10 @@ Result<CommandOutput> run_command(const std::vector<std::string>& argv, std::str
     pollfd fds[3] = {{p.in[1], POLLOUT, 0}, {p.out[0], POLLIN, 0}, {p.err[0], POLLIN, 0}};
     if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
-      break;  // cannot happen with valid fds; the child is still reaped below
+      // Only without memory: stop the command rather than wait for it to fill a pipe nobody
+      // reads any more.
+      ::kill(pid, SIGKILL);
+      break;
     }
     if (p.in[1] >= 0 && fds[0].revents) {
       ssize_t n = ::write(p.in[1], input.data() + written, input.size() - written);
@@ -223,7 +226,8 @@ Result<CommandOutput> run_command(const std::vector<std::string>& argv, std::str
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return make_error(ErrorCode::Io, std::string("waitpid: ") + strerror(errno));
+    if (errno != EINTR)
+      return make_error(ErrorCode::Io, std::string("waitpid: ") + strerror(errno));
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
   return result;

@@ -60,7 +60,8 @@ struct CommandOutput {
 // closes it, and collects stdout and stderr until the command exits. For short-lived tools
 // (iptables-restore and friends); the calling thread blocks. An error only when the command
 // could not be started.
-Result<CommandOutput> run_command(const std::vector<std::string>& argv, std::string_view input = {});
+Result<CommandOutput> run_command(const std::vector<std::string>& argv,
+                                  std::string_view input = {});
 
 // The path of the first executable file `name` in $PATH, or "" when there is none.
 std::string find_executable(std::string_view name);

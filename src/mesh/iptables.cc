@@ -65,9 +65,8 @@ Result<std::vector<T>> parse_list(std::string_view text, const char* what,
     size_t comma = rest.find(',');
     std::string_view item = trim(rest.substr(0, comma));
     if (item.empty())
-      return make_error(ErrorCode::InvalidArgument,
-                        std::string("empty item in the list of ") + what + " '" +
-                            std::string(text) + "'");
+      return make_error(ErrorCode::InvalidArgument, std::string("empty item in the list of ") +
+                                                        what + " '" + std::string(text) + "'");
     Result<T> one = parse_one(item);
     if (!one.ok()) return one.error();
     out.push_back(*one);
@@ -109,8 +108,8 @@ Result<Cidr> parse_cidr(std::string_view text) {
     std::string_view digits = text.substr(slash + 1);
     int prefix = -1;
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
-        prefix < 0 || prefix > max_prefix)
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || prefix < 0 ||
+        prefix > max_prefix)
       return invalid("the prefix length must be 0.." + std::to_string(max_prefix));
     cidr.prefix = prefix;
   }
@@ -152,7 +151,8 @@ NatRules interception_rules(const InterceptionOptions& o, Family family) {
   // in the pod — to its own pod IP, e.g. a pod calling a Service whose endpoint is itself.
   add(family == Family::V4 ? "-d 127.0.0.0/8 -j RETURN" : "-d ::1/128 -j RETURN");
   add("-o lo -j RETURN");
-  if (o.admin_port != 0) add("-p tcp -m tcp --dport " + std::to_string(o.admin_port) + " -j RETURN");
+  if (o.admin_port != 0)
+    add("-p tcp -m tcp --dport " + std::to_string(o.admin_port) + " -j RETURN");
   for (uint16_t port : o.skip_outbound_ports)
     add("-p tcp -m tcp --dport " + std::to_string(port) + " -j RETURN");
   for (const Cidr& c : o.skip_outbound_cidrs)
@@ -165,8 +165,7 @@ NatRules interception_rules(const InterceptionOptions& o, Family family) {
     for (const Cidr& c : o.include_outbound_cidrs)
       if (c.family == family) add("-d " + c.to_string() + " -j " + redirect);
   }
-  r.rules.push_back(
-      {redirect, "-p tcp -j REDIRECT --to-ports " + std::to_string(o.outbound_port)});
+  r.rules.push_back({redirect, "-p tcp -j REDIRECT --to-ports " + std::to_string(o.outbound_port)});
   return r;
 }
 

@@ -147,8 +147,8 @@ int install(const IptablesRequest& request, const IptablesRunner& runner,
     if (applied.ok()) continue;
     // Half a mesh is worse than none: IPv6 clients would bypass the sidecar (or IPv4 ones),
     // so the families already done go back to what they were.
-    std::string message = label(families[i], runner.backend()) +
-                          ": install failed: " + applied.error().message;
+    std::string message =
+        label(families[i], runner.backend()) + ": install failed: " + applied.error().message;
     for (size_t j = 0; j < i; ++j) {
       Result<void> undone = runner.apply(
           families[j], restore_input(interception_rules(request.options, families[j]), before[j]));
@@ -178,8 +178,8 @@ int uninstall(const IptablesRunner& runner, const std::vector<Family>& families)
     before.push_back(std::move(*rules));
   }
   if (!any) {
-    printf("%s: not installed (%s, %s): nothing to remove\n", kWhere, backend_name(runner.backend()),
-           families.size() == 2 ? "IPv4 and IPv6" : "IPv4");
+    printf("%s: not installed (%s, %s): nothing to remove\n", kWhere,
+           backend_name(runner.backend()), families.size() == 2 ? "IPv4 and IPv6" : "IPv4");
     return 0;
   }
   for (size_t i = 0; i < families.size(); ++i) {
@@ -292,8 +292,8 @@ int iptables_main(const std::vector<std::string>& args) {
     }
   Result<IptablesRequest> request = parse_iptables_args(args);
   if (!request.ok()) {
-    fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", kWhere,
-            request.error().message.c_str(), kWhere);
+    fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", kWhere, request.error().message.c_str(),
+            kWhere);
     return kExitUsage;
   }
   Result<std::vector<Family>> families = families_for(request->ipv6);

@@ -53,8 +53,8 @@ Error tool_failed(const std::string& tool, const CommandOutput& out, const std::
                       tool + " was refused: " + first_lines(out.err) +
                           "\n(changing netfilter rules needs CAP_NET_ADMIN in this network "
                           "namespace's user namespace)");
-  std::string message = tool + " failed (exit code " + std::to_string(out.exit_code) + "): " +
-                        first_lines(out.err);
+  std::string message =
+      tool + " failed (exit code " + std::to_string(out.exit_code) + "): " + first_lines(out.err);
   std::string line = failed_line(out.err, input);
   if (!line.empty()) message += "\n  the refused line: " + line;
   return make_error(ErrorCode::Io, message);

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,8 +15,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
@@ -64,8 +63,7 @@ class Netns {
  public:
   explicit Netns(const std::string& role) {
     static int counter = 0;
-    name_ = "h2mesh-ipt-" + std::to_string(getpid()) + "-" + std::to_string(++counter) + "-" +
-            role;
+    name_ = "h2mesh-ipt-" + std::to_string(getpid()) + "-" + std::to_string(++counter) + "-" + role;
     Outcome r = run({"ip", "netns", "add", name_});
     ok_ = r.code == 0;
     EXPECT_TRUE(ok_) << "ip netns add " << name_ << ": " << r.err;
@@ -121,7 +119,8 @@ bool has(const std::string& text, const std::string& what) {
 
 // Command-line mistakes need no root and change nothing: exit code 2 and a message naming them.
 TEST(IptablesCommandLine, MistakesExitWith2AndHelpWith0) {
-  Outcome r = run({kH2mesh, "iptables", "install", "--skip-outbound-cidrs", "10.0.0.0/8,10.1.0.0/40"});
+  Outcome r =
+      run({kH2mesh, "iptables", "install", "--skip-outbound-cidrs", "10.0.0.0/8,10.1.0.0/40"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
             "h2mesh iptables: --skip-outbound-cidrs: invalid CIDR '10.1.0.0/40': the prefix length "
@@ -155,8 +154,7 @@ class IptablesTest : public ::testing::Test {
   std::unique_ptr<Netns> pod_;
 };
 
-class IptablesBackendTest : public IptablesTest,
-                            public ::testing::WithParamInterface<std::string> {
+class IptablesBackendTest : public IptablesTest, public ::testing::WithParamInterface<std::string> {
  protected:
   std::string v4_save() const { return "iptables-" + GetParam() + "-save"; }
   std::string v6_save() const { return "ip6tables-" + GetParam() + "-save"; }
@@ -223,10 +221,18 @@ TEST_P(IptablesBackendTest, InstallTwiceIsOnceAndUninstallGivesBackTheTable) {
 
 TEST_P(IptablesBackendTest, DryRunRunsNothingAndPrintsWhatInstallApplies) {
   const std::string b = GetParam();
-  const std::vector<std::string> flags = {"--backend", b, "--ipv6", "off", "--proxy-uid", "2102",
-                                          "--skip-outbound-ports", "25,3306",
-                                          "--skip-outbound-cidrs", "10.0.0.0/8,fd00::/8",
-                                          "--include-outbound-cidrs", "10.96.0.0/12"};
+  const std::vector<std::string> flags = {"--backend",
+                                          b,
+                                          "--ipv6",
+                                          "off",
+                                          "--proxy-uid",
+                                          "2102",
+                                          "--skip-outbound-ports",
+                                          "25,3306",
+                                          "--skip-outbound-cidrs",
+                                          "10.0.0.0/8,fd00::/8",
+                                          "--include-outbound-cidrs",
+                                          "10.96.0.0/12"};
   const std::string before = pod_->nat(v4_save());
   // No capability needed: it only prints.
   std::vector<std::string> dry = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
@@ -256,8 +262,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, IptablesBackendTest, ::testing::Values("nft",
 
 TEST_F(IptablesTest, AutoBackendWritesWhereTheNodesRulesAre) {
   // Only legacy holds rules (as on a node whose kube-proxy uses iptables-legacy): auto follows.
-  pod_->must({"iptables-legacy", "-t", "filter", "-A", "INPUT", "-p", "tcp", "--dport", "1",
-              "-j", "ACCEPT"});
+  pod_->must({"iptables-legacy", "-t", "filter", "-A", "INPUT", "-p", "tcp", "--dport", "1", "-j",
+              "ACCEPT"});
   Outcome r = pod_->h2mesh({"iptables", "install"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(has(r.out, "IPv4 (iptables-legacy): installed")) << r.out;
@@ -291,8 +297,8 @@ TEST_F(IptablesTest, WithoutNetAdminItIsRefusedWithItsOwnExitCode) {
     EXPECT_TRUE(has(r.err, "not permitted: changing the nat table needs CAP_NET_ADMIN")) << r.err;
     EXPECT_TRUE(has(r.err, "NET_ADMIN and NET_RAW")) << r.err;
   }
-  Outcome r = pod_->exec({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", kH2mesh,
-                      "iptables", "show"});
+  Outcome r = pod_->exec(
+      {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", kH2mesh, "iptables", "show"});
   EXPECT_EQ(r.code, 3) << r.err;
   EXPECT_TRUE(has(r.err, "reading the nat table needs CAP_NET_ADMIN")) << r.err;
   EXPECT_EQ(pod_->nat("iptables-nft-save"), before);
@@ -301,9 +307,10 @@ TEST_F(IptablesTest, WithoutNetAdminItIsRefusedWithItsOwnExitCode) {
 TEST_F(IptablesTest, MissingBinariesAreNamed) {
   for (const char* backend : {"auto", "legacy"}) {
     Outcome r = pod_->exec({"/usr/bin/env", "PATH=/nonexistent", kH2mesh, "iptables", "install",
-                        "--backend", backend});
+                            "--backend", backend});
     EXPECT_EQ(r.code, 1) << r.err;
-    const std::string tool = std::string("iptables-") + (backend == std::string("auto") ? "nft" : "legacy");
+    const std::string tool =
+        std::string("iptables-") + (backend == std::string("auto") ? "nft" : "legacy");
     EXPECT_TRUE(has(r.err, tool + "-restore not found: install the iptables package")) << r.err;
   }
 }
@@ -334,7 +341,7 @@ TEST_F(IptablesTest, Ipv6FailureRollsIpv4Back) {
   FailingIp6tables failing;
   const std::string empty = pod_->nat("iptables-nft-save");
   Outcome r = pod_->exec({"/usr/bin/env", failing.path_variable(), kH2mesh, "iptables", "install",
-                      "--backend", "nft", "--ipv6", "on"});
+                          "--backend", "nft", "--ipv6", "on"});
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_TRUE(has(r.err, "IPv6 (ip6tables-nft): install failed: ip6tables-nft-restore failed"))
       << r.err;
@@ -479,9 +486,8 @@ class TrafficTest : public IptablesTest {
     int fd = -1;
     socklen_t len;
     sockaddr_storage ss = address_of(to, &len);
-    in_namespace(*pod_, fsuid, fsgid, [&] {
-      fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    });
+    in_namespace(*pod_, fsuid, fsgid,
+                 [&] { fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0); });
     if (fd < 0) return "socket failed";
     if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
       close(fd);
@@ -519,8 +525,8 @@ TEST_F(TrafficTest, OutboundTcpGoesToTheSidecarExceptWhatIsExempt) {
   EXPECT_EQ(connect_from_pod(0, 0, {"10.99.0.1", 80}), "peer:80");
 
   Outcome r = pod_->h2mesh({"iptables", "install", "--proxy-uid", "1337", "--proxy-gid", "1338",
-                        "--skip-outbound-ports", "81", "--skip-outbound-cidrs",
-                        "10.99.1.0/24,fd99:1::/64", "--ipv6", "on"});
+                            "--skip-outbound-ports", "81", "--skip-outbound-cidrs",
+                            "10.99.1.0/24,fd99:1::/64", "--ipv6", "on"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
 
   Endpoint original{"", 0};
@@ -553,7 +559,7 @@ TEST_F(TrafficTest, OutboundTcpGoesToTheSidecarExceptWhatIsExempt) {
 
 TEST_F(TrafficTest, IncludeListRedirectsOnlyThoseDestinations) {
   Outcome r = pod_->h2mesh({"iptables", "install", "--include-outbound-cidrs", "10.99.0.0/24",
-                        "--backend", "legacy", "--ipv6", "on"});
+                            "--backend", "legacy", "--ipv6", "on"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_EQ(connect_from_pod(0, 0, {"10.99.0.1", 80}), "sidecar");
   EXPECT_EQ(connect_from_pod(0, 0, {"10.99.1.1", 80}), "peer:80");

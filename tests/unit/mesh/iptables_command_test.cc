@@ -32,11 +32,10 @@ TEST(IptablesArgs, DefaultsAreTheMeshConventions) {
 }
 
 TEST(IptablesArgs, EveryFlagIsRead) {
-  Result<IptablesRequest> r =
-      parse({"--dry-run", "install", "--proxy-uid", "2102", "--outbound-port=4140",
-             "--admin-port", "0", "--skip-outbound-ports", "25,3306", "--skip-outbound-cidrs",
-             "10.0.0.0/8,fd00::/8", "--include-outbound-cidrs=10.96.0.0/12", "--ipv6", "off",
-             "--backend", "legacy"});
+  Result<IptablesRequest> r = parse(
+      {"--dry-run", "install", "--proxy-uid", "2102", "--outbound-port=4140", "--admin-port", "0",
+       "--skip-outbound-ports", "25,3306", "--skip-outbound-cidrs", "10.0.0.0/8,fd00::/8",
+       "--include-outbound-cidrs=10.96.0.0/12", "--ipv6", "off", "--backend", "legacy"});
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_TRUE(r->dry_run);
   EXPECT_EQ(r->options.proxy_uid, 2102u);
@@ -107,8 +106,7 @@ TEST(IptablesDryRun, NamesTheBinaryOfEachFamily) {
   EXPECT_EQ(v4, 0u) << text;
   ASSERT_NE(v6, std::string::npos) << text;
   EXPECT_EQ(text.substr(v6).find("-d ::1/128 -j RETURN"), text.substr(v6).find("-d ::1"));
-  EXPECT_EQ(text.find("-I OUTPUT 1 -p tcp -j H2MESH_OUTPUT"),
-            text.find("-I OUTPUT"));
+  EXPECT_EQ(text.find("-I OUTPUT 1 -p tcp -j H2MESH_OUTPUT"), text.find("-I OUTPUT"));
 
   r = parse({"uninstall", "--dry-run", "--ipv6", "off"});
   ASSERT_TRUE(r.ok());

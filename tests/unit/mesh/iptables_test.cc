@@ -135,9 +135,10 @@ TEST(ParseNatRules, FindsOurChainsAndHooksOnly) {
   // A duplicated hook is seen twice; a comment that merely mentions our chain is not a hook.
   EXPECT_EQ(r.hooks, (std::vector<Rule>{{"OUTPUT", "-p tcp -j H2MESH_OUTPUT"},
                                         {"OUTPUT", "-p tcp -j H2MESH_OUTPUT"}}));
-  EXPECT_EQ(r.rules, (std::vector<Rule>{{"H2MESH_OUTPUT", "-m owner --uid-owner 1337 -j RETURN"},
-                                        {"H2MESH_OUTPUT", "-j H2MESH_REDIRECT"},
-                                        {"H2MESH_REDIRECT", "-p tcp -j REDIRECT --to-ports 15001"}}));
+  EXPECT_EQ(r.rules,
+            (std::vector<Rule>{{"H2MESH_OUTPUT", "-m owner --uid-owner 1337 -j RETURN"},
+                               {"H2MESH_OUTPUT", "-j H2MESH_REDIRECT"},
+                               {"H2MESH_REDIRECT", "-p tcp -j REDIRECT --to-ports 15001"}}));
   EXPECT_TRUE(parse_nat_rules("*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n").empty());
   EXPECT_TRUE(parse_nat_rules("").empty());
 }
