@@ -35,7 +35,8 @@ constexpr const char* kUsage =
     "  --skip-outbound-cidrs C,C..    destinations never redirected (IPv4 and IPv6)\n"
     "  --include-outbound-cidrs C,C.. redirect only these destinations\n"
     "\n"
-    "exit codes: 0 done, 1 failed (nothing changed), 2 usage error, 3 not permitted\n";
+    "exit codes: 0 done, 1 failed (a failed install changes nothing), 2 usage error,\n"
+    "3 not permitted\n";
 
 struct Flag {
   std::string_view name;
@@ -189,9 +190,12 @@ int uninstall(const IptablesRunner& runner, const std::vector<Family>& families)
       continue;
     }
     Result<void> applied = runner.apply(families[i], restore_input(before[i], NatRules{}));
+    // Not rolled back: rules left over are what uninstall is for, so running it again (once the
+    // cause is fixed) finishes the job.
     if (!applied.ok())
       return report(make_error(applied.error().code,
-                               name + ": uninstall failed: " + applied.error().message));
+                               name + ": uninstall failed: " + applied.error().message +
+                                   (i > 0 ? "\n(the families above were removed)" : "")));
     printf("%s: removed\n", name.c_str());
   }
   return 0;

@@ -23,7 +23,7 @@ struct IptablesRequest {
 };
 
 // Exit codes besides 0. 2 is every h2mesh command's code for a command-line mistake.
-inline constexpr int kExitFailed = 1;        // a binary is missing or failed; nothing changed
+inline constexpr int kExitFailed = 1;        // a binary is missing or failed
 inline constexpr int kExitUsage = 2;         // a mistake on the command line
 inline constexpr int kExitNotPermitted = 3;  // no CAP_NET_ADMIN
 
@@ -33,7 +33,8 @@ Result<IptablesRequest> parse_iptables_args(const std::vector<std::string>& args
 
 // What --dry-run prints: for each family, a comment naming the binary, then its exact
 // iptables-restore input for a namespace where nothing of h2mesh's is installed (install) or
-// where `install` with the defaults ran (uninstall). Runs nothing.
+// where an install ran (uninstall: the same whatever flags that install had, since it names
+// only chains and hooks). Runs nothing.
 std::string dry_run_text(const IptablesRequest& request, const std::vector<Family>& families);
 
 // The whole command: `args` are the words after "iptables". Prints results on stdout and
