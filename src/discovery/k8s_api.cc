@@ -35,7 +35,7 @@ Result<Json> parse_object(std::string_view text, const char* what) {
   return j;
 }
 
-Result<std::string> parse_list(std::string_view body, const char* what,
+Result<ListMeta> parse_list(std::string_view body, const char* what,
                                const std::function<Result<void>(const Json& item)>& on_item) {
   std::string top_key;  // the member of the list object being read
   std::optional<Error> item_error;
@@ -63,10 +63,13 @@ Result<std::string> parse_list(std::string_view body, const char* what,
   if (items->is_array() && !items->empty())
     return bad(std::string("an item of ") + what + " is not a JSON object");
   if (item_error) return *item_error;
-  std::string resource_version;
-  if (const Json* meta = member(j, "metadata")) resource_version = string_at(*meta, "resourceVersion");
-  if (resource_version.empty()) return bad(std::string(what) + " has no resourceVersion");
-  return resource_version;
+  ListMeta out;
+  if (const Json* meta = member(j, "metadata")) {
+    out.resource_version = string_at(*meta, "resourceVersion");
+    out.continue_token = string_at(*meta, "continue");
+  }
+  if (out.resource_version.empty()) return bad(std::string(what) + " has no resourceVersion");
+  return out;
 }
 
 Result<WatchEventHead> parse_event_head(std::string_view line, Json* doc, const Json** object) {

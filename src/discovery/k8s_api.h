@@ -21,6 +21,12 @@ enum class WatchEventType { Added, Modified, Deleted, Bookmark, Error };
 
 const char* watch_event_name(WatchEventType type);
 
+// What a LIST reply (or one page of it) says besides its items.
+struct ListMeta {
+  std::string resource_version;  // where the watch starts (the same on every page of a LIST)
+  std::string continue_token;    // metadata.continue: "" on the last page
+};
+
 // One watch event without its object: what the list/watch loop needs to know.
 struct WatchEventHead {
   WatchEventType type = WatchEventType::Bookmark;

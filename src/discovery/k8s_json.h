@@ -52,9 +52,9 @@ Result<Json> parse_object(std::string_view text, const char* what);
 // The body of a LIST reply: only `items` and `metadata.resourceVersion` matter. Each element of `items` is handed to `on_item` as soon as it
 // is complete and then dropped, so a list of thousands of objects never exists as one JSON tree:
 // the peak is the body's text plus one item. `what` names the list in errors ("the Service
-// list"). Returns the list's resourceVersion; the first error of `on_item` stops nothing but is
-// returned.
-Result<std::string> parse_list(std::string_view body, const char* what,
+// list"). Returns the list's resourceVersion and continue token; the first error of `on_item`
+// stops nothing but is returned.
+Result<ListMeta> parse_list(std::string_view body, const char* what,
                                const std::function<Result<void>(const Json& item)>& on_item);
 
 // The envelope of one watch line ({"type":..., "object":...}): the type, the object's

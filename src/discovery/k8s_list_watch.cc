@@ -116,14 +116,16 @@ void ListWatch::send_request() {
     return;
   }
   std::string target = collection_.path;
+  const char* sep = target.find('?') == std::string::npos ? "?" : "&";
   if (need_list_) {
     phase_ = Phase::Listing;
+    target += sep + std::string("limit=") + std::to_string(settings_.page_size);
+    if (!continue_.empty()) target += "&continue=" + url_encode(continue_);
   } else {
     phase_ = Phase::Watching;
     // Spread like client-go (5 to 10 minutes), so that many proxies do not re-watch together.
     watch_timeout_ = 300s + seconds(random_.uniform(300));
-    target += std::string(target.find('?') == std::string::npos ? "?" : "&") +
-              "watch=1&resourceVersion=" + url_encode(resource_version_) +
+    target += sep + std::string("watch=1&resourceVersion=") + url_encode(resource_version_) +
               "&allowWatchBookmarks=true&timeoutSeconds=" +
               std::to_string(std::chrono::duration_cast<seconds>(watch_timeout_).count());
     watch_started_ = loop_.now();
@@ -253,8 +255,9 @@ void ListWatch::on_error_reply() {
   std::string detail = st && !st->message.empty() ? st->message : body_.substr(0, 200);
   std::string code = std::to_string(status) + " " + reader_.reason();
   if (status == 410) {
-    relist("the resourceVersion " + resource_version_ + " is too old (410 Gone" +
-               (detail.empty() ? "" : ": " + detail) + ")");
+    relist((phase_ == Phase::Listing ? std::string("the LIST's continue token expired")
+                                     : "the resourceVersion " + resource_version_ + " is too old") +
+           " (410 Gone" + (detail.empty() ? "" : ": " + detail) + ")");
     return;
   }
   std::string msg;
@@ -277,16 +280,21 @@ void ListWatch::on_error_reply() {
 }
 
 bool ListWatch::on_list() {
-  auto rv = handler_.replace(body_);
-  // A list of thousands of objects is megabytes of text: give it back now, not at the next one.
+  auto page = handler_.list_page(body_, continue_.empty());
+  // A page of hundreds of objects is a megabyte of text: give it back now, not at the next one.
   std::string().swap(body_);
-  if (!rv) {
+  if (!page) {
     fail("kubernetes: bad " + collection_.kind + " list from " + creds_->server + ": " +
-             rv.error().message,
+             page.error().message,
          true);
     return false;
   }
-  resource_version_ = std::move(*rv);
+  if (!page->continue_token.empty()) {
+    continue_ = std::move(page->continue_token);  // the next page follows
+    return true;
+  }
+  continue_.clear();
+  resource_version_ = std::move(page->resource_version);
   need_list_ = false;
   gone_in_a_row_ = 0;
   failures_ = 0;
@@ -356,6 +364,7 @@ void ListWatch::on_watch_line(const std::string& line) {
 // once unless the server keeps answering 410.
 void ListWatch::relist(const std::string& why) {
   need_list_ = true;
+  continue_.clear();
   ++gone_in_a_row_;
   ++counters_.relists;
   LOG_INFO("kubernetes: %s: %s; listing again", settings_.name.c_str(), why.c_str());
@@ -388,6 +397,7 @@ Duration ListWatch::next_backoff() {
 // hiccup the watch recovers from by itself (WARN).
 void ListWatch::fail(const std::string& message, bool severe) {
   drop_connection();
+  continue_.clear();  // a LIST cut short starts again from its first page
   Duration delay = next_backoff();
   ++counters_.failures;
   last_error_ = message;

@@ -4,8 +4,9 @@
 // Service of the cluster, ...), straight from the API server, on the main thread's event loop.
 // What the objects mean is the handler's business; this is the loop every collection shares:
 //
-// One connection at a time. A LIST reply replaces the handler's cache and gives the
-// resourceVersion the WATCH starts from; the WATCH (on the same kept-alive connection) hands
+// One connection at a time. A LIST (in pages of at most 500 objects, as client-go asks for them:
+// a large collection never sits in memory as one reply) replaces the handler's cache and gives
+// the resourceVersion the WATCH starts from; the WATCH (on the same kept-alive connection) hands
 // every ADDED, MODIFIED and DELETED to the handler and remembers every resourceVersion it sees
 // (bookmarks included), so that a dropped or ended watch resumes where it stopped. "410 Gone" (an
 // HTTP reply or an ERROR event) and a watch event that cannot be read force a new LIST. Errors
@@ -47,15 +48,18 @@ class ListWatch final : private ApiClient::Visitor {
     // Once the credentials are loaded (again after each failure to load them): what to follow.
     // An error is logged and retried with backoff.
     virtual Result<Collection> collection(const Credentials& credentials) = 0;
-    // A LIST reply's body: replace everything known with its items. Returns the list's
-    // resourceVersion; on an error nothing may have changed.
-    virtual Result<std::string> replace(std::string_view body) = 0;
+    // One page of a LIST reply. `first`: the first page of a new LIST (forget the pages of an
+    // unfinished one). Keep the items aside until on_listed(). Returns the page's
+    // resourceVersion and continue token.
+    virtual Result<ListMeta> list_page(std::string_view body, bool first) = 0;
     // One line of the watch stream: ADDED, MODIFIED and DELETED are applied. Returns the event's
     // envelope (type, resourceVersion, Status of an ERROR).
     virtual Result<WatchEventHead> apply(std::string_view line) = 0;
-    // After a LIST was applied (`first`: the first one ever) and after a change applied from the
-    // watch; synced() and resource_version() already tell the new state.
+    // The last page of a LIST arrived: replace everything known with the items of its pages
+    // (`first`: the first LIST ever). synced() and resource_version() already tell the new
+    // state.
     virtual void on_listed(bool first) = 0;
+    // After a change applied from the watch.
     virtual void on_changed() = 0;
   };
 
@@ -64,11 +68,12 @@ class ListWatch final : private ApiClient::Visitor {
     std::string kubeconfig;  // "": in-cluster credentials
     Duration backoff_base = std::chrono::milliseconds(500);
     Duration backoff_max = std::chrono::seconds(30);
+    size_t page_size = 500;  // objects per LIST reply (limit=)
   };
 
   // For /metrics: what happened since start.
   struct Counters {
-    uint64_t lists = 0;      // LIST replies applied
+    uint64_t lists = 0;      // LISTs applied (all their pages)
     uint64_t watches = 0;    // WATCH requests the server accepted (200)
     uint64_t events = 0;     // ADDED, MODIFIED and DELETED applied
     uint64_t failures = 0;   // errors that dropped the connection (each followed by a backoff)
@@ -138,6 +143,7 @@ class ListWatch final : private ApiClient::Visitor {
   TimePoint watch_started_{};
 
   std::string resource_version_;
+  std::string continue_;  // the next page of the LIST in progress ("": its first page)
   bool need_list_ = true;
   bool synced_ = false;
 

@@ -77,7 +77,8 @@ Result<ServiceList> parse_service_list(std::string_view text) {
     return {};
   });
   if (!rv) return rv.error();
-  list.resource_version = std::move(*rv);
+  list.resource_version = std::move(rv->resource_version);
+  list.continue_token = std::move(rv->continue_token);
   return list;
 }
 

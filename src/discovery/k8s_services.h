@@ -42,6 +42,7 @@ struct Service {
 
 struct ServiceList {
   std::string resource_version;  // where the watch starts
+  std::string continue_token;    // a page of a LIST: where the next page starts ("" last page)
   std::vector<Service> items;
 };
 

@@ -93,7 +93,8 @@ Result<SliceList> parse_slice_list(std::string_view json) {
     return {};
   });
   if (!rv) return rv.error();
-  list.resource_version = std::move(*rv);
+  list.resource_version = std::move(rv->resource_version);
+  list.continue_token = std::move(rv->continue_token);
   return list;
 }
 
@@ -162,19 +163,17 @@ std::vector<cluster::DiscoveredEndpoint> slice_endpoints(const EndpointSlice& sl
                " among [" + have + "]";
     return out;
   }
-  size_t skipped = append_slice_endpoints(slice, *port, &out);
+  size_t skipped = append_endpoints(slice.endpoints, slice.address_type == "IPv6", *port, &out);
   if (skipped > 0)
     *problem = "slice " + slice.key + ": " + std::to_string(skipped) + " endpoint(s) without an " +
                slice.address_type + " address skipped";
   return out;
 }
 
-size_t append_slice_endpoints(const EndpointSlice& slice, uint16_t port,
-                              std::vector<cluster::DiscoveredEndpoint>* out) {
-  if (slice.address_type != "IPv4" && slice.address_type != "IPv6") return 0;
-  const bool v6 = slice.address_type == "IPv6";
+size_t append_endpoints(const std::vector<SliceEndpoint>& endpoints, bool v6, uint16_t port,
+                        std::vector<cluster::DiscoveredEndpoint>* out) {
   size_t skipped = 0;
-  for (const auto& e : slice.endpoints) {
+  for (const auto& e : endpoints) {
     if (!is_ip_of_type(e.address, v6)) {
       ++skipped;
       continue;

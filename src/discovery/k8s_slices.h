@@ -43,6 +43,7 @@ struct EndpointSlice {
 
 struct SliceList {
   std::string resource_version;  // where the watch starts
+  std::string continue_token;    // a page of a LIST: where the next page starts ("" last page)
   std::vector<EndpointSlice> items;
 };
 
@@ -74,10 +75,10 @@ std::optional<uint16_t> select_port_by_name(const std::vector<SlicePort>& ports,
 std::vector<cluster::DiscoveredEndpoint> slice_endpoints(const EndpointSlice& slice,
                                                          const std::string& wanted_port,
                                                          std::string* problem);
-// The same on a target port already chosen; appends to *out. Returns how many endpoints had no
-// address of the slice's type (0 for an FQDN slice, which is skipped whole).
-size_t append_slice_endpoints(const EndpointSlice& slice, uint16_t port,
-                              std::vector<cluster::DiscoveredEndpoint>* out);
+// The endpoints of an IPv6 (`v6`) or IPv4 slice on a target port already chosen; appends to
+// *out. Returns how many had no address of that family (they are skipped).
+size_t append_endpoints(const std::vector<SliceEndpoint>& endpoints, bool v6, uint16_t port,
+                        std::vector<cluster::DiscoveredEndpoint>* out);
 
 // The endpoints of several slices of one Service port as one set: one entry per address (when
 // two slices list an address, the most usable entry wins), sorted by address so that sets compare

@@ -49,11 +49,12 @@ class KubernetesResolver final : public Resolver, private k8s::ListWatch::Handle
         "EndpointSlice", "endpointslices.discovery.k8s.io", "in namespace " + ns};
   }
 
-  Result<std::string> replace(std::string_view body) override {
-    auto list = k8s::parse_slice_list(body);
-    if (!list) return list.error();
-    cache_.reset(*list);
-    return std::move(list->resource_version);
+  Result<k8s::ListMeta> list_page(std::string_view body, bool first) override {
+    auto page = k8s::parse_slice_list(body);
+    if (!page) return page.error();
+    if (first) listed_.clear();
+    for (auto& s : page->items) listed_.push_back(std::move(s));
+    return k8s::ListMeta{std::move(page->resource_version), std::move(page->continue_token)};
   }
 
   Result<k8s::WatchEventHead> apply(std::string_view line) override {
@@ -70,6 +71,9 @@ class KubernetesResolver final : public Resolver, private k8s::ListWatch::Handle
   }
 
   void on_listed(bool first) override {
+    k8s::SliceList list;
+    list.items.swap(listed_);
+    cache_.reset(list);
     log_problems();
     publish(true);
     LOG_INFO("kubernetes: cluster %s %s: %zu endpoint(s) in %zu slice(s) at resourceVersion %s",
@@ -110,6 +114,7 @@ class KubernetesResolver final : public Resolver, private k8s::ListWatch::Handle
   const config::KubernetesDiscovery settings_;
   OnUpdate on_update_;
   k8s::SliceCache cache_;
+  std::vector<k8s::EndpointSlice> listed_;  // the pages of the LIST in progress
   std::vector<cluster::DiscoveredEndpoint> published_;
   k8s::ListWatch list_watch_;  // last: its callbacks use the members above
 };

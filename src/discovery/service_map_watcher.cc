@@ -26,7 +26,8 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
                         std::string("service map, ") +
                             (kind == Kind::Services ? "Services" : "EndpointSlices") +
                             (scope.empty() ? "" : " of " + scope),
-                        settings.kubeconfig, settings.backoff_base, settings.backoff_max},
+                        settings.kubeconfig, settings.backoff_base, settings.backoff_max,
+                        settings.list_page_size},
                     *this) {}
 
   void start() { list_watch_.start(); }
@@ -56,17 +57,21 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
                            : "in namespace " + namespace_};
   }
 
-  Result<std::string> replace(std::string_view body) override {
-    if (kind_ == Kind::Services) {
-      auto list = k8s::parse_service_list(body);
-      if (!list) return list.error();
-      owner_.builder_.replace_services(namespace_, std::move(list->items));
-      return std::move(list->resource_version);
+  Result<k8s::ListMeta> list_page(std::string_view body, bool first) override {
+    if (first) {
+      listed_services_.clear();
+      listed_slices_.clear();
     }
-    auto list = k8s::parse_slice_list(body);
-    if (!list) return list.error();
-    owner_.builder_.replace_slices(namespace_, std::move(list->items));
-    return std::move(list->resource_version);
+    if (kind_ == Kind::Services) {
+      auto page = k8s::parse_service_list(body);
+      if (!page) return page.error();
+      for (auto& s : page->items) listed_services_.push_back(std::move(s));
+      return k8s::ListMeta{std::move(page->resource_version), std::move(page->continue_token)};
+    }
+    auto page = k8s::parse_slice_list(body);
+    if (!page) return page.error();
+    for (auto& s : page->items) listed_slices_.push_back(std::move(s));
+    return k8s::ListMeta{std::move(page->resource_version), std::move(page->continue_token)};
   }
 
   Result<k8s::WatchEventHead> apply(std::string_view line) override {
@@ -88,6 +93,13 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
   }
 
   void on_listed(bool first) override {
+    if (kind_ == Kind::Services) {
+      owner_.builder_.replace_services(namespace_, std::move(listed_services_));
+    } else {
+      owner_.builder_.replace_slices(namespace_, std::move(listed_slices_));
+    }
+    listed_services_ = {};
+    listed_slices_ = {};
     LOG_INFO("kubernetes: service map: %s %s %s at resourceVersion %s",
              kind_ == Kind::Services ? "Services" : "EndpointSlices",
              namespace_.empty() ? "of every namespace" : ("of namespace " + namespace_).c_str(),
@@ -99,6 +111,9 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
   ServiceMapWatcher& owner_;
   const Kind kind_;
   const std::string namespace_;
+  // The pages of the LIST in progress.
+  std::vector<k8s::Service> listed_services_;
+  std::vector<k8s::EndpointSlice> listed_slices_;
   k8s::ListWatch list_watch_;
 };
 

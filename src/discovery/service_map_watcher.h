@@ -23,6 +23,7 @@ class ServiceMapWatcher {
     std::vector<std::string> namespaces;  // empty: every namespace, with cluster-wide requests
     Duration backoff_base = std::chrono::milliseconds(500);  // after a failure, doubling ...
     Duration backoff_max = std::chrono::seconds(30);         // ... up to this, with jitter
+    size_t list_page_size = 500;  // objects per LIST reply: bounds the memory a LIST needs
   };
 
   // For /metrics.

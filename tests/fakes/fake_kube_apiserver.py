@@ -9,7 +9,8 @@ reply). Every API request must carry the bearer token (or, over HTTPS, a client 
 signed by the test CA): 401 otherwise.
 
 Paths served (GET; `?watch=1` watches, `labelSelector=kubernetes.io/service-name=NAME` filters
-slices):
+slices, `limit=N` pages a LIST: the reply's metadata.continue asks for the rest of the same
+snapshot with `continue=TOKEN`):
   /api/v1/services                                   /api/v1/namespaces/NS/services
   /apis/discovery.k8s.io/v1/endpointslices           /apis/discovery.k8s.io/v1/namespaces/NS/endpointslices
 
@@ -43,9 +44,11 @@ A plain-HTTP control port scripts it (JSON bodies and replies):
   POST   /delay         {"seconds":S}: every API reply (a LIST, a WATCH's headers) waits S seconds
   POST   /garbage       {"lists":N}: the next N LIST replies are 200 with a body that is not JSON;
                         {"watch":true}: every open watch gets a line that is not JSON
+  POST   /continue-gone {"count":N}: the next N LIST requests with a continue token get 410 (the
+                        token expired, as after an etcd compaction); /expire expires them all
   POST   /down          {"down":true}: the API port is closed (connections are refused) and every
                         open API connection is cut; {"down":false}: it listens again, same port
-  GET    /stats         {"lists":N,"watches":N,"service_lists":N,"slice_lists":N,
+  GET    /stats         {"lists":N,"watches":N,"service_lists":N,"slice_lists":N,"continued":N,
                          "service_watches":N,"slice_watches":N,"watch_rvs":[..],"tokens":[..],
                          "paths":[..],"rv":"..","open_watches":N,"unauthorized":N,"forbidden":N,
                          "gone":N,"bookmarks_sent":N,"garbage_sent":N,"events_sent":N}
@@ -138,6 +141,9 @@ class State:
         self.forbid = None        # None, "all" or "cluster"
         self.delay = 0.0
         self.garbage_lists = 0
+        self.continue_gone = 0
+        self.snapshots = {}     # continue token -> (items, resourceVersion, offset)
+        self.snapshot_id = 0
         self.down = False
         self.bookmark_interval = args.bookmark_interval
         self.max_watch_seconds = args.max_watch_seconds
@@ -151,7 +157,7 @@ class State:
         self.drop_epoch = 0     # bumped by POST /drop-watches, /expire (mode http) and /down
         self.garbage_epoch = 0  # bumped by POST /garbage {"watch":true}
         self.connections = set()  # open API connections, cut by /down
-        self.stats = {"lists": 0, "watches": 0, "service_lists": 0, "slice_lists": 0,
+        self.stats = {"lists": 0, "watches": 0, "service_lists": 0, "slice_lists": 0, "continued": 0,
                       "service_watches": 0, "slice_watches": 0, "watch_rvs": [], "tokens": [],
                       "paths": [], "open_watches": 0, "unauthorized": 0, "forbidden": 0,
                       "gone": 0, "bookmarks_sent": 0, "garbage_sent": 0,
@@ -354,22 +360,48 @@ class ApiHandler(BaseHTTPRequestHandler):
         if query.get("watch") in ("1", "true"):
             self.watch(st, kind, namespace, selector, query)
         else:
-            self.list(st, kind, namespace, selector)
+            self.list(st, kind, namespace, selector, query)
 
-    def list(self, st, kind, namespace, selector):
+    def list(self, st, kind, namespace, selector, query):
+        limit = int(query.get("limit") or 0)
+        token = query.get("continue")
+        garbage = gone = False
         with st.cond:
             st.stats["lists"] += 1
             st.stats["service_lists" if kind == SERVICES else "slice_lists"] += 1
+            if token:
+                st.stats["continued"] += 1
             if st.garbage_lists > 0:
                 st.garbage_lists -= 1
                 st.stats["garbage_sent"] += 1
                 garbage = True
+            elif token and (st.continue_gone > 0 or token not in st.snapshots):
+                st.continue_gone = max(0, st.continue_gone - 1)
+                st.stats["gone"] += 1
+                gone = True
             else:
-                garbage = False
-                items = [o for o in st.objects[kind].values()
-                         if st.matches(o, namespace, selector)]
+                if token:
+                    # The rest of the snapshot the first page was cut from.
+                    items, rv, start = st.snapshots.pop(token)
+                else:
+                    items = sorted((o for o in st.objects[kind].values()
+                                    if st.matches(o, namespace, selector)),
+                                   key=lambda o: (o["metadata"]["namespace"],
+                                                  o["metadata"]["name"]))
+                    rv, start = st.rv, 0
+                end = start + limit if limit > 0 else len(items)
+                meta = {"resourceVersion": str(rv)}
+                if end < len(items):
+                    st.snapshot_id += 1
+                    meta["continue"] = "page-%d-%d" % (st.snapshot_id, end)
+                    st.snapshots[meta["continue"]] = (items, rv, end)
                 body = dumps({"kind": KINDS[kind]["list"], "apiVersion": KINDS[kind]["apiVersion"],
-                              "metadata": {"resourceVersion": str(st.rv)}, "items": items}).encode()
+                              "metadata": meta, "items": items[start:end]}).encode()
+        if gone:
+            self.reply_json(410, status(410, "Expired",
+                "The provided continue parameter is too old to display a consistent list result. "
+                "You can start a new list without the continue parameter."))
+            return
         if garbage:
             self.reply_bytes(200, b'{"kind":"' + KINDS[kind]["list"].encode() + b'","items":[{"meta')
             return
@@ -633,6 +665,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             elif self.path == "/expire":
                 st.next_rv()
                 st.compacted = st.rv
+                st.snapshots.clear()
                 st.gone_as_http = body.get("mode", "event") == "http"
                 if st.gone_as_http:
                     st.drop_epoch += 1
@@ -644,6 +677,8 @@ class ControlHandler(BaseHTTPRequestHandler):
                 st.token = body["token"]
             elif self.path == "/forbid":
                 st.forbid = body.get("scope", "all") if body.get("forbid", True) else None
+            elif self.path == "/continue-gone":
+                st.continue_gone += int(body.get("count", 1))
             elif self.path == "/delay":
                 st.delay = float(body.get("seconds", 0))
             elif self.path == "/garbage":

@@ -5,7 +5,9 @@
 
 #include "discovery/service_map.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include <string>
 #include <vector>
@@ -77,9 +79,13 @@ std::vector<std::string> describe(const MeshService& s) {
   return out;
 }
 
+// The entry for "10.96.0.1:80" or "[fd00::1]:80".
 const MeshService* find(const ServiceMap& map, const std::string& address) {
-  auto it = map.by_address.find(address);
-  return it == map.by_address.end() ? nullptr : it->second;
+  size_t colon = address.rfind(':');
+  std::string host = address.substr(0, colon);
+  if (host.front() == '[') host = host.substr(1, host.size() - 2);
+  return map.find(
+      config::SocketAddress{host, static_cast<uint16_t>(std::stoi(address.substr(colon + 1)))});
 }
 
 TEST(ServiceMap, ServicePortFindsItsTargetPortByNameInEachSlice) {
@@ -109,8 +115,13 @@ TEST(ServiceMap, ServicePortFindsItsTargetPortByNameInEachSlice) {
   ASSERT_TRUE(metrics);
   EXPECT_EQ(describe(*metrics),
             (std::vector<std::string>{"10.244.1.10:9100 ready", "10.244.2.20:9100 ready"}));
-  EXPECT_EQ(map->find(config::SocketAddress{"10.96.0.15", 9090}), metrics);
-  EXPECT_EQ(map->find(config::SocketAddress{"10.96.0.15", 1}), nullptr);
+  EXPECT_EQ(find(*map, "10.96.0.15:1"), nullptr);
+  // A worker looks up an intercepted connection's original destination as a socket address.
+  sockaddr_in original{};
+  original.sin_family = AF_INET;
+  original.sin_port = htons(9090);
+  inet_pton(AF_INET, "10.96.0.15", &original.sin_addr);
+  EXPECT_EQ(map->find(reinterpret_cast<const sockaddr*>(&original)), metrics);
 }
 
 TEST(ServiceMap, UnnamedSinglePortMatchesTheSlicesUnnamedPort) {
@@ -204,6 +215,14 @@ TEST(ServiceMap, DualStackServiceHasBothClusterIpsAndBothFamiliesOfEndpoints) {
   const MeshService* v6 = find(*map, "[fd00:10:96::5]:50051");
   ASSERT_TRUE(v4);
   EXPECT_EQ(v4, v6);
+  // The IPv6 original destination of a dual-stack socket, and an IPv4 one seen through it.
+  sockaddr_in6 original{};
+  original.sin6_family = AF_INET6;
+  original.sin6_port = htons(50051);
+  inet_pton(AF_INET6, "fd00:10:96:0::5", &original.sin6_addr);
+  EXPECT_EQ(map->find(reinterpret_cast<const sockaddr*>(&original)), v4);
+  inet_pton(AF_INET6, "::ffff:10.96.0.5", &original.sin6_addr);
+  EXPECT_EQ(map->find(reinterpret_cast<const sockaddr*>(&original)), v4);
   EXPECT_EQ(v4->cluster_ips.size(), 2u);
   EXPECT_EQ(describe(*v4), (std::vector<std::string>{"10.1.0.1:8080 ready",
                                                      "[fd00:10:244::1]:8080 ready"}));
@@ -313,6 +332,37 @@ TEST(ServiceMap, ListOfOneNamespaceReplacesOnlyThatNamespace) {
   ASSERT_EQ(second->services.size(), 1u);
   EXPECT_EQ(second->services[0], first->services[1]);
   EXPECT_EQ(b.slice_count(), 1u);
+}
+
+TEST(ServiceMap, CountsFollowListsAndEvents) {
+  ServiceMapBuilder b;
+  b.replace_services("a", {grpc_service("a", "x", "10.96.1.1"),
+                           service("a", "h", R"({"clusterIP":"None"})")});
+  b.replace_services("b", {grpc_service("b", "x", "10.96.2.1")});
+  b.replace_slices("", {slice("a", "x-1", "x", {ep("10.1.1.1")}),
+                        slice("a", "h-1", "h", {ep("10.1.1.2")}),
+                        slice("a", "m-1", "", {ep("10.1.1.3")})});  // nobody's: not kept
+  EXPECT_EQ(b.service_count(), 3u);  // the headless one counts: it is watched
+  EXPECT_EQ(b.slice_count(), 2u);
+  b.apply(service_event(k8s::WatchEventType::Added, grpc_service("b", "y", "10.96.2.2")));
+  b.apply(service_event(k8s::WatchEventType::Modified, grpc_service("b", "y", "10.96.2.2", 1)));
+  b.apply(service_event(k8s::WatchEventType::Deleted, grpc_service("a", "x", "10.96.1.1")));
+  EXPECT_EQ(b.service_count(), 3u);
+  b.replace_services("a", {});
+  EXPECT_EQ(b.service_count(), 2u);
+  auto map = b.build();
+  ASSERT_TRUE(map);
+  EXPECT_EQ(map->services.size(), 2u);
+  // A pod name is not kept: nothing downstream reads it.
+  b.apply(slice_event(k8s::WatchEventType::Added,
+                      slice("b", "y-1", "y", {R"({"addresses":["10.2.2.2"],"targetRef":{"name":"pod-7"}})"})));
+  map = b.build();
+  ASSERT_TRUE(map);
+  const MeshService* y = find(*map, "10.96.2.2:1");
+  ASSERT_TRUE(y);
+  ASSERT_EQ(y->endpoints.size(), 1u);
+  EXPECT_EQ(y->endpoints[0].address.to_string(), "10.2.2.2:8080");
+  EXPECT_EQ(y->endpoints[0].name, "");
 }
 
 TEST(ServiceMap, EntriesAreSortedByNamespaceNameAndPort) {

@@ -103,10 +103,12 @@ class ServiceMapWatcherTest : public ::testing::Test {
     return path;
   }
 
-  void make_watcher(const std::string& kubeconfig_path, std::vector<std::string> namespaces = {}) {
+  void make_watcher(const std::string& kubeconfig_path, std::vector<std::string> namespaces = {},
+                    size_t page_size = 500) {
     ServiceMapWatcher::Settings s;
     s.kubeconfig = kubeconfig_path;
     s.namespaces = std::move(namespaces);
+    s.list_page_size = page_size;
     s.backoff_base = 20ms;
     s.backoff_max = 200ms;
     watcher_ = std::make_unique<ServiceMapWatcher>(
@@ -401,6 +403,41 @@ TEST_F(ServiceMapWatcherTest, GoneOnTheWatchRelistsAndKeepsTheMapMeanwhile) {
   EXPECT_EQ(fake.stat("gone"), 4);
   EXPECT_EQ(watcher_->counters().services.relists, 2u);
   EXPECT_EQ(watcher_->counters().endpoint_slices.relists, 2u);
+}
+
+// Large collections come in pages of one snapshot; a continue token that expired between two
+// pages (etcd compacted meanwhile) starts the LIST again from its first page.
+TEST_F(ServiceMapWatcherTest, ListsComeInPagesAndAnExpiredPageStartsOver) {
+  auto& fake = start_fake();
+  populate();
+  make_watcher(kubeconfig(), {}, /*page_size=*/2);
+  std::string failed =
+      Script(loop_)
+          .step("sync, 2 pages per collection", start(), map_is(kPopulated))
+          .wait("watching", watching())
+          .step(
+              "410 on the watches; the second page of the next LIST is gone too",
+              [&] {
+                EXPECT_EQ(fake.stat("lists"), 4);
+                EXPECT_EQ(fake.stat("continued"), 2);
+                fake.control("POST", "/continue-gone", R"({"count":1})");
+                fake.control("POST", "/expire", R"({"mode":"event"})");
+              },
+              [&] {
+                auto c = watcher_->counters();
+                return c.services.lists == 2 && c.endpoint_slices.lists == 2 &&
+                       fake.stat("open_watches") == 2;
+              })
+          .step(
+              "changes are followed", [&] { fake.delete_slice("grpcdemo/greeter-a"); },
+              map_is({"grpcdemo/echo:50051 10.244.2.10:8080", "grpcdemo/greeter:50051",
+                      "shop/cart:50051 10.244.3.10:8080"}))
+          .run();
+  ASSERT_EQ(failed, "") << watcher_->last_error();
+  // 4 pages at first, 4 after the 410s, and the first page again plus the 410 on its second.
+  EXPECT_EQ(fake.stat("lists"), 10);
+  EXPECT_EQ(fake.stat("gone"), 3);  // two watches and one continue token
+  EXPECT_EQ(updates_.size(), 2u);   // the same objects again: no map in between
 }
 
 TEST_F(ServiceMapWatcherTest, SlowApiServerIsWaitedFor) {
