@@ -14,13 +14,15 @@
 
 namespace {
 
-// Every command and the flags it takes (each takes a value). Anything else on the command line
-// is an error: a mistyped flag silently ignored would run with a setting the user did not mean.
+// Every command, the flags it takes (each takes a value) and its switches (flags without a
+// value). Anything else on the command line is an error: a mistyped flag silently ignored would
+// run with a setting the user did not mean.
 struct Command {
   const char* name;
   const char* arguments;  // as shown in the usage
   const char* summary;
   std::vector<std::string_view> flags;
+  std::vector<std::string_view> switches = {};
 };
 
 const std::vector<Command>& commands() {
@@ -29,9 +31,11 @@ const std::vector<Command>& commands() {
        "serve with the config in FILE (--log-level overrides its log_level)",
        {"--config", "--log-level"}},
       {"check", "--config FILE", "validate a config and list every error", {"--config"}},
-      {"demo", "[--calls N]",
-       "per-connection vs per-call balancing, side by side (N: a multiple of 4, default 24)",
-       {"--calls"}},
+      {"demo", "[--mesh] [--calls N]",
+       "per-connection vs per-call balancing, side by side (N: a multiple of 4, default 24);\n"
+       "      --mesh (root): in network namespaces, a ClusterIP Service without and with the sidecar",
+       {"--calls"},
+       {"--mesh"}},
       {"version", "", "print the version", {}},
       {"help", "[COMMAND]", "print this help, or a command's", {}},
   };
@@ -78,6 +82,7 @@ int usage_error(const std::string& where, const std::string& message,
 int read_flags(const Command& c, int argc, char** argv, std::map<std::string, std::string>* out) {
   const std::string where = std::string("h2mesh ") + c.name;
   std::vector<std::string_view> known = c.flags;
+  known.insert(known.end(), c.switches.begin(), c.switches.end());
   known.push_back("--help");
   for (int i = 2; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -88,6 +93,15 @@ int read_flags(const Command& c, int argc, char** argv, std::map<std::string, st
     if (!arg.starts_with("-"))
       return usage_error(where, "unexpected argument '" + std::string(arg) + "'");
     std::string_view name = arg.substr(0, arg.find('='));
+    bool is_switch = false;
+    for (std::string_view s : c.switches) is_switch = is_switch || s == name;
+    if (is_switch) {
+      if (name.size() < arg.size())
+        return usage_error(where, std::string(name) + " takes no value");
+      if (!out->emplace(std::string(name), "true").second)
+        return usage_error(where, std::string(name) + " is given twice");
+      continue;
+    }
     bool known_flag = false;
     for (std::string_view f : c.flags) known_flag = known_flag || f == name;
     if (!known_flag)
@@ -159,7 +173,8 @@ int main(int argc, char** argv) {
     int calls = flags.count("--calls") ? atoi(flags["--calls"].c_str()) : 24;
     if (calls <= 0 || calls % 4 != 0)
       return usage_error("h2mesh demo", "--calls must be a positive multiple of 4");
-    return h2mesh::server::run_demo(calls);
+    return flags.count("--mesh") ? h2mesh::server::run_mesh_demo(calls)
+                                 : h2mesh::server::run_demo(calls);
   }
   // run and check
   if (!flags.count("--config")) return usage_error("h2mesh " + name, "--config FILE is required");
