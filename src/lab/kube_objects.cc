@@ -107,7 +107,8 @@ Result<ApiQuery> parse_api_target(const std::string& target) {
     } else if (key == "labelSelector") {
       size_t e = value.find('=');
       if (value.empty()) continue;
-      if (e == std::string::npos || e == 0 || value.find_first_of("!,=", e + 1) != std::string::npos)
+      if (e == std::string::npos || e == 0 || value.find('=', e + 1) != std::string::npos ||
+          value.find_first_of("!, ()") != std::string::npos)
         return make_error(ErrorCode::InvalidArgument,
                           "this server takes only one key=value label selector, not '" + value + "'");
       q.label_key = value.substr(0, e);

@@ -29,7 +29,6 @@ namespace {
 constexpr const char* kNetnsDir = "/run/netns";
 constexpr const char* kEtcNetnsDir = "/etc/netns";
 constexpr int kMaxPodName = 30;
-const auto kToolTimeout = std::chrono::seconds(30);
 
 std::atomic<int> g_labs_made{0};
 
@@ -70,28 +69,24 @@ std::vector<std::string> dir_entries(const char* dir) {
   return out;
 }
 
-// Runs a tool to completion with its output in `dir` (<log>.out/.err); returns stdout, or an
-// error with what it printed on stderr.
-Result<std::string> run_tool(const std::vector<std::string>& argv, const std::string& dir,
-                             const std::string& log) {
-  auto p = Subprocess::spawn(argv, dir, log);
-  if (!p) return p.error();
-  auto code = (*p)->wait(kToolTimeout);
+// Runs a tool to completion; returns its stdout, or an error with what it printed on stderr.
+Result<std::string> run_tool(const std::vector<std::string>& argv, std::string_view input = {}) {
   std::string command;
   for (const auto& a : argv) command += (command.empty() ? "" : " ") + a;
-  if (!code) return lab_error(command + ": did not finish in 30 s");
-  if (*code != 0) {
-    std::string err = (*p)->read_all(Subprocess::Stream::Stderr);
+  auto r = run_command(argv, input);
+  if (!r) return lab_error(command + ": " + r.error().message);
+  if (r->exit_code != 0) {
+    std::string err = r->err;
     while (!err.empty() && err.back() == '\n') err.pop_back();
-    return lab_error(command + ": exit code " + std::to_string(*code) +
+    return lab_error(command + ": exit code " + std::to_string(r->exit_code) +
                      (err.empty() ? "" : ": " + err));
   }
-  return (*p)->read_all(Subprocess::Stream::Stdout);
+  return r->out;
 }
 
 // SIGKILLs every process of the namespace (`ip netns pids`), so that deleting it frees it.
-void kill_netns_processes(const std::string& ip, const std::string& netns, const std::string& dir) {
-  auto pids = run_tool({ip, "netns", "pids", netns}, dir, "netns-pids");
+void kill_netns_processes(const std::string& ip, const std::string& netns) {
+  auto pids = run_tool({ip, "netns", "pids", netns});
   if (!pids) return;
   std::istringstream in(*pids);
   pid_t pid;
@@ -99,11 +94,11 @@ void kill_netns_processes(const std::string& ip, const std::string& netns, const
     if (pid > 1 && pid != getpid()) ::kill(pid, SIGKILL);
 }
 
-void delete_netns(const std::string& netns, const std::string& dir) {
+void delete_netns(const std::string& netns) {
   std::string ip = find_tool("ip");
   if (!ip.empty()) {
-    kill_netns_processes(ip, netns, dir);
-    (void)run_tool({ip, "netns", "delete", netns}, dir, "netns-delete");
+    kill_netns_processes(ip, netns);
+    (void)run_tool({ip, "netns", "delete", netns});
   }
   std::error_code ec;
   std::filesystem::remove_all(std::string(kEtcNetnsDir) + "/" + netns, ec);
@@ -162,21 +157,25 @@ Result<int> socket_in(const std::string& netns, int domain, int type) {
 Result<void> write_sysctl(const std::string& netns, const std::string& key,
                           const std::string& value) {
   std::string failure;
+  bool missing = false;
   // /proc/sys/net answers for the namespace of the thread that opens it.
   auto entered = in_netns(netns, [&] {
     std::string path = "/proc/sys/" + key;
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    missing = fd < 0 && errno == ENOENT;
     if (fd < 0 || ::write(fd, value.data(), value.size()) != static_cast<ssize_t>(value.size()))
       failure = "sysctl " + key + "=" + value + ": " + strerror(errno);
     if (fd >= 0) ::close(fd);
   });
   if (!entered) return entered.error();
+  if (missing) return make_error(ErrorCode::NoRoute, "no sysctl " + key + " in " + netns);
   if (!failure.empty()) return lab_error(failure);
   return {};
 }
 
 Result<HttpReply> http_get_in(const std::string& netns, const std::string& ip, uint16_t port,
-                              const std::string& target, int timeout_ms) {
+                              const std::string& target, int timeout_ms,
+                              const std::string& bearer_token) {
   auto fd = socket_in(netns, AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
   if (!fd) return fd.error();
   struct Closer {
@@ -204,8 +203,9 @@ Result<HttpReply> http_get_in(const std::string& netns, const std::string& ip, u
     getsockopt(*fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return lab_error("connect " + where + ": " + strerror(err));
   }
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: " + where +
-                        "\r\nConnection: close\r\n\r\n";
+  std::string request = "GET " + target + " HTTP/1.1\r\nHost: " + where + "\r\n";
+  if (!bearer_token.empty()) request += "Authorization: Bearer " + bearer_token + "\r\n";
+  request += "Connection: close\r\n\r\n";
   size_t sent = 0;
   while (sent < request.size()) {
     ssize_t n = ::send(*fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
@@ -243,12 +243,12 @@ std::vector<std::string> netns_with_prefix(const std::string& prefix) {
   return out;
 }
 
-int remove_stale(const std::string& prefix, const std::string& work_dir) {
+int remove_stale(const std::string& prefix) {
   int removed = 0;
   for (const auto& n : dir_entries(kNetnsDir)) {
     pid_t pid = pid_in_name(n, prefix);
     if (pid <= 0 || process_alive(pid)) continue;
-    delete_netns(n, work_dir);
+    delete_netns(n);
     ++removed;
   }
   for (const auto& n : dir_entries(kEtcNetnsDir)) {
@@ -272,7 +272,7 @@ Result<std::unique_ptr<Lab>> Lab::create(Settings settings) {
     if (find_tool(t).empty())
       return lab_error(std::string("lab: `") + t + "` not found (Debian: apt-get install " +
                        (std::string(t) == "ip" ? "iproute2" : "iptables") + ")");
-  remove_stale(settings.prefix, settings.work_dir);
+  remove_stale(settings.prefix);
   std::unique_ptr<Lab> lab(new Lab(std::move(settings)));
   if (auto ok = lab->build_node(); !ok) return ok.error();  // the destructor removes the rest
   return lab;
@@ -282,7 +282,7 @@ Result<std::string> Lab::tool(const std::vector<std::string>& argv) {
   std::vector<std::string> full = argv;
   full[0] = find_tool(argv[0]);
   if (full[0].empty()) return lab_error("`" + argv[0] + "` not found");
-  return run_tool(full, settings_.work_dir, "lab-command");
+  return run_tool(full);
 }
 
 Result<void> Lab::build_node() {
@@ -302,6 +302,15 @@ Result<void> Lab::build_node() {
   };
   for (const auto& s : steps)
     if (auto r = tool(s); !r) return r.error();
+  // With br_netfilter loaded, bridged frames go through iptables at the bridge: a DNAT to a pod
+  // on the same bridge port (a pod calling itself through its Service) would then need hairpin
+  // mode, and the path would differ from host to host. Off in the node, every packet between
+  // pods is routed by the node's IP layer, module or not. Per namespace since Linux 5.3; older
+  // kernels have no such file in a new namespace, and then the module's global setting is left.
+  for (const char* key : {"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"}) {
+    if (auto ok = write_sysctl(node_netns_, key, "0"); !ok && ok.error().code != ErrorCode::NoRoute)
+      return ok;
+  }
   auto lo = tool({"ip", "-n", node_netns_, "-o", "link", "show", "lo"});
   if (!lo) return lo.error();
   if (lo->find(",UP") == std::string::npos) return lab_error("the node's loopback is not up: " + *lo);
@@ -355,7 +364,7 @@ const Pod* Lab::pod(const std::string& name) const {
   return nullptr;
 }
 
-void Lab::destroy_pod(const Pod& p) { delete_netns(p.netns, settings_.work_dir); }
+void Lab::destroy_pod(const Pod& p) { delete_netns(p.netns); }
 
 Result<void> Lab::remove_pod(const std::string& name) {
   for (auto it = pods_.begin(); it != pods_.end(); ++it) {
@@ -405,13 +414,15 @@ Result<void> Lab::remove_service(const std::string& namespace_, const std::strin
 
 Result<void> Lab::apply_rules() {
   std::string text = kube_proxy_rules(services_);
+  // Also in a file of the work directory, for a person looking at what the node does.
   std::string path = settings_.work_dir + "/" + node_netns_ + ".rules";
   {
     std::ofstream f(path, std::ios::trunc);
     f << text;
     if (!f) return lab_error("cannot write " + path);
   }
-  auto r = tool({"ip", "netns", "exec", node_netns_, find_tool("iptables-restore"), path});
+  auto r = run_tool({find_tool("ip"), "netns", "exec", node_netns_, find_tool("iptables-restore")},
+                    text);
   if (!r) return r.error();
   applied_rules_ = std::move(text);
   return {};
@@ -443,7 +454,7 @@ Result<std::string> Lab::run(const Pod* p, const std::vector<std::string>& argv)
 Lab::~Lab() {
   for (const auto& p : pods_) destroy_pod(p);
   pods_.clear();
-  if (node_made_) delete_netns(node_netns_, settings_.work_dir);
+  if (node_made_) delete_netns(node_netns_);
 }
 
 }  // namespace h2mesh::lab

@@ -4,9 +4,10 @@
 // and the root integration tests. One "node" namespace holds a bridge (the pods' gateway) and
 // kube-proxy-like DNAT rules for Service cluster IPs; each "pod" is a namespace joined to the
 // bridge by a veth pair, with one address from the lab's /24. Pods get /32 addresses and reach
-// everything, each other included, through the node (as with Calico's routing): the node's
-// conntrack then sees both directions of every connection, so a DNAT to a pod is undone on the
-// reply without br_netfilter, whose sysctls are not per namespace on every kernel.
+// everything, each other included, through the node's IP layer (as with Calico's routing; the
+// node's bridge-nf-call-iptables is off where the kernel has it per namespace): the node's
+// conntrack sees both directions of every connection, so a DNAT to a pod is undone on the reply,
+// and a pod reaching itself through its Service is masqueraded as kube-proxy does.
 //
 // Everything is made with the real `ip` and `iptables-restore` binaries and removed on
 // destruction: the processes running in the namespaces, the namespaces (their veths and rules go
@@ -40,7 +41,7 @@ struct Pod {
 class Lab {
  public:
   struct Settings {
-    std::string work_dir;            // required: the rules files and command logs go here
+    std::string work_dir;            // required: the node's rules are written here (to read)
     std::string prefix = "h2lab";    // namespace names: <prefix>-<pid>-<n>-<node|pod name>
     std::string subnet = "10.244.0";  // the lab's /24: the node is .1, pods from .10 on
   };
@@ -112,22 +113,24 @@ Result<void> in_netns(const std::string& netns, const std::function<void()>& fn)
 // A socket (e.g. AF_INET, SOCK_STREAM) of the namespace, close-on-exec. The caller owns the fd.
 Result<int> socket_in(const std::string& netns, int domain, int type);
 
-// Writes a sysctl of the namespace ("net/ipv4/ip_forward" under /proc/sys).
+// Writes a sysctl of the namespace ("net/ipv4/ip_forward" under /proc/sys). ErrorCode::NoRoute
+// when the namespace has no such sysctl.
 Result<void> write_sysctl(const std::string& netns, const std::string& key, const std::string& value);
 
-// A plain HTTP/1.1 GET (Connection: close) to ip:port from inside the namespace; the status and
-// body, read until the server closes, within `timeout_ms` for the whole exchange.
+// A plain HTTP/1.1 GET (Connection: close) to ip:port from inside the namespace, with a bearer
+// token when one is given; the status and body, read until the server closes, within
+// `timeout_ms` for the whole exchange.
 struct HttpReply {
   int status = 0;
   std::string body;
 };
 Result<HttpReply> http_get_in(const std::string& netns, const std::string& ip, uint16_t port,
-                              const std::string& target, int timeout_ms);
+                              const std::string& target, int timeout_ms,
+                              const std::string& bearer_token = "");
 
 // Removes the namespaces (and what runs in them) and /etc/netns directories named
-// <prefix>-<pid>-... whose pid is no longer alive; the logs of the commands it runs go to
-// `work_dir`. Returns how many namespaces went.
-int remove_stale(const std::string& prefix, const std::string& work_dir);
+// <prefix>-<pid>-... whose pid is no longer alive. Returns how many namespaces went.
+int remove_stale(const std::string& prefix);
 
 // The names of the namespaces under /run/netns starting with `prefix` (for tests).
 std::vector<std::string> netns_with_prefix(const std::string& prefix);

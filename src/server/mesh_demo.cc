@@ -345,6 +345,9 @@ int run_mesh_demo(int calls) {
       return 1;
     }
   }
+  // Line by line even into a file or a pipe: a test (or a person) follows the steps as they
+  // happen, and the errors on stderr stay in order with them.
+  setvbuf(stdout, nullptr, _IOLBF, 0);
   char tmpl[] = "/tmp/h2mesh-demo-XXXXXX";
   if (!mkdtemp(tmpl)) {
     perror("demo: mkdtemp");
