@@ -154,7 +154,7 @@ Result<int> socket_in(const std::string& netns, int domain, int type) {
   return fd;
 }
 
-Result<void> write_sysctl(const std::string& netns, const std::string& key,
+Result<bool> write_sysctl(const std::string& netns, const std::string& key,
                           const std::string& value) {
   std::string failure;
   bool missing = false;
@@ -168,9 +168,9 @@ Result<void> write_sysctl(const std::string& netns, const std::string& key,
     if (fd >= 0) ::close(fd);
   });
   if (!entered) return entered.error();
-  if (missing) return make_error(ErrorCode::NoRoute, "no sysctl " + key + " in " + netns);
+  if (missing) return false;
   if (!failure.empty()) return lab_error(failure);
-  return {};
+  return true;
 }
 
 Result<HttpReply> http_get_in(const std::string& netns, const std::string& ip, uint16_t port,
@@ -291,9 +291,16 @@ Result<void> Lab::build_node() {
   // Before the bridge exists, so that it inherits "no redirects" from `default`: a node that
   // told pods to talk to each other directly would take itself off the path of the replies that
   // its DNAT must translate back.
-  for (const char* key : {"net/ipv4/conf/all/send_redirects", "net/ipv4/conf/default/send_redirects"})
-    if (auto ok = write_sysctl(node_netns_, key, "0"); !ok) return ok;
-  if (auto ok = write_sysctl(node_netns_, "net/ipv4/ip_forward", "1"); !ok) return ok;
+  const std::pair<const char*, const char*> sysctls[] = {
+      {"net/ipv4/conf/all/send_redirects", "0"},
+      {"net/ipv4/conf/default/send_redirects", "0"},
+      {"net/ipv4/ip_forward", "1"},
+  };
+  for (const auto& [key, value] : sysctls) {
+    auto written = write_sysctl(node_netns_, key, value);
+    if (!written) return written.error();
+    if (!*written) return lab_error(std::string("the node namespace has no sysctl ") + key);
+  }
   const std::vector<std::vector<std::string>> steps = {
       {"ip", "-n", node_netns_, "link", "set", "lo", "up"},
       {"ip", "-n", node_netns_, "link", "add", "br0", "type", "bridge"},
@@ -308,8 +315,7 @@ Result<void> Lab::build_node() {
   // pods is routed by the node's IP layer, module or not. Per namespace since Linux 5.3; older
   // kernels have no such file in a new namespace, and then the module's global setting is left.
   for (const char* key : {"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"}) {
-    if (auto ok = write_sysctl(node_netns_, key, "0"); !ok && ok.error().code != ErrorCode::NoRoute)
-      return ok;
+    if (auto written = write_sysctl(node_netns_, key, "0"); !written) return written.error();
   }
   auto lo = tool({"ip", "-n", node_netns_, "-o", "link", "show", "lo"});
   if (!lo) return lo.error();

@@ -113,9 +113,9 @@ Result<void> in_netns(const std::string& netns, const std::function<void()>& fn)
 // A socket (e.g. AF_INET, SOCK_STREAM) of the namespace, close-on-exec. The caller owns the fd.
 Result<int> socket_in(const std::string& netns, int domain, int type);
 
-// Writes a sysctl of the namespace ("net/ipv4/ip_forward" under /proc/sys). ErrorCode::NoRoute
-// when the namespace has no such sysctl.
-Result<void> write_sysctl(const std::string& netns, const std::string& key, const std::string& value);
+// Writes a sysctl of the namespace ("net/ipv4/ip_forward" under /proc/sys); false when the
+// namespace has no such sysctl.
+Result<bool> write_sysctl(const std::string& netns, const std::string& key, const std::string& value);
 
 // A plain HTTP/1.1 GET (Connection: close) to ip:port from inside the namespace, with a bearer
 // token when one is given; the status and body, read until the server closes, within

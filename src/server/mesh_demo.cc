@@ -180,8 +180,8 @@ bool MeshDemo::build_cluster() {
   publish_endpoints(store_, ready_);
   api_ = std::make_unique<lab::KubeApiServer>(store_, *fd, lab::KubeApiServer::Settings{kToken});
   const std::string server = "http://" + lab_->node_ip() + ":" + std::to_string(api_->port());
-  printf("  node    %-10s  bridge %s/24, kube-proxy DNAT, API server %s\n",
-         lab_->node_netns().c_str(), lab_->node_ip().c_str(), server.c_str());
+  printf("  node     %-12s bridge br0 (the pods' gateway), kube-proxy DNAT, API server %s\n",
+         lab_->node_ip().c_str(), server.c_str());
 
   for (int i = 1; i <= kPods && !interrupted(); ++i) {
     const std::string name = "greeter-" + std::to_string(i);
@@ -202,12 +202,12 @@ bool MeshDemo::build_cluster() {
     ready_.push_back(*pod);
     publish_endpoints(store_, ready_);
     if (auto ok = lab_->set_service(greeter_rule(ready_)); !ok) return fail(ok.error().message);
-    printf("  pod     %-10s  %-12s greeter serve --port %u --id %s\n", name.c_str(),
-           pod->ip.c_str(), kPort, name.c_str());
+    printf("  pod      %-12s %s: greeter serve --port %u --id %s\n", pod->ip.c_str(), name.c_str(),
+           kPort, name.c_str());
   }
   if (interrupted()) return false;
-  printf("  Service %s/%s  %s:%u -> %d pods (DNAT per connection, random, as kube-proxy)\n",
-         kNamespace, kService, kClusterIp, kPort, kPods);
+  printf("  Service  %-12s %s/%s port %s %u -> %d pods (one pod per connection, at random)\n",
+         kClusterIp, kNamespace, kService, kPortName, kPort, kPods);
 
   auto client = lab_->add_pod("client");
   if (!client) return fail(client.error().message);
@@ -216,8 +216,8 @@ bool MeshDemo::build_cluster() {
                                                           " greeter.grpcdemo.svc greeter.grpcdemo"}});
       !ok)
     return fail(ok.error().message);
-  printf("  pod     %-10s  %-12s /etc/hosts: %s -> %s\n", "client", client_.ip.c_str(),
-         kServiceHost, kClusterIp);
+  printf("  pod      %-12s client: /etc/hosts has %s -> %s\n", client_.ip.c_str(), kServiceHost,
+         kClusterIp);
 
   // Readable by the sidecar's uid: the demo directory is made 0755 for the same reason.
   kubeconfig_ = dir_ + "/kubeconfig";
@@ -298,6 +298,8 @@ int MeshDemo::run() {
 
   sidecar_->send_signal(SIGTERM);
   auto sidecar_exit = wait_exit(*sidecar_, std::chrono::seconds(30));
+  for (auto& g : greeters_) g->send_signal(SIGTERM);
+  for (auto& g : greeters_) (void)wait_exit(*g, std::chrono::seconds(10));
 
   const bool pinned = before->per_backend.size() == 1 && before->failed == 0;
   const int share = calls_ / kPods;
@@ -356,6 +358,8 @@ int run_mesh_demo(int calls) {
   const std::string dir = tmpl;
   chmod(dir.c_str(), 0755);  // the sidecar (uid 1337) reads its kubeconfig from here
   printf("h2mesh demo --mesh (logs in %s)\n\n", dir.c_str());
+  printf("A cluster in network namespaces h2lab-%d-* (all removed at the end):\n\n",
+         static_cast<int>(getpid()));
   InterruptGuard guard;
   int code = MeshDemo(bin, dir, calls).run();
   if (interrupted()) fprintf(stderr, "demo: interrupted; everything it made is removed\n");
