@@ -176,17 +176,26 @@ Result<std::string> base64_decode(std::string_view text) {
 }
 
 Result<Credentials> parse_server_url(std::string_view url) {
-  constexpr std::string_view kScheme = "https://";
-  if (url.substr(0, kScheme.size()) != kScheme)
-    return bad("server \"" + std::string(url) + "\" is not an https:// URL");
-  std::string_view rest = url.substr(kScheme.size());
+  constexpr std::string_view kHttps = "https://";
+  constexpr std::string_view kHttp = "http://";
+  Credentials c;
+  std::string_view rest;
+  if (url.substr(0, kHttps.size()) == kHttps) {
+    rest = url.substr(kHttps.size());
+  } else if (url.substr(0, kHttp.size()) == kHttp) {
+    // kubectl proxy (or another authenticating proxy) beside h2mesh, on a trusted hop.
+    rest = url.substr(kHttp.size());
+    c.plain_http = true;
+    c.port = 80;
+  } else {
+    return bad("server \"" + std::string(url) + "\" is not an https:// or http:// URL");
+  }
   size_t slash = rest.find('/');
   if (slash != std::string_view::npos) {
     if (rest.substr(slash) != "/")
       return bad("server \"" + std::string(url) + "\" has a path, which is not supported");
     rest = rest.substr(0, slash);
   }
-  Credentials c;
   std::string_view port_text;
   if (!rest.empty() && rest[0] == '[') {
     size_t close = rest.find(']');
@@ -211,7 +220,8 @@ Result<Credentials> parse_server_url(std::string_view url) {
     c.port = static_cast<uint16_t>(p);
   }
   bool v6 = c.host.find(':') != std::string::npos;
-  c.server = "https://" + (v6 ? "[" + c.host + "]" : c.host) + ":" + std::to_string(c.port);
+  c.server = (c.plain_http ? "http://" : "https://") + (v6 ? "[" + c.host + "]" : c.host) + ":" +
+             std::to_string(c.port);
   return c;
 }
 
@@ -255,7 +265,11 @@ Result<Credentials> in_cluster_credentials(const std::string& service_host,
 }
 
 Result<Credentials> load_credentials(const config::KubernetesDiscovery& settings) {
-  if (!settings.kubeconfig.empty()) return load_kubeconfig(settings.kubeconfig);
+  return load_credentials(settings.kubeconfig);
+}
+
+Result<Credentials> load_credentials(const std::string& kubeconfig) {
+  if (!kubeconfig.empty()) return load_kubeconfig(kubeconfig);
   auto env = [](const char* name) {
     const char* v = getenv(name);
     return v ? std::string(v) : std::string();

@@ -28,9 +28,12 @@ struct PemSource {
 };
 
 struct Credentials {
-  std::string server;  // "https://host:port", for messages
+  std::string server;  // "https://host:port" (or "http://..."), for messages
   std::string host;    // IP literal (IPv6 without brackets) or DNS name
   uint16_t port = 443;
+  // An http:// server (kubectl proxy beside the sidecar): plain TCP, no TLS; the CA and client
+  // certificate fields are not used.
+  bool plain_http = false;
   PemSource ca;  // empty: the system's CA store
   PemSource client_cert;
   PemSource client_key;
@@ -42,7 +45,8 @@ struct Credentials {
   std::string origin;           // e.g. "kubeconfig /home/me/.kube/config (context kind-dev)"
 };
 
-// "https://host[:port]" with an optional path (ignored only when it is "/"); IPv6 in brackets.
+// "https://host[:port]" or "http://host[:port]" (default ports 443 and 80), with an optional path
+// (ignored only when it is "/"); IPv6 in brackets.
 Result<Credentials> parse_server_url(std::string_view url);
 
 // A kubeconfig's current context. Relative file paths are relative to `base_dir`, the
@@ -57,6 +61,8 @@ Result<Credentials> in_cluster_credentials(const std::string& service_host,
 
 // The kubeconfig of `settings` when given, else in-cluster credentials from the environment.
 Result<Credentials> load_credentials(const config::KubernetesDiscovery& settings);
+// The same from a kubeconfig path ("": in-cluster).
+Result<Credentials> load_credentials(const std::string& kubeconfig);
 
 // Base64 (standard alphabet, padding optional, whitespace ignored).
 Result<std::string> base64_decode(std::string_view text);

@@ -4,47 +4,18 @@
 
 #include <algorithm>
 #include <charconv>
-#include <nlohmann/json.hpp>
+
+#include "discovery/k8s_json.h"
 
 namespace h2mesh::discovery::k8s {
 namespace {
 
-using Json = nlohmann::json;
-
-// Input from the network: every access checks the type first, so nothing here throws.
-const Json* member(const Json& j, const char* key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
-}
-
-std::string string_at(const Json& j, const char* key) {
-  const Json* m = member(j, key);
-  return m && m->is_string() ? m->get<std::string>() : std::string();
-}
-
-std::optional<bool> bool_at(const Json& j, const char* key) {
-  const Json* m = member(j, key);
-  if (!m || !m->is_boolean()) return std::nullopt;
-  return m->get<bool>();
-}
-
-std::optional<int64_t> int_at(const Json& j, const char* key) {
-  const Json* m = member(j, key);
-  if (!m || !m->is_number_integer()) return std::nullopt;
-  return m->get<int64_t>();
-}
-
-Error bad(std::string message) {
-  return make_error(ErrorCode::InvalidArgument, std::move(message));
-}
-
-Result<Json> parse_json(std::string_view text, const char* what) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return bad(std::string(what) + " is not valid JSON");
-  if (!j.is_object()) return bad(std::string(what) + " is not a JSON object");
-  return j;
-}
+using json::bad;
+using json::bool_at;
+using json::int_at;
+using json::Json;
+using json::member;
+using json::string_at;
 
 SliceEndpoint parse_endpoint(const Json& e) {
   SliceEndpoint out;
@@ -71,6 +42,8 @@ Result<EndpointSlice> parse_slice(const Json& j) {
   std::string name = string_at(*meta, "name");
   if (name.empty()) return bad("an EndpointSlice has no metadata.name");
   s.key = string_at(*meta, "namespace") + "/" + name;
+  if (const Json* labels = member(*meta, "labels"))
+    s.service = string_at(*labels, "kubernetes.io/service-name");
   s.resource_version = string_at(*meta, "resourceVersion");
   s.address_type = string_at(j, "addressType");
   // `endpoints` and `ports` have no omitempty: an empty list arrives as null.
@@ -88,14 +61,6 @@ Result<EndpointSlice> parse_slice(const Json& j) {
     }
   }
   return s;
-}
-
-ApiStatus status_of(const Json& j) {
-  ApiStatus st;
-  st.code = static_cast<int>(int_at(j, "code").value_or(0));
-  st.reason = string_at(j, "reason");
-  st.message = string_at(j, "message");
-  return st;
 }
 
 bool is_number(const std::string& s, uint16_t* out) {
@@ -120,63 +85,34 @@ int usability(const cluster::DiscoveredEndpoint& e) {
 }  // namespace
 
 Result<SliceList> parse_slice_list(std::string_view json) {
-  auto j = parse_json(json, "the EndpointSlice list");
-  if (!j) return j.error();
-  const Json* items = member(*j, "items");
-  if (!items || !(items->is_array() || items->is_null()))
-    return bad("the EndpointSlice list has no items (kind " + string_at(*j, "kind") + ")");
   SliceList list;
-  if (const Json* meta = member(*j, "metadata"))
-    list.resource_version = string_at(*meta, "resourceVersion");
-  if (list.resource_version.empty()) return bad("the EndpointSlice list has no resourceVersion");
-  if (items->is_array()) {
-    for (const Json& item : *items) {
-      auto s = parse_slice(item);
-      if (!s) return s.error();
-      list.items.push_back(std::move(*s));
-    }
-  }
+  auto rv = json::parse_list(json, "the EndpointSlice list", [&](const Json& item) -> Result<void> {
+    auto s = parse_slice(item);
+    if (!s) return s.error();
+    list.items.push_back(std::move(*s));
+    return {};
+  });
+  if (!rv) return rv.error();
+  list.resource_version = std::move(rv->resource_version);
+  list.continue_token = std::move(rv->continue_token);
   return list;
 }
 
 Result<WatchEvent> parse_watch_event(std::string_view json_line) {
-  auto j = parse_json(json_line, "a watch event");
-  if (!j) return j.error();
-  std::string type = string_at(*j, "type");
-  const Json* object = member(*j, "object");
-  if (!object || !object->is_object()) return bad("a watch event has no object");
+  Json doc;
+  const Json* object = nullptr;
+  auto head = json::parse_event_head(json_line, &doc, &object);
+  if (!head) return head.error();
   WatchEvent ev;
-  if (type == "ADDED") {
-    ev.type = WatchEventType::Added;
-  } else if (type == "MODIFIED") {
-    ev.type = WatchEventType::Modified;
-  } else if (type == "DELETED") {
-    ev.type = WatchEventType::Deleted;
-  } else if (type == "BOOKMARK") {
-    ev.type = WatchEventType::Bookmark;
-  } else if (type == "ERROR") {
-    ev.type = WatchEventType::Error;
-    ev.status = status_of(*object);
-    return ev;
-  } else {
-    return bad("unknown watch event type \"" + type + "\"");
+  ev.type = head->type;
+  ev.resource_version = std::move(head->resource_version);
+  ev.status = std::move(head->status);
+  if (object) {
+    auto s = parse_slice(*object);
+    if (!s) return s.error();
+    ev.slice = std::move(*s);
   }
-  if (const Json* meta = member(*object, "metadata"))
-    ev.resource_version = string_at(*meta, "resourceVersion");
-  if (ev.type == WatchEventType::Bookmark) {
-    if (ev.resource_version.empty()) return bad("a BOOKMARK event has no resourceVersion");
-    return ev;
-  }
-  auto s = parse_slice(*object);
-  if (!s) return s.error();
-  ev.slice = std::move(*s);
   return ev;
-}
-
-std::optional<ApiStatus> parse_status(std::string_view json) {
-  auto j = parse_json(json, "the reply");
-  if (!j || string_at(*j, "kind") != "Status") return std::nullopt;
-  return status_of(*j);
 }
 
 std::optional<uint16_t> select_port(const std::vector<SlicePort>& ports,
@@ -196,6 +132,13 @@ std::optional<uint16_t> select_port(const std::vector<SlicePort>& ports,
   }
   for (const auto& p : ports)
     if (p.name == wanted && usable(p)) return p.port;
+  return std::nullopt;
+}
+
+std::optional<uint16_t> select_port_by_name(const std::vector<SlicePort>& ports,
+                                            const std::string& name) {
+  for (const auto& p : ports)
+    if (p.name == name && p.port && *p.port != 0) return p.port;
   return std::nullopt;
 }
 
@@ -220,25 +163,57 @@ std::vector<cluster::DiscoveredEndpoint> slice_endpoints(const EndpointSlice& sl
                " among [" + have + "]";
     return out;
   }
-  const bool v6 = slice.address_type == "IPv6";
+  size_t skipped = append_endpoints(slice.endpoints, slice.address_type == "IPv6", *port, &out);
+  if (skipped > 0)
+    *problem = "slice " + slice.key + ": " + std::to_string(skipped) + " endpoint(s) without an " +
+               slice.address_type + " address skipped";
+  return out;
+}
+
+size_t append_endpoints(const std::vector<SliceEndpoint>& endpoints, bool v6, uint16_t port,
+                        std::vector<cluster::DiscoveredEndpoint>* out) {
   size_t skipped = 0;
-  for (const auto& e : slice.endpoints) {
+  for (const auto& e : endpoints) {
     if (!is_ip_of_type(e.address, v6)) {
       ++skipped;
       continue;
     }
     cluster::DiscoveredEndpoint d;
-    d.address = config::SocketAddress{e.address, *port};
+    d.address = config::SocketAddress{e.address, port};
     d.ready = e.ready && !e.terminating;  // a terminating endpoint gets calls only as a fallback
     d.serving = e.serving;
     d.terminating = e.terminating;
     d.zone = e.zone;
     d.name = e.name;
-    out.push_back(std::move(d));
+    out->push_back(std::move(d));
   }
-  if (skipped > 0)
-    *problem = "slice " + slice.key + ": " + std::to_string(skipped) + " endpoint(s) without an " +
-               slice.address_type + " address skipped";
+  return skipped;
+}
+
+std::vector<cluster::DiscoveredEndpoint> merge_endpoints(
+    std::vector<cluster::DiscoveredEndpoint> all) {
+  // Sorted by address text (as the registry and every earlier set were); among entries of one
+  // address the most usable first (the earlier one on a tie), which the unique below keeps.
+  std::vector<std::pair<std::string, size_t>> order;
+  order.reserve(all.size());
+  for (size_t i = 0; i < all.size(); ++i) order.emplace_back(all[i].address.to_string(), i);
+  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    int ua = usability(all[a.second]), ub = usability(all[b.second]);
+    return ua != ub ? ua > ub : a.second < b.second;
+  });
+  std::vector<cluster::DiscoveredEndpoint> out;
+  out.reserve(order.size());
+  bool any_ready = false;
+  for (size_t k = 0; k < order.size(); ++k) {
+    if (k > 0 && order[k].first == order[k - 1].first) continue;
+    out.push_back(std::move(all[order[k].second]));
+    any_ready = any_ready || out.back().ready;
+  }
+  // As kube-proxy does: with no ready endpoint, the terminating ones that still serve get the
+  // calls (during a rollout or a scale-down they answer; otherwise every call would fail).
+  if (!any_ready)
+    for (auto& e : out) e.ready = e.serving && e.terminating;
   return out;
 }
 
@@ -270,25 +245,9 @@ void SliceCache::apply(const WatchEvent& event) {
 }
 
 std::vector<cluster::DiscoveredEndpoint> SliceCache::endpoints() const {
-  std::map<std::string, cluster::DiscoveredEndpoint> by_address;
-  for (const auto& [key, eps] : slices_) {
-    for (const auto& e : eps) {
-      auto [it, inserted] = by_address.emplace(e.address.to_string(), e);
-      if (!inserted && usability(e) > usability(it->second)) it->second = e;
-    }
-  }
-  std::vector<cluster::DiscoveredEndpoint> out;
-  out.reserve(by_address.size());
-  bool any_ready = false;
-  for (auto& [address, e] : by_address) {
-    any_ready = any_ready || e.ready;
-    out.push_back(std::move(e));
-  }
-  // As kube-proxy does: with no ready endpoint, the terminating ones that still serve get the
-  // calls (during a rollout or a scale-down they answer; otherwise every call would fail).
-  if (!any_ready)
-    for (auto& e : out) e.ready = e.serving && e.terminating;
-  return out;
+  std::vector<cluster::DiscoveredEndpoint> all;
+  for (const auto& [key, eps] : slices_) all.insert(all.end(), eps.begin(), eps.end());
+  return merge_endpoints(std::move(all));
 }
 
 std::vector<std::string> SliceCache::take_problems() {

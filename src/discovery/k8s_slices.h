@@ -12,6 +12,7 @@
 
 #include "cluster/host_set.h"
 #include "common/result.h"
+#include "discovery/k8s_api.h"
 
 namespace h2mesh::discovery::k8s {
 
@@ -33,6 +34,7 @@ struct SliceEndpoint {
 
 struct EndpointSlice {
   std::string key;               // "namespace/name": the cache key
+  std::string service;           // label kubernetes.io/service-name: the Service it belongs to
   std::string resource_version;  // opaque: compared for equality only
   std::string address_type;      // "IPv4", "IPv6" or "FQDN"
   std::vector<SliceEndpoint> endpoints;
@@ -41,17 +43,9 @@ struct EndpointSlice {
 
 struct SliceList {
   std::string resource_version;  // where the watch starts
+  std::string continue_token;    // a page of a LIST: where the next page starts ("" last page)
   std::vector<EndpointSlice> items;
 };
-
-// A kube-apiserver Status: the body of an error reply, or the object of an ERROR watch event.
-struct ApiStatus {
-  int code = 0;
-  std::string reason;  // e.g. "Expired", "Forbidden", "Unauthorized"
-  std::string message;
-};
-
-enum class WatchEventType { Added, Modified, Deleted, Bookmark, Error };
 
 struct WatchEvent {
   WatchEventType type = WatchEventType::Bookmark;
@@ -64,13 +58,16 @@ struct WatchEvent {
 Result<SliceList> parse_slice_list(std::string_view json);
 // One line of a watch stream ({"type":..., "object":...}).
 Result<WatchEvent> parse_watch_event(std::string_view json_line);
-// The Status in an error reply; nullopt when the body is not one (e.g. an HTML page of a proxy).
-std::optional<ApiStatus> parse_status(std::string_view json);
 
 // The target port to use from a slice's ports for the cluster's `port` setting: a name picks the
 // port of that name; a number picks the port with that value (or any number when the slice says
 // "all ports"); empty picks the slice's only port. nullopt: the slice has no such port.
 std::optional<uint16_t> select_port(const std::vector<SlicePort>& ports, const std::string& wanted);
+
+// The port named `name` ("" for the unnamed port of a single-port Service): how a Service port
+// finds its target port in the slices, which name their ports after the Service's ports.
+std::optional<uint16_t> select_port_by_name(const std::vector<SlicePort>& ports,
+                                            const std::string& name);
 
 // The endpoints of one slice as discovery reports them. FQDN slices and addresses that are not IP
 // literals of the slice's type are skipped; `problem` (not null) says why a whole slice, or some
@@ -78,6 +75,17 @@ std::optional<uint16_t> select_port(const std::vector<SlicePort>& ports, const s
 std::vector<cluster::DiscoveredEndpoint> slice_endpoints(const EndpointSlice& slice,
                                                          const std::string& wanted_port,
                                                          std::string* problem);
+// The endpoints of an IPv6 (`v6`) or IPv4 slice on a target port already chosen; appends to
+// *out. Returns how many had no address of that family (they are skipped).
+size_t append_endpoints(const std::vector<SliceEndpoint>& endpoints, bool v6, uint16_t port,
+                        std::vector<cluster::DiscoveredEndpoint>* out);
+
+// The endpoints of several slices of one Service port as one set: one entry per address (when
+// two slices list an address, the most usable entry wins), sorted by address so that sets compare
+// between calls. When none is ready, those serving and terminating are marked ready
+// (kube-proxy's fallback).
+std::vector<cluster::DiscoveredEndpoint> merge_endpoints(
+    std::vector<cluster::DiscoveredEndpoint> all);
 
 // The slices of one Service, keyed by namespace/name, each with its own endpoints.
 class SliceCache {
@@ -88,9 +96,7 @@ class SliceCache {
   void reset(const SliceList& list);
   // Applies ADDED, MODIFIED (the full new state of a slice) and DELETED; ignores the rest.
   void apply(const WatchEvent& event);
-  // The union over all slices, one entry per address (when two slices list an address, the most
-  // usable entry wins), sorted by address: comparable between calls. When none is ready, those
-  // serving and terminating are marked ready (kube-proxy's fallback).
+  // merge_endpoints() over all slices.
   std::vector<cluster::DiscoveredEndpoint> endpoints() const;
   // Why slices or endpoints were skipped since the last call (for the log).
   std::vector<std::string> take_problems();

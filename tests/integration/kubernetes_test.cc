@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "fakes/fake_kube_apiserver.h"
 #include "fakes/http_client.h"
 #include "harness.h"
 
@@ -31,57 +32,12 @@ using h2mesh_test_fakes::http_request;
 
 using namespace std::chrono_literals;
 
-const std::string kFakeApiServer =
-    std::string(H2MESH_SOURCE_DIR) + "/tests/fakes/fake_kube_apiserver.py";
-
-// ---- the fake API server and its control port ------------------------------------------------
-
-
-class FakeApiServer {
+// The fake with the namespace and Service of these tests, certificates in DIR/kube.
+class FakeApiServer : public h2mesh_test_fakes::FakeKubeApiServer {
  public:
-  FakeApiServer(const std::string& dir, const std::string& token) : dir_(dir + "/kube") {
-    auto p = Subprocess::spawn(
-        {"/usr/bin/python3", kFakeApiServer, "--dir", dir_, "--token", token, "--namespace",
-         "grpcdemo", "--service", "greeter", "--bookmark-interval", "1"},
-        dir, "fake-kube-apiserver");
-    EXPECT_TRUE(p.ok());
-    if (!p.ok()) return;
-    process_ = std::move(*p);
-    auto line = process_->wait_for_line(
-        Subprocess::Stream::Stdout,
-        [](const std::string& l) { return l.find("listening on") != std::string::npos; },
-        kStartTimeout);
-    EXPECT_TRUE(line.has_value()) << "fake API server did not start: "
-                                  << process_->read_all(Subprocess::Stream::Stderr);
-    std::string out = process_->read_all(Subprocess::Stream::Stdout);
-    std::smatch m;
-    if (std::regex_search(out, m, std::regex(R"(control on http://127\.0\.0\.1:(\d+))")))
-      control_port_ = static_cast<uint16_t>(std::stoi(m[1]));
-    if (std::regex_search(out, m, std::regex(R"(listening on https://127\.0\.0\.1:(\d+))")))
-      port_ = static_cast<uint16_t>(std::stoi(m[1]));
-  }
-
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
-  std::string ca() const { return dir_ + "/ca.crt"; }
-  std::string other_ca() const { return dir_ + "/other-ca.crt"; }
-
-  std::string control(const std::string& method, const std::string& path,
-                      const std::string& body = "") {
-    auto [status, reply] = http_request(control_port_, method, path, body);
-    EXPECT_EQ(status, 200) << method << " " << path << ": " << reply;
-    return reply;
-  }
-  int stat(const std::string& key) {
-    std::string s = control("GET", "/stats");
-    std::smatch m;
-    return std::regex_search(s, m, std::regex("\"" + key + "\":(\\d+)")) ? std::stoi(m[1]) : -1;
-  }
-
- private:
-  std::string dir_;
-  std::unique_ptr<Subprocess> process_;
-  uint16_t port_ = 0;
-  uint16_t control_port_ = 0;
+  FakeApiServer(const std::string& dir, const std::string& token)
+      : FakeKubeApiServer(dir + "/kube", {"--token", token, "--namespace", "grpcdemo", "--service",
+                                          "greeter", "--bookmark-interval", "1"}) {}
 };
 
 // ---- slices ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <string>
 
-#include "discovery/k8s_tls_client.h"
+#include "discovery/k8s_client.h"
 
 namespace h2mesh::discovery::k8s {
 namespace {
@@ -121,6 +121,31 @@ contexts: [{name: only, context: {cluster: c, user: u}}]
   EXPECT_EQ(c->origin, "context only");  // no current-context, but only one context
 }
 
+// kubectl proxy beside the sidecar: plain HTTP, port 80 unless given, no TLS settings needed.
+TEST(K8sCredentials, HttpServerIsPlainWithItsOwnDefaultPort) {
+  auto proxy = parse_kubeconfig(R"(
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:8001"}}]
+contexts: [{name: only, context: {cluster: c}}]
+)",
+                                "/cfg");
+  ASSERT_TRUE(proxy.ok()) << proxy.error().message;
+  EXPECT_TRUE(proxy->plain_http);
+  EXPECT_EQ(proxy->host, "127.0.0.1");
+  EXPECT_EQ(proxy->port, 8001);
+  EXPECT_EQ(proxy->server, "http://127.0.0.1:8001");
+
+  auto v6 = parse_server_url("http://[::1]/");
+  ASSERT_TRUE(v6.ok()) << v6.error().message;
+  EXPECT_TRUE(v6->plain_http);
+  EXPECT_EQ(v6->port, 80);
+  EXPECT_EQ(v6->server, "http://[::1]:80");
+
+  auto tls = parse_server_url("https://10.96.0.1");
+  ASSERT_TRUE(tls.ok());
+  EXPECT_FALSE(tls->plain_http);
+  EXPECT_EQ(tls->port, 443);
+}
+
 TEST(K8sCredentials, KubeconfigMistakesAreNamed) {
   struct Case {
     std::string yaml;
@@ -136,9 +161,9 @@ TEST(K8sCredentials, KubeconfigMistakesAreNamed) {
        "context \"x\" not found"},
       {cluster + "current-context: a\ncontexts: [{name: a, context: {cluster: nope}}]",
        "cluster \"nope\" of context \"a\" not found"},
-      {"clusters: [{name: c, cluster: {server: \"http://1.2.3.4\"}}]\n"
+      {"clusters: [{name: c, cluster: {server: \"ftp://1.2.3.4\"}}]\n"
        "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]",
-       "is not an https:// URL"},
+       "is not an https:// or http:// URL"},
       {"clusters: [{name: c, cluster: {server: \"https://1.2.3.4:99999\"}}]\n"
        "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]",
        "bad port"},

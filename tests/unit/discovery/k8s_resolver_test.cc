@@ -24,22 +24,15 @@
 #include <string>
 #include <vector>
 
-#include "fakes/http_client.h"
 #include "cluster/host_set.h"
-#include "common/subprocess.h"
 #include "config/config.h"
 #include "discovery/resolver.h"
+#include "fakes/fake_kube_apiserver.h"
 #include "fakes/loop_script.h"
 #include "net/event_loop.h"
 
-#ifndef H2MESH_FAKE_KUBE_APISERVER_PY
-#error "H2MESH_FAKE_KUBE_APISERVER_PY must name tests/fakes/fake_kube_apiserver.py"
-#endif
-
 namespace h2mesh::discovery {
 namespace {
-
-constexpr auto http = h2mesh_test_fakes::http_request;
 
 using Script = h2mesh_test_fakes::LoopScript;
 
@@ -47,78 +40,7 @@ using namespace std::chrono_literals;
 using Endpoints = std::vector<cluster::DiscoveredEndpoint>;
 
 
-// ---- the fake API server ---------------------------------------------------------------------
-
-
-class FakeApiServer {
- public:
-  // Starts the fake with its certificates in `dir`; extra flags go to the script.
-  FakeApiServer(const std::string& dir, std::vector<std::string> flags = {}) : dir_(dir) {
-    std::vector<std::string> argv = {"/usr/bin/python3", H2MESH_FAKE_KUBE_APISERVER_PY, "--dir",
-                                     dir};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    auto p = Subprocess::spawn(argv, dir, "fake-kube-apiserver");
-    EXPECT_TRUE(p.ok());
-    if (!p.ok()) return;
-    process_ = std::move(*p);
-    auto line = process_->wait_for_line(
-        Subprocess::Stream::Stdout,
-        [](const std::string& l) { return l.find("listening on") != std::string::npos; }, 30s);
-    EXPECT_TRUE(line.has_value()) << process_->read_all(Subprocess::Stream::Stderr);
-    std::string out = process_->read_all(Subprocess::Stream::Stdout);
-    std::smatch m;
-    if (std::regex_search(out, m, std::regex(R"(control on http://127\.0\.0\.1:(\d+))")))
-      control_port_ = static_cast<uint16_t>(std::stoi(m[1]));
-    if (std::regex_search(out, m, std::regex(R"(listening on https://127\.0\.0\.1:(\d+))")))
-      port_ = static_cast<uint16_t>(std::stoi(m[1]));
-  }
-
-  uint16_t port() const { return port_; }
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
-  std::string ca() const { return dir_ + "/ca.crt"; }
-  const std::string& dir() const { return dir_; }
-  void stop() { process_.reset(); }
-
-  std::string control(const std::string& method, const std::string& path,
-                      const std::string& body = "") {
-    auto [status, reply] = http(control_port_, method, path, body);
-    EXPECT_EQ(status, 200) << method << " " << path << ": " << reply;
-    return reply;
-  }
-  void put_slice(const std::string& name, const std::string& spec) {
-    control("PUT", "/slices/" + name, spec);
-  }
-  void delete_slice(const std::string& name) { control("DELETE", "/slices/" + name); }
-
-  // A number from GET /stats, e.g. "lists".
-  int stat(const std::string& key) {
-    std::string s = control("GET", "/stats");
-    std::smatch m;
-    if (!std::regex_search(s, m, std::regex("\"" + key + "\":(\\d+)"))) return -1;
-    return std::stoi(m[1]);
-  }
-  std::string stats() { return control("GET", "/stats"); }
-  // The resourceVersion the last WATCH asked for.
-  std::string last_watch_rv() {
-    std::string s = stats();
-    std::smatch m;
-    if (!std::regex_search(s, m, std::regex(R"re("watch_rvs":\[([^\]]*)\])re"))) return "";
-    std::string list = m[1];
-    size_t q = list.rfind('"', list.size() - 2);
-    return list.empty() ? "" : list.substr(q + 1, list.size() - q - 2);
-  }
-  std::string current_rv() {
-    std::smatch m;
-    std::string s = stats();
-    return std::regex_search(s, m, std::regex(R"re("rv":"(\d+)")re")) ? std::string(m[1]) : "";
-  }
-
- private:
-  std::string dir_;
-  std::unique_ptr<Subprocess> process_;
-  uint16_t port_ = 0;
-  uint16_t control_port_ = 0;
-};
+using FakeApiServer = h2mesh_test_fakes::FakeKubeApiServer;
 
 // JSON of one endpoint for a slice.
 std::string ep(const std::string& ip, const std::string& pod, bool ready = true,
@@ -494,6 +416,30 @@ TEST_F(K8sResolverTest, ClientCertificateWithoutToken) {
                                "/client.crt, client-key: " + fake.dir() + "/client.key}"));
   std::string failed = Script(loop_).step("sync", start(), last_update_is(kTwo)).run();
   EXPECT_EQ(failed, "") << resolver_->last_error();
+  EXPECT_EQ(fake.stat("unauthorized"), 0);
+}
+
+// kubectl proxy beside h2mesh: an http:// server, no TLS, no CA; the token (if the kubeconfig
+// has one) is still sent.
+TEST_F(K8sResolverTest, PlainHttpServerOfTheKubeconfig) {
+  auto& fake = start_fake({"--http"});
+  ASSERT_EQ(fake.url().rfind("http://", 0), 0u) << fake.url();
+  fake.put_slice("greeter-a", slice({ep("10.244.1.10", "pod-0"), ep("10.244.1.11", "pod-1")}));
+  std::string path = dir_ + "/kubeconfig-proxy";
+  std::ofstream(path) << "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n"
+                      << "    server: " << fake.url() << "\nusers:\n- name: u\n  user:\n"
+                      << "    token: test-token\ncontexts:\n- name: c\n  context: "
+                      << "{cluster: proxy, user: u, namespace: grpcdemo}\ncurrent-context: c\n";
+  make_resolver(path);
+  std::string failed =
+      Script(loop_)
+          .step("sync", start(), last_update_is(kTwo))
+          .wait("watching", [&] { return fake.stat("open_watches") == 1; })
+          .step(
+              "follows a change", [&] { fake.delete_slice("greeter-a"); }, last_update_is({}))
+          .run();
+  EXPECT_EQ(failed, "") << resolver_->last_error();
+  EXPECT_EQ(fake.stat("lists"), 1);
   EXPECT_EQ(fake.stat("unauthorized"), 0);
 }
 

@@ -1,10 +1,11 @@
 #pragma once
 
-// A TLS client connection to the Kubernetes API server on the main thread's event loop:
-// non-blocking name lookup (getaddrinfo_a, polled), connect, handshake with the server
+// A client connection to the Kubernetes API server on the main thread's event loop:
+// non-blocking name lookup (getaddrinfo_a, polled), connect, TLS handshake with the server
 // certificate verified against the cluster's CA (host name or IP address included), then bytes
-// in and out. OpenSSL lives only here, loaded the first time a context is made
-// (discovery/openssl_api.h).
+// in and out. Without a TLS context it stays plain TCP: an http:// server (kubectl proxy beside
+// the sidecar). OpenSSL lives only here, loaded the first time a context is made
+// (discovery/openssl_api.h); a plain connection never loads it.
 
 #include <netdb.h>
 #include <openssl/ssl.h>
@@ -31,7 +32,7 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 // reads of small credential files.
 Result<SslCtxPtr> make_tls_context(const Credentials& creds);
 
-class TlsClient final : public net::IoHandler, public net::Deletable {
+class ApiClient final : public net::IoHandler, public net::Deletable {
  public:
   enum class Failure {
     Resolve,    // the host name did not resolve
@@ -56,13 +57,14 @@ class TlsClient final : public net::IoHandler, public net::Deletable {
   };
 
   // `visitor` is not owned and outlives the client (or close() is called first).
-  TlsClient(net::EventLoop& loop, Visitor& visitor);
-  ~TlsClient() override;
-  TlsClient(const TlsClient&) = delete;
-  TlsClient& operator=(const TlsClient&) = delete;
+  ApiClient(net::EventLoop& loop, Visitor& visitor);
+  ~ApiClient() override;
+  ApiClient(const ApiClient&) = delete;
+  ApiClient& operator=(const ApiClient&) = delete;
 
   // Starts the connection. `verify_name` is the name (or IP literal) the certificate must carry;
-  // `timeout` bounds lookup + connect + handshake. Outcome: on_connected() or on_closed().
+  // `timeout` bounds lookup + connect + handshake. A null `ctx`: plain TCP, no handshake (and
+  // `verify_name` is not used). Outcome: on_connected() or on_closed().
   void connect(SslCtxPtr ctx, const std::string& host, uint16_t port,
                const std::string& verify_name, Duration timeout);
   // Queues bytes; they are written when the socket is writable (never re-enters the visitor).
@@ -80,9 +82,12 @@ class TlsClient final : public net::IoHandler, public net::Deletable {
   void poll_lookup();
   void connect_next();
   void start_handshake();
+  void opened();
   void do_handshake();
   void do_read();
   void do_write();
+  void do_plain_read();
+  void do_plain_write();
   void update_interest();
   void fail(Failure failure, const std::string& detail);
   std::string ssl_error_detail(int ret);

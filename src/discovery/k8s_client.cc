@@ -1,4 +1,4 @@
-#include "discovery/k8s_tls_client.h"
+#include "discovery/k8s_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -126,14 +126,14 @@ Result<SslCtxPtr> make_tls_context(const Credentials& c) {
   return ctx;
 }
 
-struct TlsClient::Lookup {
+struct ApiClient::Lookup {
   std::string name;
   std::string service;
   addrinfo hints{};
   gaicb cb{};
 };
 
-const char* TlsClient::failure_name(Failure f) {
+const char* ApiClient::failure_name(Failure f) {
   switch (f) {
     case Failure::Resolve:
       return "resolve";
@@ -153,16 +153,16 @@ const char* TlsClient::failure_name(Failure f) {
   return "?";
 }
 
-TlsClient::TlsClient(net::EventLoop& loop, Visitor& visitor)
+ApiClient::ApiClient(net::EventLoop& loop, Visitor& visitor)
     : loop_(loop), visitor_(visitor), step_(loop, [this] { step(); }), timeout_(loop, [this] {
         fail(Failure::Timeout, state_ == State::Resolving    ? "name lookup timed out"
                                : state_ == State::Connecting ? "TCP connect timed out"
                                                              : "TLS handshake timed out");
       }) {}
 
-TlsClient::~TlsClient() { close(); }
+ApiClient::~ApiClient() { close(); }
 
-void TlsClient::connect(SslCtxPtr ctx, const std::string& host, uint16_t port,
+void ApiClient::connect(SslCtxPtr ctx, const std::string& host, uint16_t port,
                         const std::string& verify_name, Duration timeout) {
   ctx_ = std::move(ctx);
   port_ = port;
@@ -192,7 +192,7 @@ void TlsClient::connect(SslCtxPtr ctx, const std::string& host, uint16_t port,
   step_.arm(std::chrono::milliseconds(lookup_ ? 2 : 0));
 }
 
-void TlsClient::step() {
+void ApiClient::step() {
   if (!pending_failure_.empty()) {
     fail(Failure::Resolve, pending_failure_);
   } else if (state_ == State::Resolving) {
@@ -202,7 +202,7 @@ void TlsClient::step() {
   }
 }
 
-void TlsClient::poll_lookup() {
+void ApiClient::poll_lookup() {
   if (!lookup_) return;
   int rc = gai_error(&lookup_->cb);
   if (rc == EAI_INPROGRESS) {
@@ -235,7 +235,7 @@ void TlsClient::poll_lookup() {
   connect_next();
 }
 
-void TlsClient::connect_next() {
+void ApiClient::connect_next() {
   if (state_ != State::Connecting) return;
   if (fd_ >= 0) {
     loop_.remove(fd_);
@@ -258,7 +258,7 @@ void TlsClient::connect_next() {
   fail(Failure::Connect, last_connect_error_);
 }
 
-void TlsClient::start_handshake() {
+void ApiClient::start_handshake() {
   ssl_ = S().SSL_new(ctx_.get());
   if (!ssl_ || S().SSL_set_fd(ssl_, fd_) != 1) {
     fail(Failure::Handshake, openssl_error("cannot create the TLS session"));
@@ -275,14 +275,11 @@ void TlsClient::start_handshake() {
   do_handshake();
 }
 
-void TlsClient::do_handshake() {
+void ApiClient::do_handshake() {
   S().ERR_clear_error();
   int rc = S().SSL_connect(ssl_);
   if (rc == 1) {
-    state_ = State::Open;
-    timeout_.cancel();
-    update_interest();
-    visitor_.on_connected();
+    opened();
     // Application data may already sit in OpenSSL's buffer, where epoll cannot see it.
     if (state_ == State::Open) do_read();
     return;
@@ -303,7 +300,7 @@ void TlsClient::do_handshake() {
   fail(Failure::Handshake, ssl_error_detail(rc));
 }
 
-std::string TlsClient::ssl_error_detail(int rc) {
+std::string ApiClient::ssl_error_detail(int rc) {
   int err = S().SSL_get_error(ssl_, rc);
   if (err == SSL_ERROR_ZERO_RETURN) return "connection closed by the peer";
   if (err == SSL_ERROR_SYSCALL) {
@@ -313,7 +310,54 @@ std::string TlsClient::ssl_error_detail(int rc) {
   return openssl_error("TLS error " + std::to_string(err));
 }
 
-void TlsClient::do_read() {
+void ApiClient::opened() {
+  state_ = State::Open;
+  timeout_.cancel();
+  update_interest();
+  visitor_.on_connected();
+}
+
+void ApiClient::do_plain_read() {
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd_, buf, sizeof(buf));
+    if (n > 0) {
+      visitor_.on_data(std::string_view(buf, static_cast<size_t>(n)));
+      if (state_ != State::Open) return;  // the visitor closed us
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n == 0) {
+      fail(Failure::Closed, "connection closed by the peer");
+    } else {
+      fail(Failure::Io, strerror(errno));
+    }
+    return;
+  }
+  update_interest();
+}
+
+void ApiClient::do_plain_write() {
+  while (!out_.empty()) {
+    ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out_.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    fail(Failure::Io, strerror(errno));
+    return;
+  }
+  update_interest();
+}
+
+void ApiClient::do_read() {
+  if (!ssl_) {
+    do_plain_read();
+    return;
+  }
   char buf[16384];
   read_wants_write_ = false;
   for (;;) {
@@ -339,7 +383,11 @@ void TlsClient::do_read() {
   update_interest();
 }
 
-void TlsClient::do_write() {
+void ApiClient::do_write() {
+  if (!ssl_) {
+    do_plain_write();
+    return;
+  }
   write_wants_read_ = false;
   while (!out_.empty()) {
     S().ERR_clear_error();
@@ -361,13 +409,13 @@ void TlsClient::do_write() {
   update_interest();
 }
 
-void TlsClient::send(std::string_view bytes) {
+void ApiClient::send(std::string_view bytes) {
   if (state_ == State::Closed) return;
   out_.append(bytes.data(), bytes.size());
   if (state_ == State::Open) update_interest();
 }
 
-void TlsClient::on_io(uint32_t events) {
+void ApiClient::on_io(uint32_t events) {
   switch (state_) {
     case State::Connecting: {
       int err = net::socket_error(fd_);
@@ -376,7 +424,13 @@ void TlsClient::on_io(uint32_t events) {
         connect_next();
         return;
       }
-      if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) start_handshake();
+      if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        if (ctx_) {
+          start_handshake();
+        } else {
+          opened();
+        }
+      }
       return;
     }
     case State::Handshaking:
@@ -397,7 +451,7 @@ void TlsClient::on_io(uint32_t events) {
   }
 }
 
-void TlsClient::update_interest() {
+void ApiClient::update_interest() {
   if (fd_ < 0) return;
   uint32_t want = 0;
   if (state_ == State::Connecting) {
@@ -416,13 +470,13 @@ void TlsClient::update_interest() {
   interest_ = want;
 }
 
-void TlsClient::fail(Failure failure, const std::string& detail) {
+void ApiClient::fail(Failure failure, const std::string& detail) {
   if (state_ == State::Closed) return;
   close();
   visitor_.on_closed(failure, detail);
 }
 
-void TlsClient::close() {
+void ApiClient::close() {
   if (state_ == State::Closed) return;
   state_ = State::Closed;
   timeout_.cancel();
