@@ -120,7 +120,7 @@ lab::ServiceObject greeter_service() {
   return {kNamespace, kService, kClusterIp, {{kPortName, kPort, kPort, "kubernetes.io/h2c"}}};
 }
 
-// The Service's slice and kube-proxy rule for the pods that are ready.
+// The Service's EndpointSlice with the pods that are ready: a MODIFIED on every open watch.
 void publish_endpoints(lab::ObjectStore& store, const std::vector<lab::Pod>& ready) {
   lab::EndpointSliceObject slice{kNamespace, std::string(kService) + "-lab01", kService, {},
                                  {{kPortName, kPort, 0, "kubernetes.io/h2c"}}};
@@ -128,6 +128,7 @@ void publish_endpoints(lab::ObjectStore& store, const std::vector<lab::Pod>& rea
   store.put_slice(slice);
 }
 
+// The node's DNAT for the same pods.
 lab::ServiceRule greeter_rule(const std::vector<lab::Pod>& ready) {
   lab::ServiceRule rule{kNamespace, kService, kPortName, kClusterIp, kPort, kPort, {}};
   for (const auto& p : ready) rule.endpoints.push_back(p.ip);
