@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -21,12 +22,6 @@ namespace {
 constexpr int kBackends = 4;
 const auto kStartTimeout = std::chrono::seconds(20);
 
-struct Run {
-  std::map<std::string, int> per_backend;
-  std::vector<std::string> sample;  // first reply lines
-  int failed = 0;
-};
-
 // Runs `greeter call` and counts the replies per backend from its "#i - Greeting:" lines.
 std::optional<Run> run_client(const std::string& greeter, uint16_t port, int calls,
                               const std::string& dir, const std::string& name) {
@@ -35,9 +30,22 @@ std::optional<Run> run_client(const std::string& greeter, uint16_t port, int cal
                              dir, name);
   if (!p) return std::nullopt;
   if (!(*p)->wait(std::chrono::seconds(60))) return std::nullopt;
+  return count_replies((*p)->read_all(Subprocess::Stream::Stdout));
+}
+
+std::optional<uint16_t> port_from_line(const std::optional<std::string>& line) {
+  if (!line) return std::nullopt;
+  size_t colon = line->rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return static_cast<uint16_t>(std::stoi(line->substr(colon + 1)));
+}
+
+}  // namespace
+
+Run count_replies(const std::string& client_output) {
   Run run;
   std::regex hello(R"(^#\d+ - Greeting: Hello from ([^,]+),)");
-  std::istringstream lines((*p)->read_all(Subprocess::Stream::Stdout));
+  std::istringstream lines(client_output);
   std::string line;
   while (std::getline(lines, line)) {
     std::smatch m;
@@ -51,28 +59,23 @@ std::optional<Run> run_client(const std::string& greeter, uint16_t port, int cal
   return run;
 }
 
-std::optional<uint16_t> port_from_line(const std::optional<std::string>& line) {
-  if (!line) return std::nullopt;
-  size_t colon = line->rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  return static_cast<uint16_t>(std::stoi(line->substr(colon + 1)));
-}
-
-void print_table(const std::vector<std::string>& ids, const Run& l4, const Run& l7, int calls) {
-  printf("\nCalls per backend: %d unary calls over ONE HTTP/2 connection\n\n", calls);
-  printf("  %-12s  %22s  %14s\n", "backend", "L4 (per connection)", "h2mesh (L7)");
-  printf("  %-12s  %22s  %14s\n", "------------", "----------------------", "--------------");
+void print_table(const TableColumns& columns, const std::vector<std::string>& ids,
+                 const Run& before, const Run& after) {
+  // Each count column is as wide as its title and three more (the first demo's layout).
+  const int wb = static_cast<int>(strlen(columns.before)) + 3;
+  const int wa = static_cast<int>(strlen(columns.after)) + 3;
+  printf("  %-12s  %*s  %*s\n", columns.row, wb, columns.before, wa, columns.after);
+  printf("  %-12s  %s  %s\n", "------------", std::string(wb, '-').c_str(),
+         std::string(wa, '-').c_str());
   for (const auto& id : ids) {
     auto get = [&](const Run& r) {
       auto it = r.per_backend.find(id);
       return it == r.per_backend.end() ? 0 : it->second;
     };
-    printf("  %-12s  %22d  %14d\n", id.c_str(), get(l4), get(l7));
+    printf("  %-12s  %*d  %*d\n", id.c_str(), wb, get(before), wa, get(after));
   }
-  printf("  %-12s  %22d  %14d\n\n", "failed", l4.failed, l7.failed);
+  printf("  %-12s  %*d  %*d\n\n", "failed", wb, before.failed, wa, after.failed);
 }
-
-}  // namespace
 
 int run_demo(int calls) {
   std::string bin = self_dir();
@@ -151,7 +154,8 @@ int run_demo(int calls) {
   for (const auto& l : before->sample) printf("    %s\n", l.c_str());
   printf("    ...\nThrough h2mesh:\n");
   for (const auto& l : after->sample) printf("    %s\n", l.c_str());
-  print_table(ids, *before, *after, calls);
+  printf("\nCalls per backend: %d unary calls over ONE HTTP/2 connection\n\n", calls);
+  print_table({"backend", "L4 (per connection)", "h2mesh (L7)"}, ids, *before, *after);
 
   (*mesh)->send_signal(SIGTERM);
   auto mesh_exit = (*mesh)->wait(std::chrono::seconds(30));

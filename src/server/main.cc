@@ -16,8 +16,9 @@
 
 namespace {
 
-// Every command and the flags it takes (each takes a value). Anything else on the command line
-// is an error: a mistyped flag silently ignored would run with a setting the user did not mean.
+// Every command, the flags it takes (each takes a value) and its switches (flags without a
+// value). Anything else on the command line is an error: a mistyped flag silently ignored would
+// run with a setting the user did not mean.
 struct Command {
   const char* name;
   const char* arguments;  // as shown in the usage
@@ -38,9 +39,10 @@ const std::vector<Command>& commands() {
        {"--config", "--log-level", "--kubeconfig", "--namespaces", "--outbound-port", "--admin"},
        {"--mesh"}},
       {"check", "--config FILE", "validate a config and list every error", {"--config"}, {}},
-      {"demo", "[--calls N]",
-       "per-connection vs per-call balancing, side by side (N: a multiple of 4, default 24)",
-       {"--calls"}, {}},
+      {"demo", "[--mesh] [--calls N]",
+       "per-connection vs per-call balancing, side by side (N: a multiple of 4, default 24);\n"
+       "      --mesh (root): in network namespaces, a ClusterIP Service without and with the sidecar",
+       {"--calls"}, {"--mesh"}},
       {"iptables", "install|uninstall|show [--dry-run] [FLAGS]",
        "mesh mode's interception rules, as root (FLAGS: h2mesh iptables --help)",
        {}, {}},  // reads its own flags (an action word, --dry-run without a value)
@@ -182,7 +184,8 @@ int main(int argc, char** argv) {
     int calls = flags.count("--calls") ? atoi(flags["--calls"].c_str()) : 24;
     if (calls <= 0 || calls % 4 != 0)
       return usage_error("h2mesh demo", "--calls must be a positive multiple of 4");
-    return h2mesh::server::run_demo(calls);
+    return flags.count("--mesh") ? h2mesh::server::run_mesh_demo(calls)
+                                 : h2mesh::server::run_demo(calls);
   }
   // run and check
   const bool mesh = flags.count("--mesh") != 0;
