@@ -301,9 +301,14 @@ Result<void> Lab::build_node() {
     if (!written) return written.error();
     if (!*written) return lab_error(std::string("the node namespace has no sysctl ") + key);
   }
+  // A bridge without an address of its own takes the lowest MAC of its ports, and takes another
+  // when that port leaves: the pods' neighbour entries for the gateway would then point at a MAC
+  // nobody answers for, and their traffic would stop until the entries expire (removing a pod
+  // cut the others off for half a minute). A fixed, locally administered MAC never changes.
   const std::vector<std::vector<std::string>> steps = {
       {"ip", "-n", node_netns_, "link", "set", "lo", "up"},
-      {"ip", "-n", node_netns_, "link", "add", "br0", "type", "bridge"},
+      {"ip", "-n", node_netns_, "link", "add", "br0", "address", "02:48:32:6d:00:01", "type",
+       "bridge"},
       {"ip", "-n", node_netns_, "addr", "add", node_ip_ + "/24", "dev", "br0"},
       {"ip", "-n", node_netns_, "link", "set", "br0", "up"},
   };

@@ -196,6 +196,36 @@ TEST_F(LabTest, PodReachesAnotherPodWhoSeesItsAddress) {
   close(listener);
 }
 
+// The pods' gateway keeps its MAC however pods come and go: a bridge left to pick its MAC from
+// its ports changes it when the port it took it from leaves, and the pods' neighbour entries
+// then point nowhere until they expire (the remaining pods lose each other for half a minute).
+TEST_F(LabTest, PodsLeavingKeepTheGatewaysMacAndTheOthersConnected) {
+  auto mac = [&] {
+    auto link = lab_->run(nullptr, {"ip", "-o", "link", "show", "br0"});
+    EXPECT_TRUE(link.ok()) << link.error().message;
+    std::string text = link.ok() ? *link : "";
+    size_t at = text.find("link/ether ");
+    return at == std::string::npos ? text : text.substr(at + 11, 17);
+  };
+  const std::string at_start = mac();
+  Pod a = add("a"), b = add("b");
+  std::vector<Pod> leaving;
+  for (const char* name : {"c", "d", "e", "f"}) leaving.push_back(add(name));
+  NameServer server(a, 8080);
+  // b learns the gateway's MAC now, while every pod is there.
+  int fd = dial_from(b, a.ip, 8080);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  EXPECT_EQ(read_some(fd), "a");
+  close(fd);
+  EXPECT_EQ(mac(), at_start);
+  for (const Pod& p : leaving) ASSERT_TRUE(lab_->remove_pod(p.name).ok());
+  EXPECT_EQ(mac(), at_start);
+  fd = dial_from(b, a.ip, 8080);  // at once, with what b already knows of its gateway
+  ASSERT_GE(fd, 0) << strerror(errno);
+  EXPECT_EQ(read_some(fd), "a");
+  close(fd);
+}
+
 TEST_F(LabTest, ClusterIpIsDnatedToOneOfTheServicesPodsPerConnection) {
   Pod p1 = add("p1"), p2 = add("p2"), client = add("client");
   NameServer s1(p1, 8080), s2(p2, 8080);
