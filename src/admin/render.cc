@@ -99,10 +99,47 @@ std::string status_json(const proxy::CallCounters& c) {
   return out + "}";
 }
 
+// The Service map's watch of the Kubernetes API: what an operator looks at when the mesh stops
+// following the cluster (API server down, slow, answering garbage or 410 Gone).
+void render_api(Prom& p, const discovery::ServiceMapWatcher::Counters& api) {
+  using Collection = discovery::ServiceMapWatcher::Counters::Collection;
+  struct Counter {
+    const char* name;
+    const char* help;
+    uint64_t Collection::*field;
+  };
+  static const Counter kCounters[] = {
+      {"h2mesh_mesh_api_lists_total", "Complete LISTs applied: the first, then every re-list.",
+       &Collection::lists},
+      {"h2mesh_mesh_api_watches_total", "WATCH requests the API server accepted.",
+       &Collection::watches},
+      {"h2mesh_mesh_api_events_total", "ADDED, MODIFIED and DELETED watch events applied.",
+       &Collection::events},
+      {"h2mesh_mesh_api_failures_total",
+       "Failed API requests and cut watches (each retried after a backoff); the last map stays.",
+       &Collection::failures},
+      {"h2mesh_mesh_api_relists_total",
+       "LISTs forced by 410 Gone (history compacted) or an unreadable watch event.",
+       &Collection::relists},
+  };
+  for (const Counter& c : kCounters) {
+    p.family(c.name, "counter", c.help);
+    p.sample(c.name, label("collection", "services"), api.services.*c.field);
+    p.sample(c.name, label("collection", "endpointslices"), api.endpoint_slices.*c.field);
+  }
+  p.family("h2mesh_mesh_api_objects", "gauge", "Objects cached from the API server, by kind.");
+  p.sample("h2mesh_mesh_api_objects", label("collection", "services"), api.services_known);
+  p.sample("h2mesh_mesh_api_objects", label("collection", "endpointslices"), api.slices_known);
+  p.family("h2mesh_mesh_maps_published_total", "counter",
+           "Service maps published to the workers: the first, then one per batch of changes.");
+  p.sample("h2mesh_mesh_maps_published_total", "", api.maps_published);
+}
+
 }  // namespace
 
 std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health,
-                           const config::Config&, const proxy::MeshTable* mesh) {
+                           const config::Config&, const proxy::MeshTable* mesh,
+                           const discovery::ServiceMapWatcher::Counters* api) {
   Prom p;
   p.set_mesh(mesh);
   p.family("h2mesh_downstream_connections_total", "counter", "Client connections accepted.");
@@ -161,6 +198,7 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
     p.family("h2mesh_relay_idle_timeouts_total", "counter", "TCP relays closed as idle.");
     p.sample("h2mesh_relay_idle_timeouts_total", "", r.idle_timeouts);
   }
+  if (api) render_api(p, *api);
   p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");
   for (const auto& [name, c] : s.clusters)
     p.sample("h2mesh_cluster_calls_total", p.cluster(name), c.calls.calls_total);

@@ -4,6 +4,7 @@
 
 #include "cluster/registry.h"
 #include "config/config.h"
+#include "discovery/service_map_watcher.h"
 #include "proxy/mesh_table.h"
 #include "proxy/stats.h"
 
@@ -13,8 +14,11 @@ namespace h2mesh::admin {
 using HealthView = std::map<std::string, std::map<std::string, cluster::HostHealth>>;
 
 // `mesh` (mesh mode, else null): the Services' clusters get `service` and `namespace` labels.
+// `api` (mesh mode, once the watch started): the counters of the Service map's watch of the
+// Kubernetes API, one series per collection.
 std::string render_metrics(const proxy::WorkerStats& stats, const HealthView& health,
-                           const config::Config& config, const proxy::MeshTable* mesh = nullptr);
+                           const config::Config& config, const proxy::MeshTable* mesh = nullptr,
+                           const discovery::ServiceMapWatcher::Counters* api = nullptr);
 
 // /clusters: every cluster with its endpoints and their counters, as JSON.
 // In mesh mode every Service port follows, with its Service, namespace and host counts.

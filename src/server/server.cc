@@ -374,8 +374,11 @@ void Server::handle_admin(const std::string& method, const std::string& path,
         if (gather->total.clusters.count(name)) health.emplace(name, std::move(hosts));
     }
     if (metrics) {
+      std::optional<discovery::ServiceMapWatcher::Counters> api;
+      if (mesh_ && mesh_->watcher()) api = mesh_->watcher()->counters();
       reply(admin::HttpResponse{200, "text/plain; version=0.0.4",
-                                admin::render_metrics(gather->total, health, *config_, table.get())});
+                                admin::render_metrics(gather->total, health, *config_, table.get(),
+                                                      api ? &*api : nullptr)});
     } else {
       reply(admin::HttpResponse{
           200, "application/json",
