@@ -8,9 +8,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/subprocess.h"
@@ -28,14 +30,25 @@ namespace h2mesh_test_fakes {
 
 class FakeKubeApiServer {
  public:
+  // Where the fake runs, when not beside the test: `wrap` turns the fake's command line into the
+  // one to start (e.g. `ip netns exec NS ...`, to run it in a network namespace), and `enter`
+  // calls a function where the fake's 127.0.0.1 is reached (e.g. on a thread in that namespace):
+  // the control requests are made from there. Both unset: the test's own namespace.
+  struct Placement {
+    std::function<std::vector<std::string>(const std::vector<std::string>&)> wrap;
+    std::function<void(const std::function<void()>&)> enter;
+  };
+
   // Starts the fake with its certificates and output files in `dir`; `flags` go to the script
   // (e.g. {"--http"}, {"--token", "t"}). Failures to start are test failures.
-  explicit FakeKubeApiServer(const std::string& dir, std::vector<std::string> flags = {})
-      : dir_(dir) {
+  explicit FakeKubeApiServer(const std::string& dir, std::vector<std::string> flags = {},
+                             Placement placement = {})
+      : dir_(dir), placement_(std::move(placement)) {
     std::filesystem::create_directories(dir);
     std::vector<std::string> argv = {"/usr/bin/python3", H2MESH_FAKE_KUBE_APISERVER_SCRIPT,
                                      "--dir", dir};
     argv.insert(argv.end(), flags.begin(), flags.end());
+    if (placement_.wrap) argv = placement_.wrap(argv);
     auto p = h2mesh::Subprocess::spawn(argv, dir, "fake-kube-apiserver");
     EXPECT_TRUE(p.ok());
     if (!p.ok()) return;
@@ -66,7 +79,14 @@ class FakeKubeApiServer {
   // One control request; anything but 200 is a test failure. Returns the reply's body.
   std::string control(const std::string& method, const std::string& path,
                       const std::string& body = "") {
-    auto [status, reply] = http_request(control_port_, method, path, body);
+    std::pair<int, std::string> answer;
+    auto request = [&] { answer = http_request(control_port_, method, path, body); };
+    if (placement_.enter) {
+      placement_.enter(request);
+    } else {
+      request();
+    }
+    auto& [status, reply] = answer;
     EXPECT_EQ(status, 200) << method << " " << path << ": " << reply;
     return reply;
   }
@@ -122,6 +142,7 @@ class FakeKubeApiServer {
 
  private:
   std::string dir_;
+  Placement placement_;
   std::unique_ptr<h2mesh::Subprocess> process_;
   std::string scheme_ = "https";
   uint16_t port_ = 0;

@@ -1,7 +1,5 @@
 #include "harness.h"
 
-#include "fakes/http_client.h"
-
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -10,7 +8,10 @@
 
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
+
+#include "fakes/http_client.h"
 
 namespace h2mesh_test {
 
@@ -109,6 +110,41 @@ std::string backend_of(const std::string& message) {
   static const std::regex re(R"(^Hello from ([^,]+),)");
   std::smatch m;
   return std::regex_search(message, m, re) ? std::string(m[1]) : std::string();
+}
+
+namespace {
+std::optional<int> int_field(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + R"("\s*:\s*(\d+))"))) return std::nullopt;
+  return std::stoi(m[1]);
+}
+
+std::optional<bool> bool_field(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + R"("\s*:\s*(true|false))")))
+    return std::nullopt;
+  return m[1] == "true";
+}
+}  // namespace
+
+InteropReport parse_interop_report(const std::string& stdout_text) {
+  InteropReport r;
+  std::istringstream lines(stdout_text);
+  for (std::string line; std::getline(lines, line);)
+    if (line.starts_with("{")) r.json = line;
+  r.ok = int_field(r.json, "ok");
+  r.failed = int_field(r.json, "failed");
+  r.stream_ok = bool_field(r.json, "stream_ok");
+  r.bidi_ok = bool_field(r.json, "bidi_ok");
+  std::smatch m;
+  if (std::regex_search(r.json, m, std::regex(R"("backends"\s*:\s*\{([^}]*)\})"))) {
+    const std::string body = m[1];
+    static const std::regex entry(R"re("([^"]+)"\s*:\s*(\d+))re");
+    for (auto it = std::sregex_iterator(body.begin(), body.end(), entry);
+         it != std::sregex_iterator(); ++it)
+      r.backends[(*it)[1]] = std::stoi((*it)[2]);
+  }
+  return r;
 }
 
 helloworld::StatsReply backend_stats(const Backend& b) {

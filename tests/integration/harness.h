@@ -7,11 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/subprocess.h"
@@ -65,6 +66,18 @@ std::pair<int, std::string> http_get(uint16_t port, const std::string& path);
 
 // The backend id in "Hello from <id>, ...".
 std::string backend_of(const std::string& message);
+
+// What an interop client (tests/interop: Python, Node) printed: its last stdout line that is a
+// JSON object, parsed just enough for the tests' checks.
+struct InteropReport {
+  std::string json;  // "" when there was none
+  std::optional<int> ok;
+  std::optional<int> failed;
+  std::map<std::string, int> backends;  // unary calls per backend id
+  std::optional<bool> stream_ok;
+  std::optional<bool> bidi_ok;
+};
+InteropReport parse_interop_report(const std::string& stdout_text);
 
 // Calls GreeterStats/GetStats directly on a backend.
 helloworld::StatsReply backend_stats(const Backend& b);

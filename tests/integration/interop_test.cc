@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -39,51 +38,16 @@ std::optional<std::string> find_in_path(const std::string& name) {
   return std::nullopt;
 }
 
-// What an interop client printed: one JSON line, parsed just enough for these checks.
-struct ClientReport {
+// How an interop client ended, and what it printed.
+struct ClientReport : InteropReport {
   std::optional<int> exit_code;  // nullopt: still running at the timeout (then killed)
-  std::string json;              // the last stdout line that looks like a JSON object
   std::string stderr_text;
-  std::optional<int> ok;
-  std::optional<int> failed;
-  std::map<std::string, int> backends;
-  std::optional<bool> stream_ok;
-  std::optional<bool> bidi_ok;
 
   std::string describe() const {
     return "exit code " + (exit_code ? std::to_string(*exit_code) : std::string("(timed out)")) +
            "\nstdout JSON: " + json + "\nstderr:\n" + stderr_text;
   }
 };
-
-std::optional<int> int_field(const std::string& json, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + key + R"("\s*:\s*(\d+))"))) {
-    return std::nullopt;
-  }
-  return std::stoi(m[1]);
-}
-
-std::optional<bool> bool_field(const std::string& json, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + key + R"("\s*:\s*(true|false))"))) {
-    return std::nullopt;
-  }
-  return m[1] == "true";
-}
-
-std::map<std::string, int> backends_field(const std::string& json) {
-  std::map<std::string, int> out;
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex(R"("backends"\s*:\s*\{([^}]*)\})"))) return out;
-  const std::string body = m[1];
-  static const std::regex entry(R"re("([^"]+)"\s*:\s*(\d+))re");
-  for (auto it = std::sregex_iterator(body.begin(), body.end(), entry);
-       it != std::sregex_iterator(); ++it) {
-    out[(*it)[1]] = std::stoi((*it)[2]);
-  }
-  return out;
-}
 
 // Runs one client to completion (or kClientTimeout) with its logs in `dir`.
 ClientReport run_client(const std::vector<std::string>& argv, const std::string& dir,
@@ -96,15 +60,8 @@ ClientReport run_client(const std::vector<std::string>& argv, const std::string&
   }
   report.exit_code = (*process)->wait(kClientTimeout);
   report.stderr_text = (*process)->read_all(Subprocess::Stream::Stderr);
-  std::istringstream lines((*process)->read_all(Subprocess::Stream::Stdout));
-  for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("{")) report.json = line;
-  }
-  report.ok = int_field(report.json, "ok");
-  report.failed = int_field(report.json, "failed");
-  report.backends = backends_field(report.json);
-  report.stream_ok = bool_field(report.json, "stream_ok");
-  report.bidi_ok = bool_field(report.json, "bidi_ok");
+  static_cast<InteropReport&>(report) =
+      parse_interop_report((*process)->read_all(Subprocess::Stream::Stdout));
   return report;
 }
 
