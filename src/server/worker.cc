@@ -20,13 +20,17 @@ namespace h2mesh::server {
 class Worker::Listener final : public net::IoHandler {
  public:
   Listener(Worker& worker, int fd, proxy::ListenerContextPtr ctx)
-      : worker_(worker), fd_(fd), ctx_(std::move(ctx)) {
+      : worker_(worker),
+        fd_(fd),
+        ctx_(std::move(ctx)),
+        resume_(worker.loop_, [this] { resume(); }) {
     worker_.loop_.add(fd_, EPOLLIN, this);
   }
   ~Listener() override { close_socket(); }
 
   void close_socket() {
     if (fd_ < 0) return;
+    resume_.cancel();
     worker_.loop_.remove(fd_);
     ::close(fd_);
     fd_ = -1;
@@ -40,8 +44,21 @@ class Worker::Listener final : public net::IoHandler {
     for (int i = 0; i < 64 && fd_ >= 0; ++i) {
       int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-          LOG_WARN("accept: %s", strerror(errno));
+        const int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return;
+        // Out of descriptors (or kernel memory) the connection stays in the backlog, so epoll
+        // reports the listener again at once: stop watching it for a moment rather than spin a
+        // core and log on every turn. Connections that end meanwhile free descriptors.
+        const bool exhausted = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+        uint64_t held_back = 0;
+        if (log_.allow(worker_.loop_.now(), &held_back))
+          LOG_WARN(
+              "accept: %s%s%s", strerror(err), exhausted ? "; not accepting for 100ms" : "",
+              held_back ? (" (" + std::to_string(held_back) + " more not logged)").c_str() : "");
+        if (exhausted) {
+          worker_.loop_.modify(fd_, 0, this);
+          resume_.arm(kAcceptPause);
+        }
         return;
       }
       net::set_nodelay(fd);
@@ -54,9 +71,16 @@ class Worker::Listener final : public net::IoHandler {
   }
 
  private:
+  void resume() {
+    if (fd_ >= 0) worker_.loop_.modify(fd_, EPOLLIN, this);
+  }
+
+  static constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
   Worker& worker_;
   int fd_;
   proxy::ListenerContextPtr ctx_;
+  net::Timer resume_;  // armed while accepting is paused
+  log::Limiter log_{std::chrono::seconds(1)};
 };
 
 Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::Config> config,

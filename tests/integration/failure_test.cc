@@ -1,8 +1,13 @@
 // Cancellation, deadlines, dead backends, flow control and shutdown, against real processes.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "greeter/payload.h"
@@ -191,6 +196,54 @@ TEST_F(ProxyTest, SlowReaderHoldsTheBackendBackInsteadOfFillingTheProxy) {
   }
   EXPECT_TRUE(reader->Finish().ok());
   EXPECT_EQ(n, 96u);
+}
+
+// Out of file descriptors, accept(2) fails and the connection stays in the backlog, so epoll
+// reports the listener again at once: h2mesh must stop accepting for a moment instead of spinning
+// (and logging on every turn), and accept again once descriptors are free. A sidecar whose own
+// connections come back to it (iptables rules that miss its uid) runs into exactly this.
+TEST_F(ProxyTest, OutOfDescriptorsTheListenerPausesInsteadOfSpinningThenAcceptsAgain) {
+  start_backends(1);
+  const std::string prlimit = "/usr/bin/prlimit";
+  ASSERT_EQ(access(prlimit.c_str(), X_OK), 0) << "prlimit (util-linux) is missing";
+  proxy_ = start_proxy(dir_, simple_config(endpoints(), "round_robin"),
+                       {prlimit, "--nofile=40:40", "--"});
+  ASSERT_NE(proxy_.port, 0);
+  // More connections than descriptors: those the proxy cannot accept wait in its backlog.
+  std::vector<int> clients;
+  for (int i = 0; i < 80; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(proxy_.port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << strerror(errno);
+    clients.push_back(fd);
+  }
+  auto accept_errors = [&] {
+    std::istringstream log(proxy_.process->read_all(Subprocess::Stream::Stderr));
+    int n = 0;
+    for (std::string line; std::getline(log, line);)
+      n += line.find("accept: Too many open files") != std::string::npos;
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return accept_errors() >= 1; }, std::chrono::seconds(10)));
+  // A second of it: one line a second at most (a spinning listener writes thousands).
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // observing, not synchronising
+  EXPECT_LE(accept_errors(), 3) << "the listener spins on EMFILE";
+  for (int fd : clients) close(fd);
+  // The closed connections free their descriptors; the listener takes new ones again.
+  auto s = stub();
+  EXPECT_TRUE(eventually(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        HelloRequest req;
+        HelloReply reply;
+        return s->SayHello(&ctx, req, &reply).ok();
+      },
+      std::chrono::seconds(20)));
+  EXPECT_TRUE(proxy_.process->running());
 }
 
 }  // namespace

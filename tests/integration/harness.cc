@@ -54,12 +54,14 @@ Backend start_backend(const std::string& dir, const std::string& id, uint16_t po
   return b;
 }
 
-Proxy start_proxy(const std::string& dir, const std::string& yaml) {
+Proxy start_proxy(const std::string& dir, const std::string& yaml,
+                  const std::vector<std::string>& prefix) {
   Proxy proxy;
   proxy.config_path = dir + "/h2mesh.yaml";
   std::ofstream(proxy.config_path) << yaml;
-  auto p = Subprocess::spawn({bin_dir() + "/h2mesh", "run", "--config", proxy.config_path}, dir,
-                             "h2mesh");
+  std::vector<std::string> argv = prefix;
+  argv.insert(argv.end(), {bin_dir() + "/h2mesh", "run", "--config", proxy.config_path});
+  auto p = Subprocess::spawn(argv, dir, "h2mesh");
   EXPECT_TRUE(p.ok());
   if (!p.ok()) return proxy;
   proxy.process = std::move(*p);

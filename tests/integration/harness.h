@@ -51,7 +51,9 @@ struct Proxy {
 };
 
 // Writes `yaml` to dir/h2mesh.yaml, starts `h2mesh run`, waits for its listener and admin lines.
-Proxy start_proxy(const std::string& dir, const std::string& yaml);
+// `prefix` goes before the command (e.g. `prlimit --nofile=N:N --`).
+Proxy start_proxy(const std::string& dir, const std::string& yaml,
+                  const std::vector<std::string>& prefix = {});
 
 // A config with one listener (127.0.0.1:0), admin on 127.0.0.1:0 and one cluster "greeter".
 std::string simple_config(const std::vector<std::string>& endpoints, const std::string& policy,
