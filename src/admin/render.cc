@@ -33,8 +33,13 @@ class Prom {
   }
   std::string take() { return std::move(out_); }
 
+  // A cluster's labels: its name, and for a mesh Service's cluster the Service and namespace.
+  void set_mesh(const proxy::MeshTable* mesh) { mesh_ = mesh; }
+  std::string cluster(const std::string& name) const;
+
  private:
   std::string out_;
+  const proxy::MeshTable* mesh_ = nullptr;
 };
 
 std::string label(const char* k, const std::string& v) {
@@ -49,6 +54,13 @@ std::string label(const char* k, const std::string& v) {
     out += c;
   }
   return out + "\"";
+}
+
+std::string Prom::cluster(const std::string& name) const {
+  std::string out = label("cluster", name);
+  if (const proxy::MeshRoute* route = mesh_ ? mesh_->find_cluster(name) : nullptr)
+    out += "," + label("service", route->service) + "," + label("namespace", route->namespace_);
+  return out;
 }
 
 std::string json_string(const std::string& s) {
@@ -90,8 +102,9 @@ std::string status_json(const proxy::CallCounters& c) {
 }  // namespace
 
 std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health,
-                           const config::Config&) {
+                           const config::Config&, const proxy::MeshTable* mesh) {
   Prom p;
+  p.set_mesh(mesh);
   p.family("h2mesh_downstream_connections_total", "counter", "Client connections accepted.");
   p.sample("h2mesh_downstream_connections_total", "", s.downstream_connections_total);
   p.family("h2mesh_downstream_connections_active", "gauge", "Client connections open now.");
@@ -118,27 +131,57 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
            "Calls answered INTERNAL (HTTP 400): malformed grpc-timeout.");
   p.sample("h2mesh_calls_malformed_timeout_total", "", s.calls_malformed_timeout);
 
+  if (mesh) {
+    const proxy::MeshStats& m = s.mesh;
+    p.family("h2mesh_mesh_services", "gauge",
+             "Service ports with a cluster IP the mesh knows from the Kubernetes API.");
+    p.sample("h2mesh_mesh_services", "", mesh->by_cluster.size());
+    p.family("h2mesh_mesh_connections_total", "counter",
+             "Connections redirected to the outbound port, by what became of them.");
+    const std::pair<const char*, uint64_t> kinds[] = {
+        {"http2", m.http2_connections},         {"unknown_destination", m.unknown_destination},
+        {"opaque_port", m.opaque},              {"not_http2", m.detected_other},
+        {"loop_refused", m.loops_refused},      {"no_destination", m.no_destination}};
+    for (const auto& [kind, count] : kinds)
+      p.sample("h2mesh_mesh_connections_total", label("outcome", kind), count);
+    const proxy::RelayStats& r = m.relay;
+    p.family("h2mesh_relay_connections_total", "counter", "TCP relays started.");
+    p.sample("h2mesh_relay_connections_total", "", r.connections_total);
+    p.family("h2mesh_relay_connections_active", "gauge", "TCP relays open now.");
+    p.sample("h2mesh_relay_connections_active", "", r.connections_active);
+    p.family("h2mesh_relay_connect_failures_total", "counter",
+             "TCP relays whose destination refused, was unreachable or timed out.");
+    p.sample("h2mesh_relay_connect_failures_total", "", r.connect_failures);
+    p.family("h2mesh_relay_bytes_total", "counter", "Bytes relayed, by direction.");
+    p.sample("h2mesh_relay_bytes_total", label("direction", "upstream"), r.bytes_to_upstream);
+    p.sample("h2mesh_relay_bytes_total", label("direction", "downstream"), r.bytes_to_downstream);
+    p.family("h2mesh_relay_resets_total", "counter",
+             "TCP relays ended by a reset or error on one side, passed on as a reset.");
+    p.sample("h2mesh_relay_resets_total", "", r.resets);
+    p.family("h2mesh_relay_idle_timeouts_total", "counter", "TCP relays closed as idle.");
+    p.sample("h2mesh_relay_idle_timeouts_total", "", r.idle_timeouts);
+  }
   p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");
   for (const auto& [name, c] : s.clusters)
-    p.sample("h2mesh_cluster_calls_total", label("cluster", name), c.calls.calls_total);
+    p.sample("h2mesh_cluster_calls_total", p.cluster(name), c.calls.calls_total);
   p.family("h2mesh_cluster_calls_in_flight", "gauge", "Calls of the cluster in flight.");
   for (const auto& [name, c] : s.clusters)
-    p.sample("h2mesh_cluster_calls_in_flight", label("cluster", name), c.calls.in_flight);
+    p.sample("h2mesh_cluster_calls_in_flight", p.cluster(name), c.calls.in_flight);
   p.family("h2mesh_cluster_calls_by_status_total", "counter",
            "Finished calls by grpc-status (NONE: reset without a status).");
   for (const auto& [name, c] : s.clusters)
     for (size_t i = 0; i < proxy::kStatusSlots; ++i)
       if (c.calls.by_status[i] || i == 0)
         p.sample("h2mesh_cluster_calls_by_status_total",
-                 label("cluster", name) + "," + label("grpc_status", status_label(i)),
+                 p.cluster(name) + "," + label("grpc_status", status_label(i)),
                  c.calls.by_status[i]);
   p.family("h2mesh_cluster_no_endpoint_total", "counter", "Calls failed: no endpoint to pick.");
   for (const auto& [name, c] : s.clusters)
-    p.sample("h2mesh_cluster_no_endpoint_total", label("cluster", name), c.no_endpoint);
+    p.sample("h2mesh_cluster_no_endpoint_total", p.cluster(name), c.no_endpoint);
   p.family("h2mesh_cluster_pending_overflow_total", "counter",
            "Calls failed: the queue waiting for an upstream connection was full.");
   for (const auto& [name, c] : s.clusters)
-    p.sample("h2mesh_cluster_pending_overflow_total", label("cluster", name), c.pending_overflow);
+    p.sample("h2mesh_cluster_pending_overflow_total", p.cluster(name), c.pending_overflow);
 
   p.family("h2mesh_downstream_max_age_goaways_total", "counter",
            "Client connections sent GOAWAY at max_connection_age.");
@@ -175,18 +218,18 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   };
   for (const ClusterCounter& k : kCluster) {
     p.family(k.name, "counter", k.help);
-    for (const auto& [name, c] : s.clusters) p.sample(k.name, label("cluster", name), c.*k.field);
+    for (const auto& [name, c] : s.clusters) p.sample(k.name, p.cluster(name), c.*k.field);
   }
   p.family("h2mesh_cluster_retries_total", "counter",
            "Retries by reason: connect_failure, refused_stream (both never processed), status.");
   for (const auto& [name, c] : s.clusters) {
     p.sample("h2mesh_cluster_retries_total",
-             label("cluster", name) + "," + label("reason", "connect_failure"),
+             p.cluster(name) + "," + label("reason", "connect_failure"),
              c.retries_connect_failure);
     p.sample("h2mesh_cluster_retries_total",
-             label("cluster", name) + "," + label("reason", "refused_stream"),
+             p.cluster(name) + "," + label("reason", "refused_stream"),
              c.retries_refused_stream);
-    p.sample("h2mesh_cluster_retries_total", label("cluster", name) + "," + label("reason", "status"),
+    p.sample("h2mesh_cluster_retries_total", p.cluster(name) + "," + label("reason", "status"),
              c.retries_status);
   }
 
@@ -216,7 +259,7 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   for (const auto& [name, c] : s.clusters) totals.emplace(name, proxy::endpoint_totals(c));
   for (const Gauge& g : kEndpointTotals) {
     p.family(g.name, g.type, g.help);
-    for (const auto& [name, t] : totals) p.sample(g.name, label("cluster", name), g.get(t));
+    for (const auto& [name, t] : totals) p.sample(g.name, p.cluster(name), g.get(t));
   }
   static const Gauge kEndpoint[] = {
       {"h2mesh_endpoint_calls_total", "counter", "Calls sent to the endpoint.",
@@ -237,7 +280,7 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
     p.family(g.name, g.type, g.help);
     for (const auto& [cname, c] : s.clusters)
       for (const auto& [ename, e] : c.endpoints)
-        p.sample(g.name, label("cluster", cname) + "," + label("endpoint", ename), g.get(e));
+        p.sample(g.name, p.cluster(cname) + "," + label("endpoint", ename), g.get(e));
   }
   struct HealthGauge {
     const char* name;
@@ -264,7 +307,7 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
     p.family(g.name, g.type, g.help);
     for (const auto& [cname, hosts] : health)
       for (const auto& [ename, h] : hosts)
-        p.sample(g.name, label("cluster", cname) + "," + label("endpoint", ename), g.get(h));
+        p.sample(g.name, p.cluster(cname) + "," + label("endpoint", ename), g.get(h));
   }
   p.family("h2mesh_endpoint_calls_by_status_total", "counter",
            "Finished calls of the endpoint by grpc-status.");
@@ -273,23 +316,41 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
       for (size_t i = 0; i < proxy::kStatusSlots; ++i)
         if (e.calls.by_status[i] || i == 0)
           p.sample("h2mesh_endpoint_calls_by_status_total",
-                   label("cluster", cname) + "," + label("endpoint", ename) + "," +
+                   p.cluster(cname) + "," + label("endpoint", ename) + "," +
                        label("grpc_status", status_label(i)),
                    e.calls.by_status[i]);
   return p.take();
 }
 
 std::string render_clusters_json(const proxy::WorkerStats& s, const HealthView& health,
-                                 const config::Config& config) {
+                                 const config::Config& config, const proxy::MeshTable* mesh) {
   std::string out = "{\"clusters\":[";
   bool first_cluster = true;
-  for (const auto& cluster : config.clusters) {
+  // The config's clusters, then the mesh's Services (sorted by cluster name).
+  std::vector<std::pair<const config::Cluster*, const proxy::MeshRoute*>> all;
+  for (const auto& cluster : config.clusters) all.emplace_back(&cluster, nullptr);
+  if (mesh) {
+    std::map<std::string, const proxy::MeshRoute*> sorted;
+    for (const auto& [name, route] : mesh->by_cluster) sorted.emplace(name, route.get());
+    for (const auto& [name, route] : sorted) all.emplace_back(&route->snapshot->settings, route);
+  }
+  for (const auto& [cluster_ptr, route] : all) {
+    const config::Cluster& cluster = *cluster_ptr;
     auto it = s.clusters.find(cluster.name);
     proxy::ClusterStats empty;
     const proxy::ClusterStats& c = it == s.clusters.end() ? empty : it->second;
     if (!first_cluster) out += ",";
     first_cluster = false;
-    out += "{\"name\":" + json_string(cluster.name) + ",\"lb_policy\":\"" +
+    out += "{\"name\":" + json_string(cluster.name);
+    if (route) {
+      size_t available = 0;
+      for (const auto& h : route->snapshot->hosts) available += h.available();
+      out += ",\"service\":" + json_string(route->service) +
+             ",\"namespace\":" + json_string(route->namespace_) +
+             ",\"hosts\":" + std::to_string(route->snapshot->hosts.size()) +
+             ",\"hosts_available\":" + std::to_string(available);
+    }
+    out += std::string(",\"lb_policy\":\"") +
            config::lb_policy_name(cluster.lb_policy) + "\",\"calls_total\":" +
            std::to_string(c.calls.calls_total) + ",\"in_flight\":" +
            std::to_string(c.calls.in_flight) + ",\"by_status\":" + status_json(c.calls) +

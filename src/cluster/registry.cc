@@ -75,8 +75,13 @@ void ClusterRegistry::set_endpoints(const std::string& cluster_name,
     cluster.hosts = std::move(next);
     return;  // nothing the data path would notice
   }
-  LOG_INFO("discovery: cluster %s now has %zu endpoint(s) (+%zu -%zu)", cluster_name.c_str(),
-           next.size(), added, removed);
+  if (quiet_) {
+    LOG_DEBUG("discovery: cluster %s now has %zu endpoint(s) (+%zu -%zu)", cluster_name.c_str(),
+              next.size(), added, removed);
+  } else {
+    LOG_INFO("discovery: cluster %s now has %zu endpoint(s) (+%zu -%zu)", cluster_name.c_str(),
+             next.size(), added, removed);
+  }
   // Hosts that left are destroyed here (their health checkers stop); workers drain their pools
   // when the snapshot arrives.
   cluster.hosts = std::move(next);
@@ -120,6 +125,36 @@ void ClusterRegistry::reconfigure(const std::vector<config::Cluster>& clusters) 
     }
     publish(state);  // the settings travel with the snapshot
   }
+}
+
+void ClusterRegistry::upsert(const config::Cluster& settings) {
+  auto [it, inserted] = clusters_.try_emplace(settings.name, nullptr);
+  if (inserted) {
+    it->second = std::make_unique<ClusterState>();
+    it->second->settings = settings;
+    publish(*it->second);
+    return;
+  }
+  ClusterState& state = *it->second;
+  if (state.settings == settings) return;
+  const bool health_changed = !(state.settings.health_check == settings.health_check);
+  state.settings = settings;
+  if (health_changed) {
+    for (auto& h : state.hosts) {
+      h->host.healthy = true;
+      h->view.healthy = true;
+      start_checker(state, *h);
+    }
+  }
+  publish(state);
+}
+
+void ClusterRegistry::remove(const std::string& cluster) {
+  auto it = clusters_.find(cluster);
+  if (it == clusters_.end()) return;
+  it->second->hosts.clear();
+  publish(*it->second);
+  clusters_.erase(it);
 }
 
 std::vector<ClusterSnapshotPtr> ClusterRegistry::snapshots() const {

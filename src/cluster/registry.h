@@ -44,6 +44,16 @@ class ClusterRegistry {
   // updates. Health state survives for endpoints that stay, unless the health check changed.
   void reconfigure(const std::vector<config::Cluster>& clusters);
 
+  // Main thread, for clusters that come and go one at a time (the mesh's Services) rather than
+  // with a config. upsert adds a cluster without hosts (published at once) or changes its
+  // settings (published when they differ); remove publishes it empty and forgets it.
+  void upsert(const config::Cluster& settings);
+  void remove(const std::string& cluster);
+  bool contains(const std::string& cluster) const { return clusters_.count(cluster) != 0; }
+  size_t size() const { return clusters_.size(); }
+  // Endpoint-set changes are logged at debug level rather than info (thousands of Services).
+  void set_quiet(bool quiet) { quiet_ = quiet; }
+
   // Main thread. Discovery's complete current endpoint set of a cluster: endpoints that stay keep
   // their health and ejection state, new ones start healthy, gone ones leave (their calls in
   // flight finish). Only ready, non-terminating endpoints take new calls.
@@ -81,6 +91,7 @@ class ClusterRegistry {
   std::map<std::string, std::unique_ptr<ClusterState>> clusters_;
   Publish publish_;
   uint64_t ejections_total_ = 0;
+  bool quiet_ = false;
 };
 
 }  // namespace h2mesh::cluster

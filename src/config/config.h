@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,7 @@ struct RetryPolicy {
   double budget_ratio = 0.2;            // retries may add at most this share of calls (10 s window)
   uint32_t budget_min_per_second = 10;  // ... and always this many per second
   uint32_t replay_buffer_bytes = 64 * 1024;  // a request body larger than this is not retried
+  bool operator==(const RetryPolicy&) const = default;
 };
 
 // A token bucket for the whole proxy (all workers together): `calls_per_second` refill and at
@@ -132,6 +134,7 @@ const char* lb_policy_name(LbPolicy p);
 struct Endpoint {
   SocketAddress address;
   uint32_t weight = 1;
+  bool operator==(const Endpoint&) const = default;
 };
 
 // Active health checks with grpc.health.v1.Health/Check, run once per endpoint by the main thread.
@@ -154,11 +157,13 @@ struct OutlierDetection {
   Millis base_ejection_time{30000};              // multiplied by the number of times it was ejected
   Millis max_ejection_time{300000};
   uint32_t max_ejection_percent = 50;  // at most this share of the cluster is ejected at once
+  bool operator==(const OutlierDetection&) const = default;
 };
 
 struct CircuitBreakers {
   uint32_t max_calls = 0;               // calls in flight to the cluster; 0: no limit
   uint32_t max_calls_per_endpoint = 0;  // 0: no limit
+  bool operator==(const CircuitBreakers&) const = default;
 };
 
 // Where a cluster's endpoints come from. Static: the `endpoints` list. DNS: all A/AAAA records
@@ -217,6 +222,7 @@ struct Cluster {
   // Backends that stop answering (SIGSTOP, a black-holed node): on by default, pinging only
   // connections with calls in flight.
   Keepalive keepalive{Millis(30000), Millis(10000)};
+  bool operator==(const Cluster&) const = default;
 };
 
 struct Admin {
@@ -235,6 +241,48 @@ struct Buffers {
   uint32_t connection_window_bytes = 16 << 20;
 };
 
+// One Service's calls in mesh mode: its cluster's settings (name, endpoints and discovery are
+// filled in per Service from the API) and the route settings of its calls.
+struct MeshServiceSettings {
+  Cluster cluster;
+  Millis max_timeout{0};  // as Route::max_timeout
+  RetryPolicy retry;
+  bool operator==(const MeshServiceSettings&) const = default;
+};
+
+// Mesh mode (`h2mesh run --mesh`, or a `mesh:` block): the pod's outbound TCP arrives redirected
+// on `outbound_port`; HTTP/2 to a Service's cluster IP is balanced per call over the Service's
+// endpoints, which come from the Kubernetes API; everything else is relayed to where it was going.
+struct Mesh {
+  bool enabled = false;
+  uint16_t outbound_port = 15001;
+  // The first bytes decide: the HTTP/2 preface within this → per-call balancing; anything else,
+  // or nothing (a server that speaks first) → TCP relay.
+  Millis detect_timeout{100};
+  // Destination ports never inspected, always relayed (server-speaks-first and binary protocols).
+  std::vector<uint16_t> opaque_ports = {25, 587, 3306, 4444, 5432, 6379, 9300, 11211};
+  std::vector<std::string> namespaces;  // empty: every namespace the credentials may list
+  std::string kubeconfig;               // empty: in-cluster credentials (service account)
+  Millis backoff_base{500};             // re-list/re-watch backoff against the API server
+  Millis backoff_max{30000};
+  // A Service's per-worker pools and LB state are made on its first call and dropped after this
+  // long without calls.
+  Millis cluster_idle_timeout{600000};
+  Millis relay_connect_timeout{10000};  // TCP relay: connecting to the original destination
+  Millis relay_idle_timeout{0};         // TCP relay: closed after this long without bytes; 0: never
+  // Client connections on the outbound port (limits, keepalive); `routes` and `address` unused.
+  Listener connection;
+  MeshServiceSettings defaults;
+  // Per Service, keyed "name.namespace": the defaults with what the override sets.
+  std::map<std::string, MeshServiceSettings> services;
+
+  const MeshServiceSettings& settings_for(const std::string& service,
+                                          const std::string& namespace_) const {
+    auto it = services.find(service + "." + namespace_);
+    return it == services.end() ? defaults : it->second;
+  }
+};
+
 struct Config {
   std::string source;    // file the config came from (for messages)
   uint32_t workers = 0;  // 0: one per core
@@ -244,6 +292,7 @@ struct Config {
   Buffers buffers;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
+  Mesh mesh;  // mesh.enabled: listeners and clusters may be empty
 
   const Cluster* find_cluster(const std::string& name) const {
     for (const auto& c : clusters)

@@ -55,12 +55,17 @@ class ConfigReader {
   void read_buffers(const Located& value, Buffers* buffers);
   void read_listeners(const Located& value, std::vector<Listener>* listeners);
   void read_listener(const Located& value, Listener* listener);
+  void read_connection_settings(const MapReader& map, Listener* listener);
   void read_connection_age(const MapReader& map, Listener* listener);
   void read_routes(const Located& value, std::vector<Route>* routes);
   std::optional<RouteMatch> read_match(const Located& value);
   void read_clusters(const Located& value, std::vector<Cluster>* clusters);
   void read_cluster(const Located& value, Cluster* cluster);
+  void read_cluster_tuning(const MapReader& map, Cluster* cluster);
   void read_cluster_endpoints(const MapReader& map, Cluster* cluster);
+  void read_mesh(const Located& value, Mesh* mesh);
+  void read_mesh_service(const Located& value, MeshServiceSettings* settings);
+  void check_mesh_ports(const Config& config);
   void read_endpoints(const Located& value, std::vector<Endpoint>* endpoints);
   std::optional<Endpoint> read_endpoint(const Located& value);
 
@@ -71,6 +76,8 @@ class ConfigReader {
   std::vector<ClusterRef> cluster_refs_;
   bool clusters_complete_ = false;  // every cluster has a valid name: references can be checked
   std::optional<Located> admin_address_;
+  std::optional<Located> mesh_block_;
+  std::optional<Located> mesh_port_;
   std::map<std::string, int> listener_names_;      // name -> line
   std::map<std::string, int> listener_addresses_;  // address -> line
   std::map<std::string, int> cluster_names_;
@@ -123,9 +130,10 @@ std::optional<SocketAddress> ConfigReader::read_address(const Located& value, Ad
 }
 
 void ConfigReader::read(const Located& root, Config* config) {
-  MapReader map(
-      root, {"workers", "log_level", "drain_timeout", "admin", "buffers", "listeners", "clusters"},
-      diag_);
+  MapReader map(root,
+                {"workers", "log_level", "drain_timeout", "admin", "buffers", "listeners",
+                 "clusters", "mesh"},
+                diag_);
   set_uint(map, "workers", 0, 256, &config->workers);
   if (auto value = map.get("log_level")) {
     if (read_choice(*value, {"debug", "info", "warn", "error"}, diag_)) {
@@ -135,11 +143,157 @@ void ConfigReader::read(const Located& root, Config* config) {
   set_duration(map, "drain_timeout", Millis(0), &config->drain_timeout);
   if (auto value = map.get("admin")) read_admin(*value, &config->admin);
   if (auto value = map.get("buffers")) read_buffers(*value, &config->buffers);
-  const char* sketch = "a config needs at least one listener and one cluster";
-  if (auto value = map.require("listeners", sketch)) read_listeners(*value, &config->listeners);
-  if (auto value = map.require("clusters", sketch)) read_clusters(*value, &config->clusters);
+  if (auto value = map.get("mesh")) read_mesh(*value, &config->mesh);
+  // In mesh mode the Services are the clusters: listeners and clusters of one's own are optional.
+  const char* sketch = "a config needs at least one listener and one cluster (or a 'mesh' block)";
+  if (config->mesh.enabled) {
+    auto listeners = map.get("listeners");
+    auto clusters = map.get("clusters");
+    if (listeners) read_listeners(*listeners, &config->listeners);
+    if (clusters) read_clusters(*clusters, &config->clusters);
+    else clusters_complete_ = true;
+  } else {
+    if (auto value = map.require("listeners", sketch)) read_listeners(*value, &config->listeners);
+    if (auto value = map.require("clusters", sketch)) read_clusters(*value, &config->clusters);
+  }
   check_cluster_refs(config->clusters);
   check_admin_address(config->admin, config->listeners);
+  check_mesh_ports(*config);
+}
+
+void ConfigReader::read_mesh(const Located& value, Mesh* mesh) {
+  MapReader map(value,
+                {"enabled", "outbound_port", "detect_timeout", "opaque_ports", "namespaces",
+                 "kubeconfig", "backoff", "cluster_idle_timeout", "relay", "connection",
+                 "defaults", "services"},
+                diag_);
+  if (!map.ok()) return;
+  mesh_block_ = value;
+  mesh->enabled = true;
+  if (auto enabled = map.get("enabled")) {
+    if (auto on = read_bool(*enabled, diag_)) mesh->enabled = *on;
+  }
+  if (auto port = map.get("outbound_port")) {
+    if (auto number = read_int(*port, 1, 65535, diag_)) {
+      mesh->outbound_port = static_cast<uint16_t>(*number);
+      mesh_port_ = *port;
+    }
+  }
+  set_duration(map, "detect_timeout", Millis(1), &mesh->detect_timeout);
+  if (auto ports = map.get("opaque_ports")) {
+    if (auto items = read_sequence(*ports, diag_, "port")) {
+      mesh->opaque_ports.clear();
+      for (const Located& item : *items) {
+        if (auto number = read_int(item, 1, 65535, diag_))
+          mesh->opaque_ports.push_back(static_cast<uint16_t>(*number));
+      }
+    }
+  }
+  if (auto namespaces = map.get("namespaces")) {
+    if (auto items = read_sequence(*namespaces, diag_, "namespace")) {
+      for (const Located& item : *items) {
+        auto text = read_string(item, diag_);
+        if (!text) continue;
+        std::string error, hint;
+        if (!check_dns_label(*text, &error, &hint)) {
+          diag_->add(item.mark, item.path + ": namespace '" + *text + "' " + error, hint);
+          continue;
+        }
+        mesh->namespaces.push_back(*text);
+      }
+    }
+  }
+  if (auto path = map.get("kubeconfig")) {
+    if (auto text = read_string(*path, diag_)) mesh->kubeconfig = *text;
+  }
+  if (auto backoff = map.get("backoff")) {
+    read_backoff(*backoff, Millis(1), &mesh->backoff_base, &mesh->backoff_max, "500ms and 30s",
+                 diag_);
+  }
+  set_duration(map, "cluster_idle_timeout", Millis(1000), &mesh->cluster_idle_timeout);
+  if (auto relay = map.get("relay")) {
+    MapReader relay_map(*relay, {"connect_timeout", "idle_timeout"}, diag_);
+    set_duration(relay_map, "connect_timeout", Millis(1), &mesh->relay_connect_timeout);
+    set_duration(relay_map, "idle_timeout", Millis(0), &mesh->relay_idle_timeout);
+  }
+  if (auto connection = map.get("connection")) {
+    MapReader conn(*connection,
+                   {"max_concurrent_streams", "max_connection_age", "max_connection_age_grace",
+                    "idle_timeout", "header_timeout", "max_header_list_bytes",
+                    "max_header_fields", "flood_limits", "keepalive"},
+                   diag_);
+    read_connection_settings(conn, &mesh->connection);
+  }
+  mesh->connection.name = "mesh-outbound";
+  // Health checks are off in the mesh: the API's readiness already says which pods answer.
+  if (auto defaults = map.get("defaults")) read_mesh_service(*defaults, &mesh->defaults);
+  if (auto services = map.get("services")) {
+    if (!services->node.IsMap()) {
+      diag_->add(services->mark,
+                 services->path + ": expected a map of 'name.namespace' keys, got " +
+                     describe_node(services->node),
+                 "e.g. services: { greeter.grpcdemo: { lb_policy: least_request } }");
+      return;
+    }
+    for (const auto& entry : services->node) {
+      std::string key = entry.first.IsScalar() ? entry.first.Scalar() : std::string();
+      Located item{entry.second, entry.second.IsNull() ? entry.first.Mark() : entry.second.Mark(),
+                   services->path + "." + key};
+      const size_t dot = key.find('.');
+      std::string error, hint;
+      if (dot == std::string::npos || key.find('.', dot + 1) != std::string::npos ||
+          !check_dns_label(key.substr(0, dot), &error, &hint) ||
+          !check_dns_label(key.substr(dot + 1), &error, &hint)) {
+        diag_->add(entry.first.Mark(),
+                   services->path + ": '" + key + "' is not a Service as name.namespace",
+                   "e.g. greeter.grpcdemo for Service greeter in namespace grpcdemo");
+        continue;
+      }
+      if (mesh->services.count(key)) {
+        diag_->add(entry.first.Mark(), services->path + ": '" + key + "' is given twice");
+        continue;
+      }
+      MeshServiceSettings settings = mesh->defaults;  // an override changes what it names
+      read_mesh_service(item, &settings);
+      mesh->services.emplace(key, std::move(settings));
+    }
+  }
+}
+
+void ConfigReader::read_mesh_service(const Located& value, MeshServiceSettings* settings) {
+  MapReader map(
+      value,
+      {"lb_policy", "connect_timeout", "max_connections_per_endpoint", "max_pending_calls",
+       "reconnect_backoff", "idle_timeout", "panic_threshold_percent", "health_check",
+       "outlier_detection", "circuit_breakers", "max_header_list_bytes", "max_header_fields",
+       "keepalive", "max_timeout", "retry"},
+      diag_);
+  if (!map.ok()) return;
+  read_cluster_tuning(map, &settings->cluster);
+  set_duration(map, "max_timeout", Millis(0), &settings->max_timeout);
+  if (auto retry = map.get("retry")) read_retry_policy(*retry, &settings->retry, diag_);
+}
+
+void ConfigReader::check_mesh_ports(const Config& config) {
+  if (!config.mesh.enabled) return;
+  const uint16_t port = config.mesh.outbound_port;
+  if (!mesh_block_) return;  // mesh mode from the command line: apply_mesh_flags checks
+  const Located& at = mesh_port_ ? *mesh_port_ : *mesh_block_;
+  const YAML::Mark mark = at.mark;
+  const std::string where = at.path + ": ";
+  if (config.admin.enabled && config.admin.address.port == port) {
+    diag_->add(mark, where + "outbound port " + std::to_string(port) + " is the admin port",
+               "the outbound port takes redirected traffic; give the admin endpoint its own port");
+  }
+  for (const Listener& listener : config.listeners) {
+    if (listener.address.port == port) {
+      diag_->add(mark,
+                 where + "outbound port " + std::to_string(port) + " is also listener '" +
+                     listener.name + "''s port",
+                 "the outbound listener binds this port on every address");
+      return;
+    }
+  }
 }
 
 void ConfigReader::read_admin(const Located& value, Admin* admin) {
@@ -200,6 +354,14 @@ void ConfigReader::read_listener(const Located& value, Listener* listener) {
       }
     }
   }
+  read_connection_settings(map, listener);
+  if (auto limit = map.get("rate_limit")) read_rate_limit(*limit, &listener->rate_limit, diag_);
+  if (auto routes = map.require("routes", "add at least one route naming a cluster")) {
+    read_routes(*routes, &listener->routes);
+  }
+}
+
+void ConfigReader::read_connection_settings(const MapReader& map, Listener* listener) {
   set_uint(map, "max_concurrent_streams", 1, kMaxInt31, &listener->max_concurrent_streams);
   read_connection_age(map, listener);
   set_duration(map, "max_connection_age_grace", Millis(0), &listener->max_connection_age_grace);
@@ -208,10 +370,6 @@ void ConfigReader::read_listener(const Located& value, Listener* listener) {
   read_header_limits(map, &listener->max_header_list_bytes, &listener->max_header_fields, diag_);
   if (auto flood = map.get("flood_limits")) read_flood_limits(*flood, &listener->flood_limits, diag_);
   if (auto keepalive = map.get("keepalive")) read_keepalive(*keepalive, &listener->keepalive, diag_);
-  if (auto limit = map.get("rate_limit")) read_rate_limit(*limit, &listener->rate_limit, diag_);
-  if (auto routes = map.require("routes", "add at least one route naming a cluster")) {
-    read_routes(*routes, &listener->routes);
-  }
 }
 
 void ConfigReader::read_connection_age(const MapReader& map, Listener* listener) {
@@ -331,6 +489,15 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
       }
     }
   }
+  read_cluster_tuning(map, cluster);
+  if (auto discovery = map.get("discovery")) {
+    read_discovery(*discovery, &cluster->discovery, diag_);
+  }
+  read_cluster_endpoints(map, cluster);
+}
+
+// The settings a cluster and a mesh Service share: everything but name, endpoints and discovery.
+void ConfigReader::read_cluster_tuning(const MapReader& map, Cluster* cluster) {
   if (auto policy = map.get("lb_policy")) {
     // Same order as LbPolicy.
     if (auto index = read_choice(*policy, {"round_robin", "random", "least_request"}, diag_)) {
@@ -355,12 +522,8 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
   if (auto breakers = map.get("circuit_breakers")) {
     read_circuit_breakers(*breakers, &cluster->circuit_breakers, diag_);
   }
-  if (auto discovery = map.get("discovery")) {
-    read_discovery(*discovery, &cluster->discovery, diag_);
-  }
   read_header_limits(map, &cluster->max_header_list_bytes, &cluster->max_header_fields, diag_);
   if (auto keepalive = map.get("keepalive")) read_keepalive(*keepalive, &cluster->keepalive, diag_);
-  read_cluster_endpoints(map, cluster);
 }
 
 // A cluster's endpoints come from its static list or from discovery, never from both.

@@ -31,4 +31,8 @@ int socket_error(int fd);
 
 void set_nodelay(int fd);
 
+// Closes a connected socket with a reset (SO_LINGER 0) instead of a FIN: the peer sees
+// ECONNRESET, as when nothing listened.
+void reset_and_close(int fd);
+
 }  // namespace h2mesh::net

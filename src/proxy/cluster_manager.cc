@@ -15,7 +15,9 @@ Duration sweep_period(Duration retention) {
 }  // namespace
 
 ClusterManager::ClusterManager(WorkerContext& ctx)
-    : ctx_(ctx), sweep_timer_(ctx.loop, [this] { sweep_endpoint_stats(); }) {}
+    : ctx_(ctx),
+      sweep_timer_(ctx.loop, [this] { sweep_endpoint_stats(); }),
+      mesh_sweep_timer_(ctx.loop, [this] { sweep_idle_mesh_clusters(); }) {}
 
 ClusterManager::~ClusterManager() = default;
 
@@ -44,7 +46,9 @@ void ClusterManager::update(cluster::ClusterSnapshotPtr snapshot) {
     pool->set_active_slot(nullptr);
     state.leaving.push_back(std::move(pool));
     raw->on_drained = [this, name, raw] {
-      auto& leaving = clusters_[name].leaving;
+      auto cluster = clusters_.find(name);
+      if (cluster == clusters_.end()) return;
+      auto& leaving = cluster->second.leaving;
       auto it = std::find_if(leaving.begin(), leaving.end(),
                              [raw](const auto& p) { return p.get() == raw; });
       if (it != leaving.end()) leaving.erase(it);
@@ -77,7 +81,77 @@ uint32_t per_worker(uint32_t limit, uint32_t workers) {
 
 ClusterManager::ClusterState* ClusterManager::find(const std::string& cluster) {
   auto it = clusters_.find(cluster);
-  return it == clusters_.end() ? nullptr : &it->second;
+  if (it != clusters_.end()) return &it->second;
+  // A mesh Service's first call on this worker: its pools and LB state start now.
+  const MeshRoute* route = mesh_ ? mesh_->find_cluster(cluster) : nullptr;
+  if (!route) return nullptr;
+  update(route->snapshot);
+  ClusterState& state = clusters_.at(cluster);
+  state.mesh = true;
+  state.idle_mark = state.stats->calls.calls_total;
+  state.idle_sweeps = 0;
+  ++mesh_clusters_;
+  arm_mesh_sweep();
+  return &state;
+}
+
+void ClusterManager::set_mesh(MeshTablePtr table) {
+  mesh_ = std::move(table);
+  for (auto& [name, state] : clusters_) {
+    if (!state.mesh) continue;
+    const MeshRoute* route = mesh_ ? mesh_->find_cluster(name) : nullptr;
+    if (route) {
+      if (route->snapshot != state.snapshot) update(route->snapshot);
+      continue;
+    }
+    if (state.snapshot->hosts.empty()) continue;
+    // The Service is gone: no new calls; the ones in flight finish, then the sweep drops it.
+    auto empty = std::make_shared<cluster::ClusterSnapshot>();
+    empty->settings = state.snapshot->settings;
+    empty->version = state.snapshot->version + 1;
+    update(std::move(empty));
+  }
+  arm_mesh_sweep();
+}
+
+void ClusterManager::arm_mesh_sweep() {
+  if (mesh_clusters_ == 0 || mesh_sweep_timer_.armed() || !mesh_) return;
+  mesh_sweep_timer_.arm(std::chrono::duration_cast<Duration>(
+      mesh_->config->mesh.cluster_idle_timeout / 2));
+}
+
+void ClusterManager::sweep_idle_mesh_clusters() {
+  for (auto it = clusters_.begin(); it != clusters_.end();) {
+    ClusterState& state = it->second;
+    const CallCounters& calls = state.stats->calls;
+    if (!state.mesh || calls.in_flight != 0 || calls.calls_total != state.idle_mark) {
+      state.idle_mark = calls.calls_total;
+      state.idle_sweeps = 0;
+      ++it;
+      continue;
+    }
+    if (++state.idle_sweeps < 2) {
+      ++it;
+      continue;
+    }
+    // No call for a whole idle timeout: pools close their idle connections as they go.
+    const std::string name = it->first;
+    const bool gone = !mesh_ || !mesh_->find_cluster(name);
+    LOG_DEBUG("mesh: cluster %s idle, its pools are dropped on this worker", name.c_str());
+    it = clusters_.erase(it);
+    --mesh_clusters_;
+    // A Service that still exists keeps its counters (a later call continues them); one that
+    // left the mesh takes them along once nothing counts into them any more.
+    if (gone) {
+      auto stats = ctx_.stats.clusters.find(name);
+      if (stats != ctx_.stats.clusters.end()) {
+        bool in_use = false;
+        for (const auto& [key, ep] : stats->second.endpoints) in_use = in_use || ep.users != 0;
+        if (!in_use) ctx_.stats.clusters.erase(stats);
+      }
+    }
+  }
+  arm_mesh_sweep();
 }
 
 ConnPool* ClusterManager::pick(ClusterState& state, Error* why, const TriedEndpoints* avoid) {

@@ -9,6 +9,7 @@
 #include "lb/policy.h"
 #include "net/event_loop.h"
 #include "proxy/conn_pool.h"
+#include "proxy/mesh_table.h"
 #include "proxy/retry.h"
 #include "proxy/tried_endpoints.h"
 #include "proxy/worker_context.h"
@@ -27,10 +28,18 @@ class ClusterManager {
   // Worker thread. Installs a new snapshot of one cluster.
   void update(cluster::ClusterSnapshotPtr snapshot);
 
-  // One cluster as this worker sees it. A handle stays valid for the worker's lifetime (a
-  // cluster that leaves the config keeps an empty snapshot), so a call looks it up once.
+  // Worker thread. The mesh's Services (mesh mode). Their clusters are not made here but on
+  // their first call (find), so that Services nobody calls cost nothing; a new table updates
+  // the ones that exist, and those without calls for mesh.cluster_idle_timeout are dropped.
+  void set_mesh(MeshTablePtr table);
+  const MeshTable* mesh() const { return mesh_.get(); }
+
+  // One cluster as this worker sees it. A handle stays valid while a call uses it: a cluster that
+  // leaves the config keeps an empty snapshot for the worker's lifetime, and a mesh Service's
+  // cluster goes only when no call is in flight.
   struct ClusterState;
-  // Worker thread. Null when no snapshot of `cluster` has arrived.
+  // Worker thread. Null when no snapshot of `cluster` has arrived and the mesh has no such
+  // Service.
   ClusterState* find(const std::string& cluster);
   static ClusterStats* stats(ClusterState& cluster) { return cluster.stats; }
 
@@ -49,16 +58,27 @@ class ClusterManager {
     std::unordered_map<std::string, std::unique_ptr<ConnPool>> pool_by_key;
     std::vector<std::unique_ptr<ConnPool>> leaving;  // drained pools of removed hosts
     ClusterStats* stats = nullptr;
+    bool mesh = false;          // made from the mesh table on a first call
+    uint64_t idle_mark = 0;     // calls_total at the last idle sweep
+    uint32_t idle_sweeps = 0;   // sweeps in a row without a call
   };
+  size_t mesh_cluster_count() const { return mesh_clusters_; }
 
  private:
   // Drops the stats entries of departed endpoints whose retention passed; runs again while some
   // wait.
   void sweep_endpoint_stats();
+  // Drops the mesh clusters that had no call for two sweeps (a sweep every half of
+  // mesh.cluster_idle_timeout); runs again while some exist.
+  void sweep_idle_mesh_clusters();
+  void arm_mesh_sweep();
 
   WorkerContext& ctx_;
   std::unordered_map<std::string, ClusterState> clusters_;
   net::Timer sweep_timer_;
+  MeshTablePtr mesh_;
+  size_t mesh_clusters_ = 0;
+  net::Timer mesh_sweep_timer_;
 };
 
 }  // namespace h2mesh::proxy

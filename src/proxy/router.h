@@ -40,7 +40,21 @@ struct ListenerContext {
         listener(config->listeners[index]),
         router(listener.routes),
         budgets_(listener.routes.size()) {}
+  // A listener that is not in the config: the mesh's, one per Service and worker, made for the
+  // Service's calls (its one route names the Service's cluster).
+  ListenerContext(std::shared_ptr<const config::Config> cfg,
+                  std::shared_ptr<const config::Listener> own)
+      : config(std::move(cfg)),
+        own_listener_(std::move(own)),
+        listener(*own_listener_),
+        router(listener.routes),
+        budgets_(listener.routes.size()) {}
   std::shared_ptr<const config::Config> config;
+
+ private:
+  std::shared_ptr<const config::Listener> own_listener_;  // set when not one of config's
+
+ public:
   const config::Listener& listener;
   Router router;
 

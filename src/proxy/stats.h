@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/time.h"
+#include "proxy/tcp_relay.h"
 
 namespace h2mesh::proxy {
 
@@ -101,6 +102,27 @@ EndpointStats endpoint_totals(const ClusterStats& cluster);
 // finds it so. Returns true while some entry still waits (the caller looks again later).
 bool retire_endpoints(ClusterStats& cluster, TimePoint now, Duration retention);
 
+// Mesh mode: what became of the connections redirected to the outbound port.
+struct MeshStats {
+  uint64_t http2_connections = 0;    // to a Service's cluster IP, HTTP/2: balanced per call
+  uint64_t unknown_destination = 0;  // relayed: not a Service's cluster IP and port
+  uint64_t opaque = 0;               // relayed: an opaque port, never inspected
+  uint64_t detected_other = 0;       // relayed: not HTTP/2, or nothing within detect_timeout
+  uint64_t loops_refused = 0;        // the original destination was the outbound port itself
+  uint64_t no_destination = 0;       // no original destination could be read
+  RelayStats relay;
+
+  void add(const MeshStats& o) {
+    http2_connections += o.http2_connections;
+    unknown_destination += o.unknown_destination;
+    opaque += o.opaque;
+    detected_other += o.detected_other;
+    loops_refused += o.loops_refused;
+    no_destination += o.no_destination;
+    relay.add(o.relay);
+  }
+};
+
 struct WorkerStats {
   uint64_t downstream_connections_total = 0;
   uint64_t downstream_connections_active = 0;
@@ -114,6 +136,7 @@ struct WorkerStats {
   uint64_t calls_malformed_timeout = 0;  // answered INTERNAL: grpc-timeout not valid
   std::map<std::string, ClusterStats> clusters;
   std::map<RateLimitKey, uint64_t> rate_limited;  // calls refused by each configured rate limit
+  MeshStats mesh;
 
   void add(const WorkerStats& o) {
     downstream_connections_total += o.downstream_connections_total;
@@ -128,6 +151,7 @@ struct WorkerStats {
     calls_malformed_timeout += o.calls_malformed_timeout;
     for (const auto& [k, v] : o.clusters) clusters[k].add(v);
     for (const auto& [k, v] : o.rate_limited) rate_limited[k] += v;
+    mesh.add(o.mesh);
   }
 };
 

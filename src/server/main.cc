@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "config/mesh_flags.h"
 #include "config/parser.h"
 #include "mesh/iptables_command.h"
 #include "server/demo.h"
@@ -22,16 +23,22 @@ struct Command {
   const char* name;
   const char* arguments;  // as shown in the usage
   const char* summary;
-  std::vector<std::string_view> flags;
-  std::vector<std::string_view> switches = {};
+  std::vector<std::string_view> flags;     // take a value
+  std::vector<std::string_view> switches;  // take none ("1" when given)
 };
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
-      {"run", "--config FILE [--log-level debug|info|warn|error]",
-       "serve with the config in FILE (--log-level overrides its log_level)",
-       {"--config", "--log-level"}},
-      {"check", "--config FILE", "validate a config and list every error", {"--config"}},
+      {"run",
+       "--config FILE | --mesh [--config FILE] [--kubeconfig PATH] [--namespaces NS,NS..]\n"
+       "             [--outbound-port PORT] [--admin ADDRESS] [--log-level debug|info|warn|error]",
+       "serve with the config in FILE (--log-level overrides its log_level); with --mesh, as a\n"
+       "      sidecar: redirected outbound TCP, every Kubernetes Service balanced per call, no\n"
+       "      config needed (flags, or H2MESH_KUBECONFIG, H2MESH_NAMESPACES, H2MESH_OUTBOUND_PORT,\n"
+       "      H2MESH_ADMIN, H2MESH_LOG_LEVEL, override the config's mesh block)",
+       {"--config", "--log-level", "--kubeconfig", "--namespaces", "--outbound-port", "--admin"},
+       {"--mesh"}},
+      {"check", "--config FILE", "validate a config and list every error", {"--config"}, {}},
       {"demo", "[--mesh] [--calls N]",
        "per-connection vs per-call balancing, side by side (N: a multiple of 4, default 24);\n"
        "      --mesh (root): in network namespaces, a ClusterIP Service without and with the sidecar",
@@ -39,9 +46,9 @@ const std::vector<Command>& commands() {
        {"--mesh"}},
       {"iptables", "install|uninstall|show [--dry-run] [FLAGS]",
        "mesh mode's interception rules, as root (FLAGS: h2mesh iptables --help)",
-       {}},  // reads its own flags (an action word, --dry-run without a value)
-      {"version", "", "print the version", {}},
-      {"help", "[COMMAND]", "print this help, or a command's", {}},
+       {}, {}},  // reads its own flags (an action word, --dry-run without a value)
+      {"version", "", "print the version", {}, {}},
+      {"help", "[COMMAND]", "print this help, or a command's", {}, {}},
   };
   return kCommands;
 }
@@ -98,11 +105,11 @@ int read_flags(const Command& c, int argc, char** argv, std::map<std::string, st
       return usage_error(where, "unexpected argument '" + std::string(arg) + "'");
     std::string_view name = arg.substr(0, arg.find('='));
     bool is_switch = false;
-    for (std::string_view s : c.switches) is_switch = is_switch || s == name;
+    for (std::string_view f : c.switches) is_switch = is_switch || f == name;
     if (is_switch) {
       if (name.size() < arg.size())
         return usage_error(where, std::string(name) + " takes no value");
-      if (!out->emplace(std::string(name), "true").second)
+      if (!out->emplace(std::string(name), "1").second)
         return usage_error(where, std::string(name) + " is given twice");
       continue;
     }
@@ -182,16 +189,47 @@ int main(int argc, char** argv) {
                                  : h2mesh::server::run_demo(calls);
   }
   // run and check
-  if (!flags.count("--config")) return usage_error("h2mesh " + name, "--config FILE is required");
+  const bool mesh = flags.count("--mesh") != 0;
+  if (!mesh) {
+    for (const char* f : {"--kubeconfig", "--namespaces", "--outbound-port", "--admin"}) {
+      if (flags.count(f))
+        return usage_error("h2mesh " + name, std::string(f) + " is a mesh setting: add --mesh");
+    }
+  }
+  if (!flags.count("--config") && !mesh)
+    return usage_error("h2mesh " + name, name == "run" ? "--config FILE is required (or --mesh)"
+                                                       : "--config FILE is required");
+  // Flags first, then the environment (a sidecar's container spec sets env more easily).
+  for (auto [flag, env] : {std::pair{"--kubeconfig", "H2MESH_KUBECONFIG"},
+                           {"--namespaces", "H2MESH_NAMESPACES"},
+                           {"--outbound-port", "H2MESH_OUTBOUND_PORT"},
+                           {"--admin", "H2MESH_ADMIN"},
+                           {"--log-level", "H2MESH_LOG_LEVEL"}}) {
+    const char* value = getenv(env);
+    if (mesh && !flags.count(flag) && value && *value) flags[flag] = value;
+  }
+  h2mesh::config::MeshFlags mesh_flags;
+  if (mesh) {
+    std::string error;
+    if (!h2mesh::config::parse_mesh_flags(flags, &mesh_flags, &error))
+      return usage_error("h2mesh run", error);
+  }
   // A bad flag is a usage error (exit code 2) before the config is even read.
   h2mesh::log::Level flag_level = h2mesh::log::Level::Info;
   if (flags.count("--log-level") && !h2mesh::log::parse_level(flags["--log-level"], &flag_level)) {
     return usage_error("h2mesh run", "unknown log level '" + flags["--log-level"] + "'",
                        flags["--log-level"], {"debug", "info", "warn", "error"});
   }
-  const std::string path = flags["--config"];
+  const std::string path = flags.count("--config") ? flags["--config"] : std::string();
   h2mesh::config::Config config;
-  if (load(path, &config) != 0) return 1;
+  if (!path.empty() && load(path, &config) != 0) return 1;
+  if (mesh) {
+    std::string error;
+    if (!h2mesh::config::apply_mesh_flags(mesh_flags, &config, &error)) {
+      fprintf(stderr, "h2mesh run: %s\n", error.c_str());
+      return 1;
+    }
+  }
   if (name == "check") {
     printf("%s: OK (%zu listener(s), %zu cluster(s))\n", path.c_str(), config.listeners.size(),
            config.clusters.size());
@@ -203,6 +241,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   h2mesh::log::set_level(level);
-  h2mesh::server::Server server(std::move(config), path);
+  std::optional<h2mesh::config::MeshFlags> reapply;
+  if (mesh) reapply = mesh_flags;
+  h2mesh::server::Server server(std::move(config), path, std::move(reapply));
   return server.run();
 }

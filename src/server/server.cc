@@ -57,8 +57,10 @@ class Server::SignalHandler final : public net::IoHandler {
   int fd_;
 };
 
-Server::Server(config::Config config, std::string config_path)
+Server::Server(config::Config config, std::string config_path,
+               std::optional<config::MeshFlags> mesh_flags)
     : config_(std::make_shared<const config::Config>(std::move(config))),
+      mesh_flags_(std::move(mesh_flags)),
       config_path_(std::move(config_path)) {}
 
 Server::~Server() {
@@ -66,6 +68,7 @@ Server::~Server() {
   rate_limits_.reset();
   workers_.clear();
   resolvers_.clear();
+  mesh_.reset();
   registry_.reset();
   admin_.reset();
   signals_.reset();
@@ -91,6 +94,27 @@ bool Server::bind_listener(const config::Listener& listener, size_t workers, Bou
   return true;
 }
 
+bool Server::bind_outbound(size_t workers, std::vector<std::vector<int>>* fds) {
+  const uint16_t port = config_->mesh.outbound_port;
+  std::vector<config::SocketAddress> addresses = {{"0.0.0.0", port}};
+  // REDIRECT sends IPv6 connections to [::1]: bind [::] too where the host has IPv6.
+  if (access("/proc/net/if_inet6", F_OK) == 0) addresses.push_back({"::", port});
+  for (const auto& address : addresses) {
+    for (size_t w = 0; w < workers; ++w) {
+      auto fd = net::listen_tcp(address, /*reuse_port=*/true);
+      if (!fd) {
+        LOG_ERROR("mesh: outbound port: %s", fd.error().message.c_str());
+        for (auto& list : *fds)
+          for (int f : list) ::close(f);
+        return false;
+      }
+      (*fds)[w].push_back(*fd);
+    }
+    LOG_INFO("mesh: outbound listener on %s", address.to_string().c_str());
+  }
+  return true;
+}
+
 int Server::run() {
   signal(SIGPIPE, SIG_IGN);
   // Blocked before any thread starts, so only the signalfd of the main loop sees them.
@@ -107,6 +131,8 @@ int Server::run() {
   std::vector<std::vector<int>> fds(n);
   for (const auto& b : bound_)
     for (size_t w = 0; w < n; ++w) fds[w].push_back(b.fds[w]);
+  std::vector<std::vector<int>> outbound(n);
+  if (config_->mesh.enabled && !bind_outbound(n, &outbound)) return 1;
 
   if (config_->admin.enabled) {
     auto fd = net::listen_tcp(config_->admin.address, false, 64);
@@ -126,18 +152,30 @@ int Server::run() {
   registry_ = std::make_unique<cluster::ClusterRegistry>(loop_, config_->clusters);
   auto snapshots = registry_->snapshots();
   auto report_outlier = [this](const std::string& cluster, const std::string& host) {
-    loop_.post([this, cluster, host] { registry_->report_outlier(cluster, host); });
+    loop_.post([this, cluster, host] {
+      if (!mesh_ || !mesh_->report_outlier(cluster, host)) registry_->report_outlier(cluster, host);
+    });
   };
   for (size_t i = 0; i < n; ++i) {
-    workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), static_cast<uint32_t>(n), config_,
-                                                fds[i], snapshots,
-                                                report_outlier));
+    workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), static_cast<uint32_t>(n),
+                                                config_, fds[i], snapshots, report_outlier,
+                                                std::move(outbound[i])));
   }
   registry_->set_publish([this](cluster::ClusterSnapshotPtr snap) {
     for (auto& w : workers_) w->post_snapshot(snap);
   });
   start_discovery();
-  watcher_ = std::make_unique<ConfigWatcher>(loop_, config_path_, [this] { reload("file changed"); });
+  if (config_->mesh.enabled) {
+    mesh_ = std::make_unique<MeshController>(loop_, config_, [this](proxy::MeshTablePtr table) {
+      for (auto& w : workers_) w->post_mesh(table);
+    });
+    for (auto& w : workers_) w->post_mesh(mesh_->table());
+    mesh_->start();
+  }
+  if (!config_path_.empty()) {
+    watcher_ =
+        std::make_unique<ConfigWatcher>(loop_, config_path_, [this] { reload("file changed"); });
+  }
   rate_limits_ = std::make_unique<RateLimitCoordinator>(loop_, workers_);
   rate_limits_->set_config(config_);
   for (auto& w : workers_) w->start();
@@ -182,6 +220,11 @@ void Server::start_discovery() {
 
 void Server::reload(const char* trigger) {
   if (shutting_down_) return;
+  if (config_path_.empty()) {
+    LOG_INFO("reload (%s): no config file (run --mesh without --config); nothing to reload",
+             trigger);
+    return;
+  }
   std::string text = ConfigWatcher::read_file(config_path_);
   if (watcher_) watcher_->set_current(text);
   auto result = config::parse_config(text, config_path_);
@@ -192,6 +235,20 @@ void Server::reload(const char* trigger) {
     return;
   }
   config::Config next = std::move(*result.config);
+  if (mesh_flags_) {
+    std::string error;
+    if (!config::apply_mesh_flags(*mesh_flags_, &next, &error)) {
+      LOG_ERROR("reload (%s) refused: %s; the running configuration stays", trigger,
+                error.c_str());
+      return;
+    }
+  }
+  if (next.mesh.enabled != config_->mesh.enabled ||
+      next.mesh.outbound_port != config_->mesh.outbound_port) {
+    LOG_WARN("reload: mesh mode and its outbound port change only with a restart");
+    next.mesh.enabled = config_->mesh.enabled;
+    next.mesh.outbound_port = config_->mesh.outbound_port;
+  }
   if (next.workers != config_->workers) {
     LOG_WARN("reload: the number of workers changes only with a restart; keeping %zu",
              workers_.size());
@@ -239,11 +296,13 @@ void Server::reload(const char* trigger) {
   }
   rate_limits_->set_config(config_);
   start_discovery();
+  if (mesh_) mesh_->set_config(config_);
   LOG_INFO("configuration reloaded (%s): %zu listener(s), %zu cluster(s)", trigger,
            config_->listeners.size(), config_->clusters.size());
 }
 
 bool Server::discovery_synced(std::string* why) const {
+  if (mesh_ && !mesh_->synced(why)) return false;
   for (const auto& [name, r] : resolvers_) {
     if (!r.resolver->synced()) {
       *why = "discovery of cluster " + name + " not synced: " + r.resolver->last_error();
@@ -308,12 +367,19 @@ void Server::handle_admin(const std::string& method, const std::string& path,
   bool metrics = path == "/metrics";
   auto finish = [this, gather, metrics, reply = std::move(reply)] {
     auto health = registry_->health();
+    proxy::MeshTablePtr table = mesh_ ? mesh_->table() : nullptr;
+    if (mesh_) {
+      // The endpoints of Services some worker called; the others have no series yet.
+      for (auto& [name, hosts] : mesh_->health())
+        if (gather->total.clusters.count(name)) health.emplace(name, std::move(hosts));
+    }
     if (metrics) {
       reply(admin::HttpResponse{200, "text/plain; version=0.0.4",
-                                admin::render_metrics(gather->total, health, *config_)});
+                                admin::render_metrics(gather->total, health, *config_, table.get())});
     } else {
-      reply(admin::HttpResponse{200, "application/json",
-                                admin::render_clusters_json(gather->total, health, *config_)});
+      reply(admin::HttpResponse{
+          200, "application/json",
+          admin::render_clusters_json(gather->total, health, *config_, table.get())});
     }
   };
   for (auto& w : workers_) {

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,8 +10,10 @@
 #include "cluster/registry.h"
 #include "discovery/resolver.h"
 #include "config/config.h"
+#include "config/mesh_flags.h"
 #include "net/event_loop.h"
 #include "server/config_watcher.h"
+#include "server/mesh_controller.h"
 #include "server/rate_limit_coordinator.h"
 #include "server/worker.h"
 
@@ -21,7 +24,10 @@ namespace h2mesh::server {
 class Server {
  public:
   // `config_path` is re-read on SIGHUP and when the file changes.
-  Server(config::Config config, std::string config_path);
+  // `config_path` may be empty (mesh mode without a file): nothing to reload then. `mesh_flags`
+  // (run --mesh) are applied again to every reloaded config.
+  Server(config::Config config, std::string config_path,
+         std::optional<config::MeshFlags> mesh_flags = std::nullopt);
   ~Server();
   // Binds every socket, starts the workers, serves until SIGTERM/SIGINT and the drain finished.
   // Returns the process exit code.
@@ -36,6 +42,9 @@ class Server {
     std::vector<int> fds;
   };
   bool bind_listener(const config::Listener& listener, size_t workers, BoundListener* out);
+  // Mesh mode: the outbound port on 0.0.0.0 and, when the host has IPv6, on [::]; one socket
+  // per worker and address. False when the port cannot be bound.
+  bool bind_outbound(size_t workers, std::vector<std::vector<int>>* fds);
   void start_discovery();
   // Drops pages only start-up needed (common/memory_trim.h). Once: a reload does not repeat it,
   // so the workers' hot pages are not dropped under load.
@@ -51,6 +60,8 @@ class Server {
   net::EventLoop loop_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<cluster::ClusterRegistry> registry_;
+  std::unique_ptr<MeshController> mesh_;
+  std::optional<config::MeshFlags> mesh_flags_;
   struct ResolverEntry {
     config::Discovery settings;
     std::unique_ptr<discovery::Resolver> resolver;

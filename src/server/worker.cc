@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "net/original_dst.h"
 #include "net/socket.h"
 #include "net/tcp_transport.h"
 
@@ -44,7 +45,11 @@ class Worker::Listener final : public net::IoHandler {
         return;
       }
       net::set_nodelay(fd);
-      worker_.accept_connection(fd, ctx_);
+      if (ctx_) {
+        worker_.accept_connection(fd, ctx_);
+      } else {
+        worker_.accept_outbound(fd);  // the mesh's outbound port
+      }
     }
   }
 
@@ -57,7 +62,8 @@ class Worker::Listener final : public net::IoHandler {
 Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::Config> config,
                std::vector<int> listener_fds,
                const std::vector<cluster::ClusterSnapshotPtr>& snapshots,
-               std::function<void(const std::string&, const std::string&)> report_outlier)
+               std::function<void(const std::string&, const std::string&)> report_outlier,
+               std::vector<int> outbound_fds)
     : index_(index),
       worker_count_(worker_count),
       config_(std::move(config)),
@@ -76,6 +82,7 @@ Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::C
   for (size_t i = 0; i < listener_fds.size(); ++i)
     listeners_.push_back(std::make_unique<Listener>(
         *this, listener_fds[i], std::make_shared<proxy::ListenerContext>(config_, i)));
+  for (int fd : outbound_fds) outbound_.push_back(std::make_unique<Listener>(*this, fd, nullptr));
 }
 
 Worker::~Worker() {
@@ -83,8 +90,11 @@ Worker::~Worker() {
   // Connections first: their streams hold requests that point into the pools.
   for (auto& [raw, conn] : connections_) conn->on_gone = nullptr;
   connections_.clear();
+  detecting_.clear();  // their sockets are still ours
+  relays_.clear();     // resets both sides of each
   loop_.run_deferred();
   listeners_.clear();
+  outbound_.clear();
 }
 
 void Worker::start() {
@@ -112,6 +122,120 @@ void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener
   connections_.emplace(conn.get(), std::move(conn));
 }
 
+void Worker::accept_outbound(int fd) {
+  proxy::MeshStats& mesh = ctx_.stats.mesh;
+  auto destination = net::original_destination(fd);
+  uint64_t held_back = 0;
+  if (!destination) {
+    mesh.no_destination++;
+    if (mesh_log_.allow(loop_.now(), &held_back))
+      LOG_WARN("mesh: a redirected connection has no original destination; closed");
+    ::close(fd);
+    return;
+  }
+  if (net::is_own_listener(fd, *destination)) {
+    // Relaying it would come straight back here: rules that redirect h2mesh's own connections
+    // (run it as the --proxy-uid of `h2mesh iptables install`), or a client dialling this port.
+    mesh.loops_refused++;
+    if (mesh_log_.allow(loop_.now(), &held_back))
+      LOG_WARN("mesh: refused a connection to %s: that is h2mesh's outbound listener itself "
+               "(check that h2mesh runs as the uid the iptables rules exclude)%s",
+               destination->to_string().c_str(),
+               held_back ? (" (" + std::to_string(held_back) + " more not logged)").c_str() : "");
+    net::reset_and_close(fd);
+    return;
+  }
+  const config::Mesh& settings = config_->mesh;
+  const proxy::MeshTable* table = clusters_.mesh();
+  const proxy::MeshRoute* route = table ? table->find_address(destination->to_string()) : nullptr;
+  const bool opaque = std::find(settings.opaque_ports.begin(), settings.opaque_ports.end(),
+                                destination->port) != settings.opaque_ports.end();
+  if (!route || opaque) {
+    // Not a Service's cluster IP (a pod, a headless Service's member, outside the cluster), or a
+    // port whose protocol is never inspected: bytes go where they were going.
+    (opaque ? mesh.opaque : mesh.unknown_destination)++;
+    start_relay(fd, *destination);
+    return;
+  }
+  // The detector reports from the loop, never from its constructor: it is in detecting_ by then.
+  auto detector = std::make_unique<proxy::ProtocolDetector>(
+      loop_, fd, std::chrono::duration_cast<Duration>(settings.detect_timeout),
+      [this, fd, destination = *destination](proxy::Protocol protocol, Duration) {
+    auto it = detecting_.find(fd);
+    if (it != detecting_.end()) {
+      loop_.defer_delete(std::move(it->second));
+      detecting_.erase(it);
+    }
+    if (draining_) {
+      ::close(fd);
+      return;
+    }
+    if (protocol == proxy::Protocol::Http2) {
+      start_mesh_connection(fd, destination);
+    } else {
+      ctx_.stats.mesh.detected_other++;
+      start_relay(fd, destination);
+    }
+  });
+  detecting_.emplace(fd, std::move(detector));
+}
+
+void Worker::start_relay(int fd, const config::SocketAddress& destination) {
+  proxy::RelayOptions options;
+  options.connect_timeout =
+      std::chrono::duration_cast<Duration>(config_->mesh.relay_connect_timeout);
+  options.idle_timeout = std::chrono::duration_cast<Duration>(config_->mesh.relay_idle_timeout);
+  // on_gone runs from the loop, never from the constructor: the relay is in relays_ by then.
+  const uint64_t id = next_relay_id_++;
+  auto relay = std::make_unique<proxy::TcpRelay>(
+      loop_, fd, destination, options, ctx_.stats.mesh.relay, [this, id] {
+        auto it = relays_.find(id);
+        if (it == relays_.end()) return;
+        loop_.defer_delete(std::move(it->second));
+        relays_.erase(it);
+        check_drained();
+      });
+  relays_.emplace(id, std::move(relay));
+}
+
+void Worker::start_mesh_connection(int fd, const config::SocketAddress& destination) {
+  // The table may have changed while the first bytes came: look the Service up again.
+  const proxy::MeshTable* table = clusters_.mesh();
+  const proxy::MeshRoute* route = table ? table->find_address(destination.to_string()) : nullptr;
+  if (!route) {
+    ctx_.stats.mesh.unknown_destination++;
+    start_relay(fd, destination);
+    return;
+  }
+  ctx_.stats.mesh.http2_connections++;
+  accept_connection(fd, mesh_context(*route));
+}
+
+proxy::ListenerContextPtr Worker::mesh_context(const proxy::MeshRoute& route) {
+  MeshContext& entry = mesh_contexts_[route.cluster];
+  if (entry.listener != route.listener.get() || !entry.context) {
+    auto context = std::make_shared<proxy::ListenerContext>(config_, route.listener);
+    if (entry.context) context->inherit_budgets(*entry.context);
+    entry.listener = route.listener.get();
+    entry.context = std::move(context);
+  }
+  return entry.context;
+}
+
+void Worker::post_mesh(proxy::MeshTablePtr table) {
+  loop_.post([this, table = std::move(table)]() mutable {
+    // Contexts of Services that left go; connections that use one keep it.
+    for (auto it = mesh_contexts_.begin(); it != mesh_contexts_.end();) {
+      if (!table->find_cluster(it->first)) {
+        it = mesh_contexts_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    clusters_.set_mesh(std::move(table));
+  });
+}
+
 void Worker::remove_connection(proxy::DownstreamConnection* conn) {
   auto it = connections_.find(conn);
   if (it == connections_.end()) return;
@@ -121,7 +245,8 @@ void Worker::remove_connection(proxy::DownstreamConnection* conn) {
 }
 
 void Worker::check_drained() {
-  if (draining_ && connections_.empty() && on_drained_) {
+  // Relayed connections count: their bytes are not cut before the drain deadline.
+  if (draining_ && connections_.empty() && relays_.empty() && on_drained_) {
     auto done = std::move(on_drained_);
     on_drained_ = nullptr;
     done();
@@ -176,6 +301,7 @@ void Worker::post_drain(std::function<void()> done) {
     draining_ = true;
     on_drained_ = std::move(done);
     for (auto& l : listeners_) l->close_socket();
+    for (auto& l : outbound_) l->close_socket();
     for (auto& [raw, conn] : connections_) conn->start_drain();
     check_drained();
   });
@@ -186,6 +312,10 @@ void Worker::post_force_close() {
     std::vector<proxy::DownstreamConnection*> all;
     for (auto& [raw, conn] : connections_) all.push_back(raw);
     for (auto* c : all) c->close(make_error(ErrorCode::Draining, "drain deadline reached"));
+    // Relays have no way to say "go away": at the deadline both sides are reset.
+    for (auto& [raw, relay] : relays_) loop_.defer_delete(std::move(relay));
+    relays_.clear();
+    check_drained();
   });
 }
 

@@ -11,6 +11,9 @@
 #include "net/event_loop.h"
 #include "proxy/cluster_manager.h"
 #include "proxy/downstream.h"
+#include "proxy/mesh_table.h"
+#include "proxy/protocol_detect.h"
+#include "proxy/tcp_relay.h"
 #include "proxy/router.h"
 #include "proxy/worker_context.h"
 
@@ -23,10 +26,12 @@ class Worker {
  public:
   // `listener_fds[i]` belongs to config->listeners[i]; the worker takes ownership.
   // `report_outlier` runs on this worker's thread and must hand the report to the main thread.
+  // `outbound_fds`: this worker's sockets of the mesh's outbound port (mesh mode; else empty).
   Worker(int index, uint32_t worker_count, std::shared_ptr<const config::Config> config,
          std::vector<int> listener_fds,
          const std::vector<cluster::ClusterSnapshotPtr>& snapshots,
-         std::function<void(const std::string&, const std::string&)> report_outlier);
+         std::function<void(const std::string&, const std::string&)> report_outlier,
+         std::vector<int> outbound_fds = {});
   ~Worker();
 
   void start();
@@ -34,6 +39,8 @@ class Worker {
 
   // Thread-safe.
   void post_snapshot(cluster::ClusterSnapshotPtr snapshot);
+  // Mesh mode: the Services' table (proxy/mesh_table.h).
+  void post_mesh(proxy::MeshTablePtr table);
   // A reloaded config. `fds[i]` is this worker's socket for config->listeners[i]: sockets it
   // already has are kept, new ones are adopted, the others are closed.
   void post_config(std::shared_ptr<const config::Config> config, std::vector<int> fds);
@@ -56,6 +63,14 @@ class Worker {
  private:
   class Listener;
   void accept_connection(int fd, const proxy::ListenerContextPtr& listener);
+  // Mesh mode: a connection redirected to the outbound port. Balanced per call when it goes to
+  // a Service's cluster IP and speaks HTTP/2; relayed as TCP to where it was going otherwise.
+  void accept_outbound(int fd);
+  void start_relay(int fd, const config::SocketAddress& destination);
+  void start_mesh_connection(int fd, const config::SocketAddress& destination);
+  // The context of a Service's calls on this worker: one per Service, so that its retry budget
+  // is shared by its connections.
+  proxy::ListenerContextPtr mesh_context(const proxy::MeshRoute& route);
   void remove_connection(proxy::DownstreamConnection* conn);
   void check_drained();
 
@@ -68,6 +83,16 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<proxy::DownstreamConnection*, std::unique_ptr<proxy::DownstreamConnection>>
       connections_;
+  std::vector<std::unique_ptr<Listener>> outbound_;
+  std::unordered_map<int, std::unique_ptr<proxy::ProtocolDetector>> detecting_;  // by socket
+  std::unordered_map<uint64_t, std::unique_ptr<proxy::TcpRelay>> relays_;
+  uint64_t next_relay_id_ = 0;
+  struct MeshContext {
+    const config::Listener* listener = nullptr;  // the route's, when the context was made
+    proxy::ListenerContextPtr context;
+  };
+  std::unordered_map<std::string, MeshContext> mesh_contexts_;  // by cluster
+  log::Limiter mesh_log_{seconds(1)};
   http2::SessionOptions downstream_opts_;
   std::function<void()> on_drained_;
   bool draining_ = false;

@@ -94,6 +94,22 @@ TEST_F(CliTest, MissingFlagValueAndStrayArgumentsAreErrors) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--config FILE is required"), std::string::npos) << r.err;
 
+  r = h2mesh({"run", "--kubeconfig", "/k"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--kubeconfig is a mesh setting: add --mesh"), std::string::npos) << r.err;
+
+  r = h2mesh({"run", "--mesh=yes"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--mesh takes no value"), std::string::npos) << r.err;
+
+  r = h2mesh({"run", "--mesh", "--outbound-port", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--outbound-port: '0' is not a port"), std::string::npos) << r.err;
+
+  r = h2mesh({"run", "--mesh", "--outbound-port", "9901"});
+  EXPECT_EQ(r.code, 1) << "the outbound port is the default admin port";
+  EXPECT_NE(r.err.find("also the admin port"), std::string::npos) << r.err;
+
   r = h2mesh({"run", "--config", dir_ + "/missing.yaml", "--log-level", "warning"});
   EXPECT_EQ(r.code, 2) << "a bad flag is reported before the config is read";
   EXPECT_NE(r.err.find("unknown log level 'warning' (did you mean warn?)"), std::string::npos)

@@ -1,0 +1,31 @@
+#pragma once
+
+// `h2mesh run --mesh`: the command line's (and environment's) mesh settings, applied on top of
+// the config file's mesh block, or of the defaults when there is no file.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace h2mesh::config {
+
+struct MeshFlags {
+  std::optional<std::string> kubeconfig;               // --kubeconfig PATH
+  std::optional<std::vector<std::string>> namespaces;  // --namespaces a,b
+  std::optional<uint16_t> outbound_port;               // --outbound-port PORT
+  std::optional<SocketAddress> admin;                  // --admin ADDRESS
+};
+
+// Reads --kubeconfig, --namespaces, --outbound-port and --admin from `flags` (name → value).
+// Returns false with a message naming the flag when a value is malformed.
+bool parse_mesh_flags(const std::map<std::string, std::string>& flags, MeshFlags* out,
+                      std::string* error);
+
+// Turns mesh mode on in `config` and applies the flags. False, with a message, when the result
+// is inconsistent (the outbound port is the admin port or a listener's).
+bool apply_mesh_flags(const MeshFlags& flags, Config* config, std::string* error);
+
+}  // namespace h2mesh::config

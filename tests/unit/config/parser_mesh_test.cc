@@ -1,0 +1,163 @@
+// The `mesh:` block and `run --mesh`'s flags.
+
+#include <gtest/gtest.h>
+
+#include "config/mesh_flags.h"
+#include "parser_test_util.h"
+
+namespace h2mesh::config {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(ParserMesh, AMeshBlockAloneIsAConfig) {
+  auto r = parse("\nmesh: {}\n");
+  ASSERT_TRUE(r.ok()) << dump(r);
+  const Mesh& m = r.config->mesh;
+  EXPECT_TRUE(m.enabled);
+  EXPECT_EQ(m.outbound_port, 15001);
+  EXPECT_EQ(m.detect_timeout, milliseconds(100));
+  EXPECT_EQ(m.opaque_ports, (std::vector<uint16_t>{25, 587, 3306, 4444, 5432, 6379, 9300, 11211}));
+  EXPECT_TRUE(m.namespaces.empty());
+  EXPECT_TRUE(r.config->listeners.empty());
+  EXPECT_FALSE(m.defaults.cluster.health_check.enabled) << "readiness comes from the API";
+}
+
+TEST(ParserMesh, WithoutMeshListenersAndClustersAreStillRequired) {
+  auto r = parse("\nworkers: 1\n");
+  ASSERT_EQ(r.errors.size(), 2u) << dump(r);
+  EXPECT_NE(r.errors[0].message.find("'listeners'"), std::string::npos) << dump(r);
+  EXPECT_NE(r.errors[1].message.find("'clusters'"), std::string::npos) << dump(r);
+  EXPECT_NE(r.errors[0].hint.find("or a 'mesh' block"), std::string::npos) << dump(r);
+}
+
+TEST(ParserMesh, EverySettingIsRead) {
+  auto r = parse(R"(
+mesh:
+  outbound_port: 16001
+  detect_timeout: 250ms
+  opaque_ports: [5432, 3306]
+  namespaces: [grpcdemo, payments]
+  kubeconfig: /etc/kube/config
+  backoff: { base: 1s, max: 1m }
+  cluster_idle_timeout: 2m
+  relay: { connect_timeout: 3s, idle_timeout: 1h }
+  connection: { max_concurrent_streams: 200, idle_timeout: 5m }
+  defaults:
+    lb_policy: least_request
+    max_timeout: 10s
+    retry: { max_attempts: 2 }
+  services:
+    greeter.grpcdemo:
+      lb_policy: random
+      outlier_detection: { consecutive_failures: 2 }
+)");
+  ASSERT_TRUE(r.ok()) << dump(r);
+  const Mesh& m = r.config->mesh;
+  EXPECT_EQ(m.outbound_port, 16001);
+  EXPECT_EQ(m.detect_timeout, milliseconds(250));
+  EXPECT_EQ(m.opaque_ports, (std::vector<uint16_t>{5432, 3306}));
+  EXPECT_EQ(m.namespaces, (std::vector<std::string>{"grpcdemo", "payments"}));
+  EXPECT_EQ(m.kubeconfig, "/etc/kube/config");
+  EXPECT_EQ(m.backoff_base, milliseconds(1000));
+  EXPECT_EQ(m.backoff_max, milliseconds(60000));
+  EXPECT_EQ(m.cluster_idle_timeout, milliseconds(120000));
+  EXPECT_EQ(m.relay_connect_timeout, milliseconds(3000));
+  EXPECT_EQ(m.relay_idle_timeout, milliseconds(3600000));
+  EXPECT_EQ(m.connection.max_concurrent_streams, 200u);
+  EXPECT_EQ(m.connection.idle_timeout, milliseconds(300000));
+  EXPECT_EQ(m.defaults.cluster.lb_policy, LbPolicy::LeastRequest);
+  EXPECT_EQ(m.defaults.max_timeout, milliseconds(10000));
+  EXPECT_EQ(m.defaults.retry.max_attempts, 2u);
+  // An override is the defaults with what it names.
+  const MeshServiceSettings& greeter = m.settings_for("greeter", "grpcdemo");
+  EXPECT_EQ(greeter.cluster.lb_policy, LbPolicy::Random);
+  EXPECT_EQ(greeter.cluster.outlier_detection.consecutive_failures, 2u);
+  EXPECT_EQ(greeter.max_timeout, milliseconds(10000)) << "from the defaults";
+  EXPECT_EQ(greeter.retry.max_attempts, 2u) << "from the defaults";
+  EXPECT_EQ(&m.settings_for("greeter", "other"), &m.defaults);
+}
+
+TEST(ParserMesh, ServiceKeysAreNameDotNamespace) {
+  EXPECT_TRUE(has_one_error(parse(R"(
+mesh:
+  services:
+    greeter: { lb_policy: random }
+)"),
+                            3, "'greeter' is not a Service as name.namespace", "greeter.grpcdemo"));
+  EXPECT_TRUE(has_one_error(parse(R"(
+mesh:
+  services:
+    Greeter.demo: { lb_policy: random }
+)"),
+                            3, "not a Service as name.namespace"));
+}
+
+TEST(ParserMesh, ServiceSettingsAreCheckedLikeClusters) {
+  EXPECT_TRUE(has_one_error(parse(R"(
+mesh:
+  defaults:
+    lb_policy: fastest
+)"),
+                            3, "lb_policy"));
+  EXPECT_TRUE(has_one_error(parse(R"(
+mesh:
+  defaults:
+    endpoints: ["10.0.0.1:80"]
+)"),
+                            3, "endpoints"));
+}
+
+TEST(ParserMesh, OutboundPortMustNotBeTheAdminPort) {
+  EXPECT_TRUE(has_one_error(parse(R"(
+admin: { address: "127.0.0.1:15001" }
+mesh: {}
+)"),
+                            2, "outbound port 15001 is the admin port"));
+  EXPECT_TRUE(has_one_error(parse(R"(
+admin: { address: "127.0.0.1:9901" }
+mesh: { outbound_port: 9901 }
+)"),
+                            2, "is the admin port"));
+}
+
+TEST(ParserMesh, OpaquePortsAndNamespacesAreValidated) {
+  EXPECT_TRUE(has_one_error(parse("\nmesh: { opaque_ports: [0] }\n"), 1, "opaque_ports"));
+  EXPECT_TRUE(has_one_error(parse("\nmesh: { namespaces: [Bad_NS] }\n"), 1, "namespace 'Bad_NS'"));
+}
+
+TEST(MeshFlags, FlagsOverrideTheFileAndTurnMeshOn) {
+  std::map<std::string, std::string> flags = {{"--kubeconfig", "/k"},
+                                              {"--namespaces", "a,b-2"},
+                                              {"--outbound-port", "15101"},
+                                              {"--admin", "0.0.0.0:15020"}};
+  MeshFlags parsed;
+  std::string error;
+  ASSERT_TRUE(parse_mesh_flags(flags, &parsed, &error)) << error;
+  Config config;
+  ASSERT_TRUE(apply_mesh_flags(parsed, &config, &error)) << error;
+  EXPECT_TRUE(config.mesh.enabled);
+  EXPECT_EQ(config.mesh.kubeconfig, "/k");
+  EXPECT_EQ(config.mesh.namespaces, (std::vector<std::string>{"a", "b-2"}));
+  EXPECT_EQ(config.mesh.outbound_port, 15101);
+  EXPECT_EQ(config.admin.address.to_string(), "0.0.0.0:15020");
+}
+
+TEST(MeshFlags, BadValuesNameTheFlag) {
+  std::string error;
+  MeshFlags parsed;
+  EXPECT_FALSE(parse_mesh_flags({{"--outbound-port", "70000"}}, &parsed, &error));
+  EXPECT_NE(error.find("--outbound-port"), std::string::npos) << error;
+  EXPECT_FALSE(parse_mesh_flags({{"--namespaces", "a,,b"}}, &parsed, &error));
+  EXPECT_NE(error.find("--namespaces"), std::string::npos) << error;
+  EXPECT_FALSE(parse_mesh_flags({{"--admin", "nowhere"}}, &parsed, &error));
+  EXPECT_NE(error.find("--admin"), std::string::npos) << error;
+  Config config;
+  MeshFlags same;
+  same.outbound_port = 9901;  // the default admin port
+  EXPECT_FALSE(apply_mesh_flags(same, &config, &error));
+  EXPECT_NE(error.find("admin port"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace h2mesh::config
