@@ -411,13 +411,6 @@ Result<void> Lab::set_service(const ServiceRule& rule) {
   return apply_rules();
 }
 
-Result<void> Lab::remove_service(const std::string& namespace_, const std::string& name) {
-  std::erase_if(services_, [&](const ServiceRule& s) {
-    return s.namespace_ == namespace_ && s.name == name;
-  });
-  return apply_rules();
-}
-
 Result<void> Lab::apply_rules() {
   std::string text = kube_proxy_rules(services_);
   // Also in a file of the work directory, for a person looking at what the node does.
@@ -430,7 +423,6 @@ Result<void> Lab::apply_rules() {
   auto r = run_tool({find_tool("ip"), "netns", "exec", node_netns_, find_tool("iptables-restore")},
                     text);
   if (!r) return r.error();
-  applied_rules_ = std::move(text);
   return {};
 }
 

@@ -75,9 +75,6 @@ class Lab {
   // Adds or replaces a Service port's kube-proxy rules in the node namespace (all Services'
   // rules are rewritten at once; connections already made keep their pod).
   Result<void> set_service(const ServiceRule& rule);
-  Result<void> remove_service(const std::string& namespace_, const std::string& name);
-  // The iptables-restore text last applied (for messages and tests).
-  const std::string& applied_rules() const { return applied_rules_; }
 
   // The command line that runs `argv` inside the pod, with its /etc/hosts; with `uid`, as that
   // uid and the same gid, without supplementary groups (a sidecar's identity). For Subprocess.
@@ -103,7 +100,6 @@ class Lab {
   int next_veth_ = 0;
   bool node_made_ = false;
   std::vector<ServiceRule> services_;
-  std::string applied_rules_;
 };
 
 // Calls `fn` on a thread that entered the network namespace /run/netns/<netns>: the sockets it
