@@ -1,9 +1,9 @@
 #include "lab/lab.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,8 +13,8 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -314,12 +314,14 @@ Result<void> Lab::build_node() {
   // mode, and the path would differ from host to host. Off in the node, every packet between
   // pods is routed by the node's IP layer, module or not. Per namespace since Linux 5.3; older
   // kernels have no such file in a new namespace, and then the module's global setting is left.
-  for (const char* key : {"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"}) {
+  for (const char* key :
+       {"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"}) {
     if (auto written = write_sysctl(node_netns_, key, "0"); !written) return written.error();
   }
   auto lo = tool({"ip", "-n", node_netns_, "-o", "link", "show", "lo"});
   if (!lo) return lo.error();
-  if (lo->find(",UP") == std::string::npos) return lab_error("the node's loopback is not up: " + *lo);
+  if (lo->find(",UP") == std::string::npos)
+    return lab_error("the node's loopback is not up: " + *lo);
   return apply_rules();
 }
 

@@ -41,8 +41,8 @@ struct Pod {
 class Lab {
  public:
   struct Settings {
-    std::string work_dir;            // required: the node's rules are written here (to read)
-    std::string prefix = "h2lab";    // namespace names: <prefix>-<pid>-<n>-<node|pod name>
+    std::string work_dir;             // required: the node's rules are written here (to read)
+    std::string prefix = "h2lab";     // namespace names: <prefix>-<pid>-<n>-<node|pod name>
     std::string subnet = "10.244.0";  // the lab's /24: the node is .1, pods from .10 on
   };
 
@@ -111,7 +111,8 @@ Result<int> socket_in(const std::string& netns, int domain, int type);
 
 // Writes a sysctl of the namespace ("net/ipv4/ip_forward" under /proc/sys); false when the
 // namespace has no such sysctl.
-Result<bool> write_sysctl(const std::string& netns, const std::string& key, const std::string& value);
+Result<bool> write_sysctl(const std::string& netns, const std::string& key,
+                          const std::string& value);
 
 // A plain HTTP/1.1 GET (Connection: close) to ip:port from inside the namespace, with a bearer
 // token when one is given; the status and body, read until the server closes, within
