@@ -209,6 +209,10 @@ ServiceMapBuilder::Entries ServiceMapBuilder::make_entries(
   std::sort(keys.begin(), keys.end(), [](const auto* a, const auto* b) { return *a < *b; });
   for (const auto& port : ports) {
     if (port.protocol != "TCP" || port.port == 0) continue;
+    // The API server refuses a Service with one port twice; should one come anyway, the first
+    // stays, so that a Service port is one entry (one cluster for the consumers).
+    if (std::any_of(out.begin(), out.end(), [&](const auto& e) { return e->port == port.port; }))
+      continue;
     auto entry = std::make_shared<MeshService>();
     entry->namespace_ = name.first;
     entry->service = name.second;

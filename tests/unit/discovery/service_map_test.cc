@@ -198,6 +198,19 @@ TEST(ServiceMap, HeadlessExternalNameAndNonTcpPortsAreNotInTheMap) {
   EXPECT_EQ(describe(*find(*map, "10.96.0.10:53")), std::vector<std::string>{"10.1.0.53:53 ready"});
 }
 
+// Found by fuzz_service_map: the API server never sends one TCP port twice, but the map must
+// not hold two entries for one Service port if it did.
+TEST(ServiceMap, SamePortTwiceIsOneEntry) {
+  ServiceMapBuilder b;
+  b.replace_services("", {service("n", "dns", R"({"clusterIP":"10.96.0.10","ports":[)"
+                                              R"({"name":"dns","port":53},)"
+                                              R"({"name":"dns-tcp","protocol":"TCP","port":53}]})")});
+  auto map = b.build();
+  ASSERT_TRUE(map);
+  ASSERT_EQ(map->services.size(), 1u);
+  EXPECT_EQ(map->services[0]->port_name, "dns");
+}
+
 TEST(ServiceMap, DualStackServiceHasBothClusterIpsAndBothFamiliesOfEndpoints) {
   ServiceMapBuilder b;
   b.replace_services("", {service("n", "a", R"({"clusterIP":"10.96.0.5",)"
