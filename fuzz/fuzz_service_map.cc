@@ -2,8 +2,8 @@
 // input's first line is a LIST body of Services, the second a LIST body of EndpointSlices, each
 // further line one watch event (of EndpointSlices when it names that kind, else of Services).
 // After every line the map is built, and must be what the workers rely on: entries sorted and
-// unique, every cluster IP found in by_address pointing into the map, endpoints sorted, unique,
-// IP literals; a second build with nothing new gives no map.
+// unique, every cluster IP found in by_address pointing into the map, endpoints sorted (host,
+// then port), unique, IP literals; a second build with nothing new gives no map.
 
 #include <arpa/inet.h>
 
@@ -44,7 +44,8 @@ void check(const ServiceMap& map) {
       const auto& a = s.endpoints[k].address;
       unsigned char buf[16];
       if (inet_pton(a.is_ipv6() ? AF_INET6 : AF_INET, a.host.c_str(), buf) != 1) abort();
-      if (k > 0 && !(s.endpoints[k - 1].address.to_string() < a.to_string())) abort();
+      const auto& p = s.endpoints[k > 0 ? k - 1 : 0].address;
+      if (k > 0 && !(p.host < a.host || (p.host == a.host && p.port < a.port))) abort();
     }
   }
   for (const auto& [key, entry] : map.by_address) {

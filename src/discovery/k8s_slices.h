@@ -81,8 +81,8 @@ size_t append_endpoints(const std::vector<SliceEndpoint>& endpoints, bool v6, ui
                         std::vector<cluster::DiscoveredEndpoint>* out);
 
 // The endpoints of several slices of one Service port as one set: one entry per address (when
-// two slices list an address, the most usable entry wins), sorted by address so that sets compare
-// between calls. When none is ready, those serving and terminating are marked ready
+// two slices list an address, the most usable entry wins), sorted by host text then port so that
+// sets compare between calls. When none is ready, those serving and terminating are marked ready
 // (kube-proxy's fallback).
 std::vector<cluster::DiscoveredEndpoint> merge_endpoints(
     std::vector<cluster::DiscoveredEndpoint> all);
