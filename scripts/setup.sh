@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 
 packages=(g++ cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-grpc
           libprotobuf-dev libgrpc++-dev libnghttp2-dev libyaml-cpp-dev libc-ares-dev libssl-dev
-          nlohmann-json3-dev)
+          nlohmann-json3-dev iptables iproute2)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml openssl)
+  packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml openssl libcap2-bin)
   packages+=(clang libfuzzer-14-dev libclang-rt-14-dev)
+  # Root tests: network namespaces with iptables REDIRECT rules (SO_ORIGINAL_DST).
+  packages+=(iproute2 iptables)
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 if [[ "${1:-}" == "--bench" ]]; then

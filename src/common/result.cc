@@ -18,6 +18,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::DeadlineExceeded: return "deadline exceeded";
     case ErrorCode::Overloaded: return "overloaded";
     case ErrorCode::Draining: return "draining";
+    case ErrorCode::PermissionDenied: return "permission denied";
     case ErrorCode::Internal: return "internal error";
   }
   return "unknown";

@@ -23,6 +23,7 @@ enum class ErrorCode {
   DeadlineExceeded,
   Overloaded,
   Draining,
+  PermissionDenied,  // the process lacks a privilege (e.g. CAP_NET_ADMIN for iptables)
   Internal,
 };
 

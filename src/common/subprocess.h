@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -47,5 +48,22 @@ class Subprocess {
 
 // Directory of the running executable (for finding sibling binaries).
 std::string self_dir();
+
+// How a command run to completion ended, and what it printed.
+struct CommandOutput {
+  int exit_code = -1;  // >= 0, or -signal number
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (a path: see find_executable) without a shell, writes `input` to its stdin, then
+// closes it, and collects stdout and stderr until the command exits. For short-lived tools
+// (iptables-restore and friends); the calling thread blocks. An error only when the command
+// could not be started.
+Result<CommandOutput> run_command(const std::vector<std::string>& argv,
+                                  std::string_view input = {});
+
+// The path of the first executable file `name` in $PATH, or "" when there is none.
+std::string find_executable(std::string_view name);
 
 }  // namespace h2mesh

@@ -21,6 +21,7 @@ StatusCode status_for_error(ErrorCode code) {
     case ErrorCode::NoRoute: return StatusCode::Unimplemented;
     case ErrorCode::DeadlineExceeded: return StatusCode::DeadlineExceeded;
     case ErrorCode::InvalidArgument:
+    case ErrorCode::PermissionDenied:  // a local tool's error, never a call's
     case ErrorCode::DownstreamProtocol: return StatusCode::Internal;
     case ErrorCode::ConnectFailed:
     case ErrorCode::ConnectTimeout:

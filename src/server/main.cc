@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "config/parser.h"
+#include "mesh/iptables_command.h"
 #include "server/demo.h"
 #include "server/server.h"
 
@@ -32,6 +33,9 @@ const std::vector<Command>& commands() {
       {"demo", "[--calls N]",
        "per-connection vs per-call balancing, side by side (N: a multiple of 4, default 24)",
        {"--calls"}},
+      {"iptables", "install|uninstall|show [--dry-run] [FLAGS]",
+       "mesh mode's interception rules, as root (FLAGS: h2mesh iptables --help)",
+       {}},  // reads its own flags (an action word, --dry-run without a value)
       {"version", "", "print the version", {}},
       {"help", "[COMMAND]", "print this help, or a command's", {}},
   };
@@ -149,6 +153,7 @@ int main(int argc, char** argv) {
     command_usage(*about, stdout);
     return 0;
   }
+  if (name == "iptables") return h2mesh::mesh::iptables_main({argv + 2, argv + argc});
   std::map<std::string, std::string> flags;
   if (int code = read_flags(*cmd, argc, argv, &flags); code >= 0) return code;
   if (name == "version") {

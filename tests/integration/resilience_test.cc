@@ -136,6 +136,9 @@ TEST_F(ProxyTest, BackendAnsweringUnavailableIsEjectedAndReturns) {
   SteadyLoad load(proxy_.target(), std::chrono::milliseconds(2000));
   ASSERT_TRUE(eventually([&] { return endpoint_state(proxy_.admin_port, bad.address()) == "ejected"; },
                          std::chrono::seconds(10)));
+  // The admin page shows the main thread's decision; the call in flight then (the load makes one
+  // at a time) may have gone to the bad backend before the worker got the new snapshot.
+  ASSERT_TRUE(load.wait_more(2, std::chrono::seconds(10)));
   size_t mark = load.count();
   ASSERT_TRUE(load.wait_more(50, std::chrono::seconds(10)));
   auto r = load.results();
