@@ -81,7 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     builder.replace_services(services->items.empty() ? "" : services->items[0].namespace_,
                              std::move(services->items));
   }
-  if (auto slices = k8s::parse_slice_list(next_line())) builder.replace_slices("", std::move(slices->items));
+  if (auto slices = k8s::parse_slice_list(next_line()))
+    builder.replace_slices("", std::move(slices->items));
   build_and_check(builder, &version);
   while (!text.empty()) {
     std::string_view line = next_line();

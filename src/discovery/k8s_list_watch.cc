@@ -349,7 +349,7 @@ void ListWatch::on_watch_line(const std::string& line) {
     case WatchEventType::Error:
       if (ev->status.code == 410) {
         relist("the resourceVersion " + resource_version_ + " is too old (410 " +
-                   ev->status.reason + ": " + ev->status.message + ")");
+               ev->status.reason + ": " + ev->status.message + ")");
       } else {
         fail("kubernetes: the watch of " + creds_->server +
                  " failed: " + std::to_string(ev->status.code) + " " + ev->status.reason + ": " +

@@ -85,34 +85,11 @@ int usability(const cluster::DiscoveredEndpoint& e) {
 }  // namespace
 
 Result<SliceList> parse_slice_list(std::string_view json) {
-  SliceList list;
-  auto rv = json::parse_list(json, "the EndpointSlice list", [&](const Json& item) -> Result<void> {
-    auto s = parse_slice(item);
-    if (!s) return s.error();
-    list.items.push_back(std::move(*s));
-    return {};
-  });
-  if (!rv) return rv.error();
-  list.resource_version = std::move(rv->resource_version);
-  list.continue_token = std::move(rv->continue_token);
-  return list;
+  return json::parse_object_list<EndpointSlice>(json, "the EndpointSlice list", parse_slice);
 }
 
 Result<WatchEvent> parse_watch_event(std::string_view json_line) {
-  Json doc;
-  const Json* object = nullptr;
-  auto head = json::parse_event_head(json_line, &doc, &object);
-  if (!head) return head.error();
-  WatchEvent ev;
-  ev.type = head->type;
-  ev.resource_version = std::move(head->resource_version);
-  ev.status = std::move(head->status);
-  if (object) {
-    auto s = parse_slice(*object);
-    if (!s) return s.error();
-    ev.slice = std::move(*s);
-  }
-  return ev;
+  return json::parse_event(json_line, &WatchEvent::slice, parse_slice);
 }
 
 std::optional<uint16_t> select_port(const std::vector<SlicePort>& ports,

@@ -41,17 +41,12 @@ struct EndpointSlice {
   std::vector<SlicePort> ports;
 };
 
-struct SliceList {
-  std::string resource_version;  // where the watch starts
-  std::string continue_token;    // a page of a LIST: where the next page starts ("" last page)
-  std::vector<EndpointSlice> items;
-};
+using SliceList = ObjectList<EndpointSlice>;
 
-struct WatchEvent {
-  WatchEventType type = WatchEventType::Bookmark;
-  std::string resource_version;  // the object's (every type but ERROR)
-  EndpointSlice slice;           // ADDED, MODIFIED, DELETED
-  ApiStatus status;              // ERROR
+// A watch event of EndpointSlices: the envelope (type, resourceVersion, Status of an ERROR) and
+// the slice of an ADDED, MODIFIED or DELETED.
+struct WatchEvent : WatchEventHead {
+  EndpointSlice slice;
 };
 
 // The body of a LIST reply.

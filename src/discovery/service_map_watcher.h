@@ -38,9 +38,9 @@ class ServiceMapWatcher {
     Collection services;         // summed over the namespaces
     Collection endpoint_slices;  // summed over the namespaces
     uint64_t maps_published = 0;
-    size_t services_known = 0;   // Services in the cache, with a cluster IP or not
+    size_t services_known = 0;  // Services in the cache, with a cluster IP or not
     size_t slices_known = 0;
-    size_t map_entries = 0;      // Service ports in the current map
+    size_t map_entries = 0;  // Service ports in the current map
   };
 
   // Main thread. `on_update` receives each new map on the main thread: the first once both
