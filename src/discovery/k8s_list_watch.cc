@@ -255,7 +255,7 @@ void ListWatch::on_error_reply() {
   std::string detail = st && !st->message.empty() ? st->message : body_.substr(0, 200);
   std::string code = std::to_string(status) + " " + reader_.reason();
   if (status == 410) {
-    relist((phase_ == Phase::Listing ? std::string("the LIST's continue token expired")
+    relist((!continue_.empty() ? std::string("the LIST's continue token expired")
                                      : "the resourceVersion " + resource_version_ + " is too old") +
            " (410 Gone" + (detail.empty() ? "" : ": " + detail) + ")");
     return;

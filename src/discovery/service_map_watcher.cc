@@ -5,6 +5,8 @@
 
 #include "discovery/service_map_watcher.h"
 
+#include <set>
+
 #include "common/log.h"
 #include "discovery/k8s_http.h"
 #include "discovery/k8s_list_watch.h"
@@ -119,8 +121,11 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
 
 ServiceMapWatcher::ServiceMapWatcher(net::EventLoop& loop, Settings settings, OnUpdate on_update)
     : loop_(loop), on_update_(std::move(on_update)), publish_timer_(loop, [this] { publish(); }) {
-  std::vector<std::string> scopes = settings.namespaces;
-  if (scopes.empty()) scopes.push_back("");  // cluster-wide
+  // Each namespace once (an empty name is none); no namespace: one cluster-wide scope.
+  std::set<std::string> scopes;
+  for (const auto& ns : settings.namespaces)
+    if (!ns.empty()) scopes.insert(ns);
+  if (scopes.empty()) scopes.insert("");
   for (const auto& ns : scopes) {
     feeds_.push_back(std::make_unique<Feed>(*this, Feed::Kind::Services, ns, settings));
     feeds_.push_back(std::make_unique<Feed>(*this, Feed::Kind::EndpointSlices, ns, settings));

@@ -20,7 +20,8 @@ class ServiceMapWatcher {
  public:
   struct Settings {
     std::string kubeconfig;               // "": in-cluster credentials (the pod's account)
-    std::vector<std::string> namespaces;  // empty: every namespace, with cluster-wide requests
+    // Empty: every namespace, with cluster-wide requests. Duplicates and "" are ignored.
+    std::vector<std::string> namespaces;
     Duration backoff_base = std::chrono::milliseconds(500);  // after a failure, doubling ...
     Duration backoff_max = std::chrono::seconds(30);         // ... up to this, with jitter
     size_t list_page_size = 500;  // objects per LIST reply: bounds the memory a LIST needs

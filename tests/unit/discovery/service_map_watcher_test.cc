@@ -502,7 +502,7 @@ TEST_F(ServiceMapWatcherTest, NamespacesListedAreTheOnlyOnesWatched) {
   fake.put_slice("other/x-a", slice("other", "x", {"10.244.9.9"}));
   // An account with Roles in some namespaces only: cluster-wide requests are forbidden.
   fake.control("POST", "/forbid", R"({"forbid":true,"scope":"cluster"})");
-  make_watcher(kubeconfig(), {"grpcdemo", "shop"});
+  make_watcher(kubeconfig(), {"grpcdemo", "shop", "grpcdemo"});  // a namespace twice is once
   std::string failed =
       Script(loop_)
           .step("sync", start(), map_is(kPopulated))
