@@ -33,8 +33,8 @@ class FakeKubeApiServer {
   explicit FakeKubeApiServer(const std::string& dir, std::vector<std::string> flags = {})
       : dir_(dir) {
     std::filesystem::create_directories(dir);
-    std::vector<std::string> argv = {"/usr/bin/python3", H2MESH_FAKE_KUBE_APISERVER_SCRIPT,
-                                     "--dir", dir};
+    std::vector<std::string> argv = {"/usr/bin/python3", H2MESH_FAKE_KUBE_APISERVER_SCRIPT, "--dir",
+                                     dir};
     argv.insert(argv.end(), flags.begin(), flags.end());
     auto p = h2mesh::Subprocess::spawn(argv, dir, "fake-kube-apiserver");
     EXPECT_TRUE(p.ok());
