@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Writes the seed corpus of every fuzz target into fuzz/corpus/<target>/ (committed; run again
 only to change the seeds). Seeds are real inputs: gRPC calls as a client sends them, a backend's
-answers, the configs of the README and deploy/, EndpointSlices and a kubeconfig shaped like the
-unit tests', DNS answers as a server sends them. No third-party module: frames and HPACK (literal
+answers, the configs of the README and deploy/, EndpointSlices, Services and a kubeconfig shaped
+like the unit tests', DNS answers as a server sends them. No third-party module: frames and HPACK (literal
 fields, no Huffman) are encoded here."""
 
 import os
@@ -266,6 +266,46 @@ def dns_packet(qtype, answers, rcode=0, qname="greeter-headless.grpcdemo.svc.clu
     return header + q + rr
 
 
+def service_obj(ns, name, rv, spec):
+    return ('{"kind":"Service","apiVersion":"v1","metadata":{"name":"%s","namespace":"%s",'
+            '"resourceVersion":"%s"},"spec":%s}' % (name, ns, rv, spec))
+
+
+def service_map_seeds():
+    """Services then EndpointSlices as the mesh's watcher lists them, then watch events."""
+    greeter = ('{"clusterIP":"10.96.0.15","clusterIPs":["10.96.0.15","fd00:10:96::f"],'
+               '"type":"ClusterIP","ports":[{"name":"grpc","protocol":"TCP","port":50051,'
+               '"targetPort":"grpc","appProtocol":"kubernetes.io/h2c"},{"name":"metrics",'
+               '"port":9090,"targetPort":9100}]}')
+    headless = '{"clusterIP":"None","ports":[{"name":"grpc","port":50051}]}'
+    dns = ('{"clusterIP":"10.96.0.10","ports":[{"name":"dns","protocol":"UDP","port":53},'
+           '{"name":"dns-tcp","protocol":"TCP","port":53}]}')
+    services = ('{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"500"},'
+                '"items":[%s,%s,%s]}' % (service_obj("grpcdemo", "greeter", "490", greeter),
+                                         service_obj("grpcdemo", "greeter-headless", "491", headless),
+                                         service_obj("grpcdemo", "kube-dns", "492", dns)))
+    ready = '{"addresses":["10.244.1.10"],"conditions":{"ready":true}}'
+    ending = '{"addresses":["10.244.1.11"],"conditions":{"ready":false,"serving":true,"terminating":true}}'
+    ports = '[{"name":"grpc","port":8080},{"name":"metrics","port":9100}]'
+    slices = ('{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":'
+              '{"resourceVersion":"500"},"items":[%s,%s]}'
+              % (slice_obj("greeter-a", "495", "[%s,%s]" % (ready, ending), ports),
+                 slice_obj("greeter-v6", "496", '[{"addresses":["fd00:10:244::a"]}]', ports, "IPv6")))
+    events = [
+        '{"type":"MODIFIED","object":%s}' % slice_obj("greeter-a", "501", "[%s]" % ending, ports),
+        '{"type":"ADDED","object":%s}' % service_obj("shop", "cart", "502", '{"clusterIP":"10.96.1.20",'
+                                                     '"ports":[{"port":80,"targetPort":8080}]}'),
+        '{"type":"MODIFIED","object":%s}' % service_obj("grpcdemo", "greeter", "503",
+                                                        greeter.replace("50051", "7000")),
+        '{"type":"DELETED","object":%s}' % slice_obj("greeter-v6", "504", "null", "null", "IPv6"),
+        '{"type":"DELETED","object":%s}' % service_obj("grpcdemo", "greeter", "505", "{}"),
+        '{"type":"BOOKMARK","object":{"kind":"Service","apiVersion":"v1","metadata":'
+        '{"resourceVersion":"600"}}}',
+    ]
+    write("fuzz_service_map", "lists_then_watch", "\n".join([services, slices] + events))
+    write("fuzz_service_map", "lists_only", services + "\n" + slices)
+
+
 def dns_seeds():
     a = dns_packet(1, [(1, 30, bytes([10, 244, 1, 10])), (1, 5, bytes([10, 244, 1, 11]))])
     aaaa = dns_packet(28, [(28, 60, bytes.fromhex("fd000000000000000000000000000007"))])
@@ -288,4 +328,5 @@ if __name__ == "__main__":
     upstream_seeds()
     config_seeds()
     k8s_seeds()
+    service_map_seeds()
     dns_seeds()

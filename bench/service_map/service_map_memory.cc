@@ -84,11 +84,14 @@ std::string service_json(int i) {
   // What kubectl apply and the API server leave on a Service: the selector, labels, the
   // last-applied annotation and managedFields (ignored by h2mesh, but parsed past).
   return R"({"namespace":")" + ns + R"(","name":")" + name + R"(","spec":{"clusterIP":")" + ip +
-         R"(","selector":{"app":")" + name + R"("},"ports":[{"name":"grpc","port":50051,)"
+         R"(","selector":{"app":")" + name +
+         R"("},"ports":[{"name":"grpc","port":50051,)"
          R"("targetPort":"grpc","appProtocol":"kubernetes.io/h2c"}],)"
-         R"("metadata":{"labels":{"app":")" + name + R"(","team":")" + ns +
+         R"("metadata":{"labels":{"app":")" +
+         name + R"(","team":")" + ns +
          R"("},"annotations":{"kubectl.kubernetes.io/last-applied-configuration":)"
-         R"("{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\")" + name +
+         R"("{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\")" +
+         name +
          R"(\"},\"spec\":{\"ports\":[{\"name\":\"grpc\",\"port\":50051}]}}"},)"
          R"("managedFields":[{"manager":"kubectl-client-side-apply","operation":"Update",)"
          R"("apiVersion":"v1","time":"2026-11-26T14:00:00Z","fieldsType":"FieldsV1","fieldsV1":)"
@@ -108,10 +111,11 @@ std::string slice_json(int i, int endpoints) {
     std::string ip = "10.244." + std::to_string(pod / 250) + "." + std::to_string(pod % 250 + 1);
     eps += std::string(e ? "," : "") + R"({"addresses":[")" + ip +
            R"("],"conditions":{"ready":true,"serving":true,"terminating":false},)"
-           R"("targetRef":{"kind":"Pod","namespace":")" + ns + R"(","name":")" + name +
-           "-7b8f684849-" + std::to_string(10000 + e) + R"(","uid":"9a1e0000-0000-4000-8000-)" +
-           std::to_string(100000000000 + pod) + R"("},"nodeName":"node-)" + std::to_string(pod % 20) +
-           R"(","zone":"zone-)" + std::string(1, static_cast<char>('a' + pod % 3)) + R"("})";
+           R"("targetRef":{"kind":"Pod","namespace":")" +
+           ns + R"(","name":")" + name + "-7b8f684849-" + std::to_string(10000 + e) +
+           R"(","uid":"9a1e0000-0000-4000-8000-)" + std::to_string(100000000000 + pod) +
+           R"("},"nodeName":"node-)" + std::to_string(pod % 20) + R"(","zone":"zone-)" +
+           std::string(1, static_cast<char>('a' + pod % 3)) + R"("})";
   }
   return R"({"namespace":")" + ns + R"(","name":")" + name + R"(-x7q2k","service":")" + name +
          R"(","addressType":"IPv4","endpoints":[)" + eps +
@@ -157,7 +161,8 @@ bool measure(const Options& opt, int n, Figures* out) {
       slices += (slices.empty() ? "" : ",") + slice_json(i, opt.endpoints);
     }
     auto [status, reply] = h2mesh_test_fakes::http_request(
-        control, "POST", "/load", R"({"services":[)" + services + R"(],"slices":[)" + slices + "]}");
+        control, "POST", "/load",
+        R"({"services":[)" + services + R"(],"slices":[)" + slices + "]}");
     if (status != 200) {
       fprintf(stderr, "loading the fake failed: %d %s\n", status, reply.c_str());
       return false;
@@ -191,9 +196,8 @@ bool measure(const Options& opt, int n, Figures* out) {
     fprintf(stderr, "no map within 120 s: %s\n", watcher->last_error().c_str());
     return false;
   }
-  out->sync_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                           started)
-                     .count();
+  out->sync_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   malloc_trim(0);
   out->services = n;
   out->map_entries = map->services.size();
@@ -236,8 +240,8 @@ int main(int argc, char** argv) {
     } else if (a == "--fake" && i + 1 < argc) {
       opt.fake = argv[++i];
     } else {
-      fprintf(stderr,
-              "usage: %s [--services N,N,...] [--endpoints E] [--http] [--fake PATH]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--services N,N,...] [--endpoints E] [--http] [--fake PATH]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -261,8 +265,8 @@ int main(int argc, char** argv) {
                       (opt.http ? " --http" : "");
     FILE* p = popen(cmd.c_str(), "r");
     Figures f;
-    int got = p ? fscanf(p, "%d %zu %zu %lf %lf %lf %lf", &f.services, &f.map_entries,
-                         &f.endpoints, &f.heap_kib, &f.rss_kib, &f.peak_kib, &f.sync_ms)
+    int got = p ? fscanf(p, "%d %zu %zu %lf %lf %lf %lf", &f.services, &f.map_entries, &f.endpoints,
+                         &f.heap_kib, &f.rss_kib, &f.peak_kib, &f.sync_ms)
                 : 0;
     int rc = p ? pclose(p) : -1;
     if (got != 7 || rc != 0) {
@@ -272,10 +276,13 @@ int main(int argc, char** argv) {
     all.push_back(f);
   }
 
-  printf("Services, one TCP port each, one EndpointSlice each with %d endpoints, %s, "
-         "one process per row:\n\n",
-         opt.endpoints, opt.http ? "plain HTTP" : "HTTPS");
-  printf("| Services | map entries | endpoints | heap KiB | RSS KiB | peak RSS KiB | first map ms |\n");
+  printf(
+      "Services, one TCP port each, one EndpointSlice each with %d endpoints, %s, "
+      "one process per row:\n\n",
+      opt.endpoints, opt.http ? "plain HTTP" : "HTTPS");
+  printf(
+      "| Services | map entries | endpoints | heap KiB | RSS KiB | peak RSS KiB | first map ms "
+      "|\n");
   printf("|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& f : all)
     printf("| %d | %zu | %zu | %.0f | %.0f | %.0f | %.0f |\n", f.services, f.map_entries,

@@ -36,7 +36,7 @@ Result<Json> parse_object(std::string_view text, const char* what) {
 }
 
 Result<ListMeta> parse_list(std::string_view body, const char* what,
-                               const std::function<Result<void>(const Json& item)>& on_item) {
+                            const std::function<Result<void>(const Json& item)>& on_item) {
   std::string top_key;  // the member of the list object being read
   std::optional<Error> item_error;
   // Depths as nlohmann reports them: the list object's keys are at 1, the objects in `items` end

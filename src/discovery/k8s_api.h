@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace h2mesh::discovery::k8s {
 
@@ -25,6 +26,14 @@ const char* watch_event_name(WatchEventType type);
 struct ListMeta {
   std::string resource_version;  // where the watch starts (the same on every page of a LIST)
   std::string continue_token;    // metadata.continue: "" on the last page
+};
+
+// A LIST reply (or one page of it) of objects of one kind.
+template <class T>
+struct ObjectList {
+  std::string resource_version;  // where the watch starts
+  std::string continue_token;    // a page of a LIST: where the next page starts ("" last page)
+  std::vector<T> items;
 };
 
 // One watch event without its object: what the list/watch loop needs to know.

@@ -255,7 +255,7 @@ void ListWatch::on_error_reply() {
   std::string detail = st && !st->message.empty() ? st->message : body_.substr(0, 200);
   std::string code = std::to_string(status) + " " + reader_.reason();
   if (status == 410) {
-    relist((phase_ == Phase::Listing ? std::string("the LIST's continue token expired")
+    relist((!continue_.empty() ? std::string("the LIST's continue token expired")
                                      : "the resourceVersion " + resource_version_ + " is too old") +
            " (410 Gone" + (detail.empty() ? "" : ": " + detail) + ")");
     return;
@@ -349,7 +349,7 @@ void ListWatch::on_watch_line(const std::string& line) {
     case WatchEventType::Error:
       if (ev->status.code == 410) {
         relist("the resourceVersion " + resource_version_ + " is too old (410 " +
-                   ev->status.reason + ": " + ev->status.message + ")");
+               ev->status.reason + ": " + ev->status.message + ")");
       } else {
         fail("kubernetes: the watch of " + creds_->server +
                  " failed: " + std::to_string(ev->status.code) + " " + ev->status.reason + ": " +

@@ -73,11 +73,11 @@ class ListWatch final : private ApiClient::Visitor {
 
   // For /metrics: what happened since start.
   struct Counters {
-    uint64_t lists = 0;      // LISTs applied (all their pages)
-    uint64_t watches = 0;    // WATCH requests the server accepted (200)
-    uint64_t events = 0;     // ADDED, MODIFIED and DELETED applied
-    uint64_t failures = 0;   // errors that dropped the connection (each followed by a backoff)
-    uint64_t relists = 0;    // LISTs forced by 410 Gone or by an unreadable watch event
+    uint64_t lists = 0;     // LISTs applied (all their pages)
+    uint64_t watches = 0;   // WATCH requests the server accepted (200)
+    uint64_t events = 0;    // ADDED, MODIFIED and DELETED applied
+    uint64_t failures = 0;  // errors that dropped the connection (each followed by a backoff)
+    uint64_t relists = 0;   // LISTs forced by 410 Gone or by an unreadable watch event
   };
 
   // `handler` is not owned and outlives the ListWatch.

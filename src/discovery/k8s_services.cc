@@ -69,34 +69,11 @@ Result<Service> parse_service(const Json& j) {
 }  // namespace
 
 Result<ServiceList> parse_service_list(std::string_view text) {
-  ServiceList list;
-  auto rv = json::parse_list(text, "the Service list", [&](const Json& item) -> Result<void> {
-    auto s = parse_service(item);
-    if (!s) return s.error();
-    list.items.push_back(std::move(*s));
-    return {};
-  });
-  if (!rv) return rv.error();
-  list.resource_version = std::move(rv->resource_version);
-  list.continue_token = std::move(rv->continue_token);
-  return list;
+  return json::parse_object_list<Service>(text, "the Service list", parse_service);
 }
 
 Result<ServiceEvent> parse_service_event(std::string_view line) {
-  Json doc;
-  const Json* object = nullptr;
-  auto head = json::parse_event_head(line, &doc, &object);
-  if (!head) return head.error();
-  ServiceEvent ev;
-  ev.type = head->type;
-  ev.resource_version = std::move(head->resource_version);
-  ev.status = std::move(head->status);
-  if (object) {
-    auto s = parse_service(*object);
-    if (!s) return s.error();
-    ev.service = std::move(*s);
-  }
-  return ev;
+  return json::parse_event(line, &ServiceEvent::service, parse_service);
 }
 
 }  // namespace h2mesh::discovery::k8s

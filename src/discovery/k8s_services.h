@@ -25,8 +25,8 @@ struct Service {
   std::string key;  // "namespace/name": the cache key, and the EndpointSlices' owner
   std::string namespace_;
   std::string name;
-  std::string type;  // spec.type: "ClusterIP" (the default when absent), "NodePort",
-                     // "LoadBalancer", "ExternalName"
+  std::string type;       // spec.type: "ClusterIP" (the default when absent), "NodePort",
+                          // "LoadBalancer", "ExternalName"
   bool headless = false;  // spec.clusterIP "None": DNS gives the pods, there is nothing to dial
   // spec.clusterIPs (or spec.clusterIP when the list is absent), as IP literals in the canonical
   // text of inet_ntop, so that they compare equal to an original destination formatted the same
@@ -37,20 +37,16 @@ struct Service {
 
   // Whether connections to a cluster IP of this Service are balanced by kube-proxy (and so are
   // ours to balance per call): not headless, not ExternalName, with an address.
-  bool has_cluster_ip() const { return !headless && type != "ExternalName" && !cluster_ips.empty(); }
+  bool has_cluster_ip() const {
+    return !headless && type != "ExternalName" && !cluster_ips.empty();
+  }
 };
 
-struct ServiceList {
-  std::string resource_version;  // where the watch starts
-  std::string continue_token;    // a page of a LIST: where the next page starts ("" last page)
-  std::vector<Service> items;
-};
+using ServiceList = ObjectList<Service>;
 
-struct ServiceEvent {
-  WatchEventType type = WatchEventType::Bookmark;
-  std::string resource_version;
-  Service service;  // ADDED, MODIFIED, DELETED
-  ApiStatus status;  // ERROR
+// A watch event of Services: the envelope and the Service of an ADDED, MODIFIED or DELETED.
+struct ServiceEvent : WatchEventHead {
+  Service service;
 };
 
 // The body of a LIST reply of /api/v1/services (or one namespace's).

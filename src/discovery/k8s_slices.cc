@@ -85,34 +85,11 @@ int usability(const cluster::DiscoveredEndpoint& e) {
 }  // namespace
 
 Result<SliceList> parse_slice_list(std::string_view json) {
-  SliceList list;
-  auto rv = json::parse_list(json, "the EndpointSlice list", [&](const Json& item) -> Result<void> {
-    auto s = parse_slice(item);
-    if (!s) return s.error();
-    list.items.push_back(std::move(*s));
-    return {};
-  });
-  if (!rv) return rv.error();
-  list.resource_version = std::move(rv->resource_version);
-  list.continue_token = std::move(rv->continue_token);
-  return list;
+  return json::parse_object_list<EndpointSlice>(json, "the EndpointSlice list", parse_slice);
 }
 
 Result<WatchEvent> parse_watch_event(std::string_view json_line) {
-  Json doc;
-  const Json* object = nullptr;
-  auto head = json::parse_event_head(json_line, &doc, &object);
-  if (!head) return head.error();
-  WatchEvent ev;
-  ev.type = head->type;
-  ev.resource_version = std::move(head->resource_version);
-  ev.status = std::move(head->status);
-  if (object) {
-    auto s = parse_slice(*object);
-    if (!s) return s.error();
-    ev.slice = std::move(*s);
-  }
-  return ev;
+  return json::parse_event(json_line, &WatchEvent::slice, parse_slice);
 }
 
 std::optional<uint16_t> select_port(const std::vector<SlicePort>& ports,
@@ -192,22 +169,25 @@ size_t append_endpoints(const std::vector<SliceEndpoint>& endpoints, bool v6, ui
 
 std::vector<cluster::DiscoveredEndpoint> merge_endpoints(
     std::vector<cluster::DiscoveredEndpoint> all) {
-  // Sorted by address text (as the registry and every earlier set were); among entries of one
-  // address the most usable first (the earlier one on a tie), which the unique below keeps.
-  std::vector<std::pair<std::string, size_t>> order;
-  order.reserve(all.size());
-  for (size_t i = 0; i < all.size(); ++i) order.emplace_back(all[i].address.to_string(), i);
-  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
-    if (a.first != b.first) return a.first < b.first;
-    int ua = usability(all[a.second]), ub = usability(all[b.second]);
-    return ua != ub ? ua > ub : a.second < b.second;
+  // Sorted by host text, then port (10.0.0.1 before 10.0.0.10, whatever their ports); among
+  // entries of one address the most usable first (the earlier one on a tie), which the unique
+  // below keeps.
+  std::vector<size_t> order(all.size());
+  for (size_t i = 0; i < all.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const auto& x = all[a].address;
+    const auto& y = all[b].address;
+    if (x.host != y.host) return x.host < y.host;
+    if (x.port != y.port) return x.port < y.port;
+    int ua = usability(all[a]), ub = usability(all[b]);
+    return ua != ub ? ua > ub : a < b;
   });
   std::vector<cluster::DiscoveredEndpoint> out;
   out.reserve(order.size());
   bool any_ready = false;
   for (size_t k = 0; k < order.size(); ++k) {
-    if (k > 0 && order[k].first == order[k - 1].first) continue;
-    out.push_back(std::move(all[order[k].second]));
+    if (!out.empty() && out.back().address == all[order[k]].address) continue;
+    out.push_back(std::move(all[order[k]]));
     any_ready = any_ready || out.back().ready;
   }
   // As kube-proxy does: with no ready endpoint, the terminating ones that still serve get the

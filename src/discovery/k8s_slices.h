@@ -41,17 +41,12 @@ struct EndpointSlice {
   std::vector<SlicePort> ports;
 };
 
-struct SliceList {
-  std::string resource_version;  // where the watch starts
-  std::string continue_token;    // a page of a LIST: where the next page starts ("" last page)
-  std::vector<EndpointSlice> items;
-};
+using SliceList = ObjectList<EndpointSlice>;
 
-struct WatchEvent {
-  WatchEventType type = WatchEventType::Bookmark;
-  std::string resource_version;  // the object's (every type but ERROR)
-  EndpointSlice slice;           // ADDED, MODIFIED, DELETED
-  ApiStatus status;              // ERROR
+// A watch event of EndpointSlices: the envelope (type, resourceVersion, Status of an ERROR) and
+// the slice of an ADDED, MODIFIED or DELETED.
+struct WatchEvent : WatchEventHead {
+  EndpointSlice slice;
 };
 
 // The body of a LIST reply.
@@ -81,8 +76,8 @@ size_t append_endpoints(const std::vector<SliceEndpoint>& endpoints, bool v6, ui
                         std::vector<cluster::DiscoveredEndpoint>* out);
 
 // The endpoints of several slices of one Service port as one set: one entry per address (when
-// two slices list an address, the most usable entry wins), sorted by address so that sets compare
-// between calls. When none is ready, those serving and terminating are marked ready
+// two slices list an address, the most usable entry wins), sorted by host text then port so that
+// sets compare between calls. When none is ready, those serving and terminating are marked ready
 // (kube-proxy's fallback).
 std::vector<cluster::DiscoveredEndpoint> merge_endpoints(
     std::vector<cluster::DiscoveredEndpoint> all);

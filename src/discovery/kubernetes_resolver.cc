@@ -42,11 +42,11 @@ class KubernetesResolver final : public Resolver, private k8s::ListWatch::Handle
         cluster_.c_str(), ns.c_str(), settings_.service.c_str(),
         settings_.port.empty() ? "(the only one)" : settings_.port.c_str(), creds.server.c_str(),
         creds.origin.c_str());
-    return k8s::Collection{
-        "/apis/discovery.k8s.io/v1/namespaces/" + k8s::url_encode(ns) +
-            "/endpointslices?labelSelector=" +
-            k8s::url_encode("kubernetes.io/service-name=" + settings_.service),
-        "EndpointSlice", "endpointslices.discovery.k8s.io", "in namespace " + ns};
+    return k8s::Collection{"/apis/discovery.k8s.io/v1/namespaces/" + k8s::url_encode(ns) +
+                               "/endpointslices?labelSelector=" +
+                               k8s::url_encode("kubernetes.io/service-name=" + settings_.service),
+                           "EndpointSlice", "endpointslices.discovery.k8s.io",
+                           "in namespace " + ns};
   }
 
   Result<k8s::ListMeta> list_page(std::string_view body, bool first) override {
@@ -62,12 +62,11 @@ class KubernetesResolver final : public Resolver, private k8s::ListWatch::Handle
     if (!ev) return ev.error();
     if (ev->type == k8s::WatchEventType::Added || ev->type == k8s::WatchEventType::Modified ||
         ev->type == k8s::WatchEventType::Deleted) {
-      LOG_DEBUG("kubernetes: %s slice %s at resourceVersion %s",
-                k8s::watch_event_name(ev->type), ev->slice.key.c_str(),
-                ev->resource_version.c_str());
+      LOG_DEBUG("kubernetes: %s slice %s at resourceVersion %s", k8s::watch_event_name(ev->type),
+                ev->slice.key.c_str(), ev->resource_version.c_str());
       cache_.apply(*ev);
     }
-    return k8s::WatchEventHead{ev->type, std::move(ev->resource_version), std::move(ev->status)};
+    return static_cast<k8s::WatchEventHead&&>(std::move(*ev));
   }
 
   void on_listed(bool first) override {
@@ -100,8 +99,10 @@ class KubernetesResolver final : public Resolver, private k8s::ListWatch::Handle
     LOG_DEBUG("kubernetes: cluster %s: %zu endpoint(s), %zu ready", cluster_.c_str(),
               endpoints.size(), ready);
     if (fallback > 0)
-      LOG_INFO("kubernetes: cluster %s: no endpoint is ready; %zu terminating endpoint(s) that "
-               "still serve get the calls", cluster_.c_str(), fallback);
+      LOG_INFO(
+          "kubernetes: cluster %s: no endpoint is ready; %zu terminating endpoint(s) that "
+          "still serve get the calls",
+          cluster_.c_str(), fallback);
     on_update_(std::move(endpoints));
   }
 

@@ -209,6 +209,10 @@ ServiceMapBuilder::Entries ServiceMapBuilder::make_entries(
   std::sort(keys.begin(), keys.end(), [](const auto* a, const auto* b) { return *a < *b; });
   for (const auto& port : ports) {
     if (port.protocol != "TCP" || port.port == 0) continue;
+    // The API server refuses a Service with one port twice; should one come anyway, the first
+    // stays, so that a Service port is one entry (one cluster for the consumers).
+    if (std::any_of(out.begin(), out.end(), [&](const auto& e) { return e->port == port.port; }))
+      continue;
     auto entry = std::make_shared<MeshService>();
     entry->namespace_ = name.first;
     entry->service = name.second;
@@ -250,13 +254,14 @@ bool ServiceMapBuilder::rebuild(const Name& name) {
     std::vector<std::string> ips;
     for (const auto& a : before.front()->cluster_ips) ips.push_back(a.host);
     std::vector<k8s::ServicePort> ports;
-    for (const auto& e : before) ports.push_back(k8s::ServicePort{e->port_name, "TCP", e->port, e->app_protocol});
+    for (const auto& e : before)
+      ports.push_back(k8s::ServicePort{e->port_name, "TCP", e->port, e->app_protocol});
     fresh = make_entries(name, ips, ports);
   }
   bool changed = fresh.size() != before.size();
   for (size_t i = 0; i < fresh.size(); ++i) {
-    auto same = std::find_if(before.begin(), before.end(),
-                             [&](const auto& e) { return *e == *fresh[i]; });
+    auto same =
+        std::find_if(before.begin(), before.end(), [&](const auto& e) { return *e == *fresh[i]; });
     if (same != before.end()) {
       fresh[i] = *same;  // unchanged: the consumers keep what they made of it
       changed = changed || same - before.begin() != static_cast<ptrdiff_t>(i);

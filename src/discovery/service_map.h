@@ -32,10 +32,10 @@ namespace h2mesh::discovery {
 // reuses the same object (same pointer) while nothing about that port changed, so a consumer
 // finds what changed by comparing pointers.
 struct MeshService {
-  std::string namespace_;  // "grpcdemo"
-  std::string service;     // "greeter"
-  std::string port_name;   // the Service port's name ("" when unnamed)
-  uint16_t port = 0;       // the Service port: what clients dial on a cluster IP
+  std::string namespace_;    // "grpcdemo"
+  std::string service;       // "greeter"
+  std::string port_name;     // the Service port's name ("" when unnamed)
+  uint16_t port = 0;         // the Service port: what clients dial on a cluster IP
   std::string app_protocol;  // spec.ports[].appProtocol, may be empty
   // Every address of spec.clusterIPs (IPv4 and/or IPv6), each with `port`.
   std::vector<config::SocketAddress> cluster_ips;

@@ -5,6 +5,8 @@
 
 #include "discovery/service_map_watcher.h"
 
+#include <set>
+
 #include "common/log.h"
 #include "discovery/k8s_http.h"
 #include "discovery/k8s_list_watch.h"
@@ -21,14 +23,14 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
       : owner_(owner),
         kind_(kind),
         namespace_(scope),
-        list_watch_(owner.loop_,
-                    k8s::ListWatch::Settings{
-                        std::string("service map, ") +
-                            (kind == Kind::Services ? "Services" : "EndpointSlices") +
-                            (scope.empty() ? "" : " of " + scope),
-                        settings.kubeconfig, settings.backoff_base, settings.backoff_max,
-                        settings.list_page_size},
-                    *this) {}
+        list_watch_(
+            owner.loop_,
+            k8s::ListWatch::Settings{std::string("service map, ") +
+                                         (kind == Kind::Services ? "Services" : "EndpointSlices") +
+                                         (scope.empty() ? "" : " of " + scope),
+                                     settings.kubeconfig, settings.backoff_base,
+                                     settings.backoff_max, settings.list_page_size},
+            *this) {}
 
   void start() { list_watch_.start(); }
   bool synced() const { return list_watch_.synced(); }
@@ -45,16 +47,17 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
                            ? base + "/" + plural
                            : base + "/namespaces/" + k8s::url_encode(namespace_) + "/" + plural;
     if (kind_ == Kind::Services) {
-      LOG_INFO("kubernetes: service map follows the Services and EndpointSlices %s from %s with "
-               "the credentials of %s",
-               namespace_.empty() ? "of every namespace" : ("of namespace " + namespace_).c_str(),
-               creds.server.c_str(), creds.origin.c_str());
+      LOG_INFO(
+          "kubernetes: service map follows the Services and EndpointSlices %s from %s with "
+          "the credentials of %s",
+          namespace_.empty() ? "of every namespace" : ("of namespace " + namespace_).c_str(),
+          creds.server.c_str(), creds.origin.c_str());
     }
-    return k8s::Collection{
-        path, services ? "Service" : "EndpointSlice",
-        services ? "services" : "endpointslices.discovery.k8s.io",
-        namespace_.empty() ? "cluster-wide (a ClusterRole), or name the namespaces to watch"
-                           : "in namespace " + namespace_};
+    return k8s::Collection{path, services ? "Service" : "EndpointSlice",
+                           services ? "services" : "endpointslices.discovery.k8s.io",
+                           namespace_.empty()
+                               ? "cluster-wide (a ClusterRole), or name the namespaces to watch"
+                               : "in namespace " + namespace_};
   }
 
   Result<k8s::ListMeta> list_page(std::string_view body, bool first) override {
@@ -81,15 +84,14 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
       owner_.builder_.apply(*ev);
       LOG_DEBUG("kubernetes: service map: %s service %s", k8s::watch_event_name(ev->type),
                 ev->service.key.c_str());
-      return k8s::WatchEventHead{ev->type, std::move(ev->resource_version),
-                                 std::move(ev->status)};
+      return static_cast<k8s::WatchEventHead&&>(std::move(*ev));
     }
     auto ev = k8s::parse_watch_event(line);
     if (!ev) return ev.error();
     owner_.builder_.apply(*ev);
     LOG_DEBUG("kubernetes: service map: %s slice %s", k8s::watch_event_name(ev->type),
               ev->slice.key.c_str());
-    return k8s::WatchEventHead{ev->type, std::move(ev->resource_version), std::move(ev->status)};
+    return static_cast<k8s::WatchEventHead&&>(std::move(*ev));
   }
 
   void on_listed(bool first) override {
@@ -119,8 +121,11 @@ class ServiceMapWatcher::Feed final : private k8s::ListWatch::Handler {
 
 ServiceMapWatcher::ServiceMapWatcher(net::EventLoop& loop, Settings settings, OnUpdate on_update)
     : loop_(loop), on_update_(std::move(on_update)), publish_timer_(loop, [this] { publish(); }) {
-  std::vector<std::string> scopes = settings.namespaces;
-  if (scopes.empty()) scopes.push_back("");  // cluster-wide
+  // Each namespace once (an empty name is none); no namespace: one cluster-wide scope.
+  std::set<std::string> scopes;
+  for (const auto& ns : settings.namespaces)
+    if (!ns.empty()) scopes.insert(ns);
+  if (scopes.empty()) scopes.insert("");
   for (const auto& ns : scopes) {
     feeds_.push_back(std::make_unique<Feed>(*this, Feed::Kind::Services, ns, settings));
     feeds_.push_back(std::make_unique<Feed>(*this, Feed::Kind::EndpointSlices, ns, settings));
@@ -174,9 +179,10 @@ void ServiceMapWatcher::publish() {
   size_t endpoints = 0;
   for (const auto& s : map->services) endpoints += s->endpoints.size();
   if (first) {
-    LOG_INFO("kubernetes: service map synced: %zu Service port(s) with %zu endpoint(s) from %zu "
-             "Service(s) and %zu EndpointSlice(s)",
-             map->services.size(), endpoints, builder_.service_count(), builder_.slice_count());
+    LOG_INFO(
+        "kubernetes: service map synced: %zu Service port(s) with %zu endpoint(s) from %zu "
+        "Service(s) and %zu EndpointSlice(s)",
+        map->services.size(), endpoints, builder_.service_count(), builder_.slice_count());
   } else {
     LOG_DEBUG("kubernetes: service map version %llu: %zu Service port(s) with %zu endpoint(s)",
               static_cast<unsigned long long>(map->version), map->services.size(), endpoints);

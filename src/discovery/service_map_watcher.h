@@ -20,7 +20,8 @@ class ServiceMapWatcher {
  public:
   struct Settings {
     std::string kubeconfig;               // "": in-cluster credentials (the pod's account)
-    std::vector<std::string> namespaces;  // empty: every namespace, with cluster-wide requests
+    // Empty: every namespace, with cluster-wide requests. Duplicates and "" are ignored.
+    std::vector<std::string> namespaces;
     Duration backoff_base = std::chrono::milliseconds(500);  // after a failure, doubling ...
     Duration backoff_max = std::chrono::seconds(30);         // ... up to this, with jitter
     size_t list_page_size = 500;  // objects per LIST reply: bounds the memory a LIST needs
@@ -38,9 +39,9 @@ class ServiceMapWatcher {
     Collection services;         // summed over the namespaces
     Collection endpoint_slices;  // summed over the namespaces
     uint64_t maps_published = 0;
-    size_t services_known = 0;   // Services in the cache, with a cluster IP or not
+    size_t services_known = 0;  // Services in the cache, with a cluster IP or not
     size_t slices_known = 0;
-    size_t map_entries = 0;      // Service ports in the current map
+    size_t map_entries = 0;  // Service ports in the current map
   };
 
   // Main thread. `on_update` receives each new map on the main thread: the first once both

@@ -88,7 +88,7 @@ KubeApiServer::~KubeApiServer() {
     std::lock_guard lock(mu_);
     for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);  // blocked reads and writes return
   }
-  store_.wake();  // watches waiting for a change look at stopping_
+  store_.wake();                          // watches waiting for a change look at stopping_
   for (auto& t : connections_) t.join();  // no new ones: the acceptor is gone
   ::close(listen_fd_);
   ::close(wake_fd_);
@@ -118,7 +118,8 @@ void KubeApiServer::serve(int fd) {
     size_t end = buffer.find("\r\n\r\n");
     if (end == std::string::npos) {
       if (buffer.size() > kMaxRequestHead) {
-        (void)reply_status(fd, 431, "Request Header Fields Too Large", "request head too large", false);
+        (void)reply_status(fd, 431, "Request Header Fields Too Large", "request head too large",
+                           false);
         break;
       }
       ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
@@ -183,8 +184,9 @@ bool KubeApiServer::watch(int fd, const ApiQuery& q) {
     // 410). One it has not reached yet is answered from where it is.
     sent = std::min<uint64_t>(rv, store_.resource_version());
   }
-  if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n") ||
+  if (!send_all(fd,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n") ||
       !send_chunk(fd, first))
     return false;
   const int seconds = q.timeout_seconds > 0 ? q.timeout_seconds : settings_.default_watch_seconds;
@@ -197,15 +199,15 @@ bool KubeApiServer::watch(int fd, const ApiQuery& q) {
     const TimePoint now = Clock::now();
     if (q.bookmarks && now >= next_bookmark) {
       // Every change up to now_rv was sent above: a watch may resume from here.
-      lines += nlohmann::json{{"type", "BOOKMARK"},
-                              {"object",
-                               {{"kind", q.resource == Resource::Services ? "Service"
-                                                                          : "EndpointSlice"},
-                                {"apiVersion",
-                                 q.resource == Resource::Services ? "v1" : "discovery.k8s.io/v1"},
-                                {"metadata", {{"resourceVersion", std::to_string(sent)}}}}}}
-                   .dump() +
-               "\n";
+      lines +=
+          nlohmann::json{
+              {"type", "BOOKMARK"},
+              {"object",
+               {{"kind", q.resource == Resource::Services ? "Service" : "EndpointSlice"},
+                {"apiVersion", q.resource == Resource::Services ? "v1" : "discovery.k8s.io/v1"},
+                {"metadata", {{"resourceVersion", std::to_string(sent)}}}}}}
+              .dump() +
+          "\n";
       next_bookmark = now + settings_.bookmark_interval;
     }
     if (!send_chunk(fd, lines)) return false;

@@ -61,7 +61,7 @@ class KubeApiServer {
   std::atomic<uint64_t> lists_{0}, watches_{0};
 
   std::mutex mu_;
-  std::set<int> open_fds_;               // connections, shut down on stop
+  std::set<int> open_fds_;                // connections, shut down on stop
   std::vector<std::thread> connections_;  // joined on stop
   std::thread acceptor_;
 };

@@ -109,8 +109,9 @@ Result<ApiQuery> parse_api_target(const std::string& target) {
       if (value.empty()) continue;
       if (e == std::string::npos || e == 0 || value.find('=', e + 1) != std::string::npos ||
           value.find_first_of("!, ()") != std::string::npos)
-        return make_error(ErrorCode::InvalidArgument,
-                          "this server takes only one key=value label selector, not '" + value + "'");
+        return make_error(
+            ErrorCode::InvalidArgument,
+            "this server takes only one key=value label selector, not '" + value + "'");
       q.label_key = value.substr(0, e);
       q.label_value = value.substr(e + 1);
     }
@@ -166,12 +167,11 @@ json slice_json(const EndpointSliceObject& s, const std::string& resource_versio
       {"labels",
        {{kServiceNameLabel, s.service},
         {"endpointslice.kubernetes.io/managed-by", "endpointslice-controller.k8s.io"}}},
-      {"ownerReferences",
-       json::array({{{"apiVersion", "v1"},
-                     {"kind", "Service"},
-                     {"name", s.service},
-                     {"controller", true},
-                     {"blockOwnerDeletion", true}}})}};
+      {"ownerReferences", json::array({{{"apiVersion", "v1"},
+                                        {"kind", "Service"},
+                                        {"name", s.service},
+                                        {"controller", true},
+                                        {"blockOwnerDeletion", true}}})}};
   j["addressType"] = "IPv4";
   // `endpoints` and `ports` have no omitempty in the API: empty lists are written as null.
   if (s.endpoints.empty()) {
@@ -194,8 +194,9 @@ json slice_json(const EndpointSliceObject& s, const std::string& resource_versio
 }
 
 json status_json(int code, const std::string& reason, const std::string& message) {
-  return {{"kind", "Status"}, {"apiVersion", "v1"},   {"metadata", json::object()},
-          {"status", "Failure"}, {"message", message}, {"reason", reason}, {"code", code}};
+  return {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+          {"status", "Failure"}, {"message", message}, {"reason", reason},
+          {"code", code}};
 }
 
 bool ObjectStore::matches(const Entry& e, const ApiQuery& q) {
@@ -248,8 +249,8 @@ uint64_t ObjectStore::put_slice(const EndpointSliceObject& s) {
   const char* type = objects_.count(key) ? "MODIFIED" : "ADDED";
   json object = slice_json(s, "", "", ++generations_[key], true);
   stamp(key, &object["metadata"]);
-  return record(type,
-                Entry{Resource::EndpointSlices, s.namespace_, s.name, s.service, std::move(object)});
+  return record(
+      type, Entry{Resource::EndpointSlices, s.namespace_, s.name, s.service, std::move(object)});
 }
 
 uint64_t ObjectStore::remove(Resource r, const std::string& namespace_, const std::string& name) {

@@ -42,9 +42,10 @@ std::string endpoint_probability(size_t i, size_t n) {
 
 std::string kube_proxy_rules(const std::vector<ServiceRule>& services) {
   std::string chains, rules;
-  chains += ":PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-            ":POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
-            ":KUBE-POSTROUTING - [0:0]\n";
+  chains +=
+      ":PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      ":POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
+      ":KUBE-POSTROUTING - [0:0]\n";
   rules += "-A PREROUTING " + comment("kubernetes service portals") + " -j KUBE-SERVICES\n";
   rules += "-A OUTPUT " + comment("kubernetes service portals") + " -j KUBE-SERVICES\n";
   rules += "-A POSTROUTING " + comment("kubernetes postrouting rules") + " -j KUBE-POSTROUTING\n";
@@ -52,12 +53,13 @@ std::string kube_proxy_rules(const std::vector<ServiceRule>& services) {
   rules += std::string("-A KUBE-POSTROUTING -m mark --mark ") + kMasqMark + " -j MASQUERADE\n";
   for (const auto& s : services) {
     const std::string key = service_key(s);
-    const std::string portal = "-d " + s.cluster_ip + "/32 -p tcp -m tcp --dport " +
-                               std::to_string(s.port);
+    const std::string portal =
+        "-d " + s.cluster_ip + "/32 -p tcp -m tcp --dport " + std::to_string(s.port);
     if (s.endpoints.empty()) continue;
     const std::string svc = service_chain(s);
     chains += ":" + svc + " - [0:0]\n";
-    rules += "-A KUBE-SERVICES " + portal + " " + comment(key + " cluster IP") + " -j " + svc + "\n";
+    rules +=
+        "-A KUBE-SERVICES " + portal + " " + comment(key + " cluster IP") + " -j " + svc + "\n";
     for (size_t i = 0; i < s.endpoints.size(); ++i) {
       const std::string& ip = s.endpoints[i];
       const std::string target = ip + ":" + std::to_string(s.target_port);

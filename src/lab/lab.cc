@@ -1,9 +1,9 @@
 #include "lab/lab.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,8 +13,8 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -319,12 +319,14 @@ Result<void> Lab::build_node() {
   // mode, and the path would differ from host to host. Off in the node, every packet between
   // pods is routed by the node's IP layer, module or not. Per namespace since Linux 5.3; older
   // kernels have no such file in a new namespace, and then the module's global setting is left.
-  for (const char* key : {"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"}) {
+  for (const char* key :
+       {"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"}) {
     if (auto written = write_sysctl(node_netns_, key, "0"); !written) return written.error();
   }
   auto lo = tool({"ip", "-n", node_netns_, "-o", "link", "show", "lo"});
   if (!lo) return lo.error();
-  if (lo->find(",UP") == std::string::npos) return lab_error("the node's loopback is not up: " + *lo);
+  if (lo->find(",UP") == std::string::npos)
+    return lab_error("the node's loopback is not up: " + *lo);
   return apply_rules();
 }
 
@@ -416,13 +418,6 @@ Result<void> Lab::set_service(const ServiceRule& rule) {
   return apply_rules();
 }
 
-Result<void> Lab::remove_service(const std::string& namespace_, const std::string& name) {
-  std::erase_if(services_, [&](const ServiceRule& s) {
-    return s.namespace_ == namespace_ && s.name == name;
-  });
-  return apply_rules();
-}
-
 Result<void> Lab::apply_rules() {
   std::string text = kube_proxy_rules(services_);
   // Also in a file of the work directory, for a person looking at what the node does.
@@ -435,7 +430,6 @@ Result<void> Lab::apply_rules() {
   auto r = run_tool({find_tool("ip"), "netns", "exec", node_netns_, find_tool("iptables-restore")},
                     text);
   if (!r) return r.error();
-  applied_rules_ = std::move(text);
   return {};
 }
 

@@ -41,8 +41,8 @@ struct Pod {
 class Lab {
  public:
   struct Settings {
-    std::string work_dir;            // required: the node's rules are written here (to read)
-    std::string prefix = "h2lab";    // namespace names: <prefix>-<pid>-<n>-<node|pod name>
+    std::string work_dir;             // required: the node's rules are written here (to read)
+    std::string prefix = "h2lab";     // namespace names: <prefix>-<pid>-<n>-<node|pod name>
     std::string subnet = "10.244.0";  // the lab's /24: the node is .1, pods from .10 on
   };
 
@@ -75,9 +75,6 @@ class Lab {
   // Adds or replaces a Service port's kube-proxy rules in the node namespace (all Services'
   // rules are rewritten at once; connections already made keep their pod).
   Result<void> set_service(const ServiceRule& rule);
-  Result<void> remove_service(const std::string& namespace_, const std::string& name);
-  // The iptables-restore text last applied (for messages and tests).
-  const std::string& applied_rules() const { return applied_rules_; }
 
   // The command line that runs `argv` inside the pod, with its /etc/hosts; with `uid`, as that
   // uid and the same gid, without supplementary groups (a sidecar's identity). For Subprocess.
@@ -103,7 +100,6 @@ class Lab {
   int next_veth_ = 0;
   bool node_made_ = false;
   std::vector<ServiceRule> services_;
-  std::string applied_rules_;
 };
 
 // Calls `fn` on a thread that entered the network namespace /run/netns/<netns>: the sockets it
@@ -115,7 +111,8 @@ Result<int> socket_in(const std::string& netns, int domain, int type);
 
 // Writes a sysctl of the namespace ("net/ipv4/ip_forward" under /proc/sys); false when the
 // namespace has no such sysctl.
-Result<bool> write_sysctl(const std::string& netns, const std::string& key, const std::string& value);
+Result<bool> write_sysctl(const std::string& netns, const std::string& key,
+                          const std::string& value);
 
 // A plain HTTP/1.1 GET (Connection: close) to ip:port from inside the namespace, with a bearer
 // token when one is given; the status and body, read until the server closes, within

@@ -42,7 +42,8 @@ const std::vector<Command>& commands() {
       {"demo", "[--mesh] [--calls N]",
        "per-connection vs per-call balancing, side by side (N: a multiple of 4, default 24);\n"
        "      --mesh (root): in network namespaces, a ClusterIP Service without and with the sidecar",
-       {"--calls"}, {"--mesh"}},
+       {"--calls"},
+       {"--mesh"}},
       {"iptables", "install|uninstall|show [--dry-run] [FLAGS]",
        "mesh mode's interception rules, as root (FLAGS: h2mesh iptables --help)",
        {}, {}},  // reads its own flags (an action word, --dry-run without a value)

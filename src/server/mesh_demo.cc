@@ -5,11 +5,11 @@
 // picks one pod per connection, so every call lands there) and with it (`h2mesh iptables
 // install`, then `h2mesh run --mesh` as uid 1337: every call is balanced).
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -108,7 +108,8 @@ Result<int> listen_in_node(const lab::Lab& lab) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   inet_pton(AF_INET, lab.node_ip().c_str(), &addr.sin_addr);
-  if (::bind(*fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(*fd, 64) != 0) {
+  if (::bind(*fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(*fd, 64) != 0) {
     int err = errno;
     ::close(*fd);
     return make_error(ErrorCode::Io, "API server: bind " + lab.node_ip() + ": " + strerror(err));
@@ -122,7 +123,10 @@ lab::ServiceObject greeter_service() {
 
 // The Service's EndpointSlice with the pods that are ready: a MODIFIED on every open watch.
 void publish_endpoints(lab::ObjectStore& store, const std::vector<lab::Pod>& ready) {
-  lab::EndpointSliceObject slice{kNamespace, std::string(kService) + "-lab01", kService, {},
+  lab::EndpointSliceObject slice{kNamespace,
+                                 std::string(kService) + "-lab01",
+                                 kService,
+                                 {},
                                  {{kPortName, kPort, 0, "kubernetes.io/h2c"}}};
   for (const auto& p : ready) slice.endpoints.push_back({p.ip, true, true, false, p.name});
   store.put_slice(slice);
@@ -139,7 +143,8 @@ std::string kubeconfig_text(const std::string& server) {
   return "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: " + server +
          "\nusers:\n- name: h2mesh\n  user:\n    token: " + kToken +
          "\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: h2mesh\n"
-         "    namespace: " + kNamespace + "\ncurrent-context: lab\n";
+         "    namespace: " +
+         kNamespace + "\ncurrent-context: lab\n";
 }
 
 class MeshDemo {
@@ -188,10 +193,10 @@ bool MeshDemo::build_cluster() {
     const std::string name = "greeter-" + std::to_string(i);
     auto pod = lab_->add_pod(name);
     if (!pod) return fail(pod.error().message);
-    auto p = Subprocess::spawn(lab_->exec_argv(*pod, {bin_ + "/greeter", "serve", "--address",
-                                                      "0.0.0.0", "--port", std::to_string(kPort),
-                                                      "--id", name}),
-                               dir_, name);
+    auto p =
+        Subprocess::spawn(lab_->exec_argv(*pod, {bin_ + "/greeter", "serve", "--address", "0.0.0.0",
+                                                 "--port", std::to_string(kPort), "--id", name}),
+                          dir_, name);
     if (!p) return fail(p.error().message);
     auto line = (*p)->wait_for_line(
         Subprocess::Stream::Stdout,
@@ -213,8 +218,9 @@ bool MeshDemo::build_cluster() {
   auto client = lab_->add_pod("client");
   if (!client) return fail(client.error().message);
   client_ = *client;
-  if (auto ok = lab_->set_hosts("client", {{kClusterIp, std::string(kServiceHost) +
-                                                          " greeter.grpcdemo.svc greeter.grpcdemo"}});
+  if (auto ok = lab_->set_hosts(
+          "client",
+          {{kClusterIp, std::string(kServiceHost) + " greeter.grpcdemo.svc greeter.grpcdemo"}});
       !ok)
     return fail(ok.error().message);
   printf("  pod      %-12s client: /etc/hosts has %s -> %s\n", client_.ip.c_str(), kServiceHost,
@@ -254,8 +260,12 @@ bool MeshDemo::start_sidecar() {
   auto installed = lab_->run(&client_, {bin_ + "/h2mesh", "iptables", "install"});
   if (!installed) return fail(installed.error().message);
 
-  const std::vector<std::string> argv = {bin_ + "/h2mesh", "run", "--mesh", "--kubeconfig",
-                                         kubeconfig_, "--admin",
+  const std::vector<std::string> argv = {bin_ + "/h2mesh",
+                                         "run",
+                                         "--mesh",
+                                         "--kubeconfig",
+                                         kubeconfig_,
+                                         "--admin",
                                          "127.0.0.1:" + std::to_string(kSidecarAdminPort)};
   printf("[client]$ %s   (as uid %u)\n", join(argv).substr(bin_.size() + 1).c_str(), kSidecarUid);
   auto p = Subprocess::spawn(lab_->exec_argv(client_, argv, kSidecarUid), dir_, "sidecar");
@@ -305,15 +315,18 @@ int MeshDemo::run() {
   const bool pinned = before->per_backend.size() == 1 && before->failed == 0;
   const int share = calls_ / kPods;
   bool spread = after->failed == 0 && after->per_backend.size() == static_cast<size_t>(kPods);
-  for (const auto& [id, n] : after->per_backend) spread = spread && n >= share - 1 && n <= share + 1;
+  for (const auto& [id, n] : after->per_backend)
+    spread = spread && n >= share - 1 && n <= share + 1;
   if (pinned)
-    printf("Without the sidecar: all %d calls answered by %s: kube-proxy balanced the one "
-           "connection.\n",
-           calls_, before->per_backend.begin()->first.c_str());
+    printf(
+        "Without the sidecar: all %d calls answered by %s: kube-proxy balanced the one "
+        "connection.\n",
+        calls_, before->per_backend.begin()->first.c_str());
   if (spread)
-    printf("With the sidecar: every pod answered %d±1 calls: balanced per call, same client, "
-           "same name.\n",
-           share);
+    printf(
+        "With the sidecar: every pod answered %d±1 calls: balanced per call, same client, "
+        "same name.\n",
+        share);
   if (!sidecar_exit || *sidecar_exit != 0) {
     fprintf(stderr, "demo: the sidecar did not exit cleanly on SIGTERM (see %s/sidecar.err)\n",
             dir_.c_str());
@@ -342,7 +355,7 @@ int run_mesh_demo(int calls) {
   for (const char* t : {"ip", "iptables-restore", "setpriv"}) {
     if (lab::find_tool(t).empty()) {
       fprintf(stderr, "demo: `%s` not found (Debian: apt-get install %s)\n", t,
-              std::string(t) == "ip" ? "iproute2"
+              std::string(t) == "ip"        ? "iproute2"
               : std::string(t) == "setpriv" ? "util-linux"
                                             : "iptables");
       return 1;

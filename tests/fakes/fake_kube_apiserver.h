@@ -45,8 +45,8 @@ class FakeKubeApiServer {
                              Placement placement = {})
       : dir_(dir), placement_(std::move(placement)) {
     std::filesystem::create_directories(dir);
-    std::vector<std::string> argv = {"/usr/bin/python3", H2MESH_FAKE_KUBE_APISERVER_SCRIPT,
-                                     "--dir", dir};
+    std::vector<std::string> argv = {"/usr/bin/python3", H2MESH_FAKE_KUBE_APISERVER_SCRIPT, "--dir",
+                                     dir};
     argv.insert(argv.end(), flags.begin(), flags.end());
     if (placement_.wrap) argv = placement_.wrap(argv);
     auto p = h2mesh::Subprocess::spawn(argv, dir, "fake-kube-apiserver");

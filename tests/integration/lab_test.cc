@@ -17,8 +17,8 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -155,7 +155,12 @@ TEST_F(LabTest, CreateAndDestroyLeaveNothingBehind) {
     ASSERT_TRUE((*lab)->add_pod("a").ok());
     ASSERT_TRUE((*lab)->add_pod("b").ok());
     ASSERT_TRUE((*lab)
-                    ->set_service({"ns", "svc", "p", "10.96.0.20", 80, 8080,
+                    ->set_service({"ns",
+                                   "svc",
+                                   "p",
+                                   "10.96.0.20",
+                                   80,
+                                   8080,
                                    {(*lab)->pod("a")->ip, (*lab)->pod("b")->ip}})
                     .ok());
     const std::string lab_id = (*lab)->node_netns().substr(0, (*lab)->node_netns().size() - 4);
@@ -271,7 +276,8 @@ TEST_F(LabTest, PodReachesItselfThroughItsService) {
 
 TEST_F(LabTest, ProcessesRunInThePodAsTheGivenUidAndResolveItsHosts) {
   Pod p = add("client");
-  ASSERT_TRUE(lab_->set_hosts("client", {{"10.96.0.10", "greeter.grpcdemo.svc.cluster.local"}}).ok());
+  ASSERT_TRUE(
+      lab_->set_hosts("client", {{"10.96.0.10", "greeter.grpcdemo.svc.cluster.local"}}).ok());
   auto run = [&](const std::vector<std::string>& argv, std::optional<uid_t> uid, const char* log) {
     auto proc = Subprocess::spawn(lab_->exec_argv(p, argv, uid), dir_, log);
     EXPECT_TRUE(proc.ok());
@@ -285,8 +291,8 @@ TEST_F(LabTest, ProcessesRunInThePodAsTheGivenUidAndResolveItsHosts) {
           std::nullopt, "getent");
   EXPECT_EQ(hosts.substr(0, hosts.find(' ')), "10.96.0.10") << hosts;
   // The pod's own address, seen from inside.
-  const std::string addr = run({h2mesh::lab::find_tool("ip"), "-o", "-4", "addr", "show", "eth0"},
-                               std::nullopt, "addr");
+  const std::string addr =
+      run({h2mesh::lab::find_tool("ip"), "-o", "-4", "addr", "show", "eth0"}, std::nullopt, "addr");
   EXPECT_NE(addr.find(" " + p.ip + "/32 "), std::string::npos) << addr;
 }
 

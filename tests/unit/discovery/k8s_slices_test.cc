@@ -332,6 +332,18 @@ TEST(K8sSlices, CacheKeepsEachSliceApartAndReportsTheUnion) {
             (std::vector<std::string>{"10.244.1.10:50051", "10.244.1.11:50051"}));
 }
 
+// Found by fuzz_k8s_slices: sorted as text, "10.244.1.10:50051" came before "10.244.1.1:50051"
+// (':' sorts after '0'); the set is sorted by host, then port.
+TEST(K8sSlices, UnionIsSortedByHostThenPort) {
+  SliceCache cache("grpc");
+  cache.apply(slice_event(WatchEventType::Added, "a",
+                          R"([{"addresses":["10.244.1.10"]},{"addresses":["10.244.1.2"]}])"));
+  cache.apply(slice_event(WatchEventType::Added, "b", R"([{"addresses":["10.244.1.1"]}])"));
+  EXPECT_EQ(addresses(cache.endpoints()),
+            (std::vector<std::string>{"10.244.1.1:50051", "10.244.1.10:50051",
+                                      "10.244.1.2:50051"}));
+}
+
 TEST(K8sSlices, AddressInTwoSlicesKeepsItsMostUsableEntry) {
   SliceCache cache("grpc");
   // During a migration between slices an address can be listed twice.

@@ -17,7 +17,8 @@ namespace {
 
 k8s::Service service(const std::string& ns, const std::string& name, const std::string& spec) {
   auto ev = k8s::parse_service_event(R"({"type":"ADDED","object":{"kind":"Service","metadata":{)"
-                                     R"("name":")" + name + R"(","namespace":")" + ns +
+                                     R"("name":")" +
+                                     name + R"(","namespace":")" + ns +
                                      R"(","resourceVersion":"1"},"spec":)" + spec + "}}");
   EXPECT_TRUE(ev.ok()) << ev.error().message;
   return ev.ok() ? ev->service : k8s::Service{};
@@ -33,9 +34,8 @@ k8s::Service grpc_service(const std::string& ns, const std::string& name, const 
 }
 
 std::string ep(const std::string& ip, bool ready = true, bool terminating = false) {
-  return R"({"addresses":[")" + ip + R"("],"conditions":{"ready":)" +
-         (ready ? "true" : "false") + R"(,"serving":true,"terminating":)" +
-         (terminating ? "true" : "false") + "}}";
+  return R"({"addresses":[")" + ip + R"("],"conditions":{"ready":)" + (ready ? "true" : "false") +
+         R"(,"serving":true,"terminating":)" + (terminating ? "true" : "false") + "}}";
 }
 
 k8s::EndpointSlice slice(const std::string& ns, const std::string& name,
@@ -44,14 +44,12 @@ k8s::EndpointSlice slice(const std::string& ns, const std::string& name,
                          const std::string& type = "IPv4") {
   std::string list;
   for (const auto& e : eps) list += (list.empty() ? "" : ",") + e;
-  std::string labels = service_label.empty()
-                           ? "{}"
-                           : R"({"kubernetes.io/service-name":")" + service_label + R"("})";
+  std::string labels =
+      service_label.empty() ? "{}" : R"({"kubernetes.io/service-name":")" + service_label + R"("})";
   auto ev = k8s::parse_watch_event(
       R"({"type":"ADDED","object":{"kind":"EndpointSlice","metadata":{"name":")" + name +
       R"(","namespace":")" + ns + R"(","resourceVersion":"2","labels":)" + labels +
-      R"(},"addressType":")" + type + R"(","endpoints":[)" + list + R"(],"ports":)" + ports +
-      "}}");
+      R"(},"addressType":")" + type + R"(","endpoints":[)" + list + R"(],"ports":)" + ports + "}}");
   EXPECT_TRUE(ev.ok()) << ev.error().message;
   return ev.ok() ? ev->slice : k8s::EndpointSlice{};
 }
@@ -126,8 +124,9 @@ TEST(ServiceMap, ServicePortFindsItsTargetPortByNameInEachSlice) {
 
 TEST(ServiceMap, UnnamedSinglePortMatchesTheSlicesUnnamedPort) {
   ServiceMapBuilder b;
-  b.replace_services("", {service("n", "web", R"({"clusterIP":"10.96.0.2","ports":[{"port":80,)"
-                                              R"("targetPort":8080,"appProtocol":"http"}]})")});
+  b.replace_services("", {service("n", "web",
+                                  R"({"clusterIP":"10.96.0.2","ports":[{"port":80,)"
+                                  R"("targetPort":8080,"appProtocol":"http"}]})")});
   b.replace_slices("", {slice("n", "web-x", "web", {ep("10.1.0.1")}, R"([{"port":8080}])")});
   auto map = b.build();
   ASSERT_TRUE(map);
@@ -153,8 +152,9 @@ TEST(ServiceMap, SliceWithoutThePortNameGivesNoEndpointsToThatPort) {
 TEST(ServiceMap, OnlyReadyEndpointsGetCallsUnlessNoneIsReady) {
   ServiceMapBuilder b;
   b.replace_services("", {grpc_service("n", "a", "10.96.0.4")});
-  b.replace_slices("", {slice("n", "a-1", "a",
-                              {ep("10.1.0.1"), ep("10.1.0.2", false), ep("10.1.0.3", false, true)})});
+  b.replace_slices("",
+                   {slice("n", "a-1", "a",
+                          {ep("10.1.0.1"), ep("10.1.0.2", false), ep("10.1.0.3", false, true)})});
   auto map = b.build();
   ASSERT_TRUE(map);
   EXPECT_EQ(describe(*find(*map, "10.96.0.4:50051")),
@@ -163,9 +163,10 @@ TEST(ServiceMap, OnlyReadyEndpointsGetCallsUnlessNoneIsReady) {
 
   // Scale-down: the last ready pod is terminating too. The ones still serving take the calls
   // rather than every call failing with "no endpoint".
-  b.apply(slice_event(k8s::WatchEventType::Modified,
-                      slice("n", "a-1", "a", {ep("10.1.0.1", false, true), ep("10.1.0.2", false),
-                                              ep("10.1.0.3", false, true)})));
+  b.apply(slice_event(
+      k8s::WatchEventType::Modified,
+      slice("n", "a-1", "a",
+            {ep("10.1.0.1", false, true), ep("10.1.0.2", false), ep("10.1.0.3", false, true)})));
   map = b.build();
   ASSERT_TRUE(map);
   EXPECT_EQ(describe(*find(*map, "10.96.0.4:50051")),
@@ -177,18 +178,20 @@ TEST(ServiceMap, HeadlessExternalNameAndNonTcpPortsAreNotInTheMap) {
   ServiceMapBuilder b;
   b.replace_services(
       "", {service("n", "headless", R"({"clusterIP":"None","ports":[{"name":"grpc","port":1}]})"),
-           service("n", "ext", R"({"type":"ExternalName","externalName":"x.example.com",)"
-                               R"("ports":[{"name":"grpc","port":1}]})"),
-           service("n", "dns", R"({"clusterIP":"10.96.0.10","ports":[)"
-                               R"({"name":"dns","protocol":"UDP","port":53},)"
-                               R"({"name":"dns-tcp","protocol":"TCP","port":53},)"
-                               R"({"name":"sctp","protocol":"SCTP","port":99}]})"),
+           service("n", "ext",
+                   R"({"type":"ExternalName","externalName":"x.example.com",)"
+                   R"("ports":[{"name":"grpc","port":1}]})"),
+           service("n", "dns",
+                   R"({"clusterIP":"10.96.0.10","ports":[)"
+                   R"({"name":"dns","protocol":"UDP","port":53},)"
+                   R"({"name":"dns-tcp","protocol":"TCP","port":53},)"
+                   R"({"name":"sctp","protocol":"SCTP","port":99}]})"),
            service("n", "pending", R"({"clusterIP":"","ports":[{"name":"grpc","port":1}]})")});
-  b.replace_slices("", {slice("n", "headless-1", "headless", {ep("10.1.0.1")},
-                              R"([{"name":"grpc","port":1}])"),
-                        slice("n", "dns-1", "dns", {ep("10.1.0.53")},
-                              R"([{"name":"dns","protocol":"UDP","port":53},)"
-                              R"({"name":"dns-tcp","protocol":"TCP","port":53}])")});
+  b.replace_slices(
+      "", {slice("n", "headless-1", "headless", {ep("10.1.0.1")}, R"([{"name":"grpc","port":1}])"),
+           slice("n", "dns-1", "dns", {ep("10.1.0.53")},
+                 R"([{"name":"dns","protocol":"UDP","port":53},)"
+                 R"({"name":"dns-tcp","protocol":"TCP","port":53}])")});
   auto map = b.build();
   ASSERT_TRUE(map);
   ASSERT_EQ(map->services.size(), 1u);
@@ -198,11 +201,26 @@ TEST(ServiceMap, HeadlessExternalNameAndNonTcpPortsAreNotInTheMap) {
   EXPECT_EQ(describe(*find(*map, "10.96.0.10:53")), std::vector<std::string>{"10.1.0.53:53 ready"});
 }
 
+// Found by fuzz_service_map: the API server never sends one TCP port twice, but the map must
+// not hold two entries for one Service port if it did.
+TEST(ServiceMap, SamePortTwiceIsOneEntry) {
+  ServiceMapBuilder b;
+  b.replace_services("", {service("n", "dns",
+                                  R"({"clusterIP":"10.96.0.10","ports":[)"
+                                  R"({"name":"dns","port":53},)"
+                                  R"({"name":"dns-tcp","protocol":"TCP","port":53}]})")});
+  auto map = b.build();
+  ASSERT_TRUE(map);
+  ASSERT_EQ(map->services.size(), 1u);
+  EXPECT_EQ(map->services[0]->port_name, "dns");
+}
+
 TEST(ServiceMap, DualStackServiceHasBothClusterIpsAndBothFamiliesOfEndpoints) {
   ServiceMapBuilder b;
-  b.replace_services("", {service("n", "a", R"({"clusterIP":"10.96.0.5",)"
-                                            R"("clusterIPs":["10.96.0.5","fd00:10:96::5"],)"
-                                            R"("ports":[{"name":"grpc","port":50051}]})")});
+  b.replace_services("", {service("n", "a",
+                                  R"({"clusterIP":"10.96.0.5",)"
+                                  R"("clusterIPs":["10.96.0.5","fd00:10:96::5"],)"
+                                  R"("ports":[{"name":"grpc","port":50051}]})")});
   b.replace_slices("", {slice("n", "a-v4", "a", {ep("10.1.0.1")}),
                         slice("n", "a-v6", "a", {ep("fd00:10:244::1")},
                               R"([{"name":"grpc","port":8080}])", "IPv6"),
@@ -224,15 +242,16 @@ TEST(ServiceMap, DualStackServiceHasBothClusterIpsAndBothFamiliesOfEndpoints) {
   inet_pton(AF_INET6, "::ffff:10.96.0.5", &original.sin6_addr);
   EXPECT_EQ(map->find(reinterpret_cast<const sockaddr*>(&original)), v4);
   EXPECT_EQ(v4->cluster_ips.size(), 2u);
-  EXPECT_EQ(describe(*v4), (std::vector<std::string>{"10.1.0.1:8080 ready",
-                                                     "[fd00:10:244::1]:8080 ready"}));
+  EXPECT_EQ(describe(*v4),
+            (std::vector<std::string>{"10.1.0.1:8080 ready", "[fd00:10:244::1]:8080 ready"}));
 }
 
 TEST(ServiceMap, EntriesThatDidNotChangeAreTheSameObjects) {
   ServiceMapBuilder b;
-  b.replace_services("", {grpc_service("n", "a", "10.96.0.6"), grpc_service("n", "b", "10.96.0.7")});
-  b.replace_slices("", {slice("n", "a-1", "a", {ep("10.1.0.1")}),
-                        slice("n", "b-1", "b", {ep("10.2.0.1")})});
+  b.replace_services("",
+                     {grpc_service("n", "a", "10.96.0.6"), grpc_service("n", "b", "10.96.0.7")});
+  b.replace_slices(
+      "", {slice("n", "a-1", "a", {ep("10.1.0.1")}), slice("n", "b-1", "b", {ep("10.2.0.1")})});
   auto first = b.build();
   ASSERT_TRUE(first);
   EXPECT_EQ(first->version, 1u);
@@ -251,7 +270,8 @@ TEST(ServiceMap, EntriesThatDidNotChangeAreTheSameObjects) {
   EXPECT_EQ(find(*second, "10.96.0.7:50051")->endpoints.size(), 2u);
 
   // A relist that brings the same objects (after a 410) changes nothing either.
-  b.replace_services("", {grpc_service("n", "a", "10.96.0.6"), grpc_service("n", "b", "10.96.0.7")});
+  b.replace_services("",
+                     {grpc_service("n", "a", "10.96.0.6"), grpc_service("n", "b", "10.96.0.7")});
   b.replace_slices("", {slice("n", "a-1", "a", {ep("10.1.0.1")}),
                         slice("n", "b-1", "b", {ep("10.2.0.1"), ep("10.2.0.2")})});
   EXPECT_EQ(b.build(), nullptr);
@@ -336,13 +356,13 @@ TEST(ServiceMap, ListOfOneNamespaceReplacesOnlyThatNamespace) {
 
 TEST(ServiceMap, CountsFollowListsAndEvents) {
   ServiceMapBuilder b;
-  b.replace_services("a", {grpc_service("a", "x", "10.96.1.1"),
-                           service("a", "h", R"({"clusterIP":"None"})")});
+  b.replace_services(
+      "a", {grpc_service("a", "x", "10.96.1.1"), service("a", "h", R"({"clusterIP":"None"})")});
   b.replace_services("b", {grpc_service("b", "x", "10.96.2.1")});
-  b.replace_slices("", {slice("a", "x-1", "x", {ep("10.1.1.1")}),
-                        slice("a", "h-1", "h", {ep("10.1.1.2")}),
-                        slice("a", "m-1", "", {ep("10.1.1.3")})});  // nobody's: not kept
-  EXPECT_EQ(b.service_count(), 3u);  // the headless one counts: it is watched
+  b.replace_slices(
+      "", {slice("a", "x-1", "x", {ep("10.1.1.1")}), slice("a", "h-1", "h", {ep("10.1.1.2")}),
+           slice("a", "m-1", "", {ep("10.1.1.3")})});  // nobody's: not kept
+  EXPECT_EQ(b.service_count(), 3u);                    // the headless one counts: it is watched
   EXPECT_EQ(b.slice_count(), 2u);
   b.apply(service_event(k8s::WatchEventType::Added, grpc_service("b", "y", "10.96.2.2")));
   b.apply(service_event(k8s::WatchEventType::Modified, grpc_service("b", "y", "10.96.2.2", 1)));
@@ -354,8 +374,9 @@ TEST(ServiceMap, CountsFollowListsAndEvents) {
   ASSERT_TRUE(map);
   EXPECT_EQ(map->services.size(), 2u);
   // A pod name is not kept: nothing downstream reads it.
-  b.apply(slice_event(k8s::WatchEventType::Added,
-                      slice("b", "y-1", "y", {R"({"addresses":["10.2.2.2"],"targetRef":{"name":"pod-7"}})"})));
+  b.apply(slice_event(
+      k8s::WatchEventType::Added,
+      slice("b", "y-1", "y", {R"({"addresses":["10.2.2.2"],"targetRef":{"name":"pod-7"}})"})));
   map = b.build();
   ASSERT_TRUE(map);
   const MeshService* y = find(*map, "10.96.2.2:1");
@@ -368,16 +389,17 @@ TEST(ServiceMap, CountsFollowListsAndEvents) {
 TEST(ServiceMap, EntriesAreSortedByNamespaceNameAndPort) {
   ServiceMapBuilder b;
   // "a-b/..." sorts before "a/..." as text; by namespace, "a" comes first.
-  b.replace_services("", {grpc_service("a-b", "z", "10.96.0.1"), grpc_service("a", "z", "10.96.0.2"),
-                          service("a", "y", R"({"clusterIP":"10.96.0.3","ports":[)"
-                                            R"({"name":"b","port":9000},{"name":"a","port":80}]})")});
+  b.replace_services("",
+                     {grpc_service("a-b", "z", "10.96.0.1"), grpc_service("a", "z", "10.96.0.2"),
+                      service("a", "y",
+                              R"({"clusterIP":"10.96.0.3","ports":[)"
+                              R"({"name":"b","port":9000},{"name":"a","port":80}]})")});
   auto map = b.build();
   ASSERT_TRUE(map);
   std::vector<std::string> order;
   for (const auto& s : map->services)
     order.push_back(s->namespace_ + " " + s->service + " " + std::to_string(s->port));
-  EXPECT_EQ(order,
-            (std::vector<std::string>{"a y 80", "a y 9000", "a z 50051", "a-b z 50051"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"a y 80", "a y 9000", "a z 50051", "a-b z 50051"}));
 }
 
 }  // namespace

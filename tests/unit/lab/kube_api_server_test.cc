@@ -50,7 +50,8 @@ class Client {
 
   void get(const std::string& target, const std::string& token = kToken,
            const std::string& method = "GET") {
-    std::string req = method + " " + target + " HTTP/1.1\r\nHost: lab\r\nAccept: application/json\r\n";
+    std::string req =
+        method + " " + target + " HTTP/1.1\r\nHost: lab\r\nAccept: application/json\r\n";
     if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
     req += "\r\n";
     ASSERT_EQ(send(fd_, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
@@ -131,13 +132,13 @@ class Client {
 class KubeApiServerTest : public ::testing::Test {
  protected:
   void start(Duration bookmark_interval = std::chrono::seconds(60)) {
-    server_ = std::make_unique<KubeApiServer>(
-        store_, listen_loopback(), KubeApiServer::Settings{kToken, bookmark_interval});
+    server_ = std::make_unique<KubeApiServer>(store_, listen_loopback(),
+                                              KubeApiServer::Settings{kToken, bookmark_interval});
     ASSERT_NE(server_->port(), 0);
   }
   void put_greeter(std::vector<SliceEndpoint> endpoints) {
-    store_.put_slice({"grpcdemo", "greeter-abc12", "greeter", std::move(endpoints),
-                      {{"grpc", 50051, 0, ""}}});
+    store_.put_slice(
+        {"grpcdemo", "greeter-abc12", "greeter", std::move(endpoints), {{"grpc", 50051, 0, ""}}});
   }
   ObjectStore store_;
   std::unique_ptr<KubeApiServer> server_;

@@ -71,9 +71,9 @@ TEST(ApiTarget, UnknownPathsAreNotFoundAndUnservedQueriesBadRequests) {
     ASSERT_FALSE(q.ok()) << t;
     EXPECT_EQ(q.error().code, ErrorCode::NoRoute) << t;
   }
-  for (const char* t : {"/api/v1/services?labelSelector=app!=greeter",
-                        "/api/v1/services?labelSelector=a=b,c=d",
-                        "/api/v1/services?watch=1&timeoutSeconds=soon"}) {
+  for (const char* t :
+       {"/api/v1/services?labelSelector=app!=greeter", "/api/v1/services?labelSelector=a=b,c=d",
+        "/api/v1/services?watch=1&timeoutSeconds=soon"}) {
     auto q = parse_api_target(t);
     ASSERT_FALSE(q.ok()) << t;
     EXPECT_EQ(q.error().code, ErrorCode::InvalidArgument) << t;

@@ -56,13 +56,15 @@ TEST(KubeProxyRules, ClusterIpPortJumpsToTheServiceAndEndpointsDnatToTheTargetPo
 TEST(KubeProxyRules, PodReachingItselfThroughItsServiceIsMasqueraded) {
   const ServiceRule s = greeter({"10.244.0.10"});
   const std::string text = kube_proxy_rules({s});
-  EXPECT_EQ(lines_with(text, "-A " + endpoint_chain(s, "10.244.0.10") +
-                                 " -s 10.244.0.10/32 -m comment --comment \"grpcdemo/greeter:grpc\" "
-                                 "-j KUBE-MARK-MASQ")
-                .size(),
-            1u);
-  EXPECT_EQ(lines_with(text, "-A KUBE-POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE").size(),
-            1u);
+  EXPECT_EQ(
+      lines_with(text, "-A " + endpoint_chain(s, "10.244.0.10") +
+                           " -s 10.244.0.10/32 -m comment --comment \"grpcdemo/greeter:grpc\" "
+                           "-j KUBE-MARK-MASQ")
+          .size(),
+      1u);
+  EXPECT_EQ(
+      lines_with(text, "-A KUBE-POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE").size(),
+      1u);
 }
 
 TEST(KubeProxyRules, ServiceWithoutEndpointsHasNoPortal) {

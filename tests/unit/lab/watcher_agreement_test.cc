@@ -76,7 +76,10 @@ class WatcherAgreementTest : public ::testing::Test {
     return [this, want] { return !maps_.empty() && describe(maps_.back()) == want; };
   }
   void put_greeter_slice(std::vector<SliceEndpoint> endpoints) {
-    store_.put_slice({"grpcdemo", "greeter-lab01", "greeter", std::move(endpoints),
+    store_.put_slice({"grpcdemo",
+                      "greeter-lab01",
+                      "greeter",
+                      std::move(endpoints),
                       {{"grpc", 50051, 0, "kubernetes.io/h2c"}}});
   }
 
@@ -93,33 +96,39 @@ TEST_F(WatcherAgreementTest, SidecarLearnsTheDemosServiceAndFollowsItsEndpoints)
   put_greeter_slice({ep("10.244.0.10"), ep("10.244.0.11")});
   std::string failed =
       Script(loop_)
-          .step("listed", [&] { watcher_->start(); },
-                map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051"}))
+          .step(
+              "listed", [&] { watcher_->start(); },
+              map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051"}))
           .wait("watching", [&] { return server_->watches() == 2; })
-          .step("a pod becomes ready (MODIFIED)",
-                [&] { put_greeter_slice({ep("10.244.0.10"), ep("10.244.0.11"), ep("10.244.0.12")}); },
-                map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051 "
-                        "10.244.0.12:50051"}))
-          .step("one stops being ready",
-                [&] {
-                  put_greeter_slice(
-                      {ep("10.244.0.10"), ep("10.244.0.11", false), ep("10.244.0.12")});
-                },
-                map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051(notready) "
-                        "10.244.0.12:50051"}))
-          .step("a second Service (ADDED)",
-                [&] {
-                  store_.put_service({"shop", "cart", "10.96.1.20", {{"grpc", 9000, 8080, ""}}});
-                  store_.put_slice(
-                      {"shop", "cart-lab01", "cart", {ep("10.244.0.30")}, {{"grpc", 8080, 0, ""}}});
-                },
-                map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051(notready) "
-                        "10.244.0.12:50051",
-                        "shop/cart:9000 10.244.0.30:8080"}))
-          .step("the Service goes (DELETED)",
-                [&] { store_.remove(Resource::Services, "shop", "cart"); },
-                map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051(notready) "
-                        "10.244.0.12:50051"}))
+          .step(
+              "a pod becomes ready (MODIFIED)",
+              [&] {
+                put_greeter_slice({ep("10.244.0.10"), ep("10.244.0.11"), ep("10.244.0.12")});
+              },
+              map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051 "
+                      "10.244.0.12:50051"}))
+          .step(
+              "one stops being ready",
+              [&] {
+                put_greeter_slice({ep("10.244.0.10"), ep("10.244.0.11", false), ep("10.244.0.12")});
+              },
+              map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051(notready) "
+                      "10.244.0.12:50051"}))
+          .step(
+              "a second Service (ADDED)",
+              [&] {
+                store_.put_service({"shop", "cart", "10.96.1.20", {{"grpc", 9000, 8080, ""}}});
+                store_.put_slice(
+                    {"shop", "cart-lab01", "cart", {ep("10.244.0.30")}, {{"grpc", 8080, 0, ""}}});
+              },
+              map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051(notready) "
+                      "10.244.0.12:50051",
+                      "shop/cart:9000 10.244.0.30:8080"}))
+          .step(
+              "the Service goes (DELETED)",
+              [&] { store_.remove(Resource::Services, "shop", "cart"); },
+              map_is({"grpcdemo/greeter:50051 10.244.0.10:50051 10.244.0.11:50051(notready) "
+                      "10.244.0.12:50051"}))
           .run();
   ASSERT_EQ(failed, "") << watcher_->last_error();
   EXPECT_EQ(watcher_->last_error(), "");
