@@ -12,8 +12,6 @@ packages=(g++ cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-g
 if [[ "${1:-}" == "--tests" ]]; then
   packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml openssl libcap2-bin)
   packages+=(clang libfuzzer-14-dev libclang-rt-14-dev)
-  # Root tests: network namespaces with iptables REDIRECT rules (SO_ORIGINAL_DST).
-  packages+=(iproute2 iptables)
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
@@ -22,6 +20,9 @@ if [[ "${1:-}" == "--bench" ]]; then
   packages+=(haproxy nginx nghttp2-proxy nghttp2-client python3 python3-grpcio python3-protobuf)
   # bench/profile: instructions and allocations per call (callgrind), system calls (strace).
   packages+=(valgrind strace)
+  # bench/mesh_profile: the outbound path's per-call cost in network namespaces (iptables, ip,
+  # setpriv are in the base list).
+  packages+=(curl)
 fi
 
 missing=()

@@ -28,7 +28,7 @@ bool send_all(int fd, const std::string& data) {
 
 bool send_chunk(int fd, const std::string& data) {
   if (data.empty()) return true;  // an empty chunk would end the stream
-  char size[16];
+  char size[24];  // 16 hex digits, CRLF, NUL
   snprintf(size, sizeof(size), "%zx\r\n", data.size());
   return send_all(fd, size + data + "\r\n");
 }
