@@ -8,6 +8,21 @@ std::string mesh_cluster_name(const discovery::MeshService& service) {
   return service.service + "." + service.namespace_ + ":" + std::to_string(service.port);
 }
 
+namespace {
+// A dual-stack Service's slices list every pod once per family. Calls go to the family of the
+// Service's primary cluster IP (spec.ipFamilies[0]), as kube-proxy keeps each family to its
+// own: each pod is one endpoint, not two. A Service whose slices have none of that family (not
+// seen in practice) keeps them all.
+std::vector<cluster::DiscoveredEndpoint> same_family_endpoints(const discovery::MeshService& s) {
+  if (s.cluster_ips.empty()) return s.endpoints;
+  const bool v6 = s.cluster_ips.front().is_ipv6();
+  std::vector<cluster::DiscoveredEndpoint> out;
+  for (const auto& ep : s.endpoints)
+    if (ep.address.is_ipv6() == v6) out.push_back(ep);
+  return out.empty() ? s.endpoints : out;
+}
+}  // namespace
+
 MeshController::MeshController(net::EventLoop& loop, std::shared_ptr<const config::Config> config,
                                Publish publish)
     : loop_(loop),
@@ -106,7 +121,7 @@ void MeshController::apply(std::shared_ptr<const discovery::ServiceMap> map) {
       ++changed;
       if (addresses_changed) entry.route.reset();
     }
-    registry_.set_endpoints(name, service->endpoints);
+    registry_.set_endpoints(name, same_family_endpoints(*service));
     if (!entry.route) schedule_publish();
   }
   map_ = std::move(map);

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -115,6 +116,20 @@ bool Server::bind_outbound(size_t workers, std::vector<std::vector<int>>* fds) {
   return true;
 }
 
+bool Server::own_traffic_redirected() const {
+  // A connection to TEST-NET-1 (RFC 5737: never routed) completes only when the rules send it
+  // to our own outbound listener, which is already listening: the kernel finishes the handshake
+  // before any worker accepts. Not redirected, it stays pending or fails: no loop.
+  constexpr int kProbeMs = 200;
+  auto fd = net::connect_tcp(config::SocketAddress{"192.0.2.1", 9});
+  if (!fd) return false;  // no route: nothing leaves the pod, nothing can loop
+  pollfd p{*fd, POLLOUT, 0};
+  const bool done = poll(&p, 1, kProbeMs) == 1;
+  const bool connected = done && net::socket_error(*fd) == 0;
+  net::reset_and_close(*fd);
+  return connected;
+}
+
 int Server::run() {
   signal(SIGPIPE, SIG_IGN);
   // Blocked before any thread starts, so only the signalfd of the main loop sees them.
@@ -133,6 +148,16 @@ int Server::run() {
     for (size_t w = 0; w < n; ++w) fds[w].push_back(b.fds[w]);
   std::vector<std::vector<int>> outbound(n);
   if (config_->mesh.enabled && !bind_outbound(n, &outbound)) return 1;
+  if (config_->mesh.enabled && own_traffic_redirected()) {
+    LOG_ERROR(
+        "mesh: the iptables rules redirect h2mesh's own connections back to it (uid %u, gid %u "
+        "is not the uid the rules exclude): every relayed connection would loop. Run h2mesh as "
+        "the --proxy-uid of `h2mesh iptables install` (default 1337)",
+        static_cast<unsigned>(getuid()), static_cast<unsigned>(getgid()));
+    for (auto& list : outbound)
+      for (int fd : list) ::close(fd);
+    return 1;
+  }
 
   if (config_->admin.enabled) {
     auto fd = net::listen_tcp(config_->admin.address, false, 64);

@@ -45,6 +45,10 @@ class Server {
   // Mesh mode: the outbound port on 0.0.0.0 and, when the host has IPv6, on [::]; one socket
   // per worker and address. False when the port cannot be bound.
   bool bind_outbound(size_t workers, std::vector<std::vector<int>>* fds);
+  // Mesh mode, before the workers start: whether the interception rules would send h2mesh's
+  // own outgoing connections back to its outbound port (it runs as a uid the rules do not
+  // exclude), by dialling an address that is never routed.
+  bool own_traffic_redirected() const;
   void start_discovery();
   // Drops pages only start-up needed (common/memory_trim.h). Once: a reload does not repeat it,
   // so the workers' hot pages are not dropped under load.

@@ -512,6 +512,16 @@ void MeshTest::start_sidecar(const std::vector<std::string>& install_flags,
       << sidecar_log();
 }
 
+std::unique_ptr<h2mesh::Subprocess> MeshTest::start_sidecar_as(uid_t uid) {
+  auto installed = lab_->run(&client_, {bin_dir() + "/h2mesh", "iptables", "install"});
+  EXPECT_TRUE(installed.ok()) << installed.error().message;
+  if (!installed.ok()) return nullptr;
+  return spawn_in(client_,
+                  {bin_dir() + "/h2mesh", "run", "--mesh", "--kubeconfig", kubeconfig_, "--admin",
+                   "127.0.0.1:0"},
+                  "sidecar-uid-" + std::to_string(uid), uid);
+}
+
 std::string MeshTest::sidecar_log() const {
   return sidecar_ ? sidecar_->read_all(Subprocess::Stream::Stderr) : "";
 }

@@ -135,6 +135,9 @@ class MeshTest : public ::testing::Test {
   // 1337 (with `--config` when `config_yaml` is given); waits until /ready says 200.
   void start_sidecar(const std::vector<std::string>& install_flags = {},
                      const std::string& config_yaml = "");
+  // `h2mesh iptables install` (the rules exclude uid 1337), then `h2mesh run --mesh` as `uid`,
+  // without waiting for anything: for a sidecar expected not to start.
+  std::unique_ptr<h2mesh::Subprocess> start_sidecar_as(uid_t uid);
   h2mesh::Subprocess& sidecar() { return *sidecar_; }
   std::string sidecar_log() const;
   // "listener NAME listening on 127.0.0.1:PORT" of the sidecar's config, as PORT.

@@ -441,6 +441,21 @@ TEST_F(MeshTest, SidecarsOwnUpstreamConnectionsAreNotRedirected) {
             1u);
 }
 
+TEST_F(MeshTest, SidecarUnderAUidTheRulesDoNotExcludeRefusesToStart) {
+  // The rules exclude uid 1337; a sidecar started as 4242 would see its own connections come
+  // back to it and relay them again, forever. It says so and exits instead.
+  auto sidecar = start_sidecar_as(4242);
+  ASSERT_TRUE(sidecar);
+  auto code = sidecar->wait(kStartTimeout);
+  ASSERT_TRUE(code.has_value()) << "still running:\n"
+                                << sidecar->read_all(h2mesh::Subprocess::Stream::Stderr);
+  EXPECT_EQ(*code, 1);
+  const std::string log = sidecar->read_all(h2mesh::Subprocess::Stream::Stderr);
+  EXPECT_NE(log.find("redirect h2mesh's own connections back to it (uid 4242"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("--proxy-uid"), std::string::npos) << log;
+}
+
 // ---- API server trouble seen from the running sidecar ------------------------------------------
 
 class MeshApiTroubleTest : public MeshScaleTest {
