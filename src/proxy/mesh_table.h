@@ -16,11 +16,25 @@ struct MeshRoute {
   std::string service;     // "greeter"
   std::string namespace_;  // "grpcdemo"
   cluster::ClusterSnapshotPtr snapshot;  // settings and current hosts (ejections included)
-  // Settings of the client connections that dial the Service, and one default route to `cluster`
-  // with the Service's deadline bound and retry policy.
-  std::shared_ptr<const config::Listener> listener;
+  // The Service's deadline bound and retry policy: the mesh's defaults or its override, in the
+  // config of every table that holds this route (a reload makes new routes).
+  const config::MeshServiceSettings* settings = nullptr;
 };
 using MeshRoutePtr = std::shared_ptr<const MeshRoute>;
+
+// The connections that dial a Service as a worker serves them: the mesh's connection settings
+// and one default route to the Service's cluster. Made by a worker on the Service's first
+// connection, not for every Service in the table.
+inline std::shared_ptr<const config::Listener> make_mesh_listener(const config::Mesh& mesh,
+                                                                  const MeshRoute& route) {
+  auto listener = std::make_shared<config::Listener>(mesh.connection);
+  config::Route r;
+  r.cluster = route.cluster;
+  r.max_timeout = route.settings->max_timeout;
+  r.retry = route.settings->retry;
+  listener->routes.push_back(std::move(r));
+  return listener;
+}
 
 // Every Service port the mesh knows, by cluster IP:port and by cluster name. Immutable: a change
 // makes a new table, which reaches each worker as one pointer; routes that did not change are

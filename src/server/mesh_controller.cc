@@ -74,22 +74,14 @@ void MeshController::set_config(std::shared_ptr<const config::Config> config) {
 
 void MeshController::configure(const std::string& cluster, Entry& entry) {
   const discovery::MeshService& service = *entry.source;
-  entry.settings = config_->mesh.settings_for(service.service, service.namespace_);
-  config::Cluster settings = entry.settings.cluster;
+  entry.settings = &config_->mesh.settings_for(service.service, service.namespace_);
+  config::Cluster settings = entry.settings->cluster;
   settings.name = cluster;
   settings.discovery.type = config::DiscoveryType::Kubernetes;
   settings.discovery.kubernetes.namespace_ = service.namespace_;
   settings.discovery.kubernetes.service = service.service;
   settings.discovery.kubernetes.port = service.port_name;
-  // The connections that dial the Service, and their one route: every call to the cluster.
-  auto listener = std::make_shared<config::Listener>(config_->mesh.connection);
-  config::Route route;
-  route.cluster = cluster;
-  route.max_timeout = entry.settings.max_timeout;
-  route.retry = entry.settings.retry;
-  listener->routes.push_back(std::move(route));
-  entry.listener = std::move(listener);
-  entry.route.reset();  // a new route carries the new listener (workers make a new context)
+  entry.route.reset();  // a new route carries the new settings (workers make a new context)
   registry_.upsert(settings);  // publishes (on_snapshot) when new or changed
   schedule_publish();
 }
@@ -162,7 +154,7 @@ void MeshController::publish() {
       route->service = entry.source->service;
       route->namespace_ = entry.source->namespace_;
       route->snapshot = entry.snapshot;
-      route->listener = entry.listener;
+      route->settings = entry.settings;
       entry.route = std::move(route);
     }
     table->by_cluster.emplace(name, entry.route);

@@ -50,14 +50,13 @@ class MeshController {
  private:
   struct Entry {
     std::shared_ptr<const discovery::MeshService> source;  // as the map last had it
-    config::MeshServiceSettings settings;
-    std::shared_ptr<const config::Listener> listener;
+    const config::MeshServiceSettings* settings = nullptr;  // in config_
     cluster::ClusterSnapshotPtr snapshot;  // the registry's latest
     proxy::MeshRoutePtr route;  // null when one of the above changed since the last table
   };
 
   void start_watcher();
-  // Settings and listener of one Service from the current config.
+  // Settings of one Service from the current config.
   void configure(const std::string& cluster, Entry& entry);
   void on_snapshot(cluster::ClusterSnapshotPtr snapshot);
   void schedule_publish();

@@ -237,10 +237,11 @@ void Worker::start_mesh_connection(int fd, const config::SocketAddress& destinat
 
 proxy::ListenerContextPtr Worker::mesh_context(const proxy::MeshRoute& route) {
   MeshContext& entry = mesh_contexts_[route.cluster];
-  if (entry.listener != route.listener.get() || !entry.context) {
-    auto context = std::make_shared<proxy::ListenerContext>(config_, route.listener);
+  if (entry.settings != route.settings || !entry.context) {
+    auto context = std::make_shared<proxy::ListenerContext>(
+        config_, proxy::make_mesh_listener(clusters_.mesh()->config->mesh, route));
     if (entry.context) context->inherit_budgets(*entry.context);
-    entry.listener = route.listener.get();
+    entry.settings = route.settings;
     entry.context = std::move(context);
   }
   return entry.context;

@@ -88,7 +88,7 @@ class Worker {
   std::unordered_map<uint64_t, std::unique_ptr<proxy::TcpRelay>> relays_;
   uint64_t next_relay_id_ = 0;
   struct MeshContext {
-    const config::Listener* listener = nullptr;  // the route's, when the context was made
+    const config::MeshServiceSettings* settings = nullptr;  // the route's, when it was made
     proxy::ListenerContextPtr context;
   };
   std::unordered_map<std::string, MeshContext> mesh_contexts_;  // by cluster

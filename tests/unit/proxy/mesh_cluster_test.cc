@@ -35,7 +35,8 @@ MeshRoutePtr route(const std::string& service, size_t hosts, uint64_t version) {
   r->service = service;
   r->namespace_ = "demo";
   r->snapshot = std::move(snapshot);
-  r->listener = std::make_shared<config::Listener>();
+  static const config::MeshServiceSettings kDefaults;
+  r->settings = &kDefaults;
   return r;
 }
 

@@ -79,8 +79,9 @@ TEST_F(MeshControllerTest, EveryClusterIpAndPortLeadsToTheServicesCluster) {
   EXPECT_EQ(greeter->namespace_, "grpcdemo");
   ASSERT_EQ(greeter->snapshot->hosts.size(), 2u) << "each pod once: the primary family's address";
   EXPECT_EQ(greeter->snapshot->hosts[0].key, "10.244.0.11:8080");
-  ASSERT_EQ(greeter->listener->routes.size(), 1u);
-  EXPECT_EQ(greeter->listener->routes[0].cluster, "greeter.grpcdemo:50051");
+  auto listener = proxy::make_mesh_listener(table->config->mesh, *greeter);
+  ASSERT_EQ(listener->routes.size(), 1u);
+  EXPECT_EQ(listener->routes[0].cluster, "greeter.grpcdemo:50051");
   EXPECT_EQ(table->find_cluster("billing.grpcdemo:50051"), table->find_address("10.96.0.20:50051"));
   EXPECT_EQ(table->find_address("10.96.0.99:50051"), nullptr);
 }
@@ -143,11 +144,13 @@ TEST_F(MeshControllerSettingsTest, DefaultsAndPerServiceOverridesApply) {
   const proxy::MeshRoute* billing = table->find_cluster("billing.grpcdemo:50051");
   ASSERT_TRUE(greeter && billing);
   EXPECT_EQ(greeter->snapshot->settings.lb_policy, config::LbPolicy::LeastRequest);
-  EXPECT_EQ(greeter->listener->routes[0].retry.max_attempts, 2u);
-  EXPECT_EQ(greeter->listener->routes[0].max_timeout, std::chrono::milliseconds(0));
-  EXPECT_EQ(greeter->listener->max_concurrent_streams, 77u);
+  auto greeter_listener = proxy::make_mesh_listener(table->config->mesh, *greeter);
+  EXPECT_EQ(greeter_listener->routes[0].retry.max_attempts, 2u);
+  EXPECT_EQ(greeter_listener->routes[0].max_timeout, std::chrono::milliseconds(0));
+  EXPECT_EQ(greeter_listener->max_concurrent_streams, 77u);
   EXPECT_EQ(billing->snapshot->settings.lb_policy, config::LbPolicy::Random);
-  EXPECT_EQ(billing->listener->routes[0].max_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(proxy::make_mesh_listener(table->config->mesh, *billing)->routes[0].max_timeout,
+            std::chrono::milliseconds(5000));
   EXPECT_FALSE(billing->snapshot->settings.health_check.enabled);
 }
 
