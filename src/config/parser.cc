@@ -247,6 +247,8 @@ void ConfigReader::read_mesh(const Located& value, Mesh* mesh) {
         diag_->add(entry.first.Mark(),
                    services->path + ": '" + key + "' is not a Service as name.namespace",
                    "e.g. greeter.grpcdemo for Service greeter in namespace grpcdemo");
+        MeshServiceSettings unused = mesh->defaults;
+        read_mesh_service(item, &unused);  // its own mistakes are reported too
         continue;
       }
       if (mesh->services.count(key)) {

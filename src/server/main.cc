@@ -231,8 +231,13 @@ int main(int argc, char** argv) {
     }
   }
   if (name == "check") {
-    printf("%s: OK (%zu listener(s), %zu cluster(s))\n", path.c_str(), config.listeners.size(),
-           config.clusters.size());
+    printf("%s: OK (%zu listener(s), %zu cluster(s)%s)\n", path.c_str(), config.listeners.size(),
+           config.clusters.size(),
+           config.mesh.enabled
+               ? (", mesh mode on outbound port " + std::to_string(config.mesh.outbound_port) +
+                  ", " + std::to_string(config.mesh.services.size()) + " Service override(s)")
+                     .c_str()
+               : "");
     return 0;
   }
   h2mesh::log::Level level = flag_level;

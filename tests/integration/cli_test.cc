@@ -94,6 +94,16 @@ TEST_F(CliTest, MissingFlagValueAndStrayArgumentsAreErrors) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--config FILE is required"), std::string::npos) << r.err;
 
+  {
+    const std::string mesh = dir_ + "/mesh.yaml";
+    std::ofstream(mesh) << "mesh:\n  services:\n    greeter.grpcdemo: { lb_policy: random }\n";
+    r = h2mesh({"check", "--config", mesh});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("mesh mode on outbound port 15001, 1 Service override(s)"),
+              std::string::npos)
+        << r.out;
+  }
+
   r = h2mesh({"run", "--kubeconfig", "/k"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--kubeconfig is a mesh setting: add --mesh"), std::string::npos) << r.err;
