@@ -182,21 +182,29 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
     for (const auto& [kind, count] : kinds)
       p.sample("h2mesh_mesh_connections_total", label("outcome", kind), count);
     const proxy::RelayStats& r = m.relay;
-    p.family("h2mesh_relay_connections_total", "counter", "TCP relays started.");
-    p.sample("h2mesh_relay_connections_total", "", r.connections_total);
-    p.family("h2mesh_relay_connections_active", "gauge", "TCP relays open now.");
-    p.sample("h2mesh_relay_connections_active", "", r.connections_active);
-    p.family("h2mesh_relay_connect_failures_total", "counter",
-             "TCP relays whose destination refused, was unreachable or timed out.");
-    p.sample("h2mesh_relay_connect_failures_total", "", r.connect_failures);
+    struct Single {
+      const char* name;
+      const char* type;
+      const char* help;
+      uint64_t value;
+    };
+    const Single relay[] = {
+        {"h2mesh_relay_connections_total", "counter", "TCP relays started.", r.connections_total},
+        {"h2mesh_relay_connections_active", "gauge", "TCP relays open now.", r.connections_active},
+        {"h2mesh_relay_connect_failures_total", "counter",
+         "TCP relays whose destination refused, was unreachable or timed out.", r.connect_failures},
+        {"h2mesh_relay_resets_total", "counter",
+         "TCP relays ended by a reset or error on one side, passed on as a reset.", r.resets},
+        {"h2mesh_relay_idle_timeouts_total", "counter", "TCP relays closed as idle.",
+         r.idle_timeouts},
+    };
+    for (const Single& one : relay) {
+      p.family(one.name, one.type, one.help);
+      p.sample(one.name, "", one.value);
+    }
     p.family("h2mesh_relay_bytes_total", "counter", "Bytes relayed, by direction.");
     p.sample("h2mesh_relay_bytes_total", label("direction", "upstream"), r.bytes_to_upstream);
     p.sample("h2mesh_relay_bytes_total", label("direction", "downstream"), r.bytes_to_downstream);
-    p.family("h2mesh_relay_resets_total", "counter",
-             "TCP relays ended by a reset or error on one side, passed on as a reset.");
-    p.sample("h2mesh_relay_resets_total", "", r.resets);
-    p.family("h2mesh_relay_idle_timeouts_total", "counter", "TCP relays closed as idle.");
-    p.sample("h2mesh_relay_idle_timeouts_total", "", r.idle_timeouts);
   }
   if (api) render_api(p, *api);
   p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");

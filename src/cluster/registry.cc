@@ -104,15 +104,7 @@ void ClusterRegistry::reconfigure(const std::vector<config::Cluster>& clusters) 
     auto [it, inserted] = clusters_.try_emplace(c.name, nullptr);
     if (inserted) it->second = std::make_unique<ClusterState>();
     ClusterState& state = *it->second;
-    bool health_changed = !inserted && !(state.settings.health_check == c.health_check);
-    state.settings = c;
-    if (health_changed) {
-      for (auto& h : state.hosts) {
-        h->host.healthy = true;
-        h->view.healthy = true;
-        start_checker(state, *h);
-      }
-    }
+    change_settings(state, c);
     if (c.discovery.type == config::DiscoveryType::Static) {
       std::vector<DiscoveredEndpoint> eps;
       for (const auto& ep : c.endpoints) {
@@ -137,16 +129,20 @@ void ClusterRegistry::upsert(const config::Cluster& settings) {
   }
   ClusterState& state = *it->second;
   if (state.settings == settings) return;
+  change_settings(state, settings);
+  publish(state);
+}
+
+void ClusterRegistry::change_settings(ClusterState& state, const config::Cluster& settings) {
   const bool health_changed = !(state.settings.health_check == settings.health_check);
   state.settings = settings;
-  if (health_changed) {
-    for (auto& h : state.hosts) {
-      h->host.healthy = true;
-      h->view.healthy = true;
-      start_checker(state, *h);
-    }
+  if (!health_changed) return;
+  // A new health check starts from healthy for every host (a fresh count of successes).
+  for (auto& h : state.hosts) {
+    h->host.healthy = true;
+    h->view.healthy = true;
+    start_checker(state, *h);
   }
-  publish(state);
 }
 
 void ClusterRegistry::remove(const std::string& cluster) {

@@ -80,6 +80,8 @@ class ClusterRegistry {
   };
 
   void publish(ClusterState& cluster);
+  // New settings of a cluster; a changed health check restarts its hosts' checkers.
+  void change_settings(ClusterState& state, const config::Cluster& settings);
   std::unique_ptr<HostState> make_host(ClusterState& cluster, const Host& host);
   // (Re)starts the host's health checker per the cluster's settings (none when disabled).
   void start_checker(ClusterState& cluster, HostState& host);
