@@ -114,7 +114,11 @@ Worker::~Worker() {
   // Connections first: their streams hold requests that point into the pools.
   for (auto& [raw, conn] : connections_) conn->on_gone = nullptr;
   connections_.clear();
-  detecting_.clear();  // their sockets are still ours
+  for (auto& [fd, detector] : detecting_) {
+    detector.reset();  // leaves the loop; the socket is still ours
+    ::close(fd);
+  }
+  detecting_.clear();
   relays_.clear();     // resets both sides of each
   loop_.run_deferred();
   listeners_.clear();
