@@ -203,6 +203,13 @@ TEST_F(ProxyTest, SlowReaderHoldsTheBackendBackInsteadOfFillingTheProxy) {
 // (and logging on every turn), and accept again once descriptors are free. A sidecar whose own
 // connections come back to it (iptables rules that miss its uid) runs into exactly this.
 TEST_F(ProxyTest, OutOfDescriptorsTheListenerPausesInsteadOfSpinningThenAcceptsAgain) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer build also has UBSan, whose vptr check probes memory through a pipe it makes
+  // each time: in a process out of descriptors the probe fails and UBSan reports a valid object
+  // as having an invalid vptr ("memory cannot be printed") and aborts. The normal and TSan
+  // builds run this test.
+  GTEST_SKIP() << "UBSan's vptr check needs free descriptors; run in the normal and TSan builds";
+#endif
   start_backends(1);
   const std::string prlimit = "/usr/bin/prlimit";
   ASSERT_EQ(access(prlimit.c_str(), X_OK), 0) << "prlimit (util-linux) is missing";
@@ -242,7 +249,8 @@ TEST_F(ProxyTest, OutOfDescriptorsTheListenerPausesInsteadOfSpinningThenAcceptsA
         HelloReply reply;
         return s->SayHello(&ctx, req, &reply).ok();
       },
-      std::chrono::seconds(20)));
+      std::chrono::seconds(20)))
+      << proxy_.process->read_all(Subprocess::Stream::Stderr);
   EXPECT_TRUE(proxy_.process->running());
 }
 
