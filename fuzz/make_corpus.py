@@ -158,8 +158,14 @@ def config_seeds():
         for block in yaml_blocks(os.path.join(ROOT, doc)):
             n += 1
             write("fuzz_config", "%s_%d.yaml" % (os.path.basename(doc).split(".")[0], n), block)
-    # Found by this target: yaml-cpp 0.7 never returns from it (config/yaml_guard.h refuses it).
+    # Found by this target: yaml-cpp 0.7's LoadAll never returns from them, stopped at a token
+    # after the document's top-level value (config/yaml_guard.h refuses them).
     write("fuzz_config", "document_starting_with_comma", ",workers: 1\nlog_level: info\n")
+    write("fuzz_config", "indented_map_then_comma",
+          b"  !\xd7\x9e\x9ewo  T: GOAWAYre\n,og_le\x9e\x9e$\x9e\x9e\x9e\x9e" + b"\xff" * 8 +
+          b"\x9e" * 9 + b"ve\x9e\x9e\x9e\x9e\xd1l: inf\x9e")
+    write("fuzz_config", "quoted_value_then_comma", "'listeners: []'\n, clusters: []\n")
+    write("fuzz_config", "anchored_scalar_then_key", "&x a\n? b\n")
     # The configs inside the Kubernetes ConfigMaps, dedented.
     for name in ["40-h2mesh-sidecar-config.yaml", "50-h2mesh-balancer-config.yaml"]:
         text = open(os.path.join(ROOT, "deploy/kubernetes", name), encoding="utf-8").read()
@@ -249,6 +255,11 @@ contexts:
   context: {cluster: c, user: u}
 current-context: x
 """)
+    # yaml-cpp 0.7 stops at the ',' without an error (config/yaml_guard.h refuses it).
+    write("fuzz_kubeconfig", "json_then_comma",
+          '{"apiVersion": "v1", "kind": "Config", "current-context": "dev", "contexts": [{"name":'
+          ' "dev", "context": {"cluster": "kind"}}], "clusters": [{"name": "kind", "cluster":'
+          ' {"server": "https://127.0.0.1:6443"}}]}\n,\n')
 
 
 # ---- DNS and grpc-timeout --------------------------------------------------------------------

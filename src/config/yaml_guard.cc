@@ -1,74 +1,104 @@
 #include "config/yaml_guard.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include <exception>
+#include <sstream>
+
 namespace h2mesh::config {
 namespace {
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
 
-// "---" or "..." at the start of a line, followed by a blank or the end of the line.
-bool is_marker(std::string_view line, std::string_view marker) {
-  return line.starts_with(marker) && (line.size() == marker.size() || is_blank(line[marker.size()]));
+std::optional<YamlTextProblem> find_control_character(std::string_view text) {
+  int line = 1;
+  size_t line_start = 0;
+  for (size_t k = 0; k < text.size(); ++k) {
+    const auto c = static_cast<unsigned char>(text[k]);
+    if (c == '\n') {
+      ++line;
+      line_start = k + 1;
+    } else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+      return YamlTextProblem{line, static_cast<int>(k - line_start + 1),
+                             "a control character is not allowed in YAML text",
+                             "remove it; a config file is plain text"};
+    }
+  }
+  return std::nullopt;
+}
+
+// Only where each document starts matters: no node is built, so the check costs one pass of
+// yaml-cpp's scanner and parser.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  const YAML::Mark& last() const { return last_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override { last_ = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  YAML::Mark last_;
+};
+
+YamlTextProblem token_left_behind(std::string_view text, const YAML::Mark& mark) {
+  // yaml-cpp counts positions after a byte order mark it skipped.
+  size_t at = static_cast<size_t>(mark.pos);
+  if (text.starts_with(kByteOrderMark)) at += kByteOrderMark.size();
+  const char c = at < text.size() ? text[at] : '\0';
+  YamlTextProblem problem{mark.line + 1, mark.column + 1, "", ""};
+  if (c == ',') {
+    problem.message = "unexpected ',' after the document's top-level value";
+    problem.hint =
+        "remove it, or quote the text it starts: a ',' separates items only inside "
+        "[ ] or { }";
+  } else if (c > ' ' && c < 0x7f) {
+    problem.message = std::string("unexpected '") + c + "' after the document's top-level value";
+    problem.hint = "remove it, or quote the text it starts";
+  } else {
+    problem.message = "unexpected text after the document's top-level value";
+    problem.hint = "remove it, or quote the text it starts";
+  }
+  return problem;
+}
+
+// A document that consumes a token starts the next one past it: the parser never pops a
+// document made only of zero-width tokens (a block collection's start and end enclose a '-',
+// '?', ':' or a key). So two documents starting at one position mean the first consumed nothing,
+// and LoadAll would go on returning that same empty document for ever.
+std::optional<YamlTextProblem> find_stalled_document(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  int previous_start = -1;
+  try {
+    while (parser.HandleNextDocument(starts)) {
+      const YAML::Mark& start = starts.last();
+      if (start.pos == previous_start) return token_left_behind(text, start);
+      previous_start = start.pos;
+    }
+  } catch (const std::exception&) {
+    // A syntax error, reported by the reader when yaml-cpp meets it again at the same place.
+  }
+  return std::nullopt;
 }
 
 }  // namespace
 
 std::optional<YamlTextProblem> find_yaml_parser_trap(std::string_view text) {
-  // YAML text is printable (YAML 1.2 section 5.1): a control character (NUL among them) is
-  // refused at once; yaml-cpp 0.7 loops on some of them too (found by fuzz_config).
-  int ctl_line = 1;
-  size_t line_start = 0;
-  for (size_t k = 0; k < text.size(); ++k) {
-    const auto c = static_cast<unsigned char>(text[k]);
-    if (c == '\n') {
-      ++ctl_line;
-      line_start = k + 1;
-    } else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
-      return YamlTextProblem{ctl_line, static_cast<int>(k - line_start + 1),
-                             "a control character is not allowed in YAML text",
-                             "remove it; a config file is plain text"};
-    }
-  }
-  // Walks the lines before each document's first content token: blank lines, comments,
-  // directives, document markers and node properties (tags, anchors) do not end the search.
-  bool document_start = true;
-  int line_no = 0;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == std::string_view::npos) eol = text.size();
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
-    size_t i = 0;
-    if (is_marker(line, "---")) {
-      document_start = true;
-      i = 3;
-    } else if (is_marker(line, "...")) {
-      document_start = true;
-      continue;
-    } else if (document_start && line.starts_with('%')) {
-      continue;  // a directive
-    }
-    if (!document_start) continue;
-    for (;;) {
-      while (i < line.size() && is_blank(line[i])) ++i;
-      if (i == line.size() || line[i] == '#') break;  // nothing more on this line
-      if (line[i] == '!' || line[i] == '&') {  // a tag or an anchor: not yet content
-        // It ends at a blank or a flow indicator (YAML 1.2 ns-anchor-char).
-        while (i < line.size() && !is_blank(line[i]) && line[i] != ',' && line[i] != '[' &&
-               line[i] != ']' && line[i] != '{' && line[i] != '}')
-          ++i;
-        continue;
-      }
-      if (line[i] == ',')
-        return YamlTextProblem{line_no, static_cast<int>(i + 1),
-                               "a YAML document cannot start with ','",
-                               "remove the ',' or quote the value"};
-      document_start = false;
-      break;
-    }
-  }
-  return std::nullopt;
+  if (auto problem = find_control_character(text)) return problem;
+  return find_stalled_document(text);
 }
 
 }  // namespace h2mesh::config

@@ -226,9 +226,12 @@ Result<Credentials> parse_server_url(std::string_view url) {
 }
 
 Result<Credentials> parse_kubeconfig(std::string_view yaml, const std::string& base_dir) {
+  // YAML::Load reads only the first document and cannot loop, but where yaml-cpp cannot go past
+  // a token it stops without an error (",apiVersion: v1" reads as an empty document): the text
+  // the config reader refuses is refused here too, at that token.
   if (auto trap = config::find_yaml_parser_trap(yaml))
     return bad("not valid YAML: line " + std::to_string(trap->line) + ", column " +
-               std::to_string(trap->column) + ": " + trap->message);
+               std::to_string(trap->column) + ": " + trap->message + " (" + trap->hint + ")");
   try {
     return parse_kubeconfig_node(YAML::Load(std::string(yaml)), base_dir);
   } catch (const YAML::Exception& e) {

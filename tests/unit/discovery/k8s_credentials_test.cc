@@ -342,13 +342,29 @@ TEST(K8sCredentials, TlsContextNamesAMissingOrEmptyCa) {
   EXPECT_NE(bad_cert.error().message.find("bad client certificate"), std::string::npos);
 }
 
-// Found by fuzz_kubeconfig's neighbour fuzz_config: yaml-cpp 0.7 never returns from a document
-// that starts with ',' (its memory grows until the kernel kills the process).
-TEST(K8sCredentials, KubeconfigStartingWithCommaIsAnErrorNotAHang) {
-  auto creds = parse_kubeconfig(",apiVersion: v1\nkind: Config\n", "/tmp");
-  ASSERT_FALSE(creds.ok());
-  EXPECT_EQ(creds.error().message,
-            "not valid YAML: line 1, column 1: a YAML document cannot start with ','");
+// yaml-cpp 0.7 cannot go past a ',' after a document's top-level value (YAML::LoadAll loops
+// on it for ever, see config/yaml_guard.h). YAML::Load reads one document and returns, but
+// without an error: ",apiVersion: v1" would read as an empty kubeconfig, and a JSON kubeconfig
+// followed by a stray ',' as if the ',' were not there. Both are refused at the ','.
+TEST(K8sCredentials, KubeconfigWithATokenYamlCppStopsAtIsRefusedThere) {
+  auto comma_first = parse_kubeconfig(",apiVersion: v1\nkind: Config\n", "/tmp");
+  ASSERT_FALSE(comma_first.ok());
+  EXPECT_EQ(comma_first.error().message,
+            "not valid YAML: line 1, column 1: unexpected ',' after the document's top-level "
+            "value (remove it, or quote the text it starts: a ',' separates items only inside "
+            "[ ] or { })");
+
+  const std::string json =
+      R"({"apiVersion": "v1", "kind": "Config", "current-context": "dev",)"
+      R"( "contexts": [{"name": "dev", "context": {"cluster": "kind"}}],)"
+      R"( "clusters": [{"name": "kind", "cluster": {"server": "https://127.0.0.1:6443"}}]})";
+  ASSERT_TRUE(parse_kubeconfig(json, "/tmp").ok());
+  auto trailing_comma = parse_kubeconfig(json + "\n,\n", "/tmp");
+  ASSERT_FALSE(trailing_comma.ok());
+  EXPECT_EQ(trailing_comma.error().message.rfind(
+                "not valid YAML: line 2, column 1: unexpected ',' after the document's", 0),
+            0u)
+      << trailing_comma.error().message;
 }
 
 }  // namespace
