@@ -30,13 +30,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$artifacts"
   # -timeout: one input taking longer is a hang (a failure). -rss_limit_mb: a leak or runaway
   # buffer is a failure long before the machine swaps.
-  # The YAML targets run in fork mode and go on past a timeout or an out-of-memory: yaml-cpp
-  # 0.7 (Debian 12) loops for ever on some malformed texts (config/yaml_guard.h refuses the
-  # shapes known so far; fuzz/README.md says more). Those inputs still land in $artifacts;
-  # a crash or a sanitizer report still fails the run.
-  extra=()
-  case $t in fuzz_config | fuzz_kubeconfig) extra=(-fork=1 -ignore_timeouts=1 -ignore_ooms=1) ;; esac
-  if build-fuzz/fuzz/$t -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 "${extra[@]}" \
+  if build-fuzz/fuzz/$t -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$artifacts" "$work" "fuzz/corpus/$t" >"$log" 2>&1; then
     result=ok
   else
@@ -44,8 +38,6 @@ for t in "${targets[@]}"; do
     failed+=("$t")
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  # Fork mode prints no final stats: its last "#N: ..." status line has the count.
-  [[ -n "$runs" ]] || runs=$(sed -n 's/^#\([0-9][0-9]*\):.*/\1/p' "$log" | tail -1)
   rate=$(( ${runs:-0} / seconds ))
   printf '%-20s %12s %10s %8s %s\n' "$t" "${runs:-?}" "$rate" "$(ls "$work" | wc -l)" "$result"
 done
