@@ -292,7 +292,9 @@ void FrameChecker::check_header_block(uint32_t stream, bool end_stream) {
     regular_seen = true;
     if (connection_specific(name)) fail(where + ": connection-specific field " + name);
     if (name == "te" && !iequals(value, "trailers")) fail(where + ": te other than trailers");
-    if (name == "grpc-message") {
+    // grpc-message is a response field: the proxy encodes what it relays to clients. A client
+    // that puts one in a request gets it to the backend as it sent it, like any other field.
+    if (name == "grpc-message" && proxy_is_server_) {
       for (char c : value)
         if (c < 0x20 || c > 0x7e) fail(where + ": grpc-message not percent-encoded");
     }
