@@ -23,13 +23,10 @@ bool TokenBucket::take(TimePoint now) {
       last_ += std::chrono::milliseconds(ms);
     }
   }
+  tokens_ = std::min(cap, tokens_);  // give_back() does not stop at the burst
   if (tokens_ < kScale) return false;
   tokens_ -= kScale;
   return true;
-}
-
-void TokenBucket::give_back() {
-  tokens_ = std::min(static_cast<int64_t>(budget_.burst) * kScale, tokens_ + kScale);
 }
 
 size_t FrameScanner::collect_header(const uint8_t* data, size_t len) {

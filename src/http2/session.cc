@@ -50,12 +50,13 @@ int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
 }
 
 int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
-  SessionVisitor& v = visitor_of(ud);
+  Session& s = session_of(ud);
+  SessionVisitor& v = s.visitor();
   int32_t id = frame->hd.stream_id;
   bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
-  session_of(ud).on_received(frame->hd.type, frame->hd.flags);
   switch (frame->hd.type) {
     case NGHTTP2_HEADERS: {
+      s.on_received_headers_or_data();
       HeadersKind kind;
       switch (frame->headers.cat) {
         case NGHTTP2_HCAT_REQUEST: kind = HeadersKind::Request; break;
@@ -63,7 +64,7 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
         case NGHTTP2_HCAT_HEADERS: kind = HeadersKind::Trailers; break;
         default: return 0;  // push responses: push is disabled
       }
-      if (const HeaderOverflow* overflow = session_of(ud).header_overflow()) {
+      if (const HeaderOverflow* overflow = s.header_overflow()) {
         v.on_headers_too_large(id, stream_user(ud, id), kind, *overflow);
       } else {
         v.on_headers_end(id, stream_user(ud, id), kind, end_stream);
@@ -71,7 +72,11 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
       break;
     }
     case NGHTTP2_DATA:
+      s.on_received_headers_or_data();
       if (end_stream) v.on_data_end(id, stream_user(ud, id));
+      break;
+    case NGHTTP2_PING:
+      s.on_received_ping(frame->hd.flags & NGHTTP2_FLAG_ACK);
       break;
     case NGHTTP2_SETTINGS:
       if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) v.on_remote_settings();
@@ -85,15 +90,17 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   return 0;
 }
 
-int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* ud) {
-  session_of(ud).on_sent(frame->hd.type, frame->hd.stream_id);
-  if (frame->hd.type == NGHTTP2_GOAWAY) visitor_of(ud).on_goaway_sent(frame->goaway.error_code);
-  const int32_t id = frame->hd.stream_id;
-  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && session_of(ud).role() == Role::Server &&
-      visitor_of(ud).stop_request_after_response(id, stream_user(ud, id)) &&
-      nghttp2_session_get_stream_remote_close(session, id) == 0)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  Session& s = session_of(ud);
+  static_assert(NGHTTP2_DATA == 0 && NGHTTP2_HEADERS == 1);
+  if (frame->hd.type <= NGHTTP2_HEADERS) {  // most frames a call sends: one test
+    s.on_sent_headers_or_data();
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s.on_sent_end_stream(frame->hd.stream_id);
+  } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    s.on_sent_reset(frame->hd.stream_id);
+  } else if (frame->hd.type == NGHTTP2_GOAWAY) {
+    s.visitor().on_goaway_sent(frame->goaway.error_code);
+  }
   return 0;
 }
 
@@ -106,7 +113,7 @@ int on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* d
 int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
   void* user = stream_user(ud, stream_id);
   session_of(ud).forget_stream(stream_id);
-  session_of(ud).on_stream_ended(error_code);
+  session_of(ud).on_stream_ended(stream_id, error_code);
   visitor_of(ud).on_stream_close(stream_id, user, error_code);
   return 0;
 }
@@ -116,7 +123,7 @@ int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, si
   Buffer& out = *t_produce.out;
   out.append(framehd, 9);
   int32_t id = frame->hd.stream_id;
-  session_of(ud).on_sent(NGHTTP2_DATA, id);
+  session_of(ud).on_sent_headers_or_data();
   visitor_of(ud).write_body(id, stream_user(ud, id), length, out);
   // DATA bypasses mem_send's return value: stop here once the caller's limit is reached.
   if (out.size() >= t_produce.limit) return NGHTTP2_ERR_PAUSE;
@@ -314,26 +321,34 @@ Session::Session(Role role, SessionVisitor& visitor, const SessionOptions& opts)
 Session::~Session() { nghttp2_session_del(session_); }
 
 Result<size_t> Session::receive(const uint8_t* data, size_t len, TimePoint now) {
+  if (const Fault fault = scan(data, len, now); fault != Fault::None) return fail(fault);
+  return len;
+}
+
+Session::Fault Session::scan(const uint8_t* data, size_t len, TimePoint now) {
   // Every frame header is checked before libnghttp2 sees any byte of it. Runs of frames whose
   // checks need no stream state are handed on in one call (a call to libnghttp2 per frame costs
   // ~10 % more instructions per proxied call); before a frame whose check does, everything
   // before it is handed on, so that the check sees the streams as those frames left them.
   size_t off = 0;  // bytes of `data` scanned
   size_t fed = 0;  // bytes of `data` handed to libnghttp2 (or held by the scanner)
-  auto flush = [&]() -> Result<void> {
-    if (off > fed) {
-      if (auto rv = feed(data + fed, off - fed); !rv) return rv.error();
-      fed = off;
+  auto flush = [&](size_t upto) {
+    Fault fault = Fault::None;
+    if (upto > fed) {
+      fault = feed(data + fed, upto - fed);
+      fed = upto;
     }
     fed_max_peer_stream_id_ = max_peer_stream_id_;
-    return {};
+    return fault;
   };
   while (off < len) {
     if (size_t skip = scanner_.passthrough()) {
+      // The rest of the preface, or of a payload that began in an earlier read or is a SETTINGS
+      // frame's.
       const size_t n = std::min(skip, len - off);
       if (in_settings_) {
-        if (auto rv = flush(); !rv) return rv.error();
-        if (auto rv = pass_settings_bytes(data + off, n, n == skip); !rv) return rv.error();
+        if (Fault f = flush(off); f != Fault::None) return f;
+        if (Fault f = pass_settings_bytes(data + off, n, n == skip); f != Fault::None) return f;
         fed = off + n;
       }
       scanner_.passed(n);
@@ -343,39 +358,51 @@ Result<size_t> Session::receive(const uint8_t* data, size_t len, TimePoint now) 
     FrameHeader h;
     if (scanner_.partial() || len - off < FrameScanner::kHeaderSize) {
       // A header split over reads: collected in the scanner, handed on once complete.
-      if (auto rv = flush(); !rv) return rv.error();
+      if (Fault f = flush(off); f != Fault::None) return f;
       off += scanner_.collect_header(data + off, len - off);
       fed = off;
       if (!scanner_.header_complete()) break;  // the rest comes with the next read
       h = scanner_.header();
       if (!plain_frame(h)) {
-        if (auto v = check_frame(h, now)) return violation(*v);
+        if (Fault f = check_frame(h, now); f != Fault::None) return f;
       }
-      if (auto rv = feed(scanner_.header_bytes(), FrameScanner::kHeaderSize); !rv)
-        return rv.error();
+      if (Fault f = feed(scanner_.header_bytes(), FrameScanner::kHeaderSize); f != Fault::None)
+        return f;
       fed_max_peer_stream_id_ = max_peer_stream_id_;
       scanner_.start_payload();
-    } else {
-      h = FrameScanner::parse(data + off);
-      if (plain_frame(h)) {
-        off += FrameScanner::kHeaderSize;
-        scanner_.skip_payload(h.length);
-        continue;
-      }
-      if (needs_current_state(h)) {
-        if (auto rv = flush(); !rv) return rv.error();
-      }
-      if (auto v = check_frame(h, now)) {
-        if (auto rv = flush(); !rv) return rv.error();  // the frames before it stand
-        return violation(*v);
-      }
-      off += FrameScanner::kHeaderSize;
-      scanner_.skip_payload(h.length);
+      begin_settings(h);
+      continue;
     }
+    off = skip_plain_frames(data, off, len);
+    if (scanner_.passthrough() || len - off < FrameScanner::kHeaderSize) continue;
+    // A frame that needs a look.
+    h = FrameScanner::parse(data + off);
+    if (needs_current_state(h)) {
+      if (Fault f = flush(off); f != Fault::None) return f;
+    }
+    if (Fault f = check_frame(h, now); f != Fault::None) {
+      if (Fault g = flush(off); g != Fault::None) return g;  // the frames before it stand
+      return f;
+    }
+    off += FrameScanner::kHeaderSize;
+    scanner_.skip_payload(h.length);
     begin_settings(h);
   }
-  if (auto rv = flush(); !rv) return rv.error();
-  return len;
+  return flush(off);
+}
+
+size_t Session::skip_plain_frames(const uint8_t* data, size_t off, size_t len) {
+  while (len - off >= FrameScanner::kHeaderSize) {
+    const FrameHeader h = FrameScanner::parse(data + off);
+    if (!plain_frame(h)) break;
+    const size_t end = off + FrameScanner::kHeaderSize + h.length;
+    if (end > len) {  // the payload goes on in the next read
+      scanner_.skip_payload(h.length);
+      return off + FrameScanner::kHeaderSize;
+    }
+    off = end;
+  }
+  return off;
 }
 
 bool Session::plain_frame(const FrameHeader& h) {
@@ -390,8 +417,11 @@ bool Session::plain_frame(const FrameHeader& h) {
       max_peer_stream_id_ = h.stream_id;
       return true;
     case NGHTTP2_DATA:
-      // A payload on a stream opened by frames libnghttp2 has not seen yet: open, not empty.
-      return h.length > 0 && role_ == Role::Server && h.stream_id > fed_max_peer_stream_id_;
+      // A payload on a stream that is open, or opened by frames libnghttp2 has not seen yet
+      // (check_frame only answers DATA on closed streams and budgets empty DATA).
+      if (h.length == 0) return false;
+      if (role_ == Role::Server && h.stream_id > fed_max_peer_stream_id_) return true;
+      return nghttp2_session_find_stream(session_, h.stream_id) != nullptr;
     default:
       return false;
   }
@@ -412,30 +442,55 @@ void Session::begin_settings(const FrameHeader& h) {
   max_initial_window_ = 0;
 }
 
-Result<void> Session::pass_settings_bytes(const uint8_t* data, size_t n, bool ends_frame) {
+Session::Fault Session::pass_settings_bytes(const uint8_t* data, size_t n, bool ends_frame) {
   parse_settings(data, n);
   // The frame's last byte makes libnghttp2 apply it: check the entries first.
-  if (auto rv = feed(data, ends_frame ? n - 1 : n); !rv) return rv.error();
-  if (!ends_frame) return {};
+  if (Fault f = feed(data, ends_frame ? n - 1 : n); f != Fault::None) return f;
+  if (!ends_frame) return Fault::None;
   in_settings_ = false;
-  if (auto v = check_window_growth()) return violation(*v);
+  if (Fault f = check_window_growth(); f != Fault::None) return f;
   return feed(data + n - 1, 1);
 }
 
-Result<void> Session::feed(const uint8_t* data, size_t len) {
-  if (len == 0) return {};
+Session::Fault Session::feed(const uint8_t* data, size_t len) {
+  if (len == 0) return Fault::None;
   ssize_t rv = nghttp2_session_mem_recv(session_, data, len);
-  if (rv < 0) {
-    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
-      return make_error(ErrorCode::InvalidArgument, "not an HTTP/2 connection preface");
-    return make_error(ErrorCode::DownstreamProtocol, nghttp2_strerror(static_cast<int>(rv)));
-  }
-  return {};
+  if (rv >= 0) return Fault::None;
+  recv_error_ = static_cast<int>(rv);
+  return Fault::Nghttp2;
 }
 
-Error Session::violation(const Violation& v) {
-  nghttp2_session_terminate_session(session_, static_cast<uint32_t>(v.code));
-  return make_error(ErrorCode::DownstreamProtocol, v.message);
+Error Session::fail(Fault fault) {
+  auto violation = [&](H2Error code, std::string message) {
+    nghttp2_session_terminate_session(session_, static_cast<uint32_t>(code));
+    return make_error(ErrorCode::DownstreamProtocol, std::move(message));
+  };
+  auto flood = [&](const char* what) {
+    return violation(H2Error::EnhanceYourCalm, std::string("flood of ") + what);
+  };
+  switch (fault) {
+    case Fault::Nghttp2:  // libnghttp2 has queued its own GOAWAY, if any
+      if (recv_error_ == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+        return make_error(ErrorCode::InvalidArgument, "not an HTTP/2 connection preface");
+      return make_error(ErrorCode::DownstreamProtocol, nghttp2_strerror(recv_error_));
+    case Fault::EmptyDataFlood: return flood("empty DATA frames");
+    case Fault::PriorityFlood: return flood("PRIORITY frames");
+    case Fault::RstStreamFlood: return flood("RST_STREAM frames");
+    case Fault::SettingsFlood: return flood("SETTINGS frames");
+    case Fault::PingFlood: return flood("PING frames");
+    case Fault::EmptyContinuationFlood: return flood("empty CONTINUATION frames");
+    case Fault::HeadersNotAbove:
+      return violation(H2Error::ProtocolError,
+                       "HEADERS on stream " + std::to_string(fault_stream_) +
+                           ", not above stream " + std::to_string(max_peer_stream_id_));
+    case Fault::WindowOverflow:
+      return violation(H2Error::FlowControlError,
+                       "SETTINGS_INITIAL_WINDOW_SIZE " + std::to_string(max_initial_window_) +
+                           " overflows the window of stream " + std::to_string(fault_stream_));
+    case Fault::None:
+      break;
+  }
+  return make_error(ErrorCode::Internal, "receive failed without a fault");  // receive() never
 }
 
 bool Session::is_closed_stream(int32_t id) {
@@ -444,19 +499,16 @@ bool Session::is_closed_stream(int32_t id) {
   if (role_ == Role::Server ? id > fed_max_peer_stream_id_
                             : static_cast<uint32_t>(id) >= nghttp2_session_get_next_stream_id(session_))
     return false;
-  // A stream with a user is open; the lookup is the one the DATA callbacks make next (cached).
-  if (stream_user(id)) return false;
+  // libnghttp2's map rather than stream_user(): this frame's callbacks run after the frames
+  // before it, whose lookups replace the cached stream, so caching it here would save nothing.
   return nghttp2_session_find_stream(session_, id) == nullptr;
 }
 
-std::optional<Session::Violation> Session::check_frame(const FrameHeader& h, TimePoint now) {
-  auto calm = [&](const char* what) {
-    return Violation{H2Error::EnhanceYourCalm, std::string("flood of ") + what};
-  };
+Session::Fault Session::check_frame(const FrameHeader& h, TimePoint now) {
   switch (h.type) {
     case NGHTTP2_DATA:
       if (h.length == 0 && !(h.flags & NGHTTP2_FLAG_END_STREAM) && !empty_frames_.take(now))
-        return calm("empty DATA frames");
+        return Fault::EmptyDataFlood;
       // RFC 9113 6.1: DATA on a closed stream is a stream error STREAM_CLOSED. Frames on a
       // stream we reset are the peer's in-flight ones: ignored (section 5.1). Past the budget
       // of answers, the rest are ignored too (libnghttp2 still counts them in the window).
@@ -472,33 +524,32 @@ std::optional<Session::Violation> Session::check_frame(const FrameHeader& h, Tim
       if (role_ == Role::Server && (h.stream_id & 1) &&
           !nghttp2_session_find_stream(session_, h.stream_id) &&
           !recent_resets_.contains(h.stream_id)) {
-        return Violation{H2Error::ProtocolError,
-                         "HEADERS on stream " + std::to_string(h.stream_id) +
-                             ", not above stream " + std::to_string(max_peer_stream_id_)};
+        fault_stream_ = h.stream_id;
+        return Fault::HeadersNotAbove;
       }
       break;
     case NGHTTP2_PRIORITY:
-      if (!priority_.take(now)) return calm("PRIORITY frames");
+      if (!priority_.take(now)) return Fault::PriorityFlood;
       break;
     case NGHTTP2_RST_STREAM:
-      if (!rst_stream_.take(now)) return calm("RST_STREAM frames");
+      if (!rst_stream_.take(now)) return Fault::RstStreamFlood;
       break;
     case NGHTTP2_SETTINGS:
-      if (!(h.flags & NGHTTP2_FLAG_ACK) && !settings_.take(now)) return calm("SETTINGS frames");
+      if (!(h.flags & NGHTTP2_FLAG_ACK) && !settings_.take(now)) return Fault::SettingsFlood;
       break;
     case NGHTTP2_PING:
       if (!(h.flags & NGHTTP2_FLAG_ACK)) {
-        if (!sent_since_ping_ && !ping_.take(now)) return calm("PING frames");
+        if (!sent_since_ping_ && !ping_.take(now)) return Fault::PingFlood;
         sent_since_ping_ = false;
       }
       break;
     case NGHTTP2_CONTINUATION:
-      if (h.length == 0 && !empty_frames_.take(now)) return calm("empty CONTINUATION frames");
+      if (h.length == 0 && !empty_frames_.take(now)) return Fault::EmptyContinuationFlood;
       break;
     default:
       break;
   }
-  return std::nullopt;
+  return Fault::None;
 }
 
 void Session::parse_settings(const uint8_t* data, size_t len) {
@@ -516,82 +567,49 @@ void Session::parse_settings(const uint8_t* data, size_t len) {
   }
 }
 
-std::optional<Session::Violation> Session::check_window_growth() {
+Session::Fault Session::check_window_growth() {
   // RFC 9113 6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE that takes any stream's send window past
   // 2^31-1 is a connection error FLOW_CONTROL_ERROR (libnghttp2 only resets those streams).
   // Values above 2^31-1 themselves libnghttp2 rejects as it should.
-  if (!initial_window_seen_ || max_initial_window_ > kMaxWindow) return std::nullopt;
+  if (!initial_window_seen_ || max_initial_window_ > kMaxWindow) return Fault::None;
   const int64_t growth =
       int64_t{max_initial_window_} -
       int64_t{nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)};
-  if (growth <= 0) return std::nullopt;
+  if (growth <= 0) return Fault::None;
   int32_t overflowing = 0;
   visitor_.for_each_stream([&](int32_t id) {
     int32_t window = nghttp2_session_get_stream_remote_window_size(session_, id);
     if (overflowing == 0 && window >= 0 && int64_t{window} + growth > int64_t{kMaxWindow})
       overflowing = id;
   });
-  if (overflowing == 0) return std::nullopt;
-  return Violation{H2Error::FlowControlError,
-                   "SETTINGS_INITIAL_WINDOW_SIZE " + std::to_string(max_initial_window_) +
-                       " overflows the window of stream " + std::to_string(overflowing)};
+  if (overflowing == 0) return Fault::None;
+  fault_stream_ = overflowing;
+  return Fault::WindowOverflow;
 }
 
-void Session::begin_header_block() {
-  block_bytes_ = 0;
-  block_fields_ = 0;
-  block_over_ = false;
-}
-
-bool Session::account_header(std::string_view name, std::string_view value) {
-  if (block_over_) return false;
-  uint32_t fields = 1;
-  if (name == "cookie") fields += static_cast<uint32_t>(std::count(value.begin(), value.end(), ';'));
-  // name + value + 32, as SETTINGS_MAX_HEADER_LIST_SIZE counts (RFC 9113 section 6.5.2).
-  uint64_t bytes = uint64_t{block_bytes_} + name.size() + value.size() + 32;
-  if (block_fields_ + fields > max_header_fields_) {
-    block_over_ = true;
+bool Session::account_header_slow(std::string_view name, std::string_view value) {
+  if (fields_left_ < 0) return false;  // the block is over a limit already
+  int64_t fields = 1;
+  if (name == "cookie") fields += std::count(value.begin(), value.end(), ';');  // each crumb
+  const int64_t bytes = static_cast<int64_t>(name.size() + value.size() + 32);
+  if (fields_left_ < fields) {
     overflow_ = HeaderOverflow{true, max_header_fields_};
-    return false;
-  }
-  if (bytes > max_header_list_bytes_) {
-    block_over_ = true;
+  } else if (bytes_left_ < bytes) {
     overflow_ = HeaderOverflow{false, max_header_list_bytes_};
-    return false;
+  } else {
+    bytes_left_ -= bytes;
+    fields_left_ -= fields;
+    return true;
   }
-  block_bytes_ = static_cast<uint32_t>(bytes);
-  block_fields_ += fields;
-  return true;
-}
-
-void Session::on_sent(uint8_t frame_type, int32_t stream_id) {
-  if (frame_type == NGHTTP2_RST_STREAM) {
-    recent_resets_.add(stream_id);
-  } else if (frame_type == NGHTTP2_HEADERS || frame_type == NGHTTP2_DATA) {
-    sent_since_ping_ = true;
-  }
-}
-
-void Session::on_received(uint8_t frame_type, uint8_t flags) {
-  if (frame_type == NGHTTP2_HEADERS || frame_type == NGHTTP2_DATA) {
-    pings_without_data_ = 0;
-  } else if (frame_type == NGHTTP2_PING) {
-    if (flags & NGHTTP2_FLAG_ACK) {
-      ping_outstanding_ = false;
-    } else {
-      ++pings_received_;
-    }
-  }
+  // The rest of the block is decoded but dropped: every later field comes back here.
+  fields_left_ = -1;
+  return false;
 }
 
 void Session::submit_ping() {
   if (nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr) != 0) return;
   ping_outstanding_ = true;
   ++pings_without_data_;
-}
-
-void Session::on_stream_ended(uint32_t error_code) {
-  if (error_code == NGHTTP2_NO_ERROR) rst_stream_.give_back();
 }
 
 Result<void> Session::produce(Buffer& out, size_t limit) {
@@ -650,6 +668,26 @@ void Session::resume_body(int32_t stream_id) { nghttp2_session_resume_data(sessi
 
 void Session::reset_stream(int32_t stream_id, uint32_t error_code) {
   nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, error_code);
+}
+
+void Session::stop_request_after_response(int32_t stream_id) {
+  if (role_ != Role::Server) return;
+  if (std::find(stop_after_response_.begin(), stop_after_response_.end(), stream_id) ==
+      stop_after_response_.end())
+    stop_after_response_.push_back(stream_id);
+}
+
+void Session::stop_request_now(int32_t stream_id) {
+  auto it = std::find(stop_after_response_.begin(), stop_after_response_.end(), stream_id);
+  if (it == stop_after_response_.end()) return;
+  stop_after_response_.erase(it);
+  if (nghttp2_session_get_stream_remote_close(session_, stream_id) == 0)
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+}
+
+void Session::forget_stop(int32_t stream_id) {
+  auto it = std::find(stop_after_response_.begin(), stop_after_response_.end(), stream_id);
+  if (it != stop_after_response_.end()) stop_after_response_.erase(it);
 }
 
 void Session::set_stream_user(int32_t stream_id, void* user) {

@@ -6,10 +6,10 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/buffer.h"
 #include "common/result.h"
@@ -87,14 +87,6 @@ class SessionVisitor {
   virtual void on_remote_settings() = 0;
   // A GOAWAY left (ours: a drain with NO_ERROR, or nghttp2's answer to a protocol violation).
   virtual void on_goaway_sent(uint32_t error_code) { (void)error_code; }
-  // Server role: the last frame of a response left while the peer is still sending its request.
-  // True resets the stream with NO_ERROR so that the peer stops sending (RFC 9113 section 8.1);
-  // it cannot be submitted earlier, as a reset queued first would drop the response.
-  virtual bool stop_request_after_response(int32_t stream_id, void* user) {
-    (void)stream_id;
-    (void)user;
-    return false;
-  }
   // Body provider of streams submitted with a body.
   virtual BodyChunk read_body(int32_t stream_id, void* user, size_t max_length) = 0;
   // Append exactly `length` body bytes, as promised by read_body, to `out` and drop them.
@@ -141,6 +133,10 @@ class Session {
   Result<void> submit_trailers(int32_t stream_id, std::span<const HeaderRef> trailers);
   void resume_body(int32_t stream_id);
   void reset_stream(int32_t stream_id, uint32_t error_code);
+  // Server role, for a response that refuses the request before it ended: once the response's
+  // last frame has left, the stream is reset with NO_ERROR if the peer is still sending, so that
+  // it stops (RFC 9113 section 8.1). A reset submitted earlier would drop the response.
+  void stop_request_after_response(int32_t stream_id);
   void set_stream_user(int32_t stream_id, void* user);
   // Returns received DATA bytes to the flow-control windows (stream and connection).
   void consume(int32_t stream_id, size_t n);
@@ -174,33 +170,82 @@ class Session {
   void forget_stream(int32_t stream_id);
   // Header-block accounting, from the header callbacks: a block starts; a field arrives (false:
   // the block is over a limit and the field must be dropped); the overflow of the block, if any.
-  void begin_header_block();
-  bool account_header(std::string_view name, std::string_view value);
-  const HeaderOverflow* header_overflow() const { return block_over_ ? &overflow_ : nullptr; }
-  // From the frame callbacks: what we sent and what ended.
-  void on_sent(uint8_t frame_type, int32_t stream_id);
-  void on_stream_ended(uint32_t error_code);
-  void on_received(uint8_t frame_type, uint8_t flags);
+  // A field is checked against what is left of both limits; only a cookie (its crumbs count as
+  // fields) or a field over a limit takes the out-of-line path.
+  void begin_header_block() {
+    bytes_left_ = max_header_list_bytes_;
+    fields_left_ = max_header_fields_;
+  }
+  bool account_header(std::string_view name, std::string_view value) {
+    // name + value + 32, as SETTINGS_MAX_HEADER_LIST_SIZE counts (RFC 9113 section 6.5.2).
+    const int64_t bytes = bytes_left_ - static_cast<int64_t>(name.size() + value.size() + 32);
+    const int64_t fields = fields_left_ - 1;
+    if ((bytes | fields) < 0 || name == "cookie") return account_header_slow(name, value);
+    bytes_left_ = bytes;
+    fields_left_ = fields;
+    return true;
+  }
+  const HeaderOverflow* header_overflow() const { return fields_left_ < 0 ? &overflow_ : nullptr; }
+  // From the frame callbacks: what we sent, what ended, what arrived.
+  void on_sent_headers_or_data() { sent_since_ping_ = true; }
+  // The last frame of our side of a stream left (server role: the response's).
+  void on_sent_end_stream(int32_t stream_id) {
+    if (!stop_after_response_.empty()) stop_request_now(stream_id);
+  }
+  void on_sent_reset(int32_t stream_id) { recent_resets_.add(stream_id); }
+  void on_stream_ended(int32_t stream_id, uint32_t error_code) {
+    if (error_code == static_cast<uint32_t>(H2Error::NoError)) rst_stream_.give_back();
+    if (!stop_after_response_.empty()) forget_stop(stream_id);
+  }
+  void on_received_headers_or_data() { pings_without_data_ = 0; }
+  void on_received_ping(bool ack) {
+    if (ack) {
+      ping_outstanding_ = false;
+    } else {
+      ++pings_received_;
+    }
+  }
 
  private:
-  struct Violation {
-    H2Error code;
-    std::string message;
+  // What ended receive() early. The hot path passes only this code around; the details are in
+  // members (nghttp2's return value, the stream) and become a message in fail(), once.
+  enum class Fault : uint8_t {
+    None,
+    Nghttp2,         // nghttp2_session_mem_recv failed (recv_error_)
+    EmptyDataFlood,  // ENHANCE_YOUR_CALM: a flood budget ran out
+    PriorityFlood,
+    RstStreamFlood,
+    SettingsFlood,
+    PingFlood,
+    EmptyContinuationFlood,
+    HeadersNotAbove,  // PROTOCOL_ERROR: HEADERS on a used stream id (fault_stream_)
+    WindowOverflow,   // FLOW_CONTROL_ERROR: SETTINGS_INITIAL_WINDOW_SIZE (fault_stream_)
   };
-  Result<void> feed(const uint8_t* data, size_t len);
+  Fault scan(const uint8_t* data, size_t len, TimePoint now);
+  Fault feed(const uint8_t* data, size_t len);
   // Frames whose check needs libnghttp2's view of the streams as the frames before them left
   // it: everything before them is handed on first.
   bool needs_current_state(const FrameHeader& h) const;
-  // Frames no check has anything to say about (a new stream's HEADERS, which it records, DATA
-  // on it, WINDOW_UPDATE): most frames of a call skip check_frame.
+  // Frames no check has anything to say about (a new stream's HEADERS, which it records; DATA
+  // with a payload on an open stream or on one of those; WINDOW_UPDATE): every frame of a
+  // plain call skips check_frame.
   bool plain_frame(const FrameHeader& h);
-  std::optional<Violation> check_frame(const FrameHeader& h, TimePoint now);
+  Fault check_frame(const FrameHeader& h, TimePoint now);
+  // From `off`, at a frame boundary, passes over whole frames that are plain_frame()s; returns
+  // where it stopped: at a frame that needs check_frame, with fewer than a frame header's bytes
+  // left, or after a header whose payload continues in the next read (left to the scanner).
+  size_t skip_plain_frames(const uint8_t* data, size_t off, size_t len);
   void begin_settings(const FrameHeader& h);
-  Result<void> pass_settings_bytes(const uint8_t* data, size_t n, bool ends_frame);
+  Fault pass_settings_bytes(const uint8_t* data, size_t n, bool ends_frame);
   void parse_settings(const uint8_t* data, size_t len);
-  std::optional<Violation> check_window_growth();
+  Fault check_window_growth();
   bool is_closed_stream(int32_t stream_id);
-  Error violation(const Violation& v);
+  // The error receive() returns for `fault`; a violation of ours also terminates the session
+  // (GOAWAY with its code).
+  Error fail(Fault fault);
+  bool account_header_slow(std::string_view name, std::string_view value);
+  void stop_request_now(int32_t stream_id);
+  void forget_stop(int32_t stream_id);
 
   nghttp2_session* session_ = nullptr;
   SessionVisitor& visitor_;
@@ -210,18 +255,24 @@ class Session {
 
   const uint32_t max_header_list_bytes_;
   const uint32_t max_header_fields_;
-  uint32_t block_bytes_ = 0;
-  uint32_t block_fields_ = 0;
-  bool block_over_ = false;
+  // What the header block being received may still use of the limits. Only a block over a
+  // limit has fields_left_ below zero (account_header_slow sets -1).
+  int64_t bytes_left_ = 0;
+  int64_t fields_left_ = 0;
   HeaderOverflow overflow_;
 
   FrameScanner scanner_;
   TokenBucket empty_frames_, priority_, settings_, ping_, rst_stream_, closed_answers_;
   RecentResets recent_resets_;
+  int recv_error_ = 0;                  // Fault::Nghttp2: what nghttp2_session_mem_recv returned
+  int32_t fault_stream_ = 0;            // HeadersNotAbove, WindowOverflow: the stream concerned
   int32_t max_peer_stream_id_ = 0;  // server role: the highest stream the peer opened
   int32_t fed_max_peer_stream_id_ = 0;  // ... among the frames libnghttp2 has seen
   bool sent_since_ping_ = true;     // HEADERS or DATA went out since the last PING came in
   bool ping_outstanding_ = false;   // our keepalive PING, not acknowledged yet
+  // Streams to reset once their response has left (stop_request_after_response): refused
+  // requests, rare; empty on the path of a normal call.
+  std::vector<int32_t> stop_after_response_;
   uint32_t pings_without_data_ = 0;
   uint64_t pings_received_ = 0;
   // SETTINGS frame being passed on: its entries are checked before its last byte is.

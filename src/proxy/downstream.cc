@@ -170,7 +170,7 @@ void DownstreamStream::reject_malformed_timeout(std::string_view value, const ch
   }
   // What grpc-go's server answers: HTTP 400, INTERNAL, the header named; then RST_STREAM
   // NO_ERROR if the client is still sending its request, so that it stops.
-  refused_ = true;
+  conn_.session().stop_request_after_response(id_);
   send_local_reply(grpc::StatusCode::Internal,
                    "h2mesh: malformed grpc-timeout \"" + shown + "\": " + why, "400");
 }
@@ -303,10 +303,12 @@ void DownstreamStream::on_upstream_header(std::string_view name, std::string_vie
   if (finished() || resp_has_trailers_) return;  // nothing more goes to the client
   // A backend's grpc-message with raw bytes (gRPC says percent-encoded) is encoded on the way:
   // clients may reject or mangle it otherwise (found by fuzz_upstream).
-  std::string escaped;
-  if (name == "grpc-message" && grpc::escape_raw_message_bytes(value, &escaped)) {
-    resp_headers_.add(name, escaped);
-    return;
+  if (name == "grpc-message") {
+    std::string escaped;  // only here: the other fields of every response need no string
+    if (grpc::escape_raw_message_bytes(value, &escaped)) {
+      resp_headers_.add(name, escaped);
+      return;
+    }
   }
   resp_headers_.add(name, value);
 }

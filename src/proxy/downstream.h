@@ -69,8 +69,6 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   int32_t id() const { return id_; }
   // The rules the call was routed under; null before routing.
   const ListenerContext* rules() const { return rules_; }
-  // The answer refused the request: once it is sent, reset the stream if the client still sends.
-  bool stop_request_after_response() const { return refused_; }
   ListNode conn_node;  // streams of the connection
 
  private:
@@ -130,7 +128,6 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   bool resp_end_ = false;      // nothing more will be added to resp_body_
   bool resp_has_trailers_ = false;  // resp_headers_ holds the trailers to send
   bool closed_ = false;
-  bool refused_ = false;  // answered as a malformed request
   int final_status_ = -1;
 
   std::unique_ptr<UpstreamRequest> upstream_;
@@ -176,9 +173,6 @@ class DownstreamConnection final : public http2::Connection {
   void on_goaway(int32_t, uint32_t) override {}
   void on_remote_settings() override;
   void on_goaway_sent(uint32_t error_code) override;
-  bool stop_request_after_response(int32_t, void* user) override {
-    return user && static_cast<DownstreamStream*>(user)->stop_request_after_response();
-  }
   http2::BodyChunk read_body(int32_t id, void* user, size_t max_length) override;
   void write_body(int32_t id, void* user, size_t length, Buffer& out) override;
   // http2::Connection

@@ -166,9 +166,8 @@ void RateLimits::configure(std::shared_ptr<const config::Config> config, size_t 
   }
 }
 
-const RateLimits::Limiter* RateLimits::admit(std::string_view listener, size_t route_index,
-                                             TimePoint now) {
-  if (by_listener_.empty()) return nullptr;
+const RateLimits::Limiter* RateLimits::admit_limited(std::string_view listener, size_t route_index,
+                                                     TimePoint now) {
   auto it = by_listener_.find(listener);
   if (it == by_listener_.end()) return nullptr;
   Limiter* route =

@@ -109,7 +109,10 @@ class RateLimits {
   // Per call, after routing: null when the call may go on; else the limit that refuses it
   // (its counter is counted). A token is taken from the listener's and the route's bucket only
   // when both have one. `route_index` is the route's position in the listener's routes.
-  const Limiter* admit(std::string_view listener, size_t route_index, TimePoint now);
+  const Limiter* admit(std::string_view listener, size_t route_index, TimePoint now) {
+    if (by_listener_.empty()) return nullptr;  // no limits: inline, nothing to look up per call
+    return admit_limited(listener, route_index, now);
+  }
 
   // Each limit's demand and tokens, in rate_limit_specs() order; demand restarts from zero.
   std::vector<WorkerDemand> collect(TimePoint now);
@@ -120,6 +123,8 @@ class RateLimits {
   static std::string refusal_message(const Limiter& limiter);
 
  private:
+  const Limiter* admit_limited(std::string_view listener, size_t route_index, TimePoint now);
+
   struct ListenerLimits {
     Limiter* listener = nullptr;
     std::vector<Limiter*> routes;  // by route index; null: no limit

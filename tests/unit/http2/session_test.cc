@@ -81,7 +81,6 @@ class Peer : public SessionVisitor {
 
   std::map<int32_t, StreamLog> streams;
   bool auto_consume = true;
-  bool stop_requests = false;  // answer to stop_request_after_response
   int opened = 0;
   int remote_settings = 0;
   std::vector<std::pair<int32_t, uint32_t>> goaways;
@@ -136,7 +135,6 @@ class Peer : public SessionVisitor {
     goaways.emplace_back(last_stream_id, error_code);
   }
   void on_remote_settings() override { ++remote_settings; }
-  bool stop_request_after_response(int32_t, void*) override { return stop_requests; }
   BodyChunk read_body(int32_t id, void*, size_t max_length) override {
     StreamLog& st = streams[id];
     size_t avail = st.out.size() - st.sent;
@@ -278,9 +276,9 @@ TEST(Session, TrailersOnlyResponseArrivesAsResponseHeadersWithEndStream) {
 TEST(Session, ServerCanStopARequestOnceItsAnswerIsSent) {
   for (bool stop : {false, true}) {
     Pair p;
-    p.server.stop_requests = stop;
     int32_t id = start_call(p.client, grpc_frame("x"), nullptr, /*end=*/false);
     ASSERT_TRUE(pump(p.client, p.server));
+    if (stop) p.server.session.stop_request_after_response(id);
     const Headers refused = {{":status", "400"},
                              {"content-type", "application/grpc"},
                              {"grpc-status", "13"}};
@@ -293,6 +291,82 @@ TEST(Session, ServerCanStopARequestOnceItsAnswerIsSent) {
     EXPECT_EQ(out.close_code, 0u);
     EXPECT_EQ(p.server.s(id).closed, stop);
   }
+}
+
+// ---- header limits ----------------------------------------------------------------------------
+
+// Decoded size of a header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2).
+uint32_t list_bytes(const Headers& headers) {
+  uint32_t n = 0;
+  for (const auto& [name, value] : headers)
+    n += static_cast<uint32_t>(name.size() + value.size() + 32);
+  return n;
+}
+
+// What the server made of a request with `headers` under `limits`, on a fresh connection.
+StreamLog request_under(const Headers& headers, uint32_t max_bytes, uint32_t max_fields) {
+  SessionOptions opts;
+  opts.max_header_list_bytes = max_bytes;
+  opts.max_header_fields = max_fields;
+  Pair p(opts);
+  auto id = p.client.session.submit_request(refs(headers), false, nullptr);
+  EXPECT_TRUE(id.ok());
+  EXPECT_TRUE(pump(p.client, p.server));
+  return p.server.s(*id);
+}
+
+TEST(Session, HeaderBlockExactlyAtItsLimitsPassesAndOneMoreIsRefused) {
+  const uint32_t bytes = list_bytes(kRequestHeaders);
+  const uint32_t fields = static_cast<uint32_t>(kRequestHeaders.size());
+
+  StreamLog at = request_under(kRequestHeaders, bytes, fields);
+  EXPECT_TRUE(at.too_large.empty());
+  EXPECT_EQ(at.headers, kRequestHeaders);
+
+  StreamLog over_bytes = request_under(kRequestHeaders, bytes - 1, fields);
+  ASSERT_EQ(over_bytes.too_large.size(), 1u);
+  EXPECT_FALSE(over_bytes.too_large[0].fields);
+  EXPECT_EQ(over_bytes.too_large[0].limit, bytes - 1);
+  EXPECT_EQ(over_bytes.too_large[0].kind, HeadersKind::Request);
+  EXPECT_TRUE(over_bytes.kinds.empty()) << "no on_headers_end for a block over a limit";
+
+  StreamLog over_fields = request_under(kRequestHeaders, bytes, fields - 1);
+  ASSERT_EQ(over_fields.too_large.size(), 1u);
+  EXPECT_TRUE(over_fields.too_large[0].fields);
+  EXPECT_EQ(over_fields.too_large[0].limit, fields - 1);
+}
+
+TEST(Session, EachCookieCrumbCountsAsAField) {
+  Headers with_cookie = kRequestHeaders;
+  with_cookie.emplace_back("cookie", "a=1; b=2; c=3");  // three crumbs
+  const uint32_t bytes = list_bytes(with_cookie);
+  const uint32_t fields = static_cast<uint32_t>(kRequestHeaders.size()) + 3;
+  EXPECT_TRUE(request_under(with_cookie, bytes, fields).too_large.empty());
+  StreamLog over = request_under(with_cookie, bytes, fields - 1);
+  ASSERT_EQ(over.too_large.size(), 1u);
+  EXPECT_TRUE(over.too_large[0].fields);
+}
+
+TEST(Session, BlockAfterOneOverTheLimitIsCountedAfresh) {
+  // The same connection: a request over the byte limit, then one under it, then trailers that
+  // fit: each header block starts with the whole limit again.
+  SessionOptions opts;
+  opts.max_header_list_bytes = list_bytes(kRequestHeaders);
+  Pair p(opts);
+  Headers big = kRequestHeaders;
+  big.emplace_back("x-big", std::string(64, 'b'));
+  auto first = p.client.session.submit_request(refs(big), false, nullptr);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(pump(p.client, p.server));
+  EXPECT_EQ(p.server.s(*first).too_large.size(), 1u);
+
+  int32_t second = start_call(p.client, grpc_frame("x"), nullptr);
+  p.client.s(second).out_trailers = {{"x-checksum", "42"}};
+  ASSERT_TRUE(pump(p.client, p.server));
+  StreamLog& in = p.server.s(second);
+  EXPECT_TRUE(in.too_large.empty());
+  EXPECT_EQ(in.headers, kRequestHeaders);
+  EXPECT_EQ(in.trailers, (Headers{{"x-checksum", "42"}}));
 }
 
 TEST(Session, RequestWithoutBodyEndsOnHeaders) {
@@ -691,6 +765,42 @@ TEST(Session, EvenStreamIdFromClientGetsGoaway) {
   std::string input(reinterpret_cast<const char*>(settings.data()), settings.size());
   input += frame(0x1, 0x5, 2, block);
   EXPECT_TRUE(rejected_or_goaway(input));
+}
+
+// ---- frames libnghttp2 is lenient about ---------------------------------------------------------
+
+TEST(Session, DataOnAStreamThatClosedIsAnsweredStreamClosedByTheClient) {
+  // A backend sending DATA on a call that has ended: RST_STREAM(STREAM_CLOSED) (RFC 9113 6.1),
+  // and the connection goes on.
+  Pair p;
+  int32_t id = start_call(p.client, grpc_frame("x"), nullptr);
+  ASSERT_TRUE(pump(p.client, p.server));
+  ASSERT_TRUE(p.server.session.submit_response(id, refs(kResponseHeaders), true).ok());
+  p.server.s(id).out = grpc_frame("y");
+  p.server.s(id).out_eof = true;
+  ASSERT_TRUE(pump(p.client, p.server));
+  ASSERT_TRUE(p.client.s(id).closed);
+
+  const std::string late = frame(0x0, 0x0, static_cast<uint32_t>(id), grpc_frame("late"));
+  auto rv = p.client.session.receive(reinterpret_cast<const uint8_t*>(late.data()), late.size());
+  ASSERT_TRUE(rv.ok()) << rv.error().message;
+  Buffer out;
+  ASSERT_TRUE(p.client.session.produce(out, kNoLimit).ok());
+  bool answered = false;
+  for (size_t pos = 0; pos + 9 <= out.size();) {
+    const uint8_t* f = out.data() + pos;
+    const size_t len = (size_t{f[0]} << 16) | (size_t{f[1]} << 8) | f[2];
+    const uint32_t stream =
+        (uint32_t{f[5]} << 24) | (uint32_t{f[6]} << 16) | (uint32_t{f[7]} << 8) | f[8];
+    if (f[3] == 0x3 && stream == static_cast<uint32_t>(id) && len == 4 && pos + 13 <= out.size())
+      answered = f[12] == 0x5;  // RST_STREAM, error code STREAM_CLOSED
+    pos += 9 + len;
+  }
+  EXPECT_TRUE(answered) << "no RST_STREAM(STREAM_CLOSED) for DATA on a closed stream";
+  // The connection is still usable.
+  int32_t next = start_call(p.client, grpc_frame("z"), nullptr);
+  ASSERT_TRUE(pump(p.client, p.server));
+  EXPECT_EQ(p.server.s(next).body, grpc_frame("z"));
 }
 
 TEST(Session, RandomBytesAfterPrefaceNeverCrash) {
