@@ -437,6 +437,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             http_gone = too_old and st.gone_as_http
             if too_old:
                 st.stats["gone"] += 1
+            # Taken with the check above: an /expire or /drop-watches that comes while the reply
+            # headers are on their way still ends this watch (taken later, it would be missed,
+            # and a watch from before the compaction would live on).
+            expire_epoch, drop_epoch = st.expire_epoch, st.drop_epoch
         if http_gone:
             self.reply_json(410, status(410, "Expired", "too old resource version: %d (%d)"
                                         % (since, st.rv)))
@@ -453,7 +457,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             return
         with st.cond:
             st.stats["open_watches"] += 1
-            expire_epoch, drop_epoch, bookmark_seen = st.expire_epoch, st.drop_epoch, st.bookmarks
+            bookmark_seen = st.bookmarks
             garbage_seen = st.garbage_epoch
         deadline = time.monotonic() + timeout
         next_bookmark = time.monotonic() + st.bookmark_interval if st.bookmark_interval > 0 else None

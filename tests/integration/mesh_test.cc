@@ -584,6 +584,7 @@ TEST_F(MeshApiTroubleTest, GoneOnTheWatchRelistsAndKeepsTheMap) {
       [&] {
         return counter("h2mesh_mesh_api_relists_total", "services") >= 1 &&
                counter("h2mesh_mesh_api_relists_total", "endpointslices") >= 1 &&
+               counter("h2mesh_mesh_api_watches_total", "services") >= 2 &&
                counter("h2mesh_mesh_api_watches_total", "endpointslices") >= 2;
       },
       kWait))
