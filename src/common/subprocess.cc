@@ -16,6 +16,32 @@
 #include <thread>
 
 namespace h2mesh {
+namespace {
+
+// Forks and runs argv[0] (a path) with `in` (or /dev/null when -1), `out` and `err` as its
+// standard streams, every signal unblocked and SIGPIPE at its default. The child reports a
+// failed exec on its stderr and exits 127. Returns the pid, or -1 with errno from fork.
+pid_t fork_exec(const std::vector<std::string>& argv, int in, int out, int err) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  if (in < 0) in = ::open("/dev/null", O_RDONLY);
+  if (in >= 0) dup2(in, STDIN_FILENO);
+  dup2(out, STDOUT_FILENO);
+  dup2(err, STDERR_FILENO);
+  // An ignored SIGPIPE would survive exec; the command gets the defaults and no blocked signal.
+  signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  execv(args[0], args.data());
+  dprintf(STDERR_FILENO, "exec %s: %s\n", args[0], strerror(errno));
+  _exit(127);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Subprocess>> Subprocess::spawn(const std::vector<std::string>& argv,
                                                       const std::string& dir,
@@ -30,22 +56,12 @@ Result<std::unique_ptr<Subprocess>> Subprocess::spawn(const std::vector<std::str
     if (err >= 0) ::close(err);
     return make_error(ErrorCode::Io, "cannot create log files in " + dir);
   }
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return make_error(ErrorCode::Io, std::string("fork: ") + strerror(errno));
-  if (pid == 0) {
-    dup2(out, STDOUT_FILENO);
-    dup2(err, STDERR_FILENO);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, nullptr);
-    execv(args[0], args.data());
-    dprintf(STDERR_FILENO, "exec %s: %s\n", args[0], strerror(errno));
-    _exit(127);
+  pid_t pid = fork_exec(argv, -1, out, err);
+  if (pid < 0) {
+    const int fork_errno = errno;
+    ::close(out);
+    ::close(err);
+    return make_error(ErrorCode::Io, std::string("fork: ") + strerror(fork_errno));
   }
   ::close(out);
   ::close(err);
@@ -168,25 +184,9 @@ Result<CommandOutput> run_command(const std::vector<std::string>& argv, std::str
   Pipes p;
   if (pipe2(p.in, O_CLOEXEC) < 0 || pipe2(p.out, O_CLOEXEC) < 0 || pipe2(p.err, O_CLOEXEC) < 0)
     return make_error(ErrorCode::Io, std::string("pipe: ") + strerror(errno));
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
   SigpipeGuard sigpipe;
-  pid_t pid = fork();
+  pid_t pid = fork_exec(argv, p.in[0], p.out[1], p.err[1]);
   if (pid < 0) return make_error(ErrorCode::Io, std::string("fork: ") + strerror(errno));
-  if (pid == 0) {
-    dup2(p.in[0], STDIN_FILENO);
-    dup2(p.out[1], STDOUT_FILENO);
-    dup2(p.err[1], STDERR_FILENO);
-    // An ignored SIGPIPE would survive exec; the command gets the defaults and no blocked signal.
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(args[0], args.data());
-    dprintf(STDERR_FILENO, "exec %s: %s\n", args[0], strerror(errno));
-    _exit(127);
-  }
   Pipes::close_end(&p.in[0]);
   Pipes::close_end(&p.out[1]);
   Pipes::close_end(&p.err[1]);

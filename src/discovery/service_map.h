@@ -23,6 +23,7 @@
 
 #include "cluster/host_set.h"
 #include "config/config.h"
+#include "net/address_key.h"
 #include "discovery/k8s_services.h"
 #include "discovery/k8s_slices.h"
 
@@ -50,22 +51,8 @@ struct MeshService {
 
 // A cluster IP and port in binary form, the key of the map: a worker looks up each intercepted
 // connection's original destination (SO_ORIGINAL_DST) without formatting text or allocating.
-struct ServiceAddress {
-  uint8_t family = 0;            // AF_INET or AF_INET6
-  uint16_t port = 0;             // host byte order
-  std::array<uint8_t, 16> ip{};  // network byte order; IPv4 in the first 4 bytes
-  bool operator==(const ServiceAddress&) const = default;
-
-  // nullopt when `address` is not an IP literal and port.
-  static std::optional<ServiceAddress> from(const config::SocketAddress& address);
-  // An AF_INET or AF_INET6 socket address; an IPv4-mapped IPv6 address (a dual-stack socket's
-  // view of an IPv4 peer) is taken as the IPv4 address. nullopt for other families.
-  static std::optional<ServiceAddress> from(const sockaddr* address);
-};
-
-struct ServiceAddressHash {
-  size_t operator()(const ServiceAddress& a) const;
-};
+using ServiceAddress = net::AddressKey;
+using ServiceAddressHash = net::AddressKeyHash;
 
 struct ServiceMap {
   // Sorted by namespace, Service name, port.

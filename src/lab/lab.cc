@@ -154,6 +154,25 @@ Result<int> socket_in(const std::string& netns, int domain, int type) {
   return fd;
 }
 
+int connect_in(const std::string& netns, const std::string& ip, uint16_t port, int timeout_s) {
+  auto fd = socket_in(netns, AF_INET, SOCK_STREAM);
+  if (!fd) return -1;
+  timeval tv{timeout_s, 0};
+  setsockopt(*fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));  // bounds connect() too
+  setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+  if (connect(*fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    close(*fd);
+    errno = err;
+    return -1;
+  }
+  return *fd;
+}
+
 Result<bool> write_sysctl(const std::string& netns, const std::string& key,
                           const std::string& value) {
   std::string failure;

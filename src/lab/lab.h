@@ -109,6 +109,11 @@ Result<void> in_netns(const std::string& netns, const std::function<void()>& fn)
 // A socket (e.g. AF_INET, SOCK_STREAM) of the namespace, close-on-exec. The caller owns the fd.
 Result<int> socket_in(const std::string& netns, int domain, int type);
 
+// A blocking TCP connection to ip:port (IPv4) made inside the namespace; -1 with errno on
+// failure. `timeout_s` bounds the connect and every later send and receive, so that a test
+// fails instead of hanging. The caller owns the fd.
+int connect_in(const std::string& netns, const std::string& ip, uint16_t port, int timeout_s);
+
 // Writes a sysctl of the namespace ("net/ipv4/ip_forward" under /proc/sys); false when the
 // namespace has no such sysctl.
 Result<bool> write_sysctl(const std::string& netns, const std::string& key,

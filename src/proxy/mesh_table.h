@@ -6,6 +6,7 @@
 
 #include "cluster/host_set.h"
 #include "config/config.h"
+#include "net/address_key.h"
 
 namespace h2mesh::proxy {
 
@@ -41,14 +42,16 @@ inline std::shared_ptr<const config::Listener> make_mesh_listener(const config::
 // the same objects in both tables.
 struct MeshTable {
   std::shared_ptr<const config::Config> config;  // whose mesh block the routes follow
-  // SocketAddress::to_string() of a cluster IP and Service port: "10.96.0.10:50051",
-  // "[fd00::10]:50051".
-  std::unordered_map<std::string, MeshRoutePtr> by_address;
+  // Each cluster IP and Service port (IPv4 and IPv6), in binary form: a connection's original
+  // destination is looked up without formatting it.
+  std::unordered_map<net::AddressKey, MeshRoutePtr, net::AddressKeyHash> by_address;
   std::unordered_map<std::string, MeshRoutePtr> by_cluster;
   uint64_t version = 0;
 
-  const MeshRoute* find_address(const std::string& address) const {
-    auto it = by_address.find(address);
+  const MeshRoute* find_address(const config::SocketAddress& address) const {
+    auto key = net::AddressKey::from(address);
+    if (!key) return nullptr;
+    auto it = by_address.find(*key);
     return it == by_address.end() ? nullptr : it->second.get();
   }
   const MeshRoute* find_cluster(const std::string& cluster) const {

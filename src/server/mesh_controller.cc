@@ -158,10 +158,8 @@ void MeshController::publish() {
       entry.route = std::move(route);
     }
     table->by_cluster.emplace(name, entry.route);
-    for (const auto& ip : entry.source->cluster_ips) {
-      config::SocketAddress address = ip;
-      address.port = entry.source->port;
-      table->by_address.emplace(address.to_string(), entry.route);
+    for (const auto& ip : entry.source->cluster_ips) {  // each with the Service port
+      if (auto key = net::AddressKey::from(ip)) table->by_address.emplace(*key, entry.route);
     }
   }
   table_ = table;

@@ -175,7 +175,7 @@ void Worker::accept_outbound(int fd) {
   }
   const config::Mesh& settings = config_->mesh;
   const proxy::MeshTable* table = clusters_.mesh();
-  const proxy::MeshRoute* route = table ? table->find_address(destination->to_string()) : nullptr;
+  const proxy::MeshRoute* route = table ? table->find_address(*destination) : nullptr;
   const bool opaque = std::find(settings.opaque_ports.begin(), settings.opaque_ports.end(),
                                 destination->port) != settings.opaque_ports.end();
   if (!route || opaque) {
@@ -229,7 +229,7 @@ void Worker::start_relay(int fd, const config::SocketAddress& destination) {
 void Worker::start_mesh_connection(int fd, const config::SocketAddress& destination) {
   // The table may have changed while the first bytes came: look the Service up again.
   const proxy::MeshTable* table = clusters_.mesh();
-  const proxy::MeshRoute* route = table ? table->find_address(destination.to_string()) : nullptr;
+  const proxy::MeshRoute* route = table ? table->find_address(destination) : nullptr;
   if (!route) {
     ctx_.stats.mesh.unknown_destination++;
     start_relay(fd, destination);
@@ -313,7 +313,6 @@ void Worker::post_config(std::shared_ptr<const config::Config> config, std::vect
     listeners_ = std::move(next);  // the ones left behind close their sockets
     config_ = config;
     ctx_.rate_limits.configure(config_, worker_count_, loop_.now(), ctx_.stats);
-    ctx_.buffers = config->buffers;
     ctx_.buffers = config->buffers;  // upstream connections opened from now on
     ctx_.stats_retention = config->admin.endpoint_stats_retention;
     downstream_opts_.stream_window = config->buffers.stream_window_bytes;

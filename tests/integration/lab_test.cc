@@ -73,22 +73,7 @@ std::pair<int, uint16_t> listen_in(const Pod& pod, uint16_t port = 0) {
 
 // A TCP connection from a pod to ip:port; -1 (errno set) when it fails. Bounded by 5 s.
 int dial_from(const Pod& pod, const std::string& ip, uint16_t port) {
-  auto fd = h2mesh::lab::socket_in(pod.netns, AF_INET, SOCK_STREAM);
-  if (!fd) return -1;
-  timeval tv{5, 0};
-  setsockopt(*fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));  // bounds connect()
-  setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
-  if (connect(*fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    int err = errno;
-    close(*fd);
-    errno = err;
-    return -1;
-  }
-  return *fd;
+  return h2mesh::lab::connect_in(pod.netns, ip, port, 5);
 }
 
 std::string read_some(int fd) {

@@ -39,25 +39,10 @@ std::optional<uint16_t> trailing_port(const std::optional<std::string>& line) {
   return static_cast<uint16_t>(std::stoi(m[1]));
 }
 
-// Connects from inside `netns`; -1 with errno on failure. Blocking, with 30 s timeouts for the
-// connect and every later send and receive: a stuck relay fails the test instead of hanging it.
+// Connects from inside `netns`; -1 with errno on failure. 30 s timeouts for the connect and every
+// later send and receive: a stuck relay fails the test instead of hanging it.
 int connect_in(const std::string& netns, const std::string& ip, uint16_t port) {
-  auto fd = h2mesh::lab::socket_in(netns, AF_INET, SOCK_STREAM);
-  if (!fd) return -1;
-  timeval tv{30, 0};
-  setsockopt(*fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
-  if (connect(*fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    int err = errno;
-    close(*fd);
-    errno = err;
-    return -1;
-  }
-  return *fd;
+  return h2mesh::lab::connect_in(netns, ip, port, 30);
 }
 
 // Waits (bounded) until something accepts TCP connections on 127.0.0.1:port in `netns`.

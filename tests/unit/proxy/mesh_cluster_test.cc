@@ -53,7 +53,9 @@ class MeshClusterTest : public ::testing::Test {
     t->config = config_;
     for (const auto& r : routes) {
       t->by_cluster.emplace(r->cluster, r);
-      t->by_address.emplace("10.96.0." + std::to_string(t->by_address.size() + 1) + ":50051", r);
+      auto key = net::AddressKey::from(
+          config::SocketAddress{"10.96.0." + std::to_string(t->by_address.size() + 1), 50051});
+      t->by_address.emplace(*key, r);
     }
     return t;
   }

@@ -71,9 +71,9 @@ TEST_F(MeshControllerTest, EveryClusterIpAndPortLeadsToTheServicesCluster) {
   ASSERT_TRUE(table);
   EXPECT_TRUE(controller_->synced(&why));
   EXPECT_EQ(tables_.size(), 1u) << "one table for the whole map";
-  const proxy::MeshRoute* greeter = table->find_address("10.96.0.10:50051");
+  const proxy::MeshRoute* greeter = table->find_address({"10.96.0.10", 50051});
   ASSERT_NE(greeter, nullptr);
-  EXPECT_EQ(greeter, table->find_address("[fd00::10]:50051")) << "both families, one cluster";
+  EXPECT_EQ(greeter, table->find_address({"fd00::10", 50051})) << "both families, one cluster";
   EXPECT_EQ(greeter->cluster, "greeter.grpcdemo:50051");
   EXPECT_EQ(greeter->service, "greeter");
   EXPECT_EQ(greeter->namespace_, "grpcdemo");
@@ -82,8 +82,8 @@ TEST_F(MeshControllerTest, EveryClusterIpAndPortLeadsToTheServicesCluster) {
   auto listener = proxy::make_mesh_listener(table->config->mesh, *greeter);
   ASSERT_EQ(listener->routes.size(), 1u);
   EXPECT_EQ(listener->routes[0].cluster, "greeter.grpcdemo:50051");
-  EXPECT_EQ(table->find_cluster("billing.grpcdemo:50051"), table->find_address("10.96.0.20:50051"));
-  EXPECT_EQ(table->find_address("10.96.0.99:50051"), nullptr);
+  EXPECT_EQ(table->find_cluster("billing.grpcdemo:50051"), table->find_address({"10.96.0.20", 50051}));
+  EXPECT_EQ(table->find_address({"10.96.0.99", 50051}), nullptr);
 }
 
 TEST_F(MeshControllerTest, UnchangedServicesKeepTheirRouteAndChangesMakeNewOnes) {
@@ -102,7 +102,7 @@ TEST_F(MeshControllerTest, UnchangedServicesKeepTheirRouteAndChangesMakeNewOnes)
   controller_->apply(map_of({greeter}));  // billing deleted
   auto third = settle();
   EXPECT_EQ(third->find_cluster("billing.grpcdemo:50051"), nullptr);
-  EXPECT_EQ(third->find_address("10.96.0.20:50051"), nullptr);
+  EXPECT_EQ(third->find_address({"10.96.0.20", 50051}), nullptr);
   EXPECT_EQ(controller_->service_count(), 1u);
 }
 
