@@ -12,13 +12,15 @@
 #include <cstring>
 #include <mutex>
 
-#include "discovery/openssl_api.h"
+#include "net/openssl_api.h"
 
 namespace h2mesh::discovery::k8s {
 namespace {
 
-// The OpenSSL functions (loaded on first use, discovery/openssl_api.h). make_tls_context loads
+// The OpenSSL functions (loaded on first use, net/openssl_api.h). make_tls_context loads
 // them or fails; everything else runs with a context it made.
+using net::OpenSsl;
+using net::openssl;
 const OpenSsl& S() { return *openssl(nullptr); }
 
 Error tls_error(std::string message) {

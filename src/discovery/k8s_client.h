@@ -4,8 +4,8 @@
 // non-blocking name lookup (getaddrinfo_a, polled), connect, TLS handshake with the server
 // certificate verified against the cluster's CA (host name or IP address included), then bytes
 // in and out. Without a TLS context it stays plain TCP: an http:// server (kubectl proxy beside
-// the sidecar). OpenSSL lives only here, loaded the first time a context is made
-// (discovery/openssl_api.h); a plain connection never loads it.
+// the sidecar). OpenSSL is loaded the first time a context is made
+// (net/openssl_api.h); a plain connection never loads it.
 
 #include <netdb.h>
 #include <openssl/ssl.h>

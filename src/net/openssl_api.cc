@@ -1,8 +1,8 @@
-#include "discovery/openssl_api.h"
+#include "net/openssl_api.h"
 
 #include <dlfcn.h>
 
-namespace h2mesh::discovery::k8s {
+namespace h2mesh::net {
 namespace {
 
 struct Loaded {
@@ -45,4 +45,4 @@ const OpenSsl* openssl(std::string* error) {
   return &loaded.api;
 }
 
-}  // namespace h2mesh::discovery::k8s
+}  // namespace h2mesh::net

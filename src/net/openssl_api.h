@@ -1,8 +1,9 @@
 #pragma once
 
-// OpenSSL, loaded when first needed. Only the Kubernetes API client uses TLS; a proxy with static
-// or DNS endpoints never loads libssl/libcrypto, and so never pays for their relocation and
-// start-up pages (~0.6 MiB resident). The functions are the library's own, called through a
+// OpenSSL, loaded when first needed. Its users (the Kubernetes API client, the webhook's TLS
+// server, net/tls_context.h) load it when they make their first context; a proxy with static or
+// DNS endpoints never loads libssl/libcrypto, and so never pays for their relocation and start-up
+// pages (~0.6 MiB resident). The functions are the library's own, called through a
 // table filled by dlsym; the types, constants and macros come from OpenSSL's headers, so
 // `api.SSL_CTX_set_mode(ctx, m)` expands to `api.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, m, NULL)`.
 
@@ -13,7 +14,7 @@
 
 #include <string>
 
-namespace h2mesh::discovery::k8s {
+namespace h2mesh::net {
 
 #define H2MESH_OPENSSL_FUNCTIONS(X)                                                      \
   X(BIO_free) X(BIO_new_mem_buf) X(ERR_clear_error) X(ERR_error_string_n) X(ERR_get_error) \
@@ -24,7 +25,10 @@ namespace h2mesh::discovery::k8s {
   X(SSL_CTX_use_certificate) X(SSL_connect) X(SSL_ctrl) X(SSL_free) X(SSL_get0_param)       \
   X(SSL_get_error) X(SSL_get_verify_result) X(SSL_new) X(SSL_read) X(SSL_set1_host)         \
   X(SSL_set_fd) X(SSL_write) X(TLS_client_method) X(X509_STORE_add_cert) X(X509_free)       \
-  X(X509_VERIFY_PARAM_set1_ip_asc) X(X509_verify_cert_error_string)
+  X(X509_VERIFY_PARAM_set1_ip_asc) X(X509_verify_cert_error_string) X(TLS_server_method)     \
+  X(SSL_CTX_use_certificate_chain_file) X(SSL_CTX_use_PrivateKey_file)                      \
+  X(SSL_CTX_set_cipher_list) X(SSL_CTX_set_alpn_select_cb) X(SSL_select_next_proto)         \
+  X(SSL_accept) X(SSL_pending) X(SSL_shutdown) X(SSL_get0_alpn_selected)
 
 struct OpenSsl {
 #define H2MESH_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;
@@ -36,4 +40,4 @@ struct OpenSsl {
 // *error, when the library or one of its functions cannot be found.
 const OpenSsl* openssl(std::string* error);
 
-}  // namespace h2mesh::discovery::k8s
+}  // namespace h2mesh::net

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstdint>
+#include <string>
+
+#include "net/event_loop.h"
+#include "net/transport.h"
+
+namespace h2mesh::net {
+
+// The server side of a TLS connection over an accepted, non-blocking TCP socket, registered on
+// the loop's epoll. The handshake runs on the loop as the client's bytes arrive and must finish
+// within a deadline; its end (success or failure) is reported once as on_transport_connected,
+// so connecting() is true until then, as for a client transport. After that it moves bytes
+// like TcpTransport, and hides from the owner that TLS may need to write to read (or the other
+// way round).
+class TlsTransport final : public Transport, private IoHandler {
+ public:
+  // Takes ownership of `fd`. `ctx` comes from TlsContext::current(); the connection takes a
+  // reference of its own. An error (no memory for the session) closes `fd`.
+  static Result<std::unique_ptr<TlsTransport>> accept(EventLoop& loop, SSL_CTX* ctx, int fd,
+                                                      Duration handshake_timeout);
+  ~TlsTransport() override;
+  TlsTransport(const TlsTransport&) = delete;
+  TlsTransport& operator=(const TlsTransport&) = delete;
+
+  void start(TransportHandler& handler) override;
+  bool connecting() const override { return handshaking_; }
+  IoResult read(uint8_t* buf, size_t len) override;
+  IoResult write(const uint8_t* data, size_t len) override;
+  void want_write(bool on) override;
+  void shutdown() override;
+  Error last_error() const override { return error_; }
+
+  // The protocol ALPN chose ("" when none); known once connected.
+  std::string alpn() const;
+
+ private:
+  TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout);
+  void on_io(uint32_t events) override;
+  void handshake();
+  void handshake_failed(const std::string& why);
+  void update_interest();
+  // The error of an SSL call that returned `ret`: WouldBlock (noting what it waits for), Eof,
+  // or Failed with error_ set.
+  IoResult::Status classify(int ret, bool reading);
+
+  EventLoop& loop_;
+  SSL* ssl_;
+  int fd_;
+  Duration handshake_timeout_;
+  Timer handshake_timer_;
+  TransportHandler* handler_ = nullptr;
+  Error error_;
+  uint32_t interest_ = 0;
+  bool handshaking_ = true;
+  bool handshake_wants_write_ = false;
+  bool want_write_ = false;
+  bool read_wants_write_ = false;  // SSL_read needs the socket writable first
+  bool write_wants_read_ = false;  // SSL_write needs bytes from the peer first
+  bool registered_ = false;
+};
+
+}  // namespace h2mesh::net
