@@ -18,6 +18,7 @@
 #include "server/demo.h"
 #include "server/server.h"
 #include "server/wait_ready.h"
+#include "webhook/webhook_command.h"
 
 namespace {
 
@@ -68,6 +69,14 @@ const std::vector<Command>& commands() {
        "      exit code 1 when it did not within the timeout",
        {"--admin", "--timeout"},
        {}},
+      {"webhook",
+       "--cert FILE --key FILE [--listen ADDRESS] [--admin ADDRESS] [--kubeconfig PATH]\n"
+       "             [--image IMAGE] [--legacy-sidecar] [--log-level debug|info|warn|error]",
+       "the mutating admission webhook: injects the sidecar into pods of namespaces labelled\n"
+       "      h2mesh-injection=enabled (HTTPS on --listen, default :9443; /ready and /metrics on\n"
+       "      --admin, default 127.0.0.1:9902; docs/webhook.md)",
+       {"--cert", "--key", "--listen", "--admin", "--kubeconfig", "--image", "--log-level"},
+       {"--legacy-sidecar"}},
       {"version", "", "print the version", {}, {}},
       {"help", "[COMMAND]", "print this help, or a command's", {}, {}},
   };
@@ -228,6 +237,37 @@ int wait_ready_command(std::map<std::string, std::string>& flags) {
   return 1;
 }
 
+// "HOST:PORT", or ":PORT" for every IPv4 address.
+bool parse_listen(const std::string& text, h2mesh::config::SocketAddress* out, std::string* why) {
+  return h2mesh::config::parse_socket_address(text.starts_with(":") ? "0.0.0.0" + text : text, out,
+                                              why);
+}
+
+int run_webhook_command(std::map<std::string, std::string>& flags) {
+  const std::string where = "h2mesh webhook";
+  h2mesh::webhook::WebhookSettings settings;
+  if (!flags.count("--cert") || !flags.count("--key"))
+    return usage_error(where, "--cert FILE and --key FILE are required (the serving certificate)");
+  settings.cert_file = flags["--cert"];
+  settings.key_file = flags["--key"];
+  for (auto [flag, address] : {std::pair{"--listen", &settings.listen},
+                               std::pair{"--admin", &settings.admin}}) {
+    std::string why;
+    if (flags.count(flag) && !parse_listen(flags[flag], address, &why))
+      return usage_error(where, std::string(flag) + ": " + why + " (e.g. " + flag + " :9443)");
+  }
+  if (flags.count("--kubeconfig")) settings.kubeconfig = flags["--kubeconfig"];
+  if (flags.count("--image")) settings.inject.image = flags["--image"];
+  settings.inject.legacy_sidecar = flags.count("--legacy-sidecar") != 0;
+  h2mesh::log::Level level = h2mesh::log::Level::Info;
+  if (flags.count("--log-level") && !h2mesh::log::parse_level(flags["--log-level"], &level)) {
+    return usage_error(where, "unknown log level '" + flags["--log-level"] + "'",
+                       flags["--log-level"], {"debug", "info", "warn", "error"});
+  }
+  h2mesh::log::set_level(level);
+  return h2mesh::webhook::run_webhook(settings);
+}
+
 int load(const std::string& path, h2mesh::config::Config* out) {
   auto result = h2mesh::config::load_config_file(path);
   if (!result.ok()) {
@@ -279,6 +319,7 @@ int main(int argc, char** argv) {
   }
   if (name == "inject" || name == "uninject") return rewrite_manifest(name, flags);
   if (name == "wait-ready") return wait_ready_command(flags);
+  if (name == "webhook") return run_webhook_command(flags);
   if (name == "demo") {
     int calls = flags.count("--calls") ? atoi(flags["--calls"].c_str()) : 24;
     if (calls <= 0 || calls % 4 != 0)

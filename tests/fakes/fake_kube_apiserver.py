@@ -2,7 +2,7 @@
 """A fake Kubernetes API server for h2mesh's discovery tests (Python standard library only).
 
 Serves LIST and WATCH of core/v1 Services and discovery.k8s.io/v1 EndpointSlices, cluster-wide
-and per namespace, over HTTPS (or plain HTTP with --http) on 127.0.0.1, in the real wire format:
+and per namespace, and of core/v1 Namespaces (cluster-scoped; the admission webhook's), over HTTPS (or plain HTTP with --http) on 127.0.0.1, in the real wire format:
 one resourceVersion sequence for all objects, chunked watch streams whose chunks do not line up
 with events, bookmarks, and "410 Gone" (as an ERROR event on an open watch, or as an HTTP 410
 reply). Every API request must carry the bearer token (or, over HTTPS, a client certificate
@@ -13,6 +13,7 @@ slices, `limit=N` pages a LIST: the reply's metadata.continue asks for the rest 
 snapshot with `continue=TOKEN`):
   /api/v1/services                                   /api/v1/namespaces/NS/services
   /apis/discovery.k8s.io/v1/endpointslices           /apis/discovery.k8s.io/v1/namespaces/NS/endpointslices
+  /api/v1/namespaces
 
 Certificates are made at start with the openssl command line in --dir (nothing is committed):
   ca.crt / ca.key            the cluster CA
@@ -29,6 +30,8 @@ A plain-HTTP control port scripts it (JSON bodies and replies):
                         API server's defaults filled in (type ClusterIP, clusterIPs, protocol TCP,
                         targetPort = port); an optional "metadata" map is merged into the object's
   DELETE /services/NS/NAME
+  PUT    /namespaces/NAME   {"labels":{..}}: creates (ADDED) or replaces (MODIFIED) Namespace NAME
+  DELETE /namespaces/NAME
   POST   /load          {"services":[{"namespace":..,"name":..,"spec":{..}}],
                          "slices":[{"namespace":..,"name":..,<as PUT /slices>}]}: many at once
                         (one ADDED or MODIFIED each)
@@ -49,7 +52,8 @@ A plain-HTTP control port scripts it (JSON bodies and replies):
   POST   /down          {"down":true}: the API port is closed (connections are refused) and every
                         open API connection is cut; {"down":false}: it listens again, same port
   GET    /stats         {"lists":N,"watches":N,"service_lists":N,"slice_lists":N,"continued":N,
-                         "service_watches":N,"slice_watches":N,"watch_rvs":[..],"tokens":[..],
+                         "service_watches":N,"slice_watches":N,"namespace_lists":N,
+                         "namespace_watches":N,"watch_rvs":[..],"tokens":[..],
                          "paths":[..],"rv":"..","open_watches":N,"unauthorized":N,"forbidden":N,
                          "gone":N,"bookmarks_sent":N,"garbage_sent":N,"events_sent":N}
                         (events_sent: ADDED, MODIFIED and DELETED written to watches)
@@ -75,11 +79,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 LABEL = "kubernetes.io/service-name"
 SERVICES = "services"
 SLICES = "endpointslices"
+NAMESPACES = "namespaces"
 KINDS = {
     SERVICES: {"kind": "Service", "apiVersion": "v1", "list": "ServiceList"},
     SLICES: {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
              "list": "EndpointSliceList"},
+    NAMESPACES: {"kind": "Namespace", "apiVersion": "v1", "list": "NamespaceList"},
 }
+# What the stats call each kind's LISTs and WATCHes.
+STAT_NAMES = {SERVICES: "service", SLICES: "slice", NAMESPACES: "namespace"}
 
 
 def dumps(obj):
@@ -150,7 +158,7 @@ class State:
         self.rv = 1000
         self.compacted = 0      # a watch from a resourceVersion below this gets 410
         self.gone_as_http = False
-        self.objects = {SERVICES: {}, SLICES: {}}  # kind -> (namespace, name) -> object
+        self.objects = {SERVICES: {}, SLICES: {}, NAMESPACES: {}}  # kind -> (namespace, name) -> object
         self.history = []       # (rv, kind, type, object without kind/apiVersion)
         self.bookmarks = 0      # bumped by POST /bookmark
         self.expire_epoch = 0   # bumped by POST /expire (mode event)
@@ -158,7 +166,8 @@ class State:
         self.garbage_epoch = 0  # bumped by POST /garbage {"watch":true}
         self.connections = set()  # open API connections, cut by /down
         self.stats = {"lists": 0, "watches": 0, "service_lists": 0, "slice_lists": 0, "continued": 0,
-                      "service_watches": 0, "slice_watches": 0, "watch_rvs": [], "tokens": [],
+                      "service_watches": 0, "slice_watches": 0, "namespace_lists": 0,
+                      "namespace_watches": 0, "watch_rvs": [], "tokens": [],
                       "paths": [], "open_watches": 0, "unauthorized": 0, "forbidden": 0,
                       "gone": 0, "bookmarks_sent": 0, "garbage_sent": 0,
                       "events_sent": 0}
@@ -238,6 +247,18 @@ class State:
             self.store(SERVICES, namespace, name, obj, old)
             return self.rv
 
+    def put_namespace(self, name, spec):
+        """A Namespace (cluster-scoped: stored under namespace None) with `spec["labels"]`."""
+        with self.cond:
+            old = self.objects[NAMESPACES].get((None, name))
+            meta = self.metadata(None, name, old)
+            del meta["namespace"]
+            meta["labels"] = dict({"kubernetes.io/metadata.name": name}, **spec.get("labels", {}))
+            obj = {"metadata": meta, "spec": {"finalizers": ["kubernetes"]},
+                   "status": {"phase": "Active"}}
+            self.store(NAMESPACES, None, name, obj, old)
+            return self.rv
+
     def delete(self, kind, namespace, name):
         with self.cond:
             obj = self.objects[kind].pop((namespace, name), None)
@@ -252,7 +273,7 @@ class State:
 
     @staticmethod
     def matches(obj, namespace, selector):
-        if namespace is not None and obj["metadata"]["namespace"] != namespace:
+        if namespace is not None and obj["metadata"].get("namespace") != namespace:
             return False
         return selector is None or obj["metadata"].get("labels", {}).get(LABEL) == selector
 
@@ -267,6 +288,8 @@ def parse_collection(path):
         parts = path[len(prefix) + 1:].split("/")
         if parts == [kind]:
             return kind, None
+        if prefix == "/api/v1" and parts == [NAMESPACES]:
+            return NAMESPACES, None
         if len(parts) == 3 and parts[0] == "namespaces" and parts[2] == kind and parts[1]:
             return kind, parts[1]
     return None
@@ -344,7 +367,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if st.forbid == "all" or (st.forbid == "cluster" and namespace is None):
             with st.cond:
                 st.stats["forbidden"] += 1
-            group = "" if kind == SERVICES else "discovery.k8s.io"
+            group = "discovery.k8s.io" if kind == SLICES else ""
             where = "at the cluster scope" if namespace is None else 'in the namespace "%s"' % namespace
             self.reply_json(403, status(403, "Forbidden",
                 '%s%s is forbidden: User "system:serviceaccount:grpcdemo:h2mesh" cannot list '
@@ -368,7 +391,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         garbage = gone = False
         with st.cond:
             st.stats["lists"] += 1
-            st.stats["service_lists" if kind == SERVICES else "slice_lists"] += 1
+            st.stats[STAT_NAMES[kind] + "_lists"] += 1
             if token:
                 st.stats["continued"] += 1
             if st.garbage_lists > 0:
@@ -386,7 +409,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 else:
                     items = sorted((o for o in st.objects[kind].values()
                                     if st.matches(o, namespace, selector)),
-                                   key=lambda o: (o["metadata"]["namespace"],
+                                   key=lambda o: (o["metadata"].get("namespace", ""),
                                                   o["metadata"]["name"]))
                     rv, start = st.rv, 0
                 end = start + limit if limit > 0 else len(items)
@@ -430,7 +453,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
         with st.cond:
             st.stats["watches"] += 1
-            st.stats["service_watches" if kind == SERVICES else "slice_watches"] += 1
+            st.stats[STAT_NAMES[kind] + "_watches"] += 1
             st.stats["watch_rvs"] = (st.stats["watch_rvs"] + [rv_text])[-50:]
             since = int(rv_text) if rv_text.isdigit() else st.rv
             too_old = since < st.compacted
@@ -628,8 +651,11 @@ class ControlHandler(BaseHTTPRequestHandler):
         st = self.server.state
         slice_path = self.object_path("/slices/")
         service_path = self.object_path("/services/")
+        namespace_path = self.object_path("/namespaces/")
         if slice_path:
             rv = st.put_slice(slice_path[0], slice_path[1], self.body())
+        elif namespace_path and namespace_path[0] is None:
+            rv = st.put_namespace(namespace_path[1], self.body())
         elif service_path and service_path[0]:
             rv = st.put_service(service_path[0], service_path[1], self.body())
         else:
@@ -641,8 +667,11 @@ class ControlHandler(BaseHTTPRequestHandler):
         st = self.server.state
         slice_path = self.object_path("/slices/")
         service_path = self.object_path("/services/")
+        namespace_path = self.object_path("/namespaces/")
         if slice_path:
             rv = st.delete(SLICES, slice_path[0] or st.namespace, slice_path[1])
+        elif namespace_path and namespace_path[0] is None:
+            rv = st.delete(NAMESPACES, None, namespace_path[1])
         elif service_path and service_path[0]:
             rv = st.delete(SERVICES, service_path[0], service_path[1])
         else:
