@@ -334,7 +334,44 @@ def dns_seeds():
         write("fuzz_grpc_timeout", "timeout_%d" % i, t)
 
 
+def admission_review(namespace, obj, uid="5d1c9a57-0f5e-4b7e-9c55-1d0b7f3f4c21", **request):
+    import json
+    r = {"uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+         "resource": {"group": "", "version": "v1", "resource": "pods"},
+         "namespace": namespace, "operation": "CREATE", "object": obj, "dryRun": False}
+    r.update(request)
+    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                       "request": r})
+
+
+def admission_seeds():
+    def pod(annotations=None, **spec):
+        meta = {"generateName": "greeter-7d9f-", "labels": {"app": "greeter"}}
+        if annotations:
+            meta["annotations"] = annotations
+        s = {"containers": [{"name": "app", "image": "greeter:1",
+                             "ports": [{"containerPort": 50051}]}]}
+        s.update(spec)
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": s}
+    write("fuzz_admission", "labelled", admission_review("grpcdemo", pod()))
+    write("fuzz_admission", "annotations", admission_review("plain", pod({
+        "h2mesh.io/inject": "enabled", "h2mesh.io/skip-outbound-ports": "5432,6379",
+        "h2mesh.io/skip-outbound-cidrs": "10.0.0.0/8", "h2mesh.io/opaque-ports": "3306",
+        "h2mesh.io/log-level": "debug", "h2mesh.io/proxy-cpu-request": "50m",
+        "h2mesh.io/proxy-memory-limit": "128Mi"})))
+    write("fuzz_admission", "init_containers_and_volumes", admission_review("grpcdemo", pod(
+        initContainers=[{"name": "migrate", "image": "m:1"}],
+        volumes=[{"name": "data", "emptyDir": {}}], hostNetwork=False,
+        securityContext={"runAsUser": 1000})))
+    write("fuzz_admission", "not_selected", admission_review("plain", pod()))
+    body = admission_review("grpcdemo", pod())
+    write("fuzz_admission", "http_request",
+          "POST /mutate?timeout=10s HTTP/1.1\r\nHost: h2mesh-webhook.h2mesh.svc:443\r\n"
+          "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
 if __name__ == "__main__":
+    admission_seeds()
     downstream_seeds()
     upstream_seeds()
     config_seeds()

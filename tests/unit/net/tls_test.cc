@@ -1,0 +1,290 @@
+// The server side of TLS: TlsContext (certificate files, ALPN, reload on change, a bad pair kept
+// out) and TlsTransport (handshake on the loop with a deadline, then bytes both ways), against a
+// client made with OpenSSL directly, on loopback, all on the test thread.
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "net/event_loop.h"
+#include "net/socket.h"
+#include "net/tls_context.h"
+#include "net/tls_transport.h"
+
+namespace h2mesh::net {
+namespace {
+
+namespace fs = std::filesystem;
+
+void sh(const std::string& command) {
+  ASSERT_EQ(std::system((command + " >/dev/null 2>&1").c_str()), 0) << command;
+}
+
+// A CA, and in v1/ and v2/ two certificates for 127.0.0.1 (serials 0x11, 0x22) with their keys;
+// in mixed/ v2's certificate with v1's key.
+void make_certificates(const std::string& d) {
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  sh("cd " + d + " && openssl req -x509" + ec +
+     " -keyout ca.key -out ca.crt -days 2 -subj /CN=tls-test-ca"
+     " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign");
+  std::ofstream(d + "/leaf.ext") << "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+  for (auto [v, serial] : {std::pair{"v1", "0x11"}, std::pair{"v2", "0x22"}}) {
+    fs::create_directories(d + "/" + v);
+    sh("cd " + d + " && openssl req" + ec + " -keyout " + v + "/tls.key -out " + v +
+       ".csr -subj /CN=server-" + v);
+    sh("cd " + d + " && openssl x509 -req -in " + v + ".csr -CA ca.crt -CAkey ca.key -set_serial " +
+       serial + " -out " + v + "/tls.crt -days 2 -extfile leaf.ext");
+  }
+  fs::create_directories(d + "/mixed");
+  fs::copy_file(d + "/v2/tls.crt", d + "/mixed/tls.crt");
+  fs::copy_file(d + "/v1/tls.key", d + "/mixed/tls.key");
+}
+
+// The kubelet's way of updating a Secret volume: ..data is a symlink, replaced by a rename.
+void point_at(const std::string& d, const std::string& version) {
+  fs::create_directory_symlink(version, d + "/..data_tmp");
+  fs::rename(d + "/..data_tmp", d + "/..data");
+  for (const char* f : {"tls.crt", "tls.key"})
+    if (!fs::is_symlink(d + "/" + f)) fs::create_symlink(std::string("..data/") + f, d + "/" + f);
+}
+
+struct ServerSide : TransportHandler {
+  bool reported = false;
+  std::string failure;
+  std::string received;
+  bool eof = false;
+  Transport* transport = nullptr;
+  void on_transport_connected(const Error* f) override {
+    reported = true;
+    if (f) failure = f->message;
+  }
+  void on_transport_ready(bool readable, bool) override {
+    if (!readable) return;
+    uint8_t buf[4096];
+    for (;;) {
+      IoResult r = transport->read(buf, sizeof(buf));
+      if (r.status == IoResult::Status::Done) {
+        received.append(reinterpret_cast<char*>(buf), r.bytes);
+        continue;
+      }
+      if (r.status != IoResult::Status::WouldBlock) eof = true;
+      return;
+    }
+  }
+};
+
+class Tls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/h2mesh-tls-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    make_certificates(dir_);
+    point_at(dir_, "v1");
+    auto fd = listen_tcp(config::SocketAddress{"127.0.0.1", 0}, false);
+    ASSERT_TRUE(fd.ok());
+    listen_fd_ = *fd;
+    port_ = local_port(listen_fd_);
+  }
+  void TearDown() override {
+    if (client_ssl_) SSL_free(client_ssl_);
+    if (client_ctx_) SSL_CTX_free(client_ctx_);
+    if (client_fd_ >= 0) ::close(client_fd_);
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    fs::remove_all(dir_);
+  }
+
+  Result<std::unique_ptr<TlsContext>> load(Duration check_interval = std::chrono::seconds(1)) {
+    return TlsContext::load(
+        TlsServerSettings{dir_ + "/tls.crt", dir_ + "/tls.key", {"http/1.1"}, check_interval});
+  }
+
+  // Runs the loop until `done` (at most ~2 s of wall time: a bounded loop, not a timing check).
+  bool drive(const std::function<bool()>& done) {
+    for (int i = 0; i < 2000; ++i) {
+      if (done()) return true;
+      loop_.run_ready();
+      usleep(1000);
+    }
+    return done();
+  }
+
+  // A client TCP connection, accepted into a server transport with `ctx`.
+  std::unique_ptr<Transport> connect_and_accept(SSL_CTX* ctx, Duration deadline) {
+    client_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(client_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));  // EINPROGRESS
+    int fd = -1;
+    for (int i = 0; i < 1000 && fd < 0; ++i) {
+      fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) usleep(1000);
+    }
+    EXPECT_GE(fd, 0);
+    auto t = TlsTransport::accept(loop_, ctx, fd, deadline);
+    EXPECT_TRUE(t.ok());
+    server_.transport = t->get();
+    (*t)->start(server_);
+    return std::move(*t);
+  }
+
+  // The client's handshake, driven with the loop; verifies the server against the CA.
+  bool client_handshake(const char* alpn = "\x08http/1.1") {
+    client_ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_load_verify_locations(client_ctx_, (dir_ + "/ca.crt").c_str(), nullptr);
+    SSL_CTX_set_verify(client_ctx_, SSL_VERIFY_PEER, nullptr);
+    client_ssl_ = SSL_new(client_ctx_);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(client_ssl_), "127.0.0.1");
+    if (alpn) SSL_set_alpn_protos(client_ssl_, reinterpret_cast<const uint8_t*>(alpn), strlen(alpn));
+    SSL_set_fd(client_ssl_, client_fd_);
+    bool failed = false;
+    bool ok = drive([&] {
+      int r = SSL_connect(client_ssl_);
+      if (r == 1) return true;
+      int e = SSL_get_error(client_ssl_, r);
+      failed = e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
+      return failed;
+    });
+    return ok && !failed;
+  }
+
+  std::string served_serial() {
+    X509* cert = SSL_get1_peer_certificate(client_ssl_);
+    if (!cert) return "";
+    BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr);
+    char* hex = BN_bn2hex(bn);
+    std::string out = hex;
+    OPENSSL_free(hex);
+    BN_free(bn);
+    X509_free(cert);
+    return out;
+  }
+
+  EventLoop loop_;
+  std::string dir_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  int client_fd_ = -1;
+  SSL_CTX* client_ctx_ = nullptr;
+  SSL* client_ssl_ = nullptr;
+  ServerSide server_;
+};
+
+TEST_F(Tls, HandshakeOnTheLoopThenBytesBothWays) {
+  auto ctx = load();
+  ASSERT_TRUE(ctx.ok()) << ctx.error().message;
+  auto t = connect_and_accept((*ctx)->current(loop_.now()), std::chrono::seconds(10));
+  EXPECT_TRUE(t->connecting());
+  ASSERT_TRUE(client_handshake());
+  ASSERT_TRUE(drive([&] { return server_.reported; }));
+  EXPECT_EQ(server_.failure, "");
+  EXPECT_FALSE(t->connecting());
+  EXPECT_EQ(static_cast<TlsTransport*>(t.get())->alpn(), "http/1.1");
+  EXPECT_EQ(served_serial(), "11");
+
+  ASSERT_EQ(SSL_write(client_ssl_, "ping", 4), 4);
+  ASSERT_TRUE(drive([&] { return server_.received == "ping"; }));
+  IoResult w = t->write(reinterpret_cast<const uint8_t*>("pong"), 4);
+  ASSERT_EQ(w.status, IoResult::Status::Done);
+  EXPECT_EQ(w.bytes, 4u);
+  char buf[8] = {};
+  ASSERT_TRUE(drive([&] { return SSL_read(client_ssl_, buf, sizeof(buf)) == 4; }));
+  EXPECT_EQ(std::string(buf, 4), "pong");
+
+  SSL_shutdown(client_ssl_);  // close_notify: the server reads the end of the stream
+  ASSERT_TRUE(drive([&] { return server_.eof; }));
+}
+
+TEST_F(Tls, ClientWithoutAlpnStillConnects) {
+  auto ctx = load();
+  ASSERT_TRUE(ctx.ok());
+  auto t = connect_and_accept((*ctx)->current(loop_.now()), std::chrono::seconds(10));
+  ASSERT_TRUE(client_handshake(nullptr));
+  ASSERT_TRUE(drive([&] { return server_.reported; }));
+  EXPECT_EQ(server_.failure, "");
+  EXPECT_EQ(static_cast<TlsTransport*>(t.get())->alpn(), "");
+}
+
+TEST_F(Tls, SilentClientFailsTheHandshakeAtTheDeadline) {
+  auto ctx = load();
+  ASSERT_TRUE(ctx.ok());
+  auto t = connect_and_accept((*ctx)->current(loop_.now()), std::chrono::milliseconds(20));
+  ASSERT_TRUE(drive([&] { return server_.reported; }));
+  EXPECT_NE(server_.failure.find("deadline"), std::string::npos) << server_.failure;
+}
+
+TEST_F(Tls, PlainHttpClientFailsTheHandshake) {
+  auto ctx = load();
+  ASSERT_TRUE(ctx.ok());
+  auto t = connect_and_accept((*ctx)->current(loop_.now()), std::chrono::seconds(10));
+  const char req[] = "POST /mutate HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_TRUE(drive([&] { return ::write(client_fd_, req, sizeof(req) - 1) > 0; }));
+  ASSERT_TRUE(drive([&] { return server_.reported; }));
+  EXPECT_NE(server_.failure, "");
+}
+
+TEST_F(Tls, NewFilesAreServedAndABadPairKeepsTheOld) {
+  auto loaded = load(Duration::zero());  // look at the files on every call
+  ASSERT_TRUE(loaded.ok());
+  TlsContext& ctx = **loaded;
+  SSL_CTX* first = ctx.current(loop_.now());
+  EXPECT_EQ(ctx.current(loop_.now()), first) << "unchanged files: the same context";
+
+  point_at(dir_, "v2");
+  SSL_CTX* second = ctx.current(loop_.now());
+  EXPECT_NE(second, first);
+  EXPECT_EQ(ctx.reloads(), 1u);
+  auto t = connect_and_accept(second, std::chrono::seconds(10));
+  ASSERT_TRUE(client_handshake());
+  EXPECT_EQ(served_serial(), "22");
+
+  point_at(dir_, "mixed");
+  EXPECT_EQ(ctx.current(loop_.now()), second);
+  EXPECT_EQ(ctx.reload_failures(), 1u);
+  EXPECT_EQ(ctx.current(loop_.now()), second);
+  EXPECT_EQ(ctx.reload_failures(), 1u) << "the same bad pair is not loaded (nor logged) again";
+
+  point_at(dir_, "v1");
+  EXPECT_NE(ctx.current(loop_.now()), second);
+  EXPECT_EQ(ctx.reloads(), 2u);
+}
+
+TEST_F(Tls, FilesAreLookedAtOncePerInterval) {
+  auto loaded = load(std::chrono::hours(1));
+  ASSERT_TRUE(loaded.ok());
+  TlsContext& ctx = **loaded;
+  SSL_CTX* first = ctx.current(loop_.now());
+  point_at(dir_, "v2");
+  EXPECT_EQ(ctx.current(loop_.now()), first) << "looked at already within the interval";
+  EXPECT_EQ(ctx.reloads(), 0u);
+  EXPECT_NE(ctx.current(loop_.now() + std::chrono::hours(2)), first);
+  EXPECT_EQ(ctx.reloads(), 1u);
+}
+
+TEST_F(Tls, MismatchedOrMissingFilesAreAnErrorAtStart) {
+  point_at(dir_, "mixed");
+  auto mixed = load();
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_NE(mixed.error().message.find("mismatch"), std::string::npos)
+      << mixed.error().message;
+  auto missing = TlsContext::load(TlsServerSettings{dir_ + "/nope.crt", dir_ + "/tls.key", {}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("nope.crt"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace h2mesh::net
