@@ -93,6 +93,9 @@ void TlsTransport::handshake() {
     handshaking_ = false;
     handshake_timer_.cancel();
     update_interest();
+    // The client's first request may have come with its last handshake message: have the owner
+    // try a read even if epoll has nothing new to say.
+    loop_.notify(this, EPOLLIN);
     handler_->on_transport_connected(nullptr);
     return;
   }
