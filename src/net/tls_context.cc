@@ -85,7 +85,8 @@ Result<std::unique_ptr<TlsContext>> TlsContext::load(TlsServerSettings settings)
 
 Result<TlsContext::Stamp> TlsContext::stamp() const {
   Stamp s;
-  struct stat cert {}, key {};
+  struct stat cert {
+  }, key{};
   // stat, not lstat: a Secret volume's files are symlinks into a directory that is swapped.
   if (::stat(settings_.cert_file.c_str(), &cert) != 0)
     return tls_error("cannot read the certificate " + settings_.cert_file + ": " + strerror(errno));
@@ -113,8 +114,8 @@ Result<SslCtxHandle> TlsContext::make() const {
   // No renegotiation (a client could make us redo the expensive half of a handshake at will);
   // a client closing without close_notify is an end of stream like any other (every request is
   // framed, so a truncated one is still noticed).
-  S().SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+  S().SSL_CTX_set_options(
+      c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (S().SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1)
     return tls_error("cannot set the TLS 1.2 ciphers: " + openssl_error_text("unknown error"));
   if (S().SSL_CTX_use_certificate_chain_file(c, settings_.cert_file.c_str()) != 1) {
@@ -131,8 +132,7 @@ Result<SslCtxHandle> TlsContext::make() const {
   }
   if (!alpn_wire_.empty()) {
     // The callback's argument lives in this object, which outlives every connection.
-    S().SSL_CTX_set_alpn_select_cb(c, select_alpn,
-                                   const_cast<std::string*>(&alpn_wire_));
+    S().SSL_CTX_set_alpn_select_cb(c, select_alpn, const_cast<std::string*>(&alpn_wire_));
   }
   return ctx;
 }
@@ -154,9 +154,10 @@ SSL_CTX* TlsContext::current(TimePoint now) {
     }
     if (next.error().message != logged_failure_) {
       logged_failure_ = next.error().message;
-      LOG_WARN("tls: the certificate files changed but do not load (%s); the previous "
-               "certificate stays in use",
-               logged_failure_.c_str());
+      LOG_WARN(
+          "tls: the certificate files changed but do not load (%s); the previous "
+          "certificate stays in use",
+          logged_failure_.c_str());
     }
     return ctx_.get();
   }

@@ -72,8 +72,8 @@ class TlsContext {
   const TlsServerSettings settings_;
   std::string alpn_wire_;  // settings_.alpn in ALPN's wire format (length-prefixed names)
   SslCtxHandle ctx_;
-  Stamp loaded_;            // the files ctx_ was made from
-  Stamp failed_;            // the last files that did not load (logged once)
+  Stamp loaded_;  // the files ctx_ was made from
+  Stamp failed_;  // the last files that did not load (logged once)
   bool have_failed_ = false;
   std::string logged_failure_;  // the last reload error logged ("" after a success)
   TimePoint checked_{};

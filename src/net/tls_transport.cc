@@ -34,7 +34,8 @@ TlsTransport::TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake
       ssl_(ssl),
       fd_(fd),
       handshake_timeout_(handshake_timeout),
-      handshake_timer_(loop, [this] { handshake_failed("no TLS handshake within the deadline"); }) {}
+      handshake_timer_(loop, [this] { handshake_failed("no TLS handshake within the deadline"); }) {
+}
 
 TlsTransport::~TlsTransport() {
   loop_.cancel_notify(this);

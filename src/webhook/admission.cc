@@ -161,12 +161,18 @@ Review decide(Json& doc, const NamespaceLabels& namespaces, const inject::Option
 
 const char* review_result_name(ReviewResult result) {
   switch (result) {
-    case ReviewResult::Injected: return "injected";
-    case ReviewResult::AlreadyInjected: return "already_injected";
-    case ReviewResult::Skipped: return "skipped";
-    case ReviewResult::NotSelected: return "not_selected";
-    case ReviewResult::Invalid: return "invalid";
-    case ReviewResult::Error: return "error";
+    case ReviewResult::Injected:
+      return "injected";
+    case ReviewResult::AlreadyInjected:
+      return "already_injected";
+    case ReviewResult::Skipped:
+      return "skipped";
+    case ReviewResult::NotSelected:
+      return "not_selected";
+    case ReviewResult::Invalid:
+      return "invalid";
+    case ReviewResult::Error:
+      return "error";
   }
   return "error";
 }

@@ -79,15 +79,15 @@ HttpRequestParser::State HttpRequestParser::feed(std::string_view data, size_t* 
     size_t end = head_.find("\r\n\r\n", from);
     if (end == std::string::npos) {
       if (head_.size() > limits_.max_head)
-        return fail(431, "the request head is longer than " + std::to_string(limits_.max_head) +
-                             " bytes");
+        return fail(
+            431, "the request head is longer than " + std::to_string(limits_.max_head) + " bytes");
       *consumed = take;
       return State::NeedMore;
     }
     end += 4;
     if (end > limits_.max_head)
-      return fail(431, "the request head is longer than " + std::to_string(limits_.max_head) +
-                           " bytes");
+      return fail(431,
+                  "the request head is longer than " + std::to_string(limits_.max_head) + " bytes");
     // Give back what came after the blank line.
     *consumed = take - (head_.size() - end);
     head_.resize(end);
@@ -179,19 +179,32 @@ HttpRequestParser::State HttpRequestParser::parse_head() {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Status";
   }
 }
 

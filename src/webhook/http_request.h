@@ -15,16 +15,17 @@
 namespace h2mesh::webhook {
 
 struct HttpLimits {
-  size_t max_head = 16 * 1024;        // request line + headers, CRLFs included
-  size_t max_headers = 64;            // header fields
-  size_t max_body = 4 * 1024 * 1024;  // Content-Length (an AdmissionReview of a large pod is ~100 KiB)
+  size_t max_head = 16 * 1024;  // request line + headers, CRLFs included
+  size_t max_headers = 64;      // header fields
+  size_t max_body =
+      4 * 1024 * 1024;  // Content-Length (an AdmissionReview of a large pod is ~100 KiB)
 };
 
 struct HttpRequest {
-  std::string method;  // "POST"
-  std::string target;  // "/mutate?timeout=10s"
-  std::string path;    // target without the query: "/mutate"
-  int minor_version = 1;  // HTTP/1.x
+  std::string method;                                        // "POST"
+  std::string target;                                        // "/mutate?timeout=10s"
+  std::string path;                                          // target without the query: "/mutate"
+  int minor_version = 1;                                     // HTTP/1.x
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
   bool keep_alive = true;  // HTTP/1.1 without "Connection: close", or 1.0 with keep-alive

@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
-#include <cinttypes>
 
 #include "admin/admin_server.h"
 #include "common/log.h"
@@ -28,7 +28,7 @@ constexpr auto kDrainDeadline = std::chrono::seconds(25);
 // Upper bounds of the review latency histogram, in seconds (the time to decide and answer, not
 // counting the network).
 constexpr std::array<double, 8> kLatencyBuckets = {0.0005, 0.001, 0.0025, 0.005,
-                                                    0.01,   0.025, 0.05,   0.25};
+                                                   0.01,   0.025, 0.05,   0.25};
 
 struct Stats {
   std::array<uint64_t, kReviewResults> results{};
@@ -97,8 +97,9 @@ std::string metrics_text(const Stats& stats, const WebhookServer& server,
     line(out, "h2mesh_webhook_requests_total{result=\"%s\"} %" PRIu64,
          review_result_name(static_cast<ReviewResult>(i)), stats.results[i]);
   }
-  line(out, "# HELP h2mesh_webhook_unsynced_total Pods admitted without the sidecar because the "
-            "namespaces were not listed yet.");
+  line(out,
+       "# HELP h2mesh_webhook_unsynced_total Pods admitted without the sidecar because the "
+       "namespaces were not listed yet.");
   line(out, "# TYPE h2mesh_webhook_unsynced_total counter");
   line(out, "h2mesh_webhook_unsynced_total %" PRIu64, stats.unsynced);
   line(out, "# HELP h2mesh_webhook_review_duration_seconds Time to decide and answer one review.");
@@ -115,14 +116,10 @@ std::string metrics_text(const Stats& stats, const WebhookServer& server,
   line(out, "h2mesh_webhook_review_duration_seconds_count %" PRIu64, stats.latency_count);
   const auto& c = server.counters();
   const std::pair<const char*, uint64_t> server_counters[] = {
-      {"connections_total", c.connections},
-      {"tls_handshake_failures_total", c.handshake_failures},
-      {"http_requests_total", c.requests},
-      {"http_rejected_total", c.rejected},
-      {"timeouts_total", c.timeouts},
-      {"connections_refused_total", c.refused},
-      {"tls_reloads_total", tls.reloads()},
-      {"tls_reload_failures_total", tls.reload_failures()},
+      {"connections_total", c.connections}, {"tls_handshake_failures_total", c.handshake_failures},
+      {"http_requests_total", c.requests},  {"http_rejected_total", c.rejected},
+      {"timeouts_total", c.timeouts},       {"connections_refused_total", c.refused},
+      {"tls_reloads_total", tls.reloads()}, {"tls_reload_failures_total", tls.reload_failures()},
   };
   for (const auto& [name, value] : server_counters) {
     line(out, "# TYPE h2mesh_webhook_%s counter", name);
@@ -216,28 +213,29 @@ int run_webhook(const WebhookSettings& settings) {
     return HttpReply{200, "application/json", std::move(r.response)};
   });
 
-  admin::AdminServer admin(loop, *admin_fd, [&](const std::string& method, const std::string& path,
-                                                admin::AdminServer::Reply reply) {
-    if (method != "GET") {
-      reply(admin::HttpResponse{405, "text/plain", "only GET\n"});
-    } else if (path == "/ready") {
-      if (draining) {
-        reply(admin::HttpResponse{503, "text/plain", "draining\n"});
-      } else if (!namespaces.synced()) {
-        std::string why = namespaces.last_error();
-        reply(admin::HttpResponse{503, "text/plain",
-                                  "namespaces not listed yet" + (why.empty() ? "" : ": " + why) +
-                                      "\n"});
-      } else {
-        reply(admin::HttpResponse{200, "text/plain", "ready\n"});
-      }
-    } else if (path == "/metrics") {
-      reply(admin::HttpResponse{200, "text/plain; version=0.0.4",
-                                metrics_text(stats, server, namespaces, **tls)});
-    } else {
-      reply(admin::HttpResponse{404, "text/plain", "try /ready or /metrics\n"});
-    }
-  });
+  admin::AdminServer admin(
+      loop, *admin_fd,
+      [&](const std::string& method, const std::string& path, admin::AdminServer::Reply reply) {
+        if (method != "GET") {
+          reply(admin::HttpResponse{405, "text/plain", "only GET\n"});
+        } else if (path == "/ready") {
+          if (draining) {
+            reply(admin::HttpResponse{503, "text/plain", "draining\n"});
+          } else if (!namespaces.synced()) {
+            std::string why = namespaces.last_error();
+            reply(admin::HttpResponse{
+                503, "text/plain",
+                "namespaces not listed yet" + (why.empty() ? "" : ": " + why) + "\n"});
+          } else {
+            reply(admin::HttpResponse{200, "text/plain", "ready\n"});
+          }
+        } else if (path == "/metrics") {
+          reply(admin::HttpResponse{200, "text/plain; version=0.0.4",
+                                    metrics_text(stats, server, namespaces, **tls)});
+        } else {
+          reply(admin::HttpResponse{404, "text/plain", "try /ready or /metrics\n"});
+        }
+      });
 
   net::Timer deadline(loop, [&] {
     LOG_WARN("webhook: %zu connection(s) still open %llds after the signal; exiting",

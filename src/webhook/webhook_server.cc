@@ -13,7 +13,7 @@
 namespace h2mesh::webhook {
 namespace {
 constexpr size_t kReadChunk = 16 * 1024;
-constexpr int kReadsPerEvent = 64;   // then the loop serves others; epoll reports the rest
+constexpr int kReadsPerEvent = 64;  // then the loop serves others; epoll reports the rest
 constexpr int kAcceptsPerEvent = 64;
 // A client that sends requests without reading the replies is cut off past this much output.
 constexpr size_t kMaxPendingOutput = 8 * 1024 * 1024;
@@ -208,8 +208,8 @@ void WebhookServer::accept_ready() {
     net::set_nodelay(fd);
     // The certificate files are looked at here, at most once per second: a rotated certificate
     // is presented from the next connection on.
-    auto transport =
-        net::TlsTransport::accept(loop_, tls_.current(loop_.now()), fd, settings_.handshake_timeout);
+    auto transport = net::TlsTransport::accept(loop_, tls_.current(loop_.now()), fd,
+                                               settings_.handshake_timeout);
     if (!transport) {
       LOG_WARN("webhook: %s", transport.error().message.c_str());
       continue;

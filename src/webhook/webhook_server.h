@@ -39,12 +39,12 @@ class WebhookServer {
   using Handler = std::function<HttpReply(const HttpRequest&)>;
 
   struct Counters {
-    uint64_t connections = 0;          // accepted
-    uint64_t handshake_failures = 0;   // TLS handshakes that failed or timed out
-    uint64_t requests = 0;             // whole requests handed to the handler
-    uint64_t rejected = 0;             // requests answered with an error by the framing (413, ...)
-    uint64_t timeouts = 0;             // connections closed by the request or idle timeout
-    uint64_t refused = 0;              // connections closed at once: max_connections reached
+    uint64_t connections = 0;         // accepted
+    uint64_t handshake_failures = 0;  // TLS handshakes that failed or timed out
+    uint64_t requests = 0;            // whole requests handed to the handler
+    uint64_t rejected = 0;            // requests answered with an error by the framing (413, ...)
+    uint64_t timeouts = 0;            // connections closed by the request or idle timeout
+    uint64_t refused = 0;             // connections closed at once: max_connections reached
   };
 
   // Takes ownership of the listening socket. `tls` (not owned) outlives the server.

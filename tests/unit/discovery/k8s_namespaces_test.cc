@@ -48,7 +48,8 @@ TEST(K8sNamespaces, ModifiedEventCarriesTheNewLabels) {
 }
 
 TEST(K8sNamespaces, NamespaceWithoutNameIsAnError) {
-  auto list = parse_namespace_list(R"({"metadata":{"resourceVersion":"1"},"items":[{"metadata":{}}]})");
+  auto list =
+      parse_namespace_list(R"({"metadata":{"resourceVersion":"1"},"items":[{"metadata":{}}]})");
   ASSERT_FALSE(list.ok());
   EXPECT_NE(list.error().message.find("metadata.name"), std::string::npos);
   EXPECT_FALSE(parse_namespace_event(R"({"type":"ADDED","object":{"kind":"Namespace"}})").ok());

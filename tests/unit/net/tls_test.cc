@@ -3,13 +3,12 @@
 // client made with OpenSSL directly, on loopback, all on the test thread.
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -149,7 +148,8 @@ class Tls : public ::testing::Test {
     SSL_CTX_set_verify(client_ctx_, SSL_VERIFY_PEER, nullptr);
     client_ssl_ = SSL_new(client_ctx_);
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(client_ssl_), "127.0.0.1");
-    if (alpn) SSL_set_alpn_protos(client_ssl_, reinterpret_cast<const uint8_t*>(alpn), strlen(alpn));
+    if (alpn)
+      SSL_set_alpn_protos(client_ssl_, reinterpret_cast<const uint8_t*>(alpn), strlen(alpn));
     SSL_set_fd(client_ssl_, client_fd_);
     bool failed = false;
     bool ok = drive([&] {
@@ -279,8 +279,7 @@ TEST_F(Tls, MismatchedOrMissingFilesAreAnErrorAtStart) {
   point_at(dir_, "mixed");
   auto mixed = load();
   ASSERT_FALSE(mixed.ok());
-  EXPECT_NE(mixed.error().message.find("mismatch"), std::string::npos)
-      << mixed.error().message;
+  EXPECT_NE(mixed.error().message.find("mismatch"), std::string::npos) << mixed.error().message;
   auto missing = TlsContext::load(TlsServerSettings{dir_ + "/nope.crt", dir_ + "/tls.key", {}});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message.find("nope.crt"), std::string::npos);

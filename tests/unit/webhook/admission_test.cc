@@ -32,8 +32,7 @@ Json pod(Json annotations = nullptr) {
   Json p = {{"apiVersion", "v1"},
             {"kind", "Pod"},
             {"metadata", {{"generateName", "greeter-7d9f-"}, {"labels", {{"app", "greeter"}}}}},
-            {"spec",
-             {{"containers", Json::array({{{"name", "app"}, {"image", "greeter:1"}}})}}}};
+            {"spec", {{"containers", Json::array({{{"name", "app"}, {"image", "greeter:1"}}})}}}};
   if (!annotations.is_null()) p["metadata"]["annotations"] = annotations;
   return p;
 }
@@ -194,8 +193,8 @@ TEST_F(Admission, DryRunAndUpdatesAreNotPatched) {
 }
 
 TEST_F(Admission, UnreadableReviewsAreAllowedAndEchoTheUidWhenThereIsOne) {
-  Review garbage = review("{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\"", namespaces_,
-                          options_);
+  Review garbage =
+      review("{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\"", namespaces_, options_);
   EXPECT_EQ(garbage.result, ReviewResult::Invalid);
   EXPECT_EQ(response_of(garbage)["uid"], "");
 
