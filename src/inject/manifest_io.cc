@@ -18,6 +18,9 @@ namespace {
 // bytes of scalars copied, over the whole document.
 constexpr size_t kMaxNodes = 1'000'000;
 constexpr size_t kMaxScalarBytes = 64u << 20;
+// Kubernetes objects nest a few dozen levels. The bound also ends an alias inside its own
+// anchor, which yaml-cpp builds as a cycle.
+constexpr int kMaxDepth = 200;
 
 // Said before a document injected with --legacy-sidecar (uninject drops these lines again).
 constexpr std::string_view kLegacyNotePrefix = "# h2mesh legacy sidecar: ";
@@ -105,6 +108,27 @@ class Reader {
   explicit Reader(int first_line) : first_line_(first_line) {}
 
   Result<Json> convert(const YAML::Node& node) {
+    if (depth_ >= kMaxDepth)
+      return fail(node.Mark(), "nested deeper than " + std::to_string(kMaxDepth) +
+                                   " levels (or an alias inside its own anchor)");
+    ++depth_;
+    Result<Json> value = convert_node(node);
+    --depth_;
+    return value;
+  }
+
+  Error fail(const YAML::Mark& mark, const std::string& message) const {
+    return make_error(ErrorCode::InvalidArgument, where(mark) + message);
+  }
+
+  std::string where(const YAML::Mark& mark) const {
+    if (mark.is_null()) return "";
+    return "line " + std::to_string(first_line_ + mark.line) + ", column " +
+           std::to_string(mark.column + 1) + ": ";
+  }
+
+ private:
+  Result<Json> convert_node(const YAML::Node& node) {
     if (++nodes_ > kMaxNodes)
       return fail(node.Mark(), "the document expands to more than 1,000,000 values (aliases)");
     switch (node.Type()) {
@@ -135,17 +159,6 @@ class Reader {
     return Json(nullptr);
   }
 
-  Error fail(const YAML::Mark& mark, const std::string& message) const {
-    return make_error(ErrorCode::InvalidArgument, where(mark) + message);
-  }
-
-  std::string where(const YAML::Mark& mark) const {
-    if (mark.is_null()) return "";
-    return "line " + std::to_string(first_line_ + mark.line) + ", column " +
-           std::to_string(mark.column + 1) + ": ";
-  }
-
- private:
   static bool is_merge_key(const YAML::Node& key) {
     return key.IsScalar() && key.Scalar() == "<<" && key.Tag() == "?";
   }
@@ -199,6 +212,7 @@ class Reader {
   }
 
   int first_line_;
+  int depth_ = 0;
   size_t nodes_ = 0;
   size_t scalar_bytes_ = 0;
 };
@@ -379,7 +393,11 @@ void emit_node(const Json& v, int indent, bool inline_first, std::string* out) {
     for (auto it = v.begin(); it != v.end(); ++it) {
       if (!(first && inline_first)) *out += pad;
       first = false;
-      *out += key_text(it.key()) + ':';
+      // YAML limits an implicit key to 1024 characters (yaml-cpp enforces it); a longer one
+      // takes the explicit form "? key" with ": value" on the next line.
+      const std::string key = key_text(it.key());
+      if (key.size() > 1000) *out += "? " + key + '\n' + pad + ':';
+      else *out += key + ':';
       emit_after_indicator(it.value(), indent, false, out);
     }
   } else {

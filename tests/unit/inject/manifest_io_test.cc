@@ -104,6 +104,13 @@ TEST(ReadDocument, AliasBombIsRefused) {
   EXPECT_NE(read_error(text).find("expands"), std::string::npos);
 }
 
+TEST(ReadDocument, DeepNestingAndAnAliasInsideItsOwnAnchorAreRefused) {
+  EXPECT_NE(read_error(std::string(300, '[') + std::string(300, ']') + "\n").find("deeper"),
+            std::string::npos);
+  EXPECT_NE(read_error("a: &x\n  b: *x\n").find("deeper"), std::string::npos);
+  EXPECT_NE(read_error("- &x\n  <<: *x\n  c: 1\n").find("deeper"), std::string::npos);
+}
+
 TEST(EmitYaml, BlockStyleWithSequencesOfMapsAsDashKey) {
   Json v = Json::parse(R"({"kind":"Pod","spec":{"containers":[{"name":"a","args":["x","z"]}],
       "volumes":[],"nodeSelector":{}},"m":[[1,2],[]]})");
@@ -152,6 +159,18 @@ TEST(EmitYaml, OutputReadsBackAsTheSameData) {
   auto back = read_document(ManifestDocument{{}, emit_yaml(v), 1});
   ASSERT_TRUE(back.ok()) << back.error().message << "\n" << emit_yaml(v);
   EXPECT_EQ(*back, v) << emit_yaml(v);
+}
+
+TEST(EmitYaml, LongKeysTakeTheExplicitForm) {
+  Json v = Json::object({{std::string(1500, 'k'), Json::array({1})}, {"short", "x"}});
+  Json nested = Json::array({v});
+  for (const Json& value : {v, nested}) {
+    const std::string text = emit_yaml(value);
+    EXPECT_NE(text.find("? kkk"), std::string::npos) << text;
+    auto back = read_document(ManifestDocument{{}, text, 1});
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(*back, value);
+  }
 }
 
 TEST(LeadingComments, LinesBeforeTheFirstKey) {
