@@ -225,9 +225,24 @@ bool has_unicode_break(std::string_view s) {
          s.find("\xE2\x80\xA9") != std::string_view::npos;
 }
 
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+    if (extra < 0 || s.size() - i <= static_cast<size_t>(extra)) return false;
+    for (int k = 1; k <= extra; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
 // True when `s` written plain reads back as the same string, in a block context.
 bool plain_safe(const std::string& s) {
   if (s.empty()) return false;
+  // Bytes that are not UTF-8 go inside quotes: at the start of a document, FE FF or FF FE
+  // would be read as a byte-order mark and switch yaml-cpp to UTF-16.
+  if (!valid_utf8(s)) return false;
   const Json meaning = resolve_plain(s);
   if (!meaning.is_string()) return false;
   for (unsigned char c : s)

@@ -173,6 +173,16 @@ TEST(EmitYaml, LongKeysTakeTheExplicitForm) {
   }
 }
 
+TEST(EmitYaml, BytesThatAreNotUtf8AreQuoted) {
+  // Plain at the start of a document, FE FF would read as a UTF-16 byte-order mark.
+  const Json v = std::string("\xFE\xFFname");
+  EXPECT_EQ(emit_yaml(v), "\"\xFE\xFFname\"\n");
+  auto back = read_document(ManifestDocument{{}, emit_yaml(v), 1});
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, v);
+  EXPECT_EQ(emit_yaml(Json("\xC3\xA9t\xC3\xA9")), "\xC3\xA9t\xC3\xA9\n");  // UTF-8 stays plain
+}
+
 TEST(LeadingComments, LinesBeforeTheFirstKey) {
   EXPECT_EQ(leading_comments("# a\n\n  # b\nkind: Pod\n# c\n"), "# a\n\n  # b\n");
   EXPECT_EQ(leading_comments("kind: Pod\n"), "");
