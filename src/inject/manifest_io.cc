@@ -46,19 +46,26 @@ std::optional<Json> parse_go_int(const std::string& s) {
   int base = 10;
   if (s.size() - i >= 2 && s[i] == '0') {
     const char p = s[i + 1];
-    if (p == 'x' || p == 'X') base = 16, i += 2;
-    else if (p == 'o' || p == 'O') base = 8, i += 2;
-    else if (p == 'b' || p == 'B') base = 2, i += 2;
-    else base = 8, i += 1;
+    if (p == 'x' || p == 'X')
+      base = 16, i += 2;
+    else if (p == 'o' || p == 'O')
+      base = 8, i += 2;
+    else if (p == 'b' || p == 'B')
+      base = 2, i += 2;
+    else
+      base = 8, i += 1;
   }
   if (i >= s.size()) return std::nullopt;
   unsigned __int128 value = 0;
   for (; i < s.size(); ++i) {
     const char c = s[i];
     int digit = -1;
-    if (c >= '0' && c <= '9') digit = c - '0';
-    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+      digit = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      digit = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      digit = c - 'A' + 10;
     if (digit < 0 || digit >= base) return std::nullopt;
     value = value * base + digit;
     if (value > static_cast<unsigned __int128>(UINT64_MAX)) return std::nullopt;
@@ -75,10 +82,10 @@ std::optional<Json> parse_go_int(const std::string& s) {
 // What a plain (unquoted, untagged) scalar means to Kubernetes (go-yaml v2's resolve).
 Json resolve_plain(const std::string& s) {
   static const std::set<std::string> kNull = {"", "~", "null", "Null", "NULL"};
-  static const std::set<std::string> kTrue = {"y", "Y", "yes", "Yes", "YES", "true", "True",
-                                              "TRUE", "on", "On", "ON"};
-  static const std::set<std::string> kFalse = {"n", "N", "no", "No", "NO", "false", "False",
-                                               "FALSE", "off", "Off", "OFF"};
+  static const std::set<std::string> kTrue = {"y",    "Y",    "yes", "Yes", "YES", "true",
+                                              "True", "TRUE", "on",  "On",  "ON"};
+  static const std::set<std::string> kFalse = {"n",     "N",     "no",  "No",  "NO", "false",
+                                               "False", "FALSE", "off", "Off", "OFF"};
   static const std::set<std::string> kInf = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"};
   static const std::set<std::string> kNegInf = {"-.inf", "-.Inf", "-.INF"};
   static const std::set<std::string> kNan = {".nan", ".NaN", ".NAN"};
@@ -228,7 +235,11 @@ bool has_unicode_break(std::string_view s) {
 bool valid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const int extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+    const int extra = c < 0x80         ? 0
+                      : (c >> 5) == 6  ? 1
+                      : (c >> 4) == 14 ? 2
+                      : (c >> 3) == 30 ? 3
+                                       : -1;
     if (extra < 0 || s.size() - i <= static_cast<size_t>(extra)) return false;
     for (int k = 1; k <= extra; ++k)
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -264,11 +275,21 @@ std::string double_quoted(const std::string& s) {
   for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           static const char kHex[] = "0123456789abcdef";
@@ -354,8 +375,10 @@ std::string number_text(const Json& v) {
 // A scalar's text; block scalars put their lines at `indent`.
 std::string scalar_text(const Json& v, int indent) {
   switch (v.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return v.get<bool>() ? "true" : "false";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return v.get<bool>() ? "true" : "false";
     case Json::value_t::string: {
       const std::string& s = v.get_ref<const std::string&>();
       if (plain_safe(s)) return s;
@@ -363,8 +386,10 @@ std::string scalar_text(const Json& v, int indent) {
       if (!block.empty()) return block;
       return single_quote_fits(s) ? single_quoted(s) : double_quoted(s);
     }
-    case Json::value_t::binary: return "null";
-    default: return number_text(v);
+    case Json::value_t::binary:
+      return "null";
+    default:
+      return number_text(v);
   }
 }
 
@@ -411,8 +436,10 @@ void emit_node(const Json& v, int indent, bool inline_first, std::string* out) {
       // YAML limits an implicit key to 1024 characters (yaml-cpp enforces it); a longer one
       // takes the explicit form "? key" with ": value" on the next line.
       const std::string key = key_text(it.key());
-      if (key.size() > 1000) *out += "? " + key + '\n' + pad + ':';
-      else *out += key + ':';
+      if (key.size() > 1000)
+        *out += "? " + key + '\n' + pad + ':';
+      else
+        *out += key + ':';
       emit_after_indicator(it.value(), indent, false, out);
     }
   } else {
@@ -434,8 +461,10 @@ std::string describe(const Json& object) {
     if (metadata != object.end() && metadata->is_object()) {
       const Json n = metadata->value("name", Json());
       const Json g = metadata->value("generateName", Json());
-      if (n.is_string()) name = n.get<std::string>();
-      else if (g.is_string()) name = g.get<std::string>() + "*";
+      if (n.is_string())
+        name = n.get<std::string>();
+      else if (g.is_string())
+        name = g.get<std::string>() + "*";
     }
   }
   return kind + "/" + name;
@@ -495,8 +524,7 @@ Result<std::string> rewrite(std::string_view text, OutputFormat format, bool dro
       report.index = static_cast<int>(index);
       report.what = describe(workload);
       if (auto r = mutate(workload, pod, &report); !r.ok())
-        return make_error(r.error().code,
-                          where + " (" + report.what + "): " + r.error().message);
+        return make_error(r.error().code, where + " (" + report.what + "): " + r.error().message);
       changed = changed || report.changed;
       if (reports) reports->push_back(std::move(report));
       return {};

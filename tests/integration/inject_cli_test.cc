@@ -20,7 +20,8 @@ namespace {
 const std::string kDeployment =
     "# the web tier\n"
     "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n"
-    "    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n"
+    "    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: "
+    "web\n"
     "    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n";
 const std::string kService = "apiVersion: v1\nkind: Service\nmetadata: {name: web}  # kept\n";
 const std::string kHostNetwork =
@@ -29,7 +30,8 @@ const std::string kHostNetwork =
 
 class InjectCliTest : public ::testing::Test {
  protected:
-  h2mesh::CommandOutput h2mesh(const std::vector<std::string>& args, const std::string& input = {}) {
+  h2mesh::CommandOutput h2mesh(const std::vector<std::string>& args,
+                               const std::string& input = {}) {
     std::vector<std::string> argv = {bin_dir() + "/h2mesh"};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = h2mesh::run_command(argv, input);
@@ -97,7 +99,8 @@ TEST_F(InjectCliTest, ImageAndJsonOutput) {
   EXPECT_NE(r.out.substr(0, newline).find(R"("image":"registry.example/h2mesh:dev")"),
             std::string::npos);
   EXPECT_EQ(r.out.substr(newline + 1),
-            R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"web"}})" "\n");
+            R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"web"}})"
+            "\n");
 }
 
 TEST_F(InjectCliTest, BadAnnotationIsAnErrorAndNothingIsWritten) {
@@ -122,8 +125,11 @@ TEST_F(InjectCliTest, SyntaxErrorAndMissingFileExitOne) {
 
 TEST_F(InjectCliTest, UsageMistakesExitTwo) {
   for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"inject", "--output", "xml"}, {"inject", "--legacy"},
-        {"uninject", "--legacy-sidecar"}, {"inject", "extra"}, {"wait-ready", "--timeout", "soon"},
+       {std::vector<std::string>{"inject", "--output", "xml"},
+        {"inject", "--legacy"},
+        {"uninject", "--legacy-sidecar"},
+        {"inject", "extra"},
+        {"wait-ready", "--timeout", "soon"},
         {"wait-ready", "--admin", "nowhere"}}) {
     auto r = h2mesh(args);
     EXPECT_EQ(r.exit_code, 2) << args[1] << ": " << r.err;

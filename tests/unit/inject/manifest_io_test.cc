@@ -249,8 +249,9 @@ TEST(InjectManifest, JsonOutputIsOneValuePerDocument) {
 }
 
 TEST(UninjectManifest, DropsTheLegacyNoteAndKeepsOtherComments) {
-  const std::string text = "# mine\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
-                           "    - name: c\n";
+  const std::string text =
+      "# mine\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+      "    - name: c\n";
   Options legacy;
   legacy.legacy_sidecar = true;
   auto injected = inject_manifest(text, legacy, OutputFormat::Yaml, nullptr);
