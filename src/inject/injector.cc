@@ -11,8 +11,6 @@
 namespace h2mesh::inject {
 namespace {
 
-constexpr std::string_view kAnnotationPrefix = "h2mesh.io/";
-
 Error invalid(std::string message) {
   return make_error(ErrorCode::InvalidArgument, std::move(message));
 }
@@ -91,23 +89,6 @@ Result<PodSettings> read_settings(const Json* annotations) {
   auto bad = [](std::string_view name, const std::string& value, const std::string& why) {
     return invalid("annotation " + std::string(name) + ": '" + value + "': " + why);
   };
-  // A misspelt h2mesh.io/ annotation would silently do nothing.
-  static const std::vector<std::string> kKnown = {"h2mesh.io/inject",
-                                                  "h2mesh.io/inject-status",
-                                                  "h2mesh.io/skip-outbound-ports",
-                                                  "h2mesh.io/skip-outbound-cidrs",
-                                                  "h2mesh.io/opaque-ports",
-                                                  "h2mesh.io/log-level",
-                                                  "h2mesh.io/proxy-cpu-request",
-                                                  "h2mesh.io/proxy-cpu-limit",
-                                                  "h2mesh.io/proxy-memory-request",
-                                                  "h2mesh.io/proxy-memory-limit"};
-  for (auto it = annotations->begin(); it != annotations->end(); ++it) {
-    if (!std::string_view(it.key()).starts_with(kAnnotationPrefix)) continue;
-    if (std::find(kKnown.begin(), kKnown.end(), it.key()) == kKnown.end())
-      return invalid("annotation " + it.key() + ": unknown h2mesh.io annotation");
-  }
-
   auto inject = value_of(kInjectAnnotation);
   if (!inject.ok()) return inject.error();
   if (*inject) {

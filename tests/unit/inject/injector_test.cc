@@ -206,7 +206,6 @@ TEST(InjectPod, EachBadAnnotationValueIsAnErrorNamingIt) {
       {"h2mesh.io/proxy-memory-limit", "1Mi"},   // below the default request
       {"h2mesh.io/proxy-cpu-request", "3"},      // above the default limit
       {"h2mesh.io/opaque-ports", 3306},          // a number, not a string
-      {"h2mesh.io/skip-outbound-port", "5432"},  // misspelt
   };
   for (const auto& [name, value] : bad) {
     Json pod = app_pod();
