@@ -1,6 +1,7 @@
 #include "inject/injector.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <optional>
 #include <regex>
@@ -53,9 +54,15 @@ std::optional<long double> parse_quantity(const std::string& text) {
                                                                {"T", 1e12L},
                                                                {"P", 1e15L},
                                                                {"E", 1e18L}};
-  if (!suffix.empty() && (suffix[0] == 'e' || suffix[0] == 'E')) {
-    const int exponent = std::stoi(suffix.substr(1));
-    if (exponent > 30 || exponent < -30) return std::nullopt;
+  // "E" alone is exa; "E3" or "e-3" a decimal exponent.
+  if (suffix.size() > 1 && (suffix[0] == 'e' || suffix[0] == 'E')) {
+    const char* digits = suffix.c_str() + 1;
+    if (*digits == '+') ++digits;  // from_chars takes '-' but not '+'
+    int exponent = 0;
+    auto [end, ec] = std::from_chars(digits, suffix.c_str() + suffix.size(), exponent);
+    if (ec != std::errc() || end != suffix.c_str() + suffix.size() || exponent > 30 ||
+        exponent < -30)
+      return std::nullopt;
     return value * std::pow(10.0L, exponent);
   }
   for (const auto& [name, scale] : kScale)

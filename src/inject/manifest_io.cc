@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
-#include <regex>
 #include <set>
 
 #include "config/yaml_guard.h"
@@ -79,6 +78,34 @@ std::optional<Json> parse_go_int(const std::string& s) {
   return Json(static_cast<uint64_t>(value));
 }
 
+// go-yaml v2's float syntax, ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$, by hand:
+// std::regex recurses once per character and a long plain scalar would overflow the stack.
+bool float_syntax(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  } else {
+    if (!digits()) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
 // What a plain (unquoted, untagged) scalar means to Kubernetes (go-yaml v2's resolve).
 Json resolve_plain(const std::string& s) {
   static const std::set<std::string> kNull = {"", "~", "null", "Null", "NULL"};
@@ -100,8 +127,7 @@ Json resolve_plain(const std::string& s) {
   for (char c : s)
     if (c != '_') plain += c;
   if (auto number = parse_go_int(plain)) return *number;
-  static const std::regex kFloat(R"(^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$)");
-  if (std::regex_match(plain, kFloat)) {
+  if (float_syntax(plain)) {
     errno = 0;
     const double value = std::strtod(plain.c_str(), nullptr);
     // Go's ParseFloat refuses what overflows; then the text stays a string.

@@ -203,15 +203,27 @@ TEST(InjectPod, EachBadAnnotationValueIsAnErrorNamingIt) {
       {"h2mesh.io/proxy-cpu-request", "lots"},
       {"h2mesh.io/proxy-cpu-limit", "-1"},
       {"h2mesh.io/proxy-memory-request", "64MB"},
-      {"h2mesh.io/proxy-memory-limit", "1Mi"},   // below the default request
-      {"h2mesh.io/proxy-cpu-request", "3"},      // above the default limit
-      {"h2mesh.io/opaque-ports", 3306},          // a number, not a string
+      {"h2mesh.io/proxy-memory-limit", "1Mi"},  // below the default request
+      {"h2mesh.io/proxy-cpu-request", "3"},     // above the default limit
+      {"h2mesh.io/proxy-memory-limit", "1e99999999999"},
+      {"h2mesh.io/proxy-memory-limit", "1e"},
+      {"h2mesh.io/opaque-ports", 3306},  // a number, not a string
   };
   for (const auto& [name, value] : bad) {
     Json pod = app_pod();
     annotations(pod)[name] = value;
     const std::string message = error_of(pod);
     EXPECT_NE(message.find(name), std::string::npos) << name << ": " << message;
+  }
+}
+
+TEST(InjectPod, QuantitiesInEveryKubernetesForm) {
+  for (const char* limit : {"1E", "2e9", "2E+9", "1.5Gi", "1000000k", ".5Gi", "+128Mi"}) {
+    Json pod = app_pod();
+    annotations(pod)["h2mesh.io/proxy-memory-limit"] = limit;
+    auto r = inject(pod);
+    ASSERT_TRUE(r.ok()) << limit << ": " << r.error().message;
+    EXPECT_EQ(pod["spec"]["initContainers"][1]["resources"]["limits"]["memory"], limit);
   }
 }
 

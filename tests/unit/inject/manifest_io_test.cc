@@ -55,6 +55,15 @@ TEST(ReadDocument, PlainScalarsHaveYaml11Meanings) {
                                           "-", "."])"));
 }
 
+TEST(ReadDocument, LongNumberLikeScalarsAreRead) {
+  // 200,000 digits: too large for an integer and for a double (Go's ParseFloat refuses it), so
+  // text; as a fraction, a float; with a letter in it, text. None may overflow the stack.
+  const std::string digits(200'000, '7');
+  EXPECT_TRUE(read("a: " + digits + "\n")["a"].is_string());
+  EXPECT_TRUE(read("a: 0." + digits + "\n")["a"].is_number_float());
+  EXPECT_EQ(read("a: " + digits + "x\n")["a"], digits + "x");
+}
+
 TEST(ReadDocument, InfinityAndNanAreFloats) {
   Json v = read("a: .inf\nb: -.Inf\nc: .NaN\nd: '.nan'\n");
   EXPECT_TRUE(std::isinf(v["a"].get<double>()) && v["a"].get<double>() > 0);
