@@ -1,6 +1,7 @@
 #include "inject/injector.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <optional>
 #include <regex>
@@ -10,8 +11,6 @@
 
 namespace h2mesh::inject {
 namespace {
-
-constexpr std::string_view kAnnotationPrefix = "h2mesh.io/";
 
 Error invalid(std::string message) {
   return make_error(ErrorCode::InvalidArgument, std::move(message));
@@ -40,14 +39,30 @@ std::optional<long double> parse_quantity(const std::string& text) {
   if (text.size() > 64 || !std::regex_match(text, m, kQuantity)) return std::nullopt;
   long double value = std::stold(m[1].str());
   const std::string suffix = m[3].str();
-  static const std::pair<const char*, long double> kScale[] = {
-      {"Ki", 1024.0L}, {"Mi", 1048576.0L}, {"Gi", 1073741824.0L}, {"Ti", 1099511627776.0L},
-      {"Pi", 1125899906842624.0L}, {"Ei", 1152921504606846976.0L}, {"n", 1e-9L}, {"u", 1e-6L},
-      {"m", 1e-3L}, {"k", 1e3L}, {"M", 1e6L}, {"G", 1e9L}, {"T", 1e12L}, {"P", 1e15L},
-      {"E", 1e18L}};
-  if (!suffix.empty() && (suffix[0] == 'e' || suffix[0] == 'E')) {
-    const int exponent = std::stoi(suffix.substr(1));
-    if (exponent > 30 || exponent < -30) return std::nullopt;
+  static const std::pair<const char*, long double> kScale[] = {{"Ki", 1024.0L},
+                                                               {"Mi", 1048576.0L},
+                                                               {"Gi", 1073741824.0L},
+                                                               {"Ti", 1099511627776.0L},
+                                                               {"Pi", 1125899906842624.0L},
+                                                               {"Ei", 1152921504606846976.0L},
+                                                               {"n", 1e-9L},
+                                                               {"u", 1e-6L},
+                                                               {"m", 1e-3L},
+                                                               {"k", 1e3L},
+                                                               {"M", 1e6L},
+                                                               {"G", 1e9L},
+                                                               {"T", 1e12L},
+                                                               {"P", 1e15L},
+                                                               {"E", 1e18L}};
+  // "E" alone is exa; "E3" or "e-3" a decimal exponent.
+  if (suffix.size() > 1 && (suffix[0] == 'e' || suffix[0] == 'E')) {
+    const char* digits = suffix.c_str() + 1;
+    if (*digits == '+') ++digits;  // from_chars takes '-' but not '+'
+    int exponent = 0;
+    auto [end, ec] = std::from_chars(digits, suffix.c_str() + suffix.size(), exponent);
+    if (ec != std::errc() || end != suffix.c_str() + suffix.size() || exponent > 30 ||
+        exponent < -30)
+      return std::nullopt;
     return value * std::pow(10.0L, exponent);
   }
   for (const auto& [name, scale] : kScale)
@@ -81,22 +96,11 @@ Result<PodSettings> read_settings(const Json* annotations) {
   auto bad = [](std::string_view name, const std::string& value, const std::string& why) {
     return invalid("annotation " + std::string(name) + ": '" + value + "': " + why);
   };
-  // A misspelt h2mesh.io/ annotation would silently do nothing.
-  static const std::vector<std::string> kKnown = {
-      "h2mesh.io/inject", "h2mesh.io/inject-status", "h2mesh.io/skip-outbound-ports",
-      "h2mesh.io/skip-outbound-cidrs", "h2mesh.io/opaque-ports", "h2mesh.io/log-level",
-      "h2mesh.io/proxy-cpu-request", "h2mesh.io/proxy-cpu-limit",
-      "h2mesh.io/proxy-memory-request", "h2mesh.io/proxy-memory-limit"};
-  for (auto it = annotations->begin(); it != annotations->end(); ++it) {
-    if (!std::string_view(it.key()).starts_with(kAnnotationPrefix)) continue;
-    if (std::find(kKnown.begin(), kKnown.end(), it.key()) == kKnown.end())
-      return invalid("annotation " + it.key() + ": unknown h2mesh.io annotation");
-  }
-
   auto inject = value_of(kInjectAnnotation);
   if (!inject.ok()) return inject.error();
   if (*inject) {
-    if (**inject == "disabled") s.disabled = true;
+    if (**inject == "disabled")
+      s.disabled = true;
     else if (**inject != "enabled")
       return bad(kInjectAnnotation, **inject, "expected enabled or disabled");
   }
@@ -132,14 +136,15 @@ Result<PodSettings> read_settings(const Json* annotations) {
   for (const char* resource : {"cpu", "memory"}) {
     const std::string request_name = std::string("h2mesh.io/proxy-") + resource + "-request";
     const std::string limit_name = std::string("h2mesh.io/proxy-") + resource + "-limit";
-    for (const auto& [name, section] : {std::pair{request_name, "requests"}, {limit_name, "limits"}}) {
+    for (const auto& [name, section] :
+         {std::pair{request_name, "requests"}, {limit_name, "limits"}}) {
       auto v = value_of(name);
       if (!v.ok()) return v.error();
       if (!*v) continue;
       if (!parse_quantity(**v))
-        return bad(name, **v, "not a Kubernetes quantity (e.g. " +
-                                  std::string(resource == std::string("cpu") ? "100m or 2" : "64Mi") +
-                                  ")");
+        return bad(name, **v,
+                   "not a Kubernetes quantity (e.g. " +
+                       std::string(resource == std::string("cpu") ? "100m or 2" : "64Mi") + ")");
       s.resources[section][resource] = **v;
     }
     const std::string request = s.resources["requests"][resource].get<std::string>();
@@ -197,8 +202,8 @@ Result<void> check_conflicts(const Json& spec) {
         if (number == port.end() || !number->is_number_integer()) continue;
         const int64_t n = number->get<int64_t>();
         if (n == kAdminPort || n == kOutboundPort)
-          return invalid(where + ".ports[" + std::to_string(p) + "].containerPort: " +
-                         std::to_string(n) + " is the proxy's " +
+          return invalid(where + ".ports[" + std::to_string(p) +
+                         "].containerPort: " + std::to_string(n) + " is the proxy's " +
                          (n == kAdminPort ? "admin" : "outbound") + " port");
       }
     }
@@ -209,8 +214,8 @@ Result<void> check_conflicts(const Json& spec) {
       const Json& v = (*volumes)[i];
       if (v.is_object() && v.value("name", Json()) == kVolumeName)
         return invalid("spec.volumes[" + std::to_string(i) + "].name: " + std::string(kVolumeName) +
-                       " is h2mesh's volume, but the pod has no " +
-                       std::string(kStatusAnnotation) + " annotation");
+                       " is h2mesh's volume, but the pod has no " + std::string(kStatusAnnotation) +
+                       " annotation");
     }
   }
   return {};
@@ -255,8 +260,8 @@ Json init_container(const Options& options, const PodSettings& s) {
   sc["privileged"] = false;
   sc["allowPrivilegeEscalation"] = false;
   sc["readOnlyRootFilesystem"] = true;
-  sc["capabilities"] = Json::object({{"drop", Json::array({"ALL"})},
-                                     {"add", Json::array({"NET_ADMIN", "NET_RAW"})}});
+  sc["capabilities"] = Json::object(
+      {{"drop", Json::array({"ALL"})}, {"add", Json::array({"NET_ADMIN", "NET_RAW"})}});
   c["securityContext"] = std::move(sc);
   return c;
 }
@@ -273,8 +278,8 @@ Json probe(int period, int failures) {
 Json field_env(const char* name, const char* path) {
   Json e = Json::object();
   e["name"] = name;
-  e["valueFrom"] = Json::object(
-      {{"fieldRef", Json::object({{"apiVersion", "v1"}, {"fieldPath", path}})}});
+  e["valueFrom"] =
+      Json::object({{"fieldRef", Json::object({{"apiVersion", "v1"}, {"fieldPath", path}})}});
   return e;
 }
 
@@ -308,10 +313,10 @@ Json proxy_container(const Options& options, const PodSettings& s) {
     // proxy's back lets the app finish its calls through it.
     c["lifecycle"] = Json::object(
         {{"postStart",
-          Json::object({{"exec", Json::object({{"command",
-                                                Json::array({"h2mesh", "wait-ready", "--admin",
-                                                             "127.0.0.1:" + port_text(kAdminPort),
-                                                             "--timeout", "120s"})}})}})},
+          Json::object(
+              {{"exec", Json::object({{"command", Json::array({"h2mesh", "wait-ready", "--admin",
+                                                               "127.0.0.1:" + port_text(kAdminPort),
+                                                               "--timeout", "120s"})}})}})},
          {"preStop",
           Json::object({{"exec", Json::object({{"command", Json::array({"sleep", "5"})}})}})}});
   }
@@ -327,10 +332,10 @@ Json proxy_container(const Options& options, const PodSettings& s) {
   sc["readOnlyRootFilesystem"] = true;
   sc["capabilities"] = Json::object({{"drop", Json::array({"ALL"})}});
   c["securityContext"] = std::move(sc);
-  c["volumeMounts"] = Json::array(
-      {Json::object({{"name", kVolumeName},
-                     {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"},
-                     {"readOnly", true}})});
+  c["volumeMounts"] =
+      Json::array({Json::object({{"name", kVolumeName},
+                                 {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"},
+                                 {"readOnly", true}})});
   return c;
 }
 
@@ -341,17 +346,19 @@ Json kube_api_volume() {
   sources.push_back(Json::object(
       {{"serviceAccountToken", Json::object({{"path", "token"}, {"expirationSeconds", 3607}})}}));
   sources.push_back(Json::object(
-      {{"configMap",
-        Json::object({{"name", "kube-root-ca.crt"},
-                      {"items", Json::array({Json::object({{"key", "ca.crt"}, {"path", "ca.crt"}})})}})}}));
+      {{"configMap", Json::object({{"name", "kube-root-ca.crt"},
+                                   {"items", Json::array({Json::object(
+                                                 {{"key", "ca.crt"}, {"path", "ca.crt"}})})}})}}));
   sources.push_back(Json::object(
       {{"downwardAPI",
-        Json::object({{"items", Json::array({Json::object(
-                                    {{"path", "namespace"},
-                                     {"fieldRef", Json::object({{"apiVersion", "v1"},
-                                                                {"fieldPath", "metadata.namespace"}})}})})}})}}));
-  return Json::object({{"name", kVolumeName},
-                       {"projected", Json::object({{"sources", std::move(sources)}})}});
+        Json::object(
+            {{"items",
+              Json::array({Json::object(
+                  {{"path", "namespace"},
+                   {"fieldRef", Json::object({{"apiVersion", "v1"},
+                                              {"fieldPath", "metadata.namespace"}})}})})}})}}));
+  return Json::object(
+      {{"name", kVolumeName}, {"projected", Json::object({{"sources", std::move(sources)}})}});
 }
 
 // Sets object[key] = value, a new key placed just before `before` when that key exists (so
@@ -393,8 +400,10 @@ bool remove_named(Json& spec, const char* field, std::string_view name) {
   Json kept = Json::array();
   for (Json& entry : *it)
     if (!named(entry)) kept.push_back(std::move(entry));
-  if (kept.empty()) spec.erase(field);
-  else *it = std::move(kept);
+  if (kept.empty())
+    spec.erase(field);
+  else
+    *it = std::move(kept);
   return true;
 }
 
@@ -411,8 +420,8 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
     for (const Json& c : *list)
       if (!c.is_object()) return invalid("spec." + std::string(field) + ": an entry is not a map");
   if (*annotations && (*annotations)->contains(std::string(kStatusAnnotation)))
-    return InjectOutcome{Outcome::AlreadyInjected, "the pod has the " +
-                                                       std::string(kStatusAnnotation) + " annotation"};
+    return InjectOutcome{Outcome::AlreadyInjected,
+                         "the pod has the " + std::string(kStatusAnnotation) + " annotation"};
   if (has_container_named(spec, kProxyName))
     return InjectOutcome{Outcome::AlreadyInjected,
                          "the pod has a container named " + std::string(kProxyName)};
@@ -433,8 +442,8 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
   // Everything checked: from here on nothing fails, so an error never leaves a half-done pod.
   // (An ordered_json object is a vector: adding a key moves its values, so no reference into
   // `pod` is kept across one.)
-  Json status = Json::object({{"version", kVersion},
-                              {"sidecar", options.legacy_sidecar ? "legacy" : "native"}});
+  Json status = Json::object(
+      {{"version", kVersion}, {"sidecar", options.legacy_sidecar ? "legacy" : "native"}});
   if (!pod.contains("metadata") || pod["metadata"].is_null())
     insert_key(pod, "metadata", Json::object(), "spec");
   Json& metadata = pod["metadata"];

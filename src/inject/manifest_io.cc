@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
-#include <regex>
 #include <set>
 
 #include "config/yaml_guard.h"
@@ -18,6 +17,9 @@ namespace {
 // bytes of scalars copied, over the whole document.
 constexpr size_t kMaxNodes = 1'000'000;
 constexpr size_t kMaxScalarBytes = 64u << 20;
+// Kubernetes objects nest a few dozen levels. The bound also ends an alias inside its own
+// anchor, which yaml-cpp builds as a cycle.
+constexpr int kMaxDepth = 200;
 
 // Said before a document injected with --legacy-sidecar (uninject drops these lines again).
 constexpr std::string_view kLegacyNotePrefix = "# h2mesh legacy sidecar: ";
@@ -43,19 +45,26 @@ std::optional<Json> parse_go_int(const std::string& s) {
   int base = 10;
   if (s.size() - i >= 2 && s[i] == '0') {
     const char p = s[i + 1];
-    if (p == 'x' || p == 'X') base = 16, i += 2;
-    else if (p == 'o' || p == 'O') base = 8, i += 2;
-    else if (p == 'b' || p == 'B') base = 2, i += 2;
-    else base = 8, i += 1;
+    if (p == 'x' || p == 'X')
+      base = 16, i += 2;
+    else if (p == 'o' || p == 'O')
+      base = 8, i += 2;
+    else if (p == 'b' || p == 'B')
+      base = 2, i += 2;
+    else
+      base = 8, i += 1;
   }
   if (i >= s.size()) return std::nullopt;
   unsigned __int128 value = 0;
   for (; i < s.size(); ++i) {
     const char c = s[i];
     int digit = -1;
-    if (c >= '0' && c <= '9') digit = c - '0';
-    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+      digit = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      digit = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      digit = c - 'A' + 10;
     if (digit < 0 || digit >= base) return std::nullopt;
     value = value * base + digit;
     if (value > static_cast<unsigned __int128>(UINT64_MAX)) return std::nullopt;
@@ -69,13 +78,41 @@ std::optional<Json> parse_go_int(const std::string& s) {
   return Json(static_cast<uint64_t>(value));
 }
 
+// go-yaml v2's float syntax, ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$, by hand:
+// std::regex recurses once per character and a long plain scalar would overflow the stack.
+bool float_syntax(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  } else {
+    if (!digits()) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
 // What a plain (unquoted, untagged) scalar means to Kubernetes (go-yaml v2's resolve).
 Json resolve_plain(const std::string& s) {
   static const std::set<std::string> kNull = {"", "~", "null", "Null", "NULL"};
-  static const std::set<std::string> kTrue = {"y", "Y", "yes", "Yes", "YES", "true", "True",
-                                              "TRUE", "on", "On", "ON"};
-  static const std::set<std::string> kFalse = {"n", "N", "no", "No", "NO", "false", "False",
-                                               "FALSE", "off", "Off", "OFF"};
+  static const std::set<std::string> kTrue = {"y",    "Y",    "yes", "Yes", "YES", "true",
+                                              "True", "TRUE", "on",  "On",  "ON"};
+  static const std::set<std::string> kFalse = {"n",     "N",     "no",  "No",  "NO", "false",
+                                               "False", "FALSE", "off", "Off", "OFF"};
   static const std::set<std::string> kInf = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"};
   static const std::set<std::string> kNegInf = {"-.inf", "-.Inf", "-.INF"};
   static const std::set<std::string> kNan = {".nan", ".NaN", ".NAN"};
@@ -90,8 +127,7 @@ Json resolve_plain(const std::string& s) {
   for (char c : s)
     if (c != '_') plain += c;
   if (auto number = parse_go_int(plain)) return *number;
-  static const std::regex kFloat(R"(^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$)");
-  if (std::regex_match(plain, kFloat)) {
+  if (float_syntax(plain)) {
     errno = 0;
     const double value = std::strtod(plain.c_str(), nullptr);
     // Go's ParseFloat refuses what overflows; then the text stays a string.
@@ -105,6 +141,27 @@ class Reader {
   explicit Reader(int first_line) : first_line_(first_line) {}
 
   Result<Json> convert(const YAML::Node& node) {
+    if (depth_ >= kMaxDepth)
+      return fail(node.Mark(), "nested deeper than " + std::to_string(kMaxDepth) +
+                                   " levels (or an alias inside its own anchor)");
+    ++depth_;
+    Result<Json> value = convert_node(node);
+    --depth_;
+    return value;
+  }
+
+  Error fail(const YAML::Mark& mark, const std::string& message) const {
+    return make_error(ErrorCode::InvalidArgument, where(mark) + message);
+  }
+
+  std::string where(const YAML::Mark& mark) const {
+    if (mark.is_null()) return "";
+    return "line " + std::to_string(first_line_ + mark.line) + ", column " +
+           std::to_string(mark.column + 1) + ": ";
+  }
+
+ private:
+  Result<Json> convert_node(const YAML::Node& node) {
     if (++nodes_ > kMaxNodes)
       return fail(node.Mark(), "the document expands to more than 1,000,000 values (aliases)");
     switch (node.Type()) {
@@ -135,17 +192,6 @@ class Reader {
     return Json(nullptr);
   }
 
-  Error fail(const YAML::Mark& mark, const std::string& message) const {
-    return make_error(ErrorCode::InvalidArgument, where(mark) + message);
-  }
-
-  std::string where(const YAML::Mark& mark) const {
-    if (mark.is_null()) return "";
-    return "line " + std::to_string(first_line_ + mark.line) + ", column " +
-           std::to_string(mark.column + 1) + ": ";
-  }
-
- private:
   static bool is_merge_key(const YAML::Node& key) {
     return key.IsScalar() && key.Scalar() == "<<" && key.Tag() == "?";
   }
@@ -199,6 +245,7 @@ class Reader {
   }
 
   int first_line_;
+  int depth_ = 0;
   size_t nodes_ = 0;
   size_t scalar_bytes_ = 0;
 };
@@ -211,9 +258,28 @@ bool has_unicode_break(std::string_view s) {
          s.find("\xE2\x80\xA9") != std::string_view::npos;
 }
 
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int extra = c < 0x80         ? 0
+                      : (c >> 5) == 6  ? 1
+                      : (c >> 4) == 14 ? 2
+                      : (c >> 3) == 30 ? 3
+                                       : -1;
+    if (extra < 0 || s.size() - i <= static_cast<size_t>(extra)) return false;
+    for (int k = 1; k <= extra; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
 // True when `s` written plain reads back as the same string, in a block context.
 bool plain_safe(const std::string& s) {
   if (s.empty()) return false;
+  // Bytes that are not UTF-8 go inside quotes: at the start of a document, FE FF or FF FE
+  // would be read as a byte-order mark and switch yaml-cpp to UTF-16.
+  if (!valid_utf8(s)) return false;
   const Json meaning = resolve_plain(s);
   if (!meaning.is_string()) return false;
   for (unsigned char c : s)
@@ -235,11 +301,21 @@ std::string double_quoted(const std::string& s) {
   for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           static const char kHex[] = "0123456789abcdef";
@@ -325,8 +401,10 @@ std::string number_text(const Json& v) {
 // A scalar's text; block scalars put their lines at `indent`.
 std::string scalar_text(const Json& v, int indent) {
   switch (v.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return v.get<bool>() ? "true" : "false";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return v.get<bool>() ? "true" : "false";
     case Json::value_t::string: {
       const std::string& s = v.get_ref<const std::string&>();
       if (plain_safe(s)) return s;
@@ -334,8 +412,10 @@ std::string scalar_text(const Json& v, int indent) {
       if (!block.empty()) return block;
       return single_quote_fits(s) ? single_quoted(s) : double_quoted(s);
     }
-    case Json::value_t::binary: return "null";
-    default: return number_text(v);
+    case Json::value_t::binary:
+      return "null";
+    default:
+      return number_text(v);
   }
 }
 
@@ -379,7 +459,13 @@ void emit_node(const Json& v, int indent, bool inline_first, std::string* out) {
     for (auto it = v.begin(); it != v.end(); ++it) {
       if (!(first && inline_first)) *out += pad;
       first = false;
-      *out += key_text(it.key()) + ':';
+      // YAML limits an implicit key to 1024 characters (yaml-cpp enforces it); a longer one
+      // takes the explicit form "? key" with ": value" on the next line.
+      const std::string key = key_text(it.key());
+      if (key.size() > 1000)
+        *out += "? " + key + '\n' + pad + ':';
+      else
+        *out += key + ':';
       emit_after_indicator(it.value(), indent, false, out);
     }
   } else {
@@ -401,8 +487,10 @@ std::string describe(const Json& object) {
     if (metadata != object.end() && metadata->is_object()) {
       const Json n = metadata->value("name", Json());
       const Json g = metadata->value("generateName", Json());
-      if (n.is_string()) name = n.get<std::string>();
-      else if (g.is_string()) name = g.get<std::string>() + "*";
+      if (n.is_string())
+        name = n.get<std::string>();
+      else if (g.is_string())
+        name = g.get<std::string>() + "*";
     }
   }
   return kind + "/" + name;
@@ -462,8 +550,7 @@ Result<std::string> rewrite(std::string_view text, OutputFormat format, bool dro
       report.index = static_cast<int>(index);
       report.what = describe(workload);
       if (auto r = mutate(workload, pod, &report); !r.ok())
-        return make_error(r.error().code,
-                          where + " (" + report.what + "): " + r.error().message);
+        return make_error(r.error().code, where + " (" + report.what + "): " + r.error().message);
       changed = changed || report.changed;
       if (reports) reports->push_back(std::move(report));
       return {};

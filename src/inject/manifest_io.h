@@ -43,8 +43,8 @@ std::string leading_comments(std::string_view body);
 
 // What inject_manifest and uninject_manifest did with one document.
 struct DocumentReport {
-  int index = 0;          // 0-based, in the stream
-  std::string what;       // "Deployment/web" (kind/name), for messages
+  int index = 0;                       // 0-based, in the stream
+  std::string what;                    // "Deployment/web" (kind/name), for messages
   Outcome outcome = Outcome::Skipped;  // inject: what inject_pod said
   std::string reason;                  // why Skipped or AlreadyInjected
   bool changed = false;                // injected, or (uninject) a sidecar removed

@@ -52,8 +52,8 @@ bool ready_once(const config::SocketAddress& admin, Clock::time_point deadline) 
       socklen_t size = sizeof error;
       connected = getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) == 0 && error == 0;
     }
-    const std::string request = "GET /ready HTTP/1.1\r\nHost: " + admin.to_string() +
-                                "\r\nConnection: close\r\n\r\n";
+    const std::string request =
+        "GET /ready HTTP/1.1\r\nHost: " + admin.to_string() + "\r\nConnection: close\r\n\r\n";
     if (connected && send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
                          static_cast<ssize_t>(request.size())) {
       // The status line is all we need: "HTTP/1.1 200 ...".
@@ -65,7 +65,8 @@ bool ready_once(const config::SocketAddress& admin, Clock::time_point deadline) 
         if (n <= 0) break;
         reply.append(buffer, static_cast<size_t>(n));
       }
-      ready = reply.starts_with("HTTP/1.") && reply.size() >= 12 && reply.compare(8, 4, " 200") == 0;
+      ready =
+          reply.starts_with("HTTP/1.") && reply.size() >= 12 && reply.compare(8, 4, " 200") == 0;
     }
     close(fd);
   }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,8 @@ namespace {
 const std::string kDeployment =
     "# the web tier\n"
     "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n"
-    "    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n"
+    "    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: "
+    "web\n"
     "    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n";
 const std::string kService = "apiVersion: v1\nkind: Service\nmetadata: {name: web}  # kept\n";
 const std::string kHostNetwork =
@@ -29,7 +31,8 @@ const std::string kHostNetwork =
 
 class InjectCliTest : public ::testing::Test {
  protected:
-  h2mesh::CommandOutput h2mesh(const std::vector<std::string>& args, const std::string& input = {}) {
+  h2mesh::CommandOutput h2mesh(const std::vector<std::string>& args,
+                               const std::string& input = {}) {
     std::vector<std::string> argv = {bin_dir() + "/h2mesh"};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = h2mesh::run_command(argv, input);
@@ -97,7 +100,8 @@ TEST_F(InjectCliTest, ImageAndJsonOutput) {
   EXPECT_NE(r.out.substr(0, newline).find(R"("image":"registry.example/h2mesh:dev")"),
             std::string::npos);
   EXPECT_EQ(r.out.substr(newline + 1),
-            R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"web"}})" "\n");
+            R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"web"}})"
+            "\n");
 }
 
 TEST_F(InjectCliTest, BadAnnotationIsAnErrorAndNothingIsWritten) {
@@ -122,13 +126,45 @@ TEST_F(InjectCliTest, SyntaxErrorAndMissingFileExitOne) {
 
 TEST_F(InjectCliTest, UsageMistakesExitTwo) {
   for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"inject", "--output", "xml"}, {"inject", "--legacy"},
-        {"uninject", "--legacy-sidecar"}, {"inject", "extra"}, {"wait-ready", "--timeout", "soon"},
+       {std::vector<std::string>{"inject", "--output", "xml"},
+        {"inject", "--legacy"},
+        {"uninject", "--legacy-sidecar"},
+        {"inject", "extra"},
+        {"wait-ready", "--timeout", "soon"},
         {"wait-ready", "--admin", "nowhere"}}) {
     auto r = h2mesh(args);
     EXPECT_EQ(r.exit_code, 2) << args[1] << ": " << r.err;
     EXPECT_EQ(r.out, "");
   }
+}
+
+// What the injected containers run is accepted by this h2mesh: the init container's flags
+// (with both skip annotations) by `iptables install --dry-run`, the proxy's environment by
+// `run --mesh` (a bad H2MESH_OPAQUE_PORTS is refused naming the flag, as the annotation is).
+TEST_F(InjectCliTest, InjectedCommandLinesAreAcceptedByH2mesh) {
+  const std::string pod =
+      "kind: Pod\nmetadata:\n  name: p\n  annotations:\n"
+      "    h2mesh.io/skip-outbound-ports: \"5432,6379\"\n"
+      "    h2mesh.io/skip-outbound-cidrs: \"10.0.0.0/8,fd00::/8\"\n"
+      "spec:\n  containers:\n    - name: app\n";
+  auto injected = h2mesh({"inject", "--output", "json"}, pod);
+  ASSERT_EQ(injected.exit_code, 0) << injected.err;
+  const nlohmann::json spec = nlohmann::json::parse(injected.out)["spec"];
+  ASSERT_EQ(spec["initContainers"][0]["name"], "h2mesh-init");
+  std::vector<std::string> args = spec["initContainers"][0]["args"];
+  ASSERT_EQ(args.size(), 12u);
+  EXPECT_EQ(args[0], "iptables");
+  args.push_back("--dry-run");
+  auto dry = h2mesh(args);
+  EXPECT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("--dport 6379 -j RETURN"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("-d 10.0.0.0/8 -j RETURN"), std::string::npos) << dry.out;
+
+  auto bad = h2mesh::run_command(
+      {"/usr/bin/env", "H2MESH_OPAQUE_PORTS=3306,x", bin_dir() + "/h2mesh", "run", "--mesh"});
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->exit_code, 2);
+  EXPECT_NE(bad->err.find("--opaque-ports"), std::string::npos) << bad->err;
 }
 
 TEST_F(InjectCliTest, WaitReadySucceedsOnceTheProxyIsReady) {

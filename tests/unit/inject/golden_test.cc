@@ -55,8 +55,8 @@ TEST_P(GoldenTest, InjectedManifestMatchesGoldenFile) {
     std::ofstream(expected_path, std::ios::binary) << out;
     GTEST_SKIP() << "rewrote " << expected_path;
   }
-  EXPECT_EQ(out, read_file(expected_path)) << "golden file " << expected_path
-                                           << " differs; H2MESH_UPDATE_GOLDEN=1 rewrites it";
+  EXPECT_EQ(out, read_file(expected_path))
+      << "golden file " << expected_path << " differs; H2MESH_UPDATE_GOLDEN=1 rewrites it";
 }
 
 TEST_P(GoldenTest, InjectingTwiceChangesNothingMore) {
@@ -65,7 +65,9 @@ TEST_P(GoldenTest, InjectingTwiceChangesNothingMore) {
   const std::string once = inject_text(input, c.legacy);
   EXPECT_EQ(inject_text(once, c.legacy), once);
   // The other mode sees the same status annotation: no second sidecar.
-  if (once != input) EXPECT_EQ(inject_text(once, !c.legacy), once);
+  if (once != input) {
+    EXPECT_EQ(inject_text(once, !c.legacy), once);
+  }
 }
 
 TEST_P(GoldenTest, UninjectGivesBackTheOriginalData) {

@@ -46,7 +46,8 @@ std::string error_of(Json pod, bool legacy = false) {
 
 TEST(InjectPod, NativeSidecarComesFirstAmongInitContainersThenTheUsers) {
   Json pod = app_pod();
-  pod["spec"]["initContainers"] = Json::array({Json::object({{"name", "migrate"}, {"image", "m"}})});
+  pod["spec"]["initContainers"] =
+      Json::array({Json::object({{"name", "migrate"}, {"image", "m"}})});
   auto r = inject(pod);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->outcome, Outcome::Injected);
@@ -69,7 +70,8 @@ TEST(InjectPod, NativeSidecarComesFirstAmongInitContainersThenTheUsers) {
   EXPECT_EQ(keys, (std::vector<std::string>{"metadata", "spec"}));
   keys.clear();
   for (auto it = fresh["spec"].begin(); it != fresh["spec"].end(); ++it) keys.push_back(it.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"initContainers", "containers", "dnsPolicy", "volumes"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"initContainers", "containers", "dnsPolicy", "volumes"}));
 }
 
 TEST(InjectPod, InitContainerGetsOnlyTheCapabilitiesIptablesNeeds) {
@@ -103,8 +105,9 @@ TEST(InjectPod, LegacySidecarIsTheFirstRegularContainerWithHooks) {
   EXPECT_EQ(names(pod["spec"]["containers"]), (std::vector<std::string>{"h2mesh-proxy", "app"}));
   const Json& proxy = pod["spec"]["containers"][0];
   EXPECT_FALSE(proxy.contains("restartPolicy"));
-  EXPECT_EQ(proxy["lifecycle"]["postStart"]["exec"]["command"],
-            Json::parse(R"(["h2mesh","wait-ready","--admin","127.0.0.1:9901","--timeout","120s"])"));
+  EXPECT_EQ(
+      proxy["lifecycle"]["postStart"]["exec"]["command"],
+      Json::parse(R"(["h2mesh","wait-ready","--admin","127.0.0.1:9901","--timeout","120s"])"));
   EXPECT_EQ(proxy["lifecycle"]["preStop"]["exec"]["command"], Json::parse(R"(["sleep","5"])"));
   EXPECT_NE(annotations(pod)["h2mesh.io/inject-status"].get<std::string>().find("legacy"),
             std::string::npos);
@@ -202,14 +205,25 @@ TEST(InjectPod, EachBadAnnotationValueIsAnErrorNamingIt) {
       {"h2mesh.io/proxy-memory-request", "64MB"},
       {"h2mesh.io/proxy-memory-limit", "1Mi"},  // below the default request
       {"h2mesh.io/proxy-cpu-request", "3"},     // above the default limit
-      {"h2mesh.io/opaque-ports", 3306},         // a number, not a string
-      {"h2mesh.io/skip-outbound-port", "5432"},  // misspelt
+      {"h2mesh.io/proxy-memory-limit", "1e99999999999"},
+      {"h2mesh.io/proxy-memory-limit", "1e"},
+      {"h2mesh.io/opaque-ports", 3306},  // a number, not a string
   };
   for (const auto& [name, value] : bad) {
     Json pod = app_pod();
     annotations(pod)[name] = value;
     const std::string message = error_of(pod);
     EXPECT_NE(message.find(name), std::string::npos) << name << ": " << message;
+  }
+}
+
+TEST(InjectPod, QuantitiesInEveryKubernetesForm) {
+  for (const char* limit : {"1E", "2e9", "2E+9", "1.5Gi", "1000000k", ".5Gi", "+128Mi"}) {
+    Json pod = app_pod();
+    annotations(pod)["h2mesh.io/proxy-memory-limit"] = limit;
+    auto r = inject(pod);
+    ASSERT_TRUE(r.ok()) << limit << ": " << r.error().message;
+    EXPECT_EQ(pod["spec"]["initContainers"][1]["resources"]["limits"]["memory"], limit);
   }
 }
 
@@ -277,8 +291,7 @@ TEST(PodTemplates, FindsTheTemplateOfEachWorkloadKind) {
     ASSERT_EQ(found.size(), 1u) << kind;
     EXPECT_EQ(found[0], &object["spec"]["template"]) << kind;
   }
-  Json cron = {{"kind", "CronJob"},
-               {"spec", {{"jobTemplate", {{"spec", {{"template", tmpl}}}}}}}};
+  Json cron = {{"kind", "CronJob"}, {"spec", {{"jobTemplate", {{"spec", {{"template", tmpl}}}}}}}};
   ASSERT_EQ(pod_templates(cron).size(), 1u);
   EXPECT_EQ(pod_templates(cron)[0], &cron["spec"]["jobTemplate"]["spec"]["template"]);
   Json pod = app_pod();

@@ -55,6 +55,15 @@ TEST(ReadDocument, PlainScalarsHaveYaml11Meanings) {
                                           "-", "."])"));
 }
 
+TEST(ReadDocument, LongNumberLikeScalarsAreRead) {
+  // 200,000 digits: too large for an integer and for a double (Go's ParseFloat refuses it), so
+  // text; as a fraction, a float; with a letter in it, text. None may overflow the stack.
+  const std::string digits(200'000, '7');
+  EXPECT_TRUE(read("a: " + digits + "\n")["a"].is_string());
+  EXPECT_TRUE(read("a: 0." + digits + "\n")["a"].is_number_float());
+  EXPECT_EQ(read("a: " + digits + "x\n")["a"], digits + "x");
+}
+
 TEST(ReadDocument, InfinityAndNanAreFloats) {
   Json v = read("a: .inf\nb: -.Inf\nc: .NaN\nd: '.nan'\n");
   EXPECT_TRUE(std::isinf(v["a"].get<double>()) && v["a"].get<double>() > 0);
@@ -102,6 +111,13 @@ TEST(ReadDocument, AliasBombIsRefused) {
     text += "]\n";
   }
   EXPECT_NE(read_error(text).find("expands"), std::string::npos);
+}
+
+TEST(ReadDocument, DeepNestingAndAnAliasInsideItsOwnAnchorAreRefused) {
+  EXPECT_NE(read_error(std::string(300, '[') + std::string(300, ']') + "\n").find("deeper"),
+            std::string::npos);
+  EXPECT_NE(read_error("a: &x\n  b: *x\n").find("deeper"), std::string::npos);
+  EXPECT_NE(read_error("- &x\n  <<: *x\n  c: 1\n").find("deeper"), std::string::npos);
 }
 
 TEST(EmitYaml, BlockStyleWithSequencesOfMapsAsDashKey) {
@@ -152,6 +168,28 @@ TEST(EmitYaml, OutputReadsBackAsTheSameData) {
   auto back = read_document(ManifestDocument{{}, emit_yaml(v), 1});
   ASSERT_TRUE(back.ok()) << back.error().message << "\n" << emit_yaml(v);
   EXPECT_EQ(*back, v) << emit_yaml(v);
+}
+
+TEST(EmitYaml, LongKeysTakeTheExplicitForm) {
+  Json v = Json::object({{std::string(1500, 'k'), Json::array({1})}, {"short", "x"}});
+  Json nested = Json::array({v});
+  for (const Json& value : {v, nested}) {
+    const std::string text = emit_yaml(value);
+    EXPECT_NE(text.find("? kkk"), std::string::npos) << text;
+    auto back = read_document(ManifestDocument{{}, text, 1});
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(*back, value);
+  }
+}
+
+TEST(EmitYaml, BytesThatAreNotUtf8AreQuoted) {
+  // Plain at the start of a document, FE FF would read as a UTF-16 byte-order mark.
+  const Json v = std::string("\xFE\xFFname");
+  EXPECT_EQ(emit_yaml(v), "\"\xFE\xFFname\"\n");
+  auto back = read_document(ManifestDocument{{}, emit_yaml(v), 1});
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, v);
+  EXPECT_EQ(emit_yaml(Json("\xC3\xA9t\xC3\xA9")), "\xC3\xA9t\xC3\xA9\n");  // UTF-8 stays plain
 }
 
 TEST(LeadingComments, LinesBeforeTheFirstKey) {
@@ -220,8 +258,9 @@ TEST(InjectManifest, JsonOutputIsOneValuePerDocument) {
 }
 
 TEST(UninjectManifest, DropsTheLegacyNoteAndKeepsOtherComments) {
-  const std::string text = "# mine\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
-                           "    - name: c\n";
+  const std::string text =
+      "# mine\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+      "    - name: c\n";
   Options legacy;
   legacy.legacy_sidecar = true;
   auto injected = inject_manifest(text, legacy, OutputFormat::Yaml, nullptr);
