@@ -40,6 +40,26 @@ bool parse_mesh_flags(const std::map<std::string, std::string>& flags, MeshFlags
     }
     out->outbound_port = static_cast<uint16_t>(number);
   }
+  if (const std::string* list = value("--opaque-ports")) {
+    // The same list as the config's mesh.opaque_ports, which it replaces (not extends).
+    std::vector<uint16_t> ports;
+    size_t start = 0;
+    while (start <= list->size()) {
+      size_t comma = list->find(',', start);
+      if (comma == std::string::npos) comma = list->size();
+      const std::string item = list->substr(start, comma - start);
+      unsigned number = 0;
+      auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
+      if (item.empty() || ec != std::errc() || end != item.data() + item.size() || number == 0 ||
+          number > 65535) {
+        *error = "--opaque-ports: '" + item + "' is not a port (1-65535)";
+        return false;
+      }
+      ports.push_back(static_cast<uint16_t>(number));
+      start = comma + 1;
+    }
+    out->opaque_ports = std::move(ports);
+  }
   if (const std::string* admin = value("--admin")) {
     SocketAddress address;
     std::string why;
@@ -58,6 +78,7 @@ bool apply_mesh_flags(const MeshFlags& flags, Config* config, std::string* error
   if (flags.kubeconfig) mesh.kubeconfig = *flags.kubeconfig;
   if (flags.namespaces) mesh.namespaces = *flags.namespaces;
   if (flags.outbound_port) mesh.outbound_port = *flags.outbound_port;
+  if (flags.opaque_ports) mesh.opaque_ports = *flags.opaque_ports;
   if (flags.admin) {
     config->admin.enabled = true;
     config->admin.address = *flags.admin;

@@ -17,9 +17,10 @@ struct MeshFlags {
   std::optional<std::vector<std::string>> namespaces;  // --namespaces a,b
   std::optional<uint16_t> outbound_port;               // --outbound-port PORT
   std::optional<SocketAddress> admin;                  // --admin ADDRESS
+  std::optional<std::vector<uint16_t>> opaque_ports;   // --opaque-ports P,P (mesh.opaque_ports)
 };
 
-// Reads --kubeconfig, --namespaces, --outbound-port and --admin from `flags` (name → value).
+// Reads --kubeconfig, --namespaces, --outbound-port, --admin and --opaque-ports from `flags` (name → value).
 // Returns false with a message naming the flag when a value is malformed.
 bool parse_mesh_flags(const std::map<std::string, std::string>& flags, MeshFlags* out,
                       std::string* error);

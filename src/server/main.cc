@@ -1,7 +1,9 @@
 // h2mesh: per-call gRPC (HTTP/2) load balancer.
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <string>
 #include <string_view>
@@ -10,9 +12,12 @@
 #include "common/log.h"
 #include "config/mesh_flags.h"
 #include "config/parser.h"
+#include "config/yaml_reader.h"
+#include "inject/manifest_io.h"
 #include "mesh/iptables_command.h"
 #include "server/demo.h"
 #include "server/server.h"
+#include "server/wait_ready.h"
 
 namespace {
 
@@ -31,12 +36,14 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
       {"run",
        "--config FILE | --mesh [--config FILE] [--kubeconfig PATH] [--namespaces NS,NS..]\n"
-       "             [--outbound-port PORT] [--admin ADDRESS] [--log-level debug|info|warn|error]",
+       "             [--outbound-port PORT] [--admin ADDRESS] [--opaque-ports P,P..]\n"
+       "             [--log-level debug|info|warn|error]",
        "serve with the config in FILE (--log-level overrides its log_level); with --mesh, as a\n"
        "      sidecar: redirected outbound TCP, every Kubernetes Service balanced per call, no\n"
        "      config needed (flags, or H2MESH_KUBECONFIG, H2MESH_NAMESPACES, H2MESH_OUTBOUND_PORT,\n"
-       "      H2MESH_ADMIN, H2MESH_LOG_LEVEL, override the config's mesh block)",
-       {"--config", "--log-level", "--kubeconfig", "--namespaces", "--outbound-port", "--admin"},
+       "      H2MESH_ADMIN, H2MESH_OPAQUE_PORTS, H2MESH_LOG_LEVEL, override the config's mesh block)",
+       {"--config", "--log-level", "--kubeconfig", "--namespaces", "--outbound-port", "--admin",
+        "--opaque-ports"},
        {"--mesh"}},
       {"check", "--config FILE", "validate a config and list every error", {"--config"}, {}},
       {"demo", "[--mesh] [--calls N]",
@@ -47,6 +54,20 @@ const std::vector<Command>& commands() {
       {"iptables", "install|uninstall|show [--dry-run] [FLAGS]",
        "mesh mode's interception rules, as root (FLAGS: h2mesh iptables --help)",
        {}, {}},  // reads its own flags (an action word, --dry-run without a value)
+      {"inject", "[-f FILE|-] [--image IMAGE] [--legacy-sidecar] [--output yaml|json]",
+       "add the h2mesh sidecar to every workload of a manifest (stdin without -f) and print it;\n"
+       "      other documents come out unchanged (docs/injection.md)",
+       {"-f", "--image", "--output"},
+       {"--legacy-sidecar"}},
+      {"uninject", "[-f FILE|-] [--output yaml|json]",
+       "remove what inject added from every workload of a manifest and print it",
+       {"-f", "--output"},
+       {}},
+      {"wait-ready", "[--admin HOST:PORT] [--timeout DURATION]",
+       "wait until the proxy's admin server answers GET /ready (default 127.0.0.1:9901, 60s);\n"
+       "      exit code 1 when it did not within the timeout",
+       {"--admin", "--timeout"},
+       {}},
       {"version", "", "print the version", {}, {}},
       {"help", "[COMMAND]", "print this help, or a command's", {}, {}},
   };
@@ -132,6 +153,81 @@ int read_flags(const Command& c, int argc, char** argv, std::map<std::string, st
   return -1;
 }
 
+// The whole of FILE, or of stdin for "-".
+bool read_input(const std::string& path, std::string* out, std::string* error) {
+  FILE* in = path == "-" ? stdin : fopen(path.c_str(), "rb");
+  if (!in) {
+    *error = path + ": " + strerror(errno);
+    return false;
+  }
+  char buffer[65536];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, in)) > 0) out->append(buffer, n);
+  const bool failed = ferror(in) != 0;
+  if (in != stdin) fclose(in);
+  if (failed) *error = (path == "-" ? std::string("stdin") : path) + ": read error";
+  return !failed;
+}
+
+// inject and uninject: the manifest on stdout, warnings on stderr; nothing on stdout after an
+// error, so a pipe into kubectl apply applies nothing half-done.
+int rewrite_manifest(const std::string& name, std::map<std::string, std::string>& flags) {
+  using namespace h2mesh::inject;
+  const std::string where = "h2mesh " + name;
+  OutputFormat format = OutputFormat::Yaml;
+  if (flags.count("--output")) {
+    if (flags["--output"] == "json") format = OutputFormat::Json;
+    else if (flags["--output"] != "yaml")
+      return usage_error(where, "--output must be yaml or json", flags["--output"],
+                         {"yaml", "json"});
+  }
+  const std::string path = flags.count("-f") ? flags["-f"] : "-";
+  std::string text, error;
+  if (!read_input(path, &text, &error)) {
+    fprintf(stderr, "%s: %s\n", where.c_str(), error.c_str());
+    return 1;
+  }
+  std::vector<DocumentReport> reports;
+  h2mesh::Result<std::string> out = std::string();
+  if (name == "inject") {
+    Options options;
+    if (flags.count("--image")) options.image = flags["--image"];
+    options.legacy_sidecar = flags.count("--legacy-sidecar") != 0;
+    out = inject_manifest(text, options, format, &reports);
+  } else {
+    out = uninject_manifest(text, format, &reports);
+  }
+  const std::string source = path == "-" ? "stdin" : path;
+  if (!out.ok()) {
+    fprintf(stderr, "%s: %s: %s\n", where.c_str(), source.c_str(), out.error().message.c_str());
+    return 1;
+  }
+  for (const DocumentReport& r : reports) {
+    if (name != "inject" || r.outcome == Outcome::Injected) continue;
+    fprintf(stderr, "%s: %s: document %d (%s): %s: %s\n", where.c_str(), source.c_str(),
+            r.index + 1, r.what.c_str(),
+            r.outcome == Outcome::Skipped ? "skipped" : "already injected", r.reason.c_str());
+  }
+  fwrite(out->data(), 1, out->size(), stdout);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int wait_ready_command(std::map<std::string, std::string>& flags) {
+  h2mesh::config::SocketAddress admin{"127.0.0.1", 9901};
+  std::string error, hint;
+  if (flags.count("--admin") &&
+      !h2mesh::config::parse_socket_address(flags["--admin"], &admin, &error))
+    return usage_error("h2mesh wait-ready", "--admin: " + error);
+  h2mesh::config::Millis timeout(60'000);
+  if (flags.count("--timeout") &&
+      !h2mesh::config::parse_duration_text(flags["--timeout"], &timeout, &error, &hint))
+    return usage_error("h2mesh wait-ready", "--timeout: " + error);
+  if (h2mesh::server::wait_ready(admin, timeout)) return 0;
+  fprintf(stderr, "h2mesh wait-ready: %s/ready did not answer 200 within %s\n",
+          admin.to_string().c_str(), h2mesh::config::format_millis(timeout).c_str());
+  return 1;
+}
+
 int load(const std::string& path, h2mesh::config::Config* out) {
   auto result = h2mesh::config::load_config_file(path);
   if (!result.ok()) {
@@ -181,6 +277,8 @@ int main(int argc, char** argv) {
     printf("h2mesh %s\n", H2MESH_VERSION);
     return 0;
   }
+  if (name == "inject" || name == "uninject") return rewrite_manifest(name, flags);
+  if (name == "wait-ready") return wait_ready_command(flags);
   if (name == "demo") {
     int calls = flags.count("--calls") ? atoi(flags["--calls"].c_str()) : 24;
     if (calls <= 0 || calls % 4 != 0)
@@ -191,7 +289,8 @@ int main(int argc, char** argv) {
   // run and check
   const bool mesh = flags.count("--mesh") != 0;
   if (!mesh) {
-    for (const char* f : {"--kubeconfig", "--namespaces", "--outbound-port", "--admin"}) {
+    for (const char* f :
+         {"--kubeconfig", "--namespaces", "--outbound-port", "--admin", "--opaque-ports"}) {
       if (flags.count(f))
         return usage_error("h2mesh " + name, std::string(f) + " is a mesh setting: add --mesh");
     }
@@ -204,6 +303,7 @@ int main(int argc, char** argv) {
                            {"--namespaces", "H2MESH_NAMESPACES"},
                            {"--outbound-port", "H2MESH_OUTBOUND_PORT"},
                            {"--admin", "H2MESH_ADMIN"},
+                           {"--opaque-ports", "H2MESH_OPAQUE_PORTS"},
                            {"--log-level", "H2MESH_LOG_LEVEL"}}) {
     const char* value = getenv(env);
     if (mesh && !flags.count(flag) && value && *value) flags[flag] = value;

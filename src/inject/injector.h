@@ -1,0 +1,79 @@
+#pragma once
+
+// Sidecar injection as a pure mutation of a pod spec (docs/injection.md): what `h2mesh inject`
+// does to each workload of a manifest and what the admission webhook turns into a JSONPatch.
+// One function for both, so a pod injected either way is the same pod. No I/O, no event loop:
+// any thread may call it on a document it owns.
+//
+// Injection only adds (containers, a volume, an annotation) and never edits what the user wrote,
+// so uninject_pod gives back the original object exactly.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+
+namespace h2mesh::inject {
+
+// Key order kept, so an injected manifest reads like the one the user wrote.
+using Json = nlohmann::ordered_json;
+
+inline constexpr std::string_view kVersion = H2MESH_VERSION_STRING;
+inline constexpr std::string_view kDefaultImage = "h2mesh:" H2MESH_VERSION_STRING;
+
+// The defaults of `h2mesh iptables install` and `h2mesh run --mesh`.
+inline constexpr uint32_t kProxyUid = 1337;
+inline constexpr uint16_t kOutboundPort = 15001;
+inline constexpr uint16_t kAdminPort = 9901;
+
+inline constexpr std::string_view kInitName = "h2mesh-init";
+inline constexpr std::string_view kProxyName = "h2mesh-proxy";
+inline constexpr std::string_view kVolumeName = "h2mesh-kube-api";
+
+inline constexpr std::string_view kInjectAnnotation = "h2mesh.io/inject";  // enabled | disabled
+inline constexpr std::string_view kStatusAnnotation = "h2mesh.io/inject-status";
+
+struct Options {
+  std::string image{kDefaultImage};
+  // A regular container (with postStart/preStop hooks) instead of a native sidecar, for
+  // Kubernetes before 1.29.
+  bool legacy_sidecar = false;
+};
+
+enum class Outcome {
+  Injected,
+  AlreadyInjected,  // the status annotation, or a container named h2mesh-proxy: left unchanged
+  Skipped,          // left unchanged; `reason` says why
+};
+
+struct InjectOutcome {
+  Outcome outcome = Outcome::Injected;
+  std::string reason;  // for Skipped: "hostNetwork pod", "h2mesh.io/inject: disabled", ...
+};
+
+// Injects the sidecar into `pod`, an object with "metadata" and "spec" (a Pod, or a workload's
+// pod template). Does not look at namespace labels: the caller decides whether to call it. With
+// Skipped or AlreadyInjected, `pod` is unchanged. An error (InvalidArgument, message naming the
+// field) for an annotation with a bad value or a pod the sidecar cannot work in (a container
+// already on port 9901 or 15001, an app running as uid 1337, a foreign h2mesh-kube-api
+// volume); `pod` is then unchanged too.
+//
+// With legacy_sidecar, a pod that runs to completion (restartPolicy Never or OnFailure, as every
+// Job's, or owned by a Job) is Skipped: a regular sidecar container never exits.
+Result<InjectOutcome> inject_pod(Json& pod, const Options& options);
+
+// Removes what inject_pod added (found by name, in either mode). True when something was removed.
+// An error only when `pod` is not an object.
+Result<bool> uninject_pod(Json& pod);
+
+// The pod templates of one Kubernetes object, pointers into `object` (valid while it is not
+// resized): a Pod itself; spec.template of Deployment, StatefulSet, DaemonSet, ReplicaSet,
+// ReplicationController and Job; spec.jobTemplate.spec.template of CronJob; for a List, those
+// of its items (recursively). Empty for anything else.
+std::vector<Json*> pod_templates(Json& object);
+
+}  // namespace h2mesh::inject
