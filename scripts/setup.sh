@@ -10,9 +10,11 @@ packages=(g++ cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-g
           libprotobuf-dev libgrpc++-dev libnghttp2-dev libyaml-cpp-dev libc-ares-dev libssl-dev
           nlohmann-json3-dev iptables iproute2 util-linux)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml python3-kubernetes openssl libcap2-bin)
+  packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml openssl libcap2-bin)
   packages+=(clang libfuzzer-14-dev libclang-rt-14-dev)
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+  # tests/deploy/pod_schema.py: the Kubernetes API's generated models, an independent schema.
+  packages+=(python3-kubernetes)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   # The peers and the load generator of bench/run. In Debian 12 the nginx binary (with

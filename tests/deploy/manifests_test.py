@@ -13,13 +13,20 @@ Needs python3-yaml (Debian). Prints one line per check and ends with "N passed, 
 import argparse
 import base64
 import copy
+import http.client
+import json
 import os
 import re
 import shlex
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 try:
@@ -1751,6 +1758,154 @@ def check_make_certs(d):
            f"make-certs.sh without arguments: exit {bad.returncode}, expected usage and 2")
 
 
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bounded_wait(what, fn, tries=200, pause=0.05):
+    """fn() until it returns something true, at most `tries` times."""
+    for _ in range(tries):
+        value = fn()
+        if value:
+            return value
+        time.sleep(pause)
+    raise Failure(f"gave up waiting for {what}")
+
+
+def check_webhook_serves_make_certs(d, demo):
+    """The Deployment's `h2mesh webhook` command, run here on loopback with the Secret
+    make-certs.sh writes (namespaces from tests/fakes/fake_kube_apiserver.py): the API server's
+    view of it, i.e. TLS verified against the caBundle for the Service's DNS name, answers an
+    AdmissionReview for deploy/grpcdemo's client pod with a patch whose result is a valid pod."""
+    proc = subprocess.run([str(d.h2mesh), "webhook", "--help"], capture_output=True, text=True,
+                          timeout=30)
+    if "unknown command 'webhook'" in proc.stdout + proc.stderr:
+        raise Skip("this h2mesh has no `webhook` command (branch h-webhook not merged)")
+    if not shutil.which("openssl"):
+        raise Skip("no openssl command (Debian: openssl)")
+    try:
+        import jsonpatch
+    except ImportError:
+        raise Skip("needs python3-jsonpatch (Debian) to apply the webhook's patch")
+    pod_schema = load_pod_schema()
+    fake_py = d.source / "tests" / "fakes" / "fake_kube_apiserver.py"
+    work = d.tmp / "webhook"
+    certs = work / "certs"
+    work.mkdir()
+    made = subprocess.run([str(d.kube_dir / "make-certs.sh"), str(certs)], capture_output=True,
+                          text=True, timeout=60)
+    expect(made.returncode == 0, f"make-certs.sh: {made.stderr}")
+    secret = yaml.safe_load((certs / "h2mesh-webhook-tls.yaml").read_text())
+    mwc = yaml.safe_load((certs / "mutatingwebhookconfiguration.yaml").read_text())
+    mounted = work / "etc-h2mesh-webhook"  # what the kubelet makes of the Secret volume
+    mounted.mkdir()
+    for key, b64 in secret["data"].items():
+        (mounted / key).write_bytes(base64.b64decode(b64))
+    ca_bundle = work / "cabundle.crt"
+    ca_bundle.write_bytes(base64.b64decode(mwc["webhooks"][0]["clientConfig"]["caBundle"]))
+
+    _, c = webhook_container(d)
+    flags = flag_map((c.get("args") or [])[1:])
+    port, admin = free_port(), free_port()
+    local = {"--cert": str(mounted / Path(flags["--cert"]).name),
+             "--key": str(mounted / Path(flags["--key"]).name),
+             "--listen": f"127.0.0.1:{port}", "--admin": f"127.0.0.1:{admin}"}
+    expect(set(local) == set(flags), f"the Deployment's flags changed: {sorted(flags)}")
+
+    procs, logs = [], []
+    try:
+        fake_log = open(work / "fake.log", "w")
+        logs.append(fake_log)
+        fake = subprocess.Popen(["/usr/bin/python3", str(fake_py), "--dir", str(work / "kube")],
+                                stdout=subprocess.PIPE, stderr=fake_log, text=True)
+        procs.append(fake)
+        control = fake.stdout.readline().split()[-1]
+        api = fake.stdout.readline().split()[-1]
+        expect(control.startswith("http://") and api.startswith("https://"),
+               f"fake API server did not start: {control!r} {api!r}")
+        req = urllib.request.Request(control + "/namespaces/grpcdemo", method="PUT",
+                                     data=json.dumps({"labels": {"h2mesh-injection":
+                                                                 "enabled"}}).encode())
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                raise Skip("tests/fakes/fake_kube_apiserver.py serves no Namespaces (branch "
+                           "h-webhook not merged)")
+            raise
+        kubeconfig = work / "kubeconfig"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
+            f"    server: {api}\n    certificate-authority: {work / 'kube' / 'ca.crt'}\n"
+            "users:\n- name: wh\n  user:\n    token: test-token\n"
+            "contexts:\n- name: fake\n  context: {cluster: fake, user: wh}\n"
+            "current-context: fake\n")
+        log = open(work / "webhook.log", "w")
+        logs.append(log)
+        argv = [str(d.h2mesh), "webhook"] + [x for f in flags for x in (f, local[f])] + \
+            ["--kubeconfig", str(kubeconfig)]
+        webhook = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(webhook)
+
+        def ready():
+            expect(webhook.poll() is None, f"h2mesh webhook exited {webhook.returncode}: "
+                                           f"{(work / 'webhook.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        bounded_wait("the webhook's /ready", ready)
+
+        # As the API server: verify the certificate against caBundle, for the Service's name.
+        ctx = ssl.create_default_context(cafile=str(ca_bundle))
+        client = demo.workload("greeter-client")
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": copy.deepcopy(client.template.get("metadata") or {}),
+               "spec": copy.deepcopy(client.pod)}
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                  "request": {"uid": "0b5c2a8e-6b0e-4a43-9d5e-3f3c7d1a2b10",
+                              "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                              "resource": {"group": "", "version": "v1", "resource": "pods"},
+                              "namespace": NAMESPACE, "operation": "CREATE", "object": pod,
+                              "dryRun": False}}
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                    server_hostname=WEBHOOK_DNS)
+        path = mwc["webhooks"][0]["clientConfig"]["service"]["path"]
+        conn.request("POST", path, body=json.dumps(review),
+                     headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        body = reply.read()
+        conn.close()
+        expect(reply.status == 200, f"POST {path}: HTTP {reply.status} {body[:200]!r}")
+        answer = json.loads(body)["response"]
+        expect(answer.get("uid") == review["request"]["uid"] and answer.get("allowed") is True
+               and answer.get("patchType") == "JSONPatch",
+               f"expected an allowed answer with a JSONPatch, got {answer}")
+        patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(answer["patch"])))
+        errors, _ = pod_schema.object_errors(patched)
+        expect(not errors, "the patched pod is not valid: " + "; ".join(errors))
+        init = [x.get("name") for x in patched["spec"].get("initContainers") or []]
+        expect(init[:2] == ["h2mesh-init", "h2mesh-proxy"],
+               f"the patched pod's init containers are {init}")
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            if p.stdout:
+                p.stdout.close()
+        for f in logs:
+            f.close()
+
+
 def check_image_iptables(d):
     """h2mesh-init runs `h2mesh iptables install` in the image: the runtime stage's iptables
     package has every tool h2mesh may run (both backends, both families)."""
@@ -1888,6 +2043,9 @@ def main():
                 check_cert_manager, inj)
         r.check("injector: make-certs.sh: certificate verifies against the caBundle it writes",
                 check_make_certs, inj)
+        r.check("injector: the Deployment's `h2mesh webhook`, serving make-certs.sh's Secret, "
+                "verified by its caBundle, patches the grpcdemo client into a valid pod",
+                check_webhook_serves_make_certs, inj, demo)
     finally:
         for x in (d, demo, inj):
             shutil.rmtree(x.tmp, ignore_errors=True)
