@@ -431,14 +431,17 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
   if (auto conflict = check_conflicts(spec); !conflict.ok()) return conflict.error();
 
   // Everything checked: from here on nothing fails, so an error never leaves a half-done pod.
-  Json& mutable_spec = *spec_it;
+  // (An ordered_json object is a vector: adding a key moves its values, so no reference into
+  // `pod` is kept across one.)
   Json status = Json::object({{"version", kVersion},
                               {"sidecar", options.legacy_sidecar ? "legacy" : "native"}});
+  if (!pod.contains("metadata") || pod["metadata"].is_null())
+    insert_key(pod, "metadata", Json::object(), "spec");
   Json& metadata = pod["metadata"];
-  if (metadata.is_null()) metadata = Json::object();
-  Json& annotation_map = metadata["annotations"];
-  if (annotation_map.is_null()) annotation_map = Json::object();
-  annotation_map[std::string(kStatusAnnotation)] = status.dump();
+  if (!metadata.contains("annotations") || metadata["annotations"].is_null())
+    metadata["annotations"] = Json::object();
+  metadata["annotations"][std::string(kStatusAnnotation)] = status.dump();
+  Json& mutable_spec = pod["spec"];
 
   auto list_of = [&](const char* field) -> const Json* {
     auto it = mutable_spec.find(field);
@@ -471,7 +474,9 @@ Result<bool> uninject_pod(Json& pod) {
     if (annotations != metadata->end() && annotations->is_object() &&
         annotations->erase(std::string(kStatusAnnotation)) > 0) {
       removed = true;
+      // Injection created what is empty now (an empty map says nothing in Kubernetes).
       if (annotations->empty()) metadata->erase("annotations");
+      if (metadata->empty()) pod.erase("metadata");
     }
   }
   auto spec = pod.find("spec");

@@ -261,6 +261,21 @@ std::string double_quoted(const std::string& s) {
   return out + "\"";
 }
 
+// Text with double quotes or backslashes (JSON in an annotation) reads better single-quoted,
+// where only ' is escaped (as ''); line breaks and control characters need double quotes.
+bool single_quote_fits(const std::string& s) {
+  if (s.find_first_of("\"\\") == std::string::npos) return false;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return false;
+  return !has_unicode_break(s);
+}
+
+std::string single_quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
 // A multi-line string as a literal block scalar ("|" or "|-"), its lines at `indent`; empty when
 // the string needs the double-quoted style (leading spaces, blank-but-spaced lines, several
 // trailing line breaks, control characters).
@@ -316,7 +331,8 @@ std::string scalar_text(const Json& v, int indent) {
       const std::string& s = v.get_ref<const std::string&>();
       if (plain_safe(s)) return s;
       std::string block = literal_block(s, indent);
-      return block.empty() ? double_quoted(s) : block;
+      if (!block.empty()) return block;
+      return single_quote_fits(s) ? single_quoted(s) : double_quoted(s);
     }
     case Json::value_t::binary: return "null";
     default: return number_text(v);

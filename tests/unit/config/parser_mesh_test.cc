@@ -143,6 +143,20 @@ TEST(MeshFlags, FlagsOverrideTheFileAndTurnMeshOn) {
   EXPECT_EQ(config.admin.address.to_string(), "0.0.0.0:15020");
 }
 
+TEST(MeshFlags, OpaquePortsReplaceTheConfigsList) {
+  MeshFlags parsed;
+  std::string error;
+  ASSERT_TRUE(parse_mesh_flags({{"--opaque-ports", "3306,5432"}}, &parsed, &error)) << error;
+  Config config;
+  config.mesh.opaque_ports = {25, 6379};
+  ASSERT_TRUE(apply_mesh_flags(parsed, &config, &error)) << error;
+  EXPECT_EQ(config.mesh.opaque_ports, (std::vector<uint16_t>{3306, 5432}));
+  for (const char* bad : {"0", "3306,", "mysql", "65536"}) {
+    EXPECT_FALSE(parse_mesh_flags({{"--opaque-ports", bad}}, &parsed, &error)) << bad;
+    EXPECT_NE(error.find("--opaque-ports"), std::string::npos) << error;
+  }
+}
+
 TEST(MeshFlags, BadValuesNameTheFlag) {
   std::string error;
   MeshFlags parsed;

@@ -1,0 +1,160 @@
+// `h2mesh inject`, `uninject` and `wait-ready` run as a user runs them: manifests from a file or
+// stdin, the result on stdout, skipped documents as warnings on stderr, errors with exit code 1
+// naming the document and the field, command-line mistakes with exit code 2.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common/subprocess.h"
+#include "harness.h"
+
+namespace h2mesh_test {
+namespace {
+
+const std::string kDeployment =
+    "# the web tier\n"
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n"
+    "    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n"
+    "    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n";
+const std::string kService = "apiVersion: v1\nkind: Service\nmetadata: {name: web}  # kept\n";
+const std::string kHostNetwork =
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: node-probe\nspec:\n  hostNetwork: true\n"
+    "  containers:\n    - name: probe\n      image: probe:1\n";
+
+class InjectCliTest : public ::testing::Test {
+ protected:
+  h2mesh::CommandOutput h2mesh(const std::vector<std::string>& args, const std::string& input = {}) {
+    std::vector<std::string> argv = {bin_dir() + "/h2mesh"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = h2mesh::run_command(argv, input);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : h2mesh::CommandOutput{};
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+
+  std::string dir_ = make_temp_dir();
+};
+
+TEST_F(InjectCliTest, InjectsAFileAndKeepsOtherDocumentsByteForByte) {
+  const std::string manifest = kDeployment + "---\n" + kService;
+  auto r = h2mesh({"inject", "-f", write("app.yaml", manifest)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("# the web tier\napiVersion: apps/v1\n")) << r.out;
+  EXPECT_NE(r.out.find("- name: h2mesh-proxy"), std::string::npos);
+  EXPECT_NE(r.out.find("restartPolicy: Always"), std::string::npos);
+  EXPECT_TRUE(r.out.ends_with("---\n" + kService)) << r.out;
+  EXPECT_EQ(r.err, "");
+  // Injecting the output again changes nothing, and says why on stderr.
+  auto again = h2mesh({"inject"}, r.out);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, r.out);
+  EXPECT_NE(again.err.find("document 1 (Deployment/web): already injected"), std::string::npos)
+      << again.err;
+  // uninject gives the original back (this one is written in the emitter's style).
+  auto back = h2mesh({"uninject", "-f", "-"}, r.out);
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  EXPECT_EQ(back.out, manifest);
+}
+
+TEST_F(InjectCliTest, SkippedDocumentIsAWarningNamingIt) {
+  auto r = h2mesh({"inject", "-f", "-"}, kHostNetwork);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, kHostNetwork);
+  EXPECT_NE(r.err.find("h2mesh inject: stdin: document 1 (Pod/node-probe): skipped: hostNetwork"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(InjectCliTest, LegacySidecarSkipsJobsAndSaysWhatItLoses) {
+  const std::string job =
+      "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\nspec:\n  template:\n"
+      "    spec:\n      restartPolicy: Never\n      containers:\n        - name: once\n";
+  auto r = h2mesh({"inject", "--legacy-sidecar"}, kDeployment + "---\n" + job);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("# h2mesh legacy sidecar: ")) << r.out;
+  EXPECT_NE(r.out.find("wait-ready"), std::string::npos);
+  EXPECT_TRUE(r.out.ends_with("---\n" + job));
+  EXPECT_NE(r.err.find("document 2 (Job/once): skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("native sidecars"), std::string::npos) << r.err;
+}
+
+TEST_F(InjectCliTest, ImageAndJsonOutput) {
+  auto r = h2mesh({"inject", "--image", "registry.example/h2mesh:dev", "--output", "json"},
+                  kDeployment + "---\n" + kService);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t newline = r.out.find('\n');
+  ASSERT_NE(newline, std::string::npos);
+  EXPECT_NE(r.out.substr(0, newline).find(R"("image":"registry.example/h2mesh:dev")"),
+            std::string::npos);
+  EXPECT_EQ(r.out.substr(newline + 1),
+            R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"web"}})" "\n");
+}
+
+TEST_F(InjectCliTest, BadAnnotationIsAnErrorAndNothingIsWritten) {
+  std::string bad = kDeployment;
+  bad.replace(bad.find("      labels:"), 0,
+              "      annotations:\n        h2mesh.io/skip-outbound-ports: \"5432,x\"\n");
+  auto r = h2mesh({"inject", "-f", write("bad.yaml", kService + "---\n" + bad)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("document 2 (Deployment/web)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("h2mesh.io/skip-outbound-ports"), std::string::npos) << r.err;
+}
+
+TEST_F(InjectCliTest, SyntaxErrorAndMissingFileExitOne) {
+  auto r = h2mesh({"inject"}, "kind: ConfigMap\n---\nspec: [1,\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("document 2: line"), std::string::npos) << r.err;
+  r = h2mesh({"uninject", "-f", dir_ + "/missing.yaml"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("missing.yaml"), std::string::npos) << r.err;
+}
+
+TEST_F(InjectCliTest, UsageMistakesExitTwo) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"inject", "--output", "xml"}, {"inject", "--legacy"},
+        {"uninject", "--legacy-sidecar"}, {"inject", "extra"}, {"wait-ready", "--timeout", "soon"},
+        {"wait-ready", "--admin", "nowhere"}}) {
+    auto r = h2mesh(args);
+    EXPECT_EQ(r.exit_code, 2) << args[1] << ": " << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST_F(InjectCliTest, WaitReadySucceedsOnceTheProxyIsReady) {
+  Backend backend = start_backend(dir_, "b1");
+  Proxy proxy = start_proxy(dir_, simple_config({backend.address()}, "round_robin"));
+  auto r = h2mesh({"wait-ready", "--admin", "127.0.0.1:" + std::to_string(proxy.admin_port),
+                   "--timeout", "20s"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(InjectCliTest, WaitReadyFailsWhenNothingAnswers) {
+  // A port of our own that nobody listens on: bound, never listening.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t size = sizeof a;
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size), 0);
+  auto r = h2mesh({"wait-ready", "--admin", "127.0.0.1:" + std::to_string(ntohs(a.sin_port)),
+                   "--timeout", "300ms"});
+  close(fd);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("did not answer 200"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace h2mesh_test

@@ -1,0 +1,298 @@
+// inject_pod / uninject_pod / pod_templates on JSON: the injected pod of the contract
+// (docs/injection.md), the annotations, and the pods the sidecar refuses or skips.
+
+#include "inject/injector.h"
+
+#include <gtest/gtest.h>
+
+namespace h2mesh::inject {
+namespace {
+
+Json app_pod() {
+  return Json::parse(R"({
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "app", "labels": {"app": "app"}},
+    "spec": {"containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": 8080}]}]}
+  })");
+}
+
+Json& annotations(Json& pod) { return pod["metadata"]["annotations"]; }
+
+std::vector<std::string> names(const Json& list) {
+  std::vector<std::string> out;
+  for (const Json& c : list) out.push_back(c["name"].get<std::string>());
+  return out;
+}
+
+const Json* find_env(const Json& container, const std::string& name) {
+  for (const Json& e : container["env"])
+    if (e["name"] == name) return &e;
+  return nullptr;
+}
+
+Result<InjectOutcome> inject(Json& pod, bool legacy = false) {
+  Options options;
+  options.legacy_sidecar = legacy;
+  return inject_pod(pod, options);
+}
+
+std::string error_of(Json pod, bool legacy = false) {
+  const Json before = pod;
+  auto r = inject(pod, legacy);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(pod, before) << "an error must leave the pod unchanged";
+  return r.ok() ? std::string() : r.error().message;
+}
+
+TEST(InjectPod, NativeSidecarComesFirstAmongInitContainersThenTheUsers) {
+  Json pod = app_pod();
+  pod["spec"]["initContainers"] = Json::array({Json::object({{"name", "migrate"}, {"image", "m"}})});
+  auto r = inject(pod);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->outcome, Outcome::Injected);
+  EXPECT_EQ(names(pod["spec"]["initContainers"]),
+            (std::vector<std::string>{"h2mesh-init", "h2mesh-proxy", "migrate"}));
+  EXPECT_EQ(names(pod["spec"]["containers"]), std::vector<std::string>{"app"});
+  const Json& proxy = pod["spec"]["initContainers"][1];
+  EXPECT_EQ(proxy["restartPolicy"], "Always");
+  EXPECT_EQ(proxy["securityContext"]["runAsUser"], 1337);
+  EXPECT_EQ(proxy["image"], std::string(kDefaultImage));
+  EXPECT_EQ(proxy["volumeMounts"][0]["name"], "h2mesh-kube-api");
+  EXPECT_EQ(names(pod["spec"]["volumes"]), std::vector<std::string>{"h2mesh-kube-api"});
+  EXPECT_EQ(Json::parse(annotations(pod)["h2mesh.io/inject-status"].get<std::string>()),
+            Json::parse(R"({"version":"0.1.0","sidecar":"native"})"));
+  // A new initContainers reads above containers; the pod's own keys keep their order.
+  Json fresh = Json::parse(R"({"spec": {"containers": [{"name": "app"}], "dnsPolicy": "None"}})");
+  ASSERT_TRUE(inject(fresh).ok());
+  std::vector<std::string> keys;
+  for (auto it = fresh.begin(); it != fresh.end(); ++it) keys.push_back(it.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"metadata", "spec"}));
+  keys.clear();
+  for (auto it = fresh["spec"].begin(); it != fresh["spec"].end(); ++it) keys.push_back(it.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"initContainers", "containers", "dnsPolicy", "volumes"}));
+}
+
+TEST(InjectPod, InitContainerGetsOnlyTheCapabilitiesIptablesNeeds) {
+  Json pod = app_pod();
+  ASSERT_TRUE(inject(pod).ok());
+  const Json& init = pod["spec"]["initContainers"][0];
+  EXPECT_EQ(init["args"], Json::parse(R"(["iptables","install","--proxy-uid","1337",
+      "--outbound-port","15001","--admin-port","9901"])"));
+  EXPECT_EQ(init["securityContext"]["capabilities"],
+            Json::parse(R"({"drop":["ALL"],"add":["NET_ADMIN","NET_RAW"]})"));
+  EXPECT_EQ(init["securityContext"]["runAsUser"], 0);
+}
+
+TEST(InjectPod, UsersSecurityContextsAndVolumesAreLeftAsTheyWere) {
+  Json pod = app_pod();
+  pod["spec"]["securityContext"] = Json::parse(R"({"runAsUser": 1000, "fsGroup": 2000})");
+  pod["spec"]["containers"][0]["securityContext"] = Json::parse(R"({"runAsUser": 1001})");
+  pod["spec"]["volumes"] = Json::parse(R"([{"name": "cache", "emptyDir": {}}])");
+  const Json before = pod;
+  ASSERT_TRUE(inject(pod).ok());
+  EXPECT_EQ(pod["spec"]["securityContext"], before["spec"]["securityContext"]);
+  EXPECT_EQ(pod["spec"]["containers"], before["spec"]["containers"]);
+  EXPECT_EQ(names(pod["spec"]["volumes"]), (std::vector<std::string>{"cache", "h2mesh-kube-api"}));
+}
+
+TEST(InjectPod, LegacySidecarIsTheFirstRegularContainerWithHooks) {
+  Json pod = app_pod();
+  auto r = inject(pod, true);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(names(pod["spec"]["initContainers"]), std::vector<std::string>{"h2mesh-init"});
+  EXPECT_EQ(names(pod["spec"]["containers"]), (std::vector<std::string>{"h2mesh-proxy", "app"}));
+  const Json& proxy = pod["spec"]["containers"][0];
+  EXPECT_FALSE(proxy.contains("restartPolicy"));
+  EXPECT_EQ(proxy["lifecycle"]["postStart"]["exec"]["command"],
+            Json::parse(R"(["h2mesh","wait-ready","--admin","127.0.0.1:9901","--timeout","120s"])"));
+  EXPECT_EQ(proxy["lifecycle"]["preStop"]["exec"]["command"], Json::parse(R"(["sleep","5"])"));
+  EXPECT_NE(annotations(pod)["h2mesh.io/inject-status"].get<std::string>().find("legacy"),
+            std::string::npos);
+}
+
+TEST(InjectPod, LegacySidecarSkipsPodsThatRunToCompletion) {
+  for (const char* policy : {"Never", "OnFailure"}) {
+    Json pod = app_pod();
+    pod["spec"]["restartPolicy"] = policy;
+    const Json before = pod;
+    auto r = inject(pod, true);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->outcome, Outcome::Skipped);
+    EXPECT_NE(r->reason.find("native sidecars"), std::string::npos) << r->reason;
+    EXPECT_EQ(pod, before);
+    // Native sidecars are stopped after the app containers: the Job completes.
+    EXPECT_EQ(inject(pod)->outcome, Outcome::Injected);
+  }
+  Json owned = app_pod();
+  owned["metadata"]["ownerReferences"] = Json::parse(R"([{"kind": "Job", "name": "j"}])");
+  EXPECT_EQ(inject(owned, true)->outcome, Outcome::Skipped);
+}
+
+TEST(InjectPod, HostNetworkPodIsSkipped) {
+  Json pod = app_pod();
+  pod["spec"]["hostNetwork"] = true;
+  const Json before = pod;
+  auto r = inject(pod);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, Outcome::Skipped);
+  EXPECT_NE(r->reason.find("hostNetwork"), std::string::npos);
+  EXPECT_EQ(pod, before);
+}
+
+TEST(InjectPod, DisabledAnnotationSkipsAndEnabledInjects) {
+  Json pod = app_pod();
+  annotations(pod)["h2mesh.io/inject"] = "disabled";
+  const Json before = pod;
+  EXPECT_EQ(inject(pod)->outcome, Outcome::Skipped);
+  EXPECT_EQ(pod, before);
+  annotations(pod)["h2mesh.io/inject"] = "enabled";
+  EXPECT_EQ(inject(pod)->outcome, Outcome::Injected);
+  Json bad = app_pod();
+  annotations(bad)["h2mesh.io/inject"] = "true";
+  EXPECT_NE(error_of(bad).find("h2mesh.io/inject: 'true'"), std::string::npos);
+}
+
+TEST(InjectPod, StatusAnnotationOrHandWrittenProxyMeansAlreadyInjected) {
+  Json pod = app_pod();
+  ASSERT_TRUE(inject(pod).ok());
+  Json again = pod;
+  EXPECT_EQ(inject(again)->outcome, Outcome::AlreadyInjected);
+  EXPECT_EQ(again, pod);
+  Json hand = app_pod();
+  hand["spec"]["containers"].push_back(Json::object({{"name", "h2mesh-proxy"}, {"image", "x"}}));
+  const Json before = hand;
+  EXPECT_EQ(inject(hand)->outcome, Outcome::AlreadyInjected);
+  EXPECT_EQ(hand, before);
+}
+
+TEST(InjectPod, AnnotationsReachInitFlagsProxyEnvAndResources) {
+  Json pod = app_pod();
+  annotations(pod) = Json::parse(R"({
+    "h2mesh.io/skip-outbound-ports": "5432,6379",
+    "h2mesh.io/skip-outbound-cidrs": "10.0.0.0/8,fd00::/8",
+    "h2mesh.io/opaque-ports": "3306",
+    "h2mesh.io/log-level": "debug",
+    "h2mesh.io/proxy-cpu-request": "100m", "h2mesh.io/proxy-cpu-limit": "2",
+    "h2mesh.io/proxy-memory-request": "32Mi", "h2mesh.io/proxy-memory-limit": "0.25Gi"})");
+  ASSERT_TRUE(inject(pod).ok());
+  const Json& init = pod["spec"]["initContainers"][0];
+  const Json& args = init["args"];
+  EXPECT_EQ(Json(std::vector<Json>(args.end() - 4, args.end())),
+            Json::parse(R"(["--skip-outbound-ports","5432,6379",
+                            "--skip-outbound-cidrs","10.0.0.0/8,fd00::/8"])"));
+  const Json& proxy = pod["spec"]["initContainers"][1];
+  ASSERT_NE(find_env(proxy, "H2MESH_OPAQUE_PORTS"), nullptr);
+  EXPECT_EQ((*find_env(proxy, "H2MESH_OPAQUE_PORTS"))["value"], "3306");
+  ASSERT_NE(find_env(proxy, "H2MESH_LOG_LEVEL"), nullptr);
+  EXPECT_EQ((*find_env(proxy, "H2MESH_LOG_LEVEL"))["value"], "debug");
+  EXPECT_EQ(proxy["resources"], Json::parse(R"({"requests":{"cpu":"100m","memory":"32Mi"},
+                                                "limits":{"cpu":"2","memory":"0.25Gi"}})"));
+}
+
+TEST(InjectPod, EachBadAnnotationValueIsAnErrorNamingIt) {
+  const std::vector<std::pair<std::string, Json>> bad = {
+      {"h2mesh.io/skip-outbound-ports", "5432,"},
+      {"h2mesh.io/skip-outbound-ports", "70000"},
+      {"h2mesh.io/skip-outbound-cidrs", "10.0.0.0/33"},
+      {"h2mesh.io/skip-outbound-cidrs", "not-an-address"},
+      {"h2mesh.io/opaque-ports", "mysql"},
+      {"h2mesh.io/log-level", "verbose"},
+      {"h2mesh.io/proxy-cpu-request", "lots"},
+      {"h2mesh.io/proxy-cpu-limit", "-1"},
+      {"h2mesh.io/proxy-memory-request", "64MB"},
+      {"h2mesh.io/proxy-memory-limit", "1Mi"},  // below the default request
+      {"h2mesh.io/proxy-cpu-request", "3"},     // above the default limit
+      {"h2mesh.io/opaque-ports", 3306},         // a number, not a string
+      {"h2mesh.io/skip-outbound-port", "5432"},  // misspelt
+  };
+  for (const auto& [name, value] : bad) {
+    Json pod = app_pod();
+    annotations(pod)[name] = value;
+    const std::string message = error_of(pod);
+    EXPECT_NE(message.find(name), std::string::npos) << name << ": " << message;
+  }
+}
+
+TEST(InjectPod, PortsAndUidTheProxyOwnsAreConflicts) {
+  Json admin = app_pod();
+  admin["spec"]["containers"][0]["ports"][0]["containerPort"] = 9901;
+  EXPECT_NE(error_of(admin).find("spec.containers[0].ports[0].containerPort"), std::string::npos);
+  Json outbound = app_pod();
+  outbound["spec"]["initContainers"] =
+      Json::parse(R"([{"name": "i", "ports": [{"containerPort": 15001}]}])");
+  EXPECT_NE(error_of(outbound).find("spec.initContainers[0].ports[0].containerPort: 15001"),
+            std::string::npos);
+  Json pod_uid = app_pod();
+  pod_uid["spec"]["securityContext"] = Json::parse(R"({"runAsUser": 1337})");
+  EXPECT_NE(error_of(pod_uid).find("spec.securityContext.runAsUser"), std::string::npos);
+  Json container_uid = app_pod();
+  container_uid["spec"]["containers"].push_back(
+      Json::parse(R"({"name": "b", "securityContext": {"runAsUser": 1337}})"));
+  EXPECT_NE(error_of(container_uid).find("spec.containers[1].securityContext.runAsUser"),
+            std::string::npos);
+  Json volume = app_pod();
+  volume["spec"]["volumes"] = Json::parse(R"([{"name": "h2mesh-kube-api", "emptyDir": {}}])");
+  EXPECT_NE(error_of(volume).find("spec.volumes[0].name"), std::string::npos);
+  // Also in legacy mode.
+  EXPECT_FALSE(error_of(admin, true).empty());
+}
+
+TEST(InjectPod, ImageOptionIsUsedForBothContainers) {
+  Json pod = app_pod();
+  Options options;
+  options.image = "registry.example/h2mesh:dev";
+  ASSERT_TRUE(inject_pod(pod, options).ok());
+  EXPECT_EQ(pod["spec"]["initContainers"][0]["image"], "registry.example/h2mesh:dev");
+  EXPECT_EQ(pod["spec"]["initContainers"][1]["image"], "registry.example/h2mesh:dev");
+}
+
+TEST(UninjectPod, RemovesExactlyWhatInjectAdded) {
+  for (bool legacy : {false, true}) {
+    Json pod = app_pod();
+    pod["spec"]["initContainers"] = Json::parse(R"([{"name": "migrate"}])");
+    pod["spec"]["volumes"] = Json::parse(R"([{"name": "cache", "emptyDir": {}}])");
+    annotations(pod)["team"] = "payments";
+    const Json original = pod;
+    ASSERT_TRUE(inject(pod, legacy).ok());
+    auto removed = uninject_pod(pod);
+    ASSERT_TRUE(removed.ok());
+    EXPECT_TRUE(*removed);
+    EXPECT_EQ(pod, original);
+    EXPECT_EQ(pod.dump(), original.dump()) << "key order";
+    EXPECT_FALSE(*uninject_pod(pod));
+  }
+  // Keys injection created (annotations, initContainers, volumes) go away again.
+  Json bare = app_pod();
+  const Json original = bare;
+  ASSERT_TRUE(inject(bare).ok());
+  ASSERT_TRUE(uninject_pod(bare).ok());
+  EXPECT_EQ(bare.dump(), original.dump());
+}
+
+TEST(PodTemplates, FindsTheTemplateOfEachWorkloadKind) {
+  const Json tmpl = Json::parse(R"({"metadata": {}, "spec": {"containers": []}})");
+  for (const char* kind : {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}) {
+    Json object = {{"kind", kind}, {"spec", {{"template", tmpl}}}};
+    auto found = pod_templates(object);
+    ASSERT_EQ(found.size(), 1u) << kind;
+    EXPECT_EQ(found[0], &object["spec"]["template"]) << kind;
+  }
+  Json cron = {{"kind", "CronJob"},
+               {"spec", {{"jobTemplate", {{"spec", {{"template", tmpl}}}}}}}};
+  ASSERT_EQ(pod_templates(cron).size(), 1u);
+  EXPECT_EQ(pod_templates(cron)[0], &cron["spec"]["jobTemplate"]["spec"]["template"]);
+  Json pod = app_pod();
+  EXPECT_EQ(pod_templates(pod), std::vector<Json*>{&pod});
+  Json list = {{"kind", "List"},
+               {"items", Json::array({app_pod(), Json{{"kind", "Service"}},
+                                      Json{{"kind", "List"}, {"items", Json::array({cron})}}})}};
+  auto found = pod_templates(list);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0], &list["items"][0]);
+  EXPECT_EQ(found[1], &list["items"][2]["items"][0]["spec"]["jobTemplate"]["spec"]["template"]);
+  Json service = {{"kind", "Service"}, {"spec", {{"template", tmpl}}}};
+  EXPECT_TRUE(pod_templates(service).empty());
+}
+
+}  // namespace
+}  // namespace h2mesh::inject
