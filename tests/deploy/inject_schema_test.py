@@ -13,6 +13,7 @@ Ends with "N passed, M failed"; exits 1 when a check failed.
 """
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,12 @@ def pod_templates(doc):
         for item in doc.get("items") or []:
             out += pod_templates(item)
     return out
+
+
+def normalized(errors):
+    """Errors without list indexes: the same problem of the user's, moved down a list by the
+    containers injection put first, reads the same."""
+    return {re.sub(r"\[\d+\]", "[]", e) for e in errors}
 
 
 def names(containers):
@@ -112,8 +119,11 @@ def main():
                 if len(docs) != len(originals):
                     problems.append(f"{len(originals)} documents in, {len(docs)} out")
                 for i, (o, d) in enumerate(zip(originals, docs)):
+                    # An input that is not valid Kubernetes itself (the injector's golden files
+                    # test YAML corner cases) may stay so: injection must add no problem.
+                    before = normalized(pod_schema.object_errors(o)[0])
                     e, _ = pod_schema.object_errors(d)
-                    problems += e
+                    problems += [m for m in e if re.sub(r"\[\d+\]", "[]", m) not in before]
                     problems += shape_errors(o, d, legacy, f"document {i + 1}")
                     injected_pods += sum(1 for m, _ in pod_templates(d)
                                          if STATUS in (m.get("annotations") or {}))

@@ -481,11 +481,14 @@ def _volume_errors(volumes, where):
     return out, names
 
 
-def pod_spec_errors(spec, where="spec"):
-    """The API server's validation rules for one PodSpec (its schema is checked elsewhere)."""
+def pod_spec_errors(spec, where="spec", claim_volumes=()):
+    """The API server's validation rules for one PodSpec (its schema is checked elsewhere).
+    `claim_volumes`: the names of a StatefulSet's volumeClaimTemplates, which its controller
+    adds to each pod as volumes, so the template's containers may mount them."""
     if not isinstance(spec, dict):
         return [f"{where}: must be a map"]
     out, volumes = _volume_errors(_listing(spec.get("volumes")), f"{where}.volumes")
+    volumes = volumes | set(claim_volumes)
     pod_sc = _mapping(spec.get("securityContext"))
     out += _security_errors({k: pod_sc[k] for k in ("runAsUser", "runAsGroup") if k in pod_sc},
                             f"{where}.securityContext")
@@ -570,9 +573,12 @@ def object_errors(doc, where=None):
     # Messages read "Kind/name: path.in.object: problem".
     for m in schema_errors(doc, model, ""):
         errors.append(f"{where}: {m[1:]}" if m.startswith(".") else f"{where}{m}")
+    claims = [_mapping(t.get("metadata")).get("name") for t in
+              _listing(_mapping(doc.get("spec")).get("volumeClaimTemplates"))
+              if isinstance(t, dict)] if kind == "StatefulSet" else []
     for spec, path in pod_specs(doc, ""):
         if spec is not None:
-            errors += [f"{where}: {m}" for m in pod_spec_errors(spec, path[1:])]
+            errors += [f"{where}: {m}" for m in pod_spec_errors(spec, path[1:], claims)]
     return errors, unchecked
 
 

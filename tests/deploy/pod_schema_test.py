@@ -264,6 +264,21 @@ def main():
             len(e) == 1 and e[0].startswith("List/None.items[1]") and "duplicate container "
             "name 'h2mesh-init'" in e[0], f"{e}")
 
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+           "spec": {"serviceName": "s", "selector": {"matchLabels": {"app": "s"}},
+                    "template": {"metadata": {"labels": {"app": "s"}}, "spec": {"containers": [
+                        {"name": "db", "image": "db:1",
+                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}}}}]}}
+    e = errors_of(sts)
+    r.check("StatefulSet: a mount of a volumeClaimTemplate is valid", not e, f"{e}")
+    sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] = "logs"
+    e = errors_of(sts)
+    r.check("StatefulSet: a mount of neither a volume nor a claim template is not",
+            any("volume 'data' is not in spec.volumes" in m for m in e), f"{e}")
+
     for text, value in (("1", Decimal(1)), ("100m", Decimal("0.1")), ("64Mi", Decimal(64 << 20)),
                         ("1e3", Decimal(1000)), ("1E", Decimal(10) ** 18), (".5", Decimal("0.5")),
                         (2, Decimal(2)), ("1.5Gi", Decimal(3 << 29))):
