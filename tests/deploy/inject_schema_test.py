@@ -46,10 +46,12 @@ def pod_templates(doc):
     return out
 
 
-def normalized(errors):
-    """Errors without list indexes: the same problem of the user's, moved down a list by the
-    containers injection put first, reads the same."""
-    return {re.sub(r"\[\d+\]", "[]", e) for e in errors}
+def where_of(error):
+    """The field an error is about, without list indexes: the same field of the user's, moved
+    down a list by the containers injection put first, reads the same. Only the field: YAML
+    parsers differ on some plain scalars (0o755 is a string to YAML 1.1's PyYAML, an integer to
+    YAML 1.2), so what the user's invalid value turned into is not compared."""
+    return re.sub(r"\[\d+\]", "[]", error.split(": ")[0] + ": " + error.split(": ")[1])
 
 
 def names(containers):
@@ -121,9 +123,9 @@ def main():
                 for i, (o, d) in enumerate(zip(originals, docs)):
                     # An input that is not valid Kubernetes itself (the injector's golden files
                     # test YAML corner cases) may stay so: injection must add no problem.
-                    before = normalized(pod_schema.object_errors(o)[0])
+                    before = {where_of(m) for m in pod_schema.object_errors(o)[0]}
                     e, _ = pod_schema.object_errors(d)
-                    problems += [m for m in e if re.sub(r"\[\d+\]", "[]", m) not in before]
+                    problems += [m for m in e if where_of(m) not in before]
                     problems += shape_errors(o, d, legacy, f"document {i + 1}")
                     injected_pods += sum(1 for m, _ in pod_templates(d)
                                          if STATUS in (m.get("annotations") or {}))
