@@ -334,7 +334,21 @@ def dns_seeds():
         write("fuzz_grpc_timeout", "timeout_%d" % i, t)
 
 
+def inject_seeds():
+    # The golden inputs of the injector's tests: every workload kind, anchors and merge keys,
+    # comments, annotations, a List.
+    golden = os.path.join(ROOT, "tests", "unit", "inject", "golden")
+    for name in sorted(os.listdir(golden)):
+        if name.endswith(".in.yaml"):
+            with open(os.path.join(golden, name)) as f:
+                write("fuzz_inject", name[:-len(".in.yaml")], f.read())
+    write("fuzz_inject", "scalars", "kind: Pod\nspec:\n  containers:\n    - name: a\n"
+          "      args: [yes, 0x1F, .inf, '.nan', 1_000, \"a: b\", ~]\n"
+          "      command: |\n        two\n        lines\n")
+
+
 if __name__ == "__main__":
+    inject_seeds()
     downstream_seeds()
     upstream_seeds()
     config_seeds()

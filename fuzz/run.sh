@@ -11,7 +11,7 @@ shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
   targets=(fuzz_downstream fuzz_upstream fuzz_config fuzz_grpc_timeout fuzz_k8s_slices
-           fuzz_service_map fuzz_kubeconfig fuzz_dns_answer)
+           fuzz_service_map fuzz_kubeconfig fuzz_dns_answer fuzz_inject)
 fi
 
 cmake -S . -B build-fuzz -G Ninja -DH2MESH_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ \

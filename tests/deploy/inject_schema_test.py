@@ -49,8 +49,8 @@ def pod_templates(doc):
 def where_of(error):
     """The field an error is about, without list indexes: the same field of the user's, moved
     down a list by the containers injection put first, reads the same. Only the field: YAML
-    parsers differ on some plain scalars (0o755 is a string to YAML 1.1's PyYAML, an integer to
-    YAML 1.2), so what the user's invalid value turned into is not compared."""
+    parsers differ on some plain scalars (0o755 is a string to PyYAML, an integer to go-yaml v2,
+    which Kubernetes and h2mesh follow), so what an invalid value turned into is not compared."""
     return re.sub(r"\[\d+\]", "[]", error.split(": ")[0] + ": " + error.split(": ")[1])
 
 
