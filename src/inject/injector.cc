@@ -212,10 +212,12 @@ Result<void> check_conflicts(const Json& spec) {
   if (volumes != spec.end() && volumes->is_array()) {
     for (size_t i = 0; i < volumes->size(); ++i) {
       const Json& v = (*volumes)[i];
-      if (v.is_object() && v.value("name", Json()) == kVolumeName)
-        return invalid("spec.volumes[" + std::to_string(i) + "].name: " + std::string(kVolumeName) +
-                       " is h2mesh's volume, but the pod has no " + std::string(kStatusAnnotation) +
-                       " annotation");
+      if (!v.is_object()) continue;
+      for (std::string_view ours : {kVolumeName, kXtablesVolumeName})
+        if (v.value("name", Json()) == std::string(ours))
+          return invalid("spec.volumes[" + std::to_string(i) + "].name: " + std::string(ours) +
+                         " is h2mesh's volume, but the pod has no " +
+                         std::string(kStatusAnnotation) + " annotation");
     }
   }
   return {};
@@ -263,6 +265,8 @@ Json init_container(const Options& options, const PodSettings& s) {
   sc["capabilities"] = Json::object(
       {{"drop", Json::array({"ALL"})}, {"add", Json::array({"NET_ADMIN", "NET_RAW"})}});
   c["securityContext"] = std::move(sc);
+  c["volumeMounts"] = Json::array(
+      {Json::object({{"name", kXtablesVolumeName}, {"mountPath", "/run"}})});
   return c;
 }
 
@@ -471,6 +475,8 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
   Json& volumes = mutable_spec["volumes"];
   if (!volumes.is_array()) volumes = Json::array();
   volumes.push_back(kube_api_volume());
+  volumes.push_back(
+      Json::object({{"name", kXtablesVolumeName}, {"emptyDir", Json::object()}}));
   return InjectOutcome{Outcome::Injected, {}};
 }
 
@@ -495,6 +501,7 @@ Result<bool> uninject_pod(Json& pod) {
       removed = remove_named(*spec, field, kProxyName) || removed;
     }
     removed = remove_named(*spec, "volumes", kVolumeName) || removed;
+    removed = remove_named(*spec, "volumes", kXtablesVolumeName) || removed;
   }
   return removed;
 }

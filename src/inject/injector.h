@@ -32,6 +32,9 @@ inline constexpr uint16_t kAdminPort = 9901;
 inline constexpr std::string_view kInitName = "h2mesh-init";
 inline constexpr std::string_view kProxyName = "h2mesh-proxy";
 inline constexpr std::string_view kVolumeName = "h2mesh-kube-api";
+// An emptyDir at h2mesh-init's /run: iptables' legacy backend takes its lock in
+// /run/xtables.lock, which a read-only root filesystem would refuse.
+inline constexpr std::string_view kXtablesVolumeName = "h2mesh-xtables-lock";
 
 inline constexpr std::string_view kInjectAnnotation = "h2mesh.io/inject";  // enabled | disabled
 inline constexpr std::string_view kStatusAnnotation = "h2mesh.io/inject-status";
@@ -58,8 +61,8 @@ struct InjectOutcome {
 // pod template). Does not look at namespace labels: the caller decides whether to call it. With
 // Skipped or AlreadyInjected, `pod` is unchanged. An error (InvalidArgument, message naming the
 // field) for an annotation with a bad value or a pod the sidecar cannot work in (a container
-// already on port 9901 or 15001, an app running as uid 1337, a foreign h2mesh-kube-api
-// volume); `pod` is then unchanged too.
+// already on port 9901 or 15001, an app running as uid 1337, a foreign h2mesh-kube-api or
+// h2mesh-xtables-lock volume); `pod` is then unchanged too.
 //
 // With legacy_sidecar, a pod that runs to completion (restartPolicy Never or OnFailure, as every
 // Job's, or owned by a Job) is Skipped: a regular sidecar container never exits.

@@ -126,14 +126,9 @@ Review decide(Json& doc, const NamespaceLabels& namespaces, const inject::Option
       return finish(std::move(r));
     }
   }
-  // A dry run (kubectl --dry-run=server) is answered as if not selected: nothing is changed
-  // that the user did not see.
-  if (const Json* dry = member(*request, "dryRun"); dry && dry->is_boolean() && dry->get<bool>()) {
-    r.result = ReviewResult::Skipped;
-    r.detail = "dry run";
-    return finish(std::move(r));
-  }
-
+  // A dry run (kubectl --dry-run=server) is patched like the real request: the webhook has no
+  // side effects (sideEffects: None), and the dry run's output then shows the pod the real
+  // create would make, sidecar included.
   Json injected = *pod;
   auto outcome = inject::inject_pod(injected, options);
   if (!outcome) {

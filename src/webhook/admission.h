@@ -35,7 +35,7 @@ class NamespaceLabels {
 enum class ReviewResult {
   Injected,         // answered with a patch
   AlreadyInjected,  // the pod has the sidecar (status annotation, or an h2mesh-proxy container)
-  Skipped,          // selected, but not to be injected (inject: disabled, hostNetwork, dry run)
+  Skipped,          // selected, but not to be injected (inject: disabled, hostNetwork)
   NotSelected,      // neither the namespace label nor the pod annotation asks for injection
   Invalid,          // not an AdmissionReview v1 for a Pod we can read
   Error,            // the injector refused the pod (a bad annotation, a port conflict, ...)

@@ -88,7 +88,7 @@ def shape_errors(original, injected, legacy, where):
             out.append(f"{where}: initContainers {init1}, containers {app1}; expected "
                        f"{want_init}, {want_app}")
         vols = names(s1.get("volumes"))
-        if vols != names(s0.get("volumes")) + ["h2mesh-kube-api"]:
+        if vols != names(s0.get("volumes")) + ["h2mesh-kube-api", "h2mesh-xtables-lock"]:
             out.append(f"{where}: volumes {vols}")
     return out
 

@@ -566,6 +566,11 @@ CallCounts MeshTest::greeter_call(const std::string& target, int calls) {
   CallCounts counts = run_client({bin_dir() + "/greeter", "call", "--target", target, "-n",
                                   std::to_string(calls), "--deadline-ms", "10000"},
                                  "greeter-call");
+  count_greetings(counts);
+  return counts;
+}
+
+void MeshTest::count_greetings(CallCounts& counts) {
   std::istringstream lines(counts.output);
   for (std::string line; std::getline(lines, line);) {
     if (line.find(" - error: ") != std::string::npos) {
@@ -575,7 +580,6 @@ CallCounts MeshTest::greeter_call(const std::string& target, int calls) {
       ++counts.per_pod[backend_of(line.substr(at + 13))];
     }
   }
-  return counts;
 }
 
 CallCounts MeshTest::node_call(const std::string& target, int calls) {

@@ -173,12 +173,19 @@ class MeshTest : public ::testing::Test {
 
   // Every call of `counts` succeeded and each of `pods` answered within one of its share.
   static void expect_spread(const CallCounts& counts, int calls, const std::vector<int>& pods);
+  // Fills counts.ok, failed and per_pod from the lines `greeter call` printed in counts.output.
+  static void count_greetings(CallCounts& counts);
 
- private:
+  // `argv` in `pod`'s network namespace, as `uid` when given; its output goes to files named
+  // after `name` in dir().
   std::unique_ptr<h2mesh::Subprocess> spawn_in(const h2mesh::lab::Pod& pod,
                                                const std::vector<std::string>& argv,
                                                const std::string& name,
                                                std::optional<uid_t> uid = std::nullopt);
+  // The kubeconfig the sidecar is given: the lab's API server, its token.
+  const std::string& kubeconfig() const { return kubeconfig_; }
+
+ private:
   CallCounts run_client(const std::vector<std::string>& argv, const std::string& name);
 
   std::string dir_;

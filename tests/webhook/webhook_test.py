@@ -332,11 +332,13 @@ class WebhookTest(unittest.TestCase):
         self.assertNotIn("patch", response)
         self.assertEqual(response["uid"], "u-1")
 
-    def test_not_a_pod_and_dry_run_are_not_patched(self):
+    def test_not_a_pod_is_not_patched_and_a_dry_run_is(self):
         other = review({"metadata": {"name": "x"}, "spec": {}}, "grpcdemo", uid="u-2")
         other["request"]["kind"]["kind"] = "Service"
         self.assertNotIn("patch", self.admit(other))
-        self.assertNotIn("patch", self.admit(review(pod("a"), "grpcdemo", dry_run=True)))
+        # kubectl apply --dry-run=server shows the pod the create would make.
+        self.assertEqual(self.admit(review(pod("a"), "grpcdemo", dry_run=True))["patch"],
+                         self.admit(review(pod("a"), "grpcdemo"))["patch"])
 
     def test_huge_body_gets_413_and_others_are_still_served(self):
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw:

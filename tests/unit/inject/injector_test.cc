@@ -59,7 +59,8 @@ TEST(InjectPod, NativeSidecarComesFirstAmongInitContainersThenTheUsers) {
   EXPECT_EQ(proxy["securityContext"]["runAsUser"], 1337);
   EXPECT_EQ(proxy["image"], std::string(kDefaultImage));
   EXPECT_EQ(proxy["volumeMounts"][0]["name"], "h2mesh-kube-api");
-  EXPECT_EQ(names(pod["spec"]["volumes"]), std::vector<std::string>{"h2mesh-kube-api"});
+  EXPECT_EQ(names(pod["spec"]["volumes"]),
+            (std::vector<std::string>{"h2mesh-kube-api", "h2mesh-xtables-lock"}));
   EXPECT_EQ(Json::parse(annotations(pod)["h2mesh.io/inject-status"].get<std::string>()),
             Json::parse(R"({"version":"0.1.0","sidecar":"native"})"));
   // A new initContainers reads above containers; the pod's own keys keep their order.
@@ -83,6 +84,12 @@ TEST(InjectPod, InitContainerGetsOnlyTheCapabilitiesIptablesNeeds) {
   EXPECT_EQ(init["securityContext"]["capabilities"],
             Json::parse(R"({"drop":["ALL"],"add":["NET_ADMIN","NET_RAW"]})"));
   EXPECT_EQ(init["securityContext"]["runAsUser"], 0);
+  // Its root filesystem is read-only; iptables-legacy locks /run/xtables.lock, so /run is an
+  // emptyDir of its own.
+  EXPECT_EQ(init["securityContext"]["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(init["volumeMounts"],
+            Json::parse(R"([{"name": "h2mesh-xtables-lock", "mountPath": "/run"}])"));
+  EXPECT_EQ(pod["spec"]["volumes"][1], Json::parse(R"({"name": "h2mesh-xtables-lock", "emptyDir": {}})"));
 }
 
 TEST(InjectPod, UsersSecurityContextsAndVolumesAreLeftAsTheyWere) {
@@ -94,7 +101,8 @@ TEST(InjectPod, UsersSecurityContextsAndVolumesAreLeftAsTheyWere) {
   ASSERT_TRUE(inject(pod).ok());
   EXPECT_EQ(pod["spec"]["securityContext"], before["spec"]["securityContext"]);
   EXPECT_EQ(pod["spec"]["containers"], before["spec"]["containers"]);
-  EXPECT_EQ(names(pod["spec"]["volumes"]), (std::vector<std::string>{"cache", "h2mesh-kube-api"}));
+  EXPECT_EQ(names(pod["spec"]["volumes"]),
+            (std::vector<std::string>{"cache", "h2mesh-kube-api", "h2mesh-xtables-lock"}));
 }
 
 TEST(InjectPod, LegacySidecarIsTheFirstRegularContainerWithHooks) {
@@ -247,6 +255,9 @@ TEST(InjectPod, PortsAndUidTheProxyOwnsAreConflicts) {
   Json volume = app_pod();
   volume["spec"]["volumes"] = Json::parse(R"([{"name": "h2mesh-kube-api", "emptyDir": {}}])");
   EXPECT_NE(error_of(volume).find("spec.volumes[0].name"), std::string::npos);
+  Json lock = app_pod();
+  lock["spec"]["volumes"] = Json::parse(R"([{"name": "h2mesh-xtables-lock", "emptyDir": {}}])");
+  EXPECT_NE(error_of(lock).find("spec.volumes[0].name: h2mesh-xtables-lock"), std::string::npos);
   // Also in legacy mode.
   EXPECT_FALSE(error_of(admin, true).empty());
 }

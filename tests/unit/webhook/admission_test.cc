@@ -181,10 +181,13 @@ TEST_F(Admission, InjectorErrorIsAllowedWithAWarningNamingTheAnnotation) {
             std::string::npos);
 }
 
-TEST_F(Admission, DryRunAndUpdatesAreNotPatched) {
+TEST_F(Admission, DryRunIsPatchedLikeTheCreateAndUpdatesAreNot) {
+  // kubectl apply --dry-run=server shows the pod the create would make.
   Json dry = request(pod(), "grpcdemo");
   dry["request"]["dryRun"] = true;
-  EXPECT_EQ(run(dry).result, ReviewResult::Skipped);
+  Review dry_run = run(dry);
+  EXPECT_EQ(dry_run.result, ReviewResult::Injected);
+  EXPECT_EQ(response_of(dry_run)["patch"], response_of(run(request(pod(), "grpcdemo")))["patch"]);
   Json update = request(pod(), "grpcdemo");
   update["request"]["operation"] = "UPDATE";
   Review r = run(update);
