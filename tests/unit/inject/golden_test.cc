@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -22,6 +24,26 @@ std::string read_file(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// The seed's demo manifests as a user applies them (`kubectl apply -f deploy/grpcdemo/`): the
+// files in name order, as one stream.
+std::string grpcdemo_manifests() {
+  std::vector<std::string> paths;
+  for (const auto& entry : std::filesystem::directory_iterator(H2MESH_GRPCDEMO_DIR))
+    if (entry.path().extension() == ".yaml") paths.push_back(entry.path().string());
+  std::sort(paths.begin(), paths.end());
+  std::string text;
+  for (const std::string& path : paths) {
+    if (!text.empty()) text += "---\n";
+    text += read_file(path);
+  }
+  return text;
+}
+
+// A case's input: golden/<name>.in.yaml, or deploy/grpcdemo/ for "grpcdemo".
+std::string input_of(const std::string& name) {
+  return name == "grpcdemo" ? grpcdemo_manifests() : read_file(golden_path(name + ".in.yaml"));
 }
 
 bool updating() {
@@ -46,8 +68,8 @@ std::string inject_text(const std::string& text, bool legacy) {
 
 TEST_P(GoldenTest, InjectedManifestMatchesGoldenFile) {
   const Case c = GetParam();
-  const std::string input = read_file(golden_path(std::string(c.name) + ".in.yaml"));
-  ASSERT_FALSE(input.empty()) << "missing " << golden_path(std::string(c.name) + ".in.yaml");
+  const std::string input = input_of(c.name);
+  ASSERT_FALSE(input.empty()) << "missing input for " << c.name;
   const std::string expected_path =
       golden_path(std::string(c.name) + (c.legacy ? ".legacy.out.yaml" : ".out.yaml"));
   const std::string out = inject_text(input, c.legacy);
@@ -61,7 +83,7 @@ TEST_P(GoldenTest, InjectedManifestMatchesGoldenFile) {
 
 TEST_P(GoldenTest, InjectingTwiceChangesNothingMore) {
   const Case c = GetParam();
-  const std::string input = read_file(golden_path(std::string(c.name) + ".in.yaml"));
+  const std::string input = input_of(c.name);
   const std::string once = inject_text(input, c.legacy);
   EXPECT_EQ(inject_text(once, c.legacy), once);
   // The other mode sees the same status annotation: no second sidecar.
@@ -72,7 +94,7 @@ TEST_P(GoldenTest, InjectingTwiceChangesNothingMore) {
 
 TEST_P(GoldenTest, UninjectGivesBackTheOriginalData) {
   const Case c = GetParam();
-  const std::string input = read_file(golden_path(std::string(c.name) + ".in.yaml"));
+  const std::string input = input_of(c.name);
   const std::string injected = inject_text(input, c.legacy);
   auto uninjected = uninject_manifest(injected, OutputFormat::Json, nullptr);
   ASSERT_TRUE(uninjected.ok()) << uninjected.error().message;
@@ -86,7 +108,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"pod", false}, Case{"deployment", false}, Case{"statefulset", false},
                       Case{"daemonset", false}, Case{"replicaset", false}, Case{"job", false},
                       Case{"cronjob", false}, Case{"list", false}, Case{"anchors", false},
-                      Case{"deployment", true}, Case{"job", true}, Case{"cronjob", true}),
+                      Case{"deployment", true}, Case{"job", true}, Case{"cronjob", true},
+                      Case{"grpcdemo", false}, Case{"grpcdemo", true}),
     [](const ::testing::TestParamInfo<Case>& info) {
       return std::string(info.param.name) + (info.param.legacy ? "_legacy" : "");
     });
