@@ -14,7 +14,7 @@ if [[ "${1:-}" == "--tests" ]]; then
   packages+=(clang libfuzzer-14-dev libclang-rt-14-dev)
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
   # tests/deploy/pod_schema.py: the Kubernetes API's generated models, an independent schema.
-  packages+=(python3-kubernetes)
+  packages+=(python3-kubernetes python3-cryptography)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   # The peers and the load generator of bench/run. In Debian 12 the nginx binary (with
