@@ -13,7 +13,8 @@ if [[ "${1:-}" == "--tests" ]]; then
   packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml python3-jsonpatch openssl libcap2-bin)
   packages+=(clang libfuzzer-14-dev libclang-rt-14-dev)
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
-  # tests/deploy/pod_schema.py: the Kubernetes API's generated models, an independent schema.
+  # tests/deploy/pod_schema.py: the Kubernetes API's generated models, an independent schema;
+  # tests/fakes/test_pki.py: certificates for the TLS tests.
   packages+=(python3-kubernetes python3-cryptography)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
