@@ -166,6 +166,33 @@ NatRules interception_rules(const InterceptionOptions& o, Family family) {
       if (c.family == family) add("-d " + c.to_string() + " -j " + redirect);
   }
   r.rules.push_back({redirect, "-p tcp -j REDIRECT --to-ports " + std::to_string(o.outbound_port)});
+  if (o.inbound_port == 0) return r;
+
+  const std::string in(kInboundChain), in_redirect(kInboundRedirectChain);
+  r.chains.push_back(in);
+  r.chains.push_back(in_redirect);
+  r.hooks.push_back({"PREROUTING", "-p tcp -j " + in});
+  auto add_in = [&](const std::string& spec) { r.rules.push_back({in, spec}); };
+  // Loopback arrives through PREROUTING too: the sidecar's own connections to the app (it
+  // forwards to the pod IP) and the app calling itself. Neither is a peer to authenticate.
+  add_in("-i lo -j RETURN");
+  // The ports the sidecar itself serves: the admin port (the kubelet's probes and scrapes come
+  // from the node, not from a sidecar) and the two interception ports, which a peer reaching
+  // them directly must not loop through.
+  std::vector<uint16_t> exempt;
+  if (o.admin_port != 0) exempt.push_back(o.admin_port);
+  exempt.push_back(o.outbound_port);
+  exempt.push_back(o.inbound_port);
+  exempt.insert(exempt.end(), o.skip_inbound_ports.begin(), o.skip_inbound_ports.end());
+  std::vector<uint16_t> added;
+  for (uint16_t port : exempt) {
+    if (std::find(added.begin(), added.end(), port) != added.end()) continue;
+    added.push_back(port);
+    add_in("-p tcp -m tcp --dport " + std::to_string(port) + " -j RETURN");
+  }
+  add_in("-p tcp -j " + in_redirect);
+  r.rules.push_back(
+      {in_redirect, "-p tcp -j REDIRECT --to-ports " + std::to_string(o.inbound_port)});
   return r;
 }
 

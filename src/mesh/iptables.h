@@ -23,6 +23,8 @@ enum class Family { V4, V6 };
 inline constexpr std::string_view kChainPrefix = "H2MESH_";
 inline constexpr std::string_view kOutputChain = "H2MESH_OUTPUT";
 inline constexpr std::string_view kRedirectChain = "H2MESH_REDIRECT";
+inline constexpr std::string_view kInboundChain = "H2MESH_INBOUND";
+inline constexpr std::string_view kInboundRedirectChain = "H2MESH_IN_REDIRECT";
 
 // An address range, its host bits cleared (10.1.2.3/24 is 10.1.2.0/24, as iptables stores it).
 struct Cidr {
@@ -53,6 +55,10 @@ struct InterceptionOptions {
   std::vector<uint16_t> skip_outbound_ports;
   std::vector<Cidr> skip_outbound_cidrs;     // both families; each goes to its own
   std::vector<Cidr> include_outbound_cidrs;  // empty: every destination not skipped
+  // Inbound: TCP arriving at the pod goes to the sidecar's inbound listener (mesh mTLS). 0: no
+  // inbound interception (the PREROUTING hook and its chains are not installed).
+  uint16_t inbound_port = 0;
+  std::vector<uint16_t> skip_inbound_ports;
 };
 
 // One rule as iptables-save prints it, "-A <chain> <spec>".
@@ -72,8 +78,9 @@ struct NatRules {
   bool operator==(const NatRules&) const = default;
 };
 
-// The rules `install` wants for `family`: the outbound side. Adding the inbound side (PREROUTING
-// → an inbound chain → port 15006) is adding its chains, rules and hook here.
+// The rules `install` wants for `family`: the outbound side (OUTPUT → H2MESH_OUTPUT →
+// H2MESH_REDIRECT → outbound_port) and, when inbound_port is set, the inbound side
+// (PREROUTING → H2MESH_INBOUND → H2MESH_IN_REDIRECT → inbound_port).
 NatRules interception_rules(const InterceptionOptions& options, Family family);
 
 // Our part of the nat table in iptables-save output (`iptables-save -t nat`, or a whole save:

@@ -13,13 +13,14 @@ constexpr const char* kWhere = "h2mesh iptables";
 
 constexpr const char* kUsage =
     "usage: h2mesh iptables install|uninstall|show [FLAGS]\n"
-    "  Outbound interception for mesh mode: the pod's outbound TCP goes to the sidecar's\n"
-    "  outbound port (nat chains H2MESH_OUTPUT and H2MESH_REDIRECT, hooked from OUTPUT).\n"
+    "  Interception for mesh mode: the pod's outbound TCP goes to the sidecar's outbound\n"
+    "  port (nat chains H2MESH_OUTPUT and H2MESH_REDIRECT, hooked from OUTPUT); with\n"
+    "  --inbound-port, TCP arriving at the pod goes to its inbound port (H2MESH_INBOUND).\n"
     "  Needs CAP_NET_ADMIN (root, or an init container with NET_ADMIN and NET_RAW).\n"
     "\n"
     "  install      create or replace the rules (one iptables-restore transaction per family;\n"
     "               installing twice is installing once)\n"
-    "  uninstall    remove the hook and every H2MESH_ chain; nothing else is touched\n"
+    "  uninstall    remove the hooks and every H2MESH_ chain; nothing else is touched\n"
     "  show         print the rules as installed\n"
     "\n"
     "flags:\n"
@@ -34,6 +35,10 @@ constexpr const char* kUsage =
     "  --skip-outbound-ports P,P..    destination ports never redirected\n"
     "  --skip-outbound-cidrs C,C..    destinations never redirected (IPv4 and IPv6)\n"
     "  --include-outbound-cidrs C,C.. redirect only these destinations\n"
+    "  --inbound-port PORT            also redirect TCP arriving at the pod (nat PREROUTING,\n"
+    "                                 chains H2MESH_INBOUND and H2MESH_IN_REDIRECT) to this\n"
+    "                                 port: the sidecar's inbound listener, mesh mTLS (15006)\n"
+    "  --skip-inbound-ports P,P..     with --inbound-port: ports arriving at the pod untouched\n"
     "\n"
     "exit codes: 0 done, 1 failed (a failed install changes nothing), 2 usage error,\n"
     "3 not permitted\n";
@@ -55,6 +60,8 @@ constexpr Flag kFlags[] = {
     {"--skip-outbound-ports", true, true},
     {"--skip-outbound-cidrs", true, true},
     {"--include-outbound-cidrs", true, true},
+    {"--inbound-port", true, true},
+    {"--skip-inbound-ports", true, true},
 };
 
 Error usage(std::string message, std::string_view typed = {},
@@ -112,10 +119,14 @@ Result<void> apply_flag(std::string_view name, const std::string& value, Iptable
       if (!port.ok()) return named(port.error());
       o.admin_port = *port;
     }
-  } else if (name == "--skip-outbound-ports") {
+  } else if (name == "--inbound-port") {
+    Result<uint16_t> port = parse_port(value);
+    if (!port.ok()) return named(port.error());
+    o.inbound_port = *port;
+  } else if (name == "--skip-outbound-ports" || name == "--skip-inbound-ports") {
     Result<std::vector<uint16_t>> ports = parse_port_list(value);
     if (!ports.ok()) return named(ports.error());
-    o.skip_outbound_ports = *ports;
+    (name == "--skip-outbound-ports" ? o.skip_outbound_ports : o.skip_inbound_ports) = *ports;
   } else {
     Result<std::vector<Cidr>> cidrs = parse_cidr_list(value);
     if (!cidrs.ok()) return named(cidrs.error());
@@ -162,10 +173,14 @@ int install(const IptablesRequest& request, const IptablesRunner& runner,
     return report(make_error(applied.error().code, message));
   }
   for (size_t i = 0; i < families.size(); ++i)
-    printf("%s: %s: outbound TCP redirected to port %u\n",
+    printf("%s: %s: outbound TCP redirected to port %u%s\n",
            label(families[i], runner.backend()).c_str(),
            before[i].empty() ? "installed" : "replaced the rules that were installed",
-           static_cast<unsigned>(request.options.outbound_port));
+           static_cast<unsigned>(request.options.outbound_port),
+           request.options.inbound_port == 0
+               ? ""
+               : (", inbound TCP to port " + std::to_string(request.options.inbound_port))
+                     .c_str());
   return 0;
 }
 
@@ -271,6 +286,11 @@ Result<IptablesRequest> parse_iptables_args(const std::vector<std::string>& args
     gid_given = gid_given || name == "--proxy-gid";
   }
   if (!gid_given) r.options.proxy_gid = r.options.proxy_uid;
+  if (!r.options.skip_inbound_ports.empty() && r.options.inbound_port == 0)
+    return usage("--skip-inbound-ports needs --inbound-port (without it nothing inbound is "
+                 "redirected)");
+  if (r.options.inbound_port != 0 && r.options.inbound_port == r.options.outbound_port)
+    return usage("--inbound-port and --outbound-port must differ");
   if (r.dry_run && r.action == IptablesAction::Show)
     return usage("--dry-run is for install and uninstall (show changes nothing)");
   return r;

@@ -483,10 +483,16 @@ class TrafficTest : public IptablesTest {
   // the connection ("" if none within 5 s) and, for the sidecar's, the original destination.
   std::string connect_from_pod(uint32_t fsuid, uint32_t fsgid, const Endpoint& to,
                                Endpoint* original = nullptr) {
+    return connect_from(*pod_, fsuid, fsgid, to, original);
+  }
+
+  // The same from `ns` (the peer: traffic arriving at the pod).
+  std::string connect_from(const Netns& ns, uint32_t fsuid, uint32_t fsgid, const Endpoint& to,
+                           Endpoint* original = nullptr) {
     int fd = -1;
     socklen_t len;
     sockaddr_storage ss = address_of(to, &len);
-    in_namespace(*pod_, fsuid, fsgid,
+    in_namespace(ns, fsuid, fsgid,
                  [&] { fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0); });
     if (fd < 0) return "socket failed";
     if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
@@ -565,6 +571,45 @@ TEST_F(TrafficTest, IncludeListRedirectsOnlyThoseDestinations) {
   EXPECT_EQ(connect_from_pod(0, 0, {"10.99.1.1", 80}), "peer:80");
   // No IPv6 range included: no IPv6 destination is redirected.
   EXPECT_EQ(connect_from_pod(0, 0, {"fd99::1", 80}), "peer6:80");
+}
+
+TEST_F(TrafficTest, InboundTcpGoesToTheInboundPortExceptWhatIsExempt) {
+  listen_in(*pod_, "inbound", "0.0.0.0", 15006);
+  listen_in(*pod_, "inbound6", "::", 15006);
+  listen_in(*pod_, "app:8082", "0.0.0.0", 8082);
+  listen_in(*pod_, "pod:9901", "0.0.0.0", 9901);
+  listen_in(*pod_, "pod:8083", "0.0.0.0", 8083);
+  EXPECT_EQ(connect_from(*peer_, 0, 0, {"10.99.0.2", 8082}), "app:8082");
+
+  Outcome r = pod_->h2mesh({"iptables", "install", "--inbound-port", "15006",
+                            "--skip-inbound-ports", "8083", "--ipv6", "on"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("inbound TCP to port 15006"), std::string::npos) << r.out;
+
+  Endpoint original{"", 0};
+  EXPECT_EQ(connect_from(*peer_, 0, 0, {"10.99.0.2", 8082}, &original), "inbound");
+  EXPECT_EQ(original.ip, "10.99.0.2") << "SO_ORIGINAL_DST gives the app's address and port";
+  EXPECT_EQ(original.port, 8082);
+  original = {"", 0};
+  EXPECT_EQ(connect_from(*peer_, 0, 0, {"fd99::2", 8082}, &original), "inbound6");
+  EXPECT_EQ(original.port, 8082);
+
+  // Exempt: the admin port (probes from the node), a skipped port, the outbound port (no loop).
+  EXPECT_EQ(connect_from(*peer_, 0, 0, {"10.99.0.2", 9901}), "pod:9901");
+  EXPECT_EQ(connect_from(*peer_, 0, 0, {"10.99.0.2", 8083}), "pod:8083");
+  EXPECT_EQ(connect_from(*peer_, 0, 0, {"10.99.0.2", 15001}), "sidecar");
+  // Inside the pod (over lo): the sidecar forwarding to the app, or the app calling itself.
+  EXPECT_EQ(connect_from_pod(1337, 1337, {"10.99.0.2", 8082}), "app:8082");
+  EXPECT_EQ(connect_from_pod(0, 0, {"10.99.0.2", 8082}), "app:8082");
+
+  r = pod_->h2mesh({"iptables", "show"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("-A PREROUTING -p tcp -j H2MESH_INBOUND"), std::string::npos) << r.out;
+  r = pod_->h2mesh({"iptables", "uninstall"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(connect_from(*peer_, 0, 0, {"10.99.0.2", 8082}), "app:8082");
+  r = pod_->h2mesh({"iptables", "show"});
+  EXPECT_EQ(r.out.find("H2MESH_"), std::string::npos) << "every chain of ours is gone:\n" << r.out;
 }
 
 }  // namespace

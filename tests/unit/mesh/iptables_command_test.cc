@@ -48,6 +48,18 @@ TEST(IptablesArgs, EveryFlagIsRead) {
   ASSERT_EQ(r->options.include_outbound_cidrs.size(), 1u);
   EXPECT_EQ(r->ipv6, Ipv6Mode::Off);
   EXPECT_EQ(r->backend, Backend::Legacy);
+  EXPECT_EQ(r->options.inbound_port, 0) << "no inbound interception unless asked";
+
+  r = parse({"install", "--inbound-port", "15006", "--skip-inbound-ports=8443,9000"});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->options.inbound_port, 15006);
+  EXPECT_EQ(r->options.skip_inbound_ports, (std::vector<uint16_t>{8443, 9000}));
+  EXPECT_EQ(error_of({"install", "--skip-inbound-ports", "80"}),
+            "--skip-inbound-ports needs --inbound-port (without it nothing inbound is redirected)");
+  EXPECT_EQ(error_of({"install", "--inbound-port", "15001"}),
+            "--inbound-port and --outbound-port must differ");
+  EXPECT_EQ(error_of({"install", "--inbound-port", "0"}),
+            "--inbound-port: invalid port '0': expected 1..65535");
 
   r = parse({"install", "--proxy-gid", "0", "--proxy-uid", "1000", "--backend", "nft"});
   ASSERT_TRUE(r.ok()) << r.error().message;

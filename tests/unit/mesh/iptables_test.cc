@@ -73,6 +73,44 @@ TEST(InterceptionRules, IncludeListWithoutThisFamilyRedirectsNothingOfIt) {
   EXPECT_EQ(v4.rules[v4.rules.size() - 2].spec, "-d 10.96.0.0/12 -j H2MESH_REDIRECT");
 }
 
+TEST(InterceptionRules, InboundSideRedirectsArrivingTcpExceptTheSidecarsOwnPorts) {
+  InterceptionOptions o;
+  o.inbound_port = 15006;
+  o.skip_inbound_ports = {8443, 9901};  // 9901 twice (admin): one rule
+  const std::string expected =
+      "*nat\n"
+      ":H2MESH_OUTPUT - [0:0]\n"
+      ":H2MESH_REDIRECT - [0:0]\n"
+      ":H2MESH_INBOUND - [0:0]\n"
+      ":H2MESH_IN_REDIRECT - [0:0]\n"
+      "-A H2MESH_OUTPUT -m owner --uid-owner 1337 -j RETURN\n"
+      "-A H2MESH_OUTPUT -m owner --gid-owner 1337 -j RETURN\n"
+      "-A H2MESH_OUTPUT -d 127.0.0.0/8 -j RETURN\n"
+      "-A H2MESH_OUTPUT -o lo -j RETURN\n"
+      "-A H2MESH_OUTPUT -p tcp -m tcp --dport 9901 -j RETURN\n"
+      "-A H2MESH_OUTPUT -j H2MESH_REDIRECT\n"
+      "-A H2MESH_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n"
+      "-A H2MESH_INBOUND -i lo -j RETURN\n"
+      "-A H2MESH_INBOUND -p tcp -m tcp --dport 9901 -j RETURN\n"
+      "-A H2MESH_INBOUND -p tcp -m tcp --dport 15001 -j RETURN\n"
+      "-A H2MESH_INBOUND -p tcp -m tcp --dport 15006 -j RETURN\n"
+      "-A H2MESH_INBOUND -p tcp -m tcp --dport 8443 -j RETURN\n"
+      "-A H2MESH_INBOUND -p tcp -j H2MESH_IN_REDIRECT\n"
+      "-A H2MESH_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006\n"
+      "-I OUTPUT 1 -p tcp -j H2MESH_OUTPUT\n"
+      "-I PREROUTING 1 -p tcp -j H2MESH_INBOUND\n"
+      "COMMIT\n";
+  EXPECT_EQ(restore_input({}, interception_rules(o, Family::V4)), expected);
+  // Read back from a save, it is the same; reinstalling without --inbound-port removes the
+  // inbound chains and the PREROUTING hook and nothing else.
+  NatRules installed = interception_rules(o, Family::V4);
+  EXPECT_EQ(parse_nat_rules("*nat\n" + format_rules(installed) + "COMMIT\n"), installed);
+  const std::string back = restore_input(installed, interception_rules({}, Family::V4));
+  EXPECT_NE(back.find("-D PREROUTING -p tcp -j H2MESH_INBOUND\n"), std::string::npos) << back;
+  EXPECT_NE(back.find("-X H2MESH_INBOUND\n-X H2MESH_IN_REDIRECT\n"), std::string::npos) << back;
+  EXPECT_EQ(back.find("-D OUTPUT"), std::string::npos) << back;
+}
+
 TEST(ParseCidr, NormalizesAndRejects) {
   EXPECT_EQ(cidr("10.1.2.3/24").to_string(), "10.1.2.0/24");
   EXPECT_EQ(cidr("10.1.2.3").to_string(), "10.1.2.3/32");
