@@ -250,6 +250,25 @@ struct MeshServiceSettings {
   bool operator==(const MeshServiceSettings&) const = default;
 };
 
+// Mesh mTLS between sidecars (`mesh.tls`, or H2MESH_MESH_CERT/_KEY/_CA and H2MESH_MTLS_MODE).
+// The pod's own certificate (its SPIFFE ID as URI SAN) serves the inbound side and is the client
+// certificate of the calls the sidecar originates; `ca` is the mesh's trust bundle both ways.
+struct MeshTls {
+  enum class Mode { Permissive, Strict };
+  std::string cert;  // PEM chain, leaf first
+  std::string key;
+  std::string ca;
+  // Permissive: clear text arriving at the pod is still accepted (peers without a sidecar);
+  // strict: only mTLS from a peer sidecar, anything else is closed.
+  Mode mode = Mode::Permissive;
+  // A peer's certificate must carry a URI SAN spiffe://<trust_domain>/...
+  std::string trust_domain = "cluster.local";
+  // Empty: every verified peer of the trust domain may call the app. Otherwise only these
+  // identities (URI SAN, then DNS SAN, exact); the others' calls end with PERMISSION_DENIED.
+  std::vector<std::string> allowed_identities;
+  bool operator==(const MeshTls&) const = default;
+};
+
 // Mesh mode (`h2mesh run --mesh`, or a `mesh:` block): the pod's outbound TCP arrives redirected
 // on `outbound_port`; HTTP/2 to a Service's cluster IP is balanced per call over the Service's
 // endpoints, which come from the Kubernetes API; everything else is relayed to where it was going.
@@ -270,6 +289,10 @@ struct Mesh {
   Millis cluster_idle_timeout{600000};
   Millis relay_connect_timeout{10000};  // TCP relay: connecting to the original destination
   Millis relay_idle_timeout{0};         // TCP relay: closed after this long without bytes; 0: never
+  // TCP arriving at the pod, redirected by `h2mesh iptables install --inbound-port`: mesh mTLS
+  // is terminated here and the calls go on to the app in clear text.
+  uint16_t inbound_port = 15006;
+  std::optional<MeshTls> tls;  // absent: no mesh mTLS (everything inbound is clear text)
   // Client connections on the outbound port (limits, keepalive); `routes` and `address` unused.
   Listener connection;
   MeshServiceSettings defaults;

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "config/discovery_reader.h"
+#include "config/mesh_tls_reader.h"
 #include "config/parser.h"
 
 namespace h2mesh::config {
@@ -31,14 +32,28 @@ bool parse_mesh_flags(const std::map<std::string, std::string>& flags, MeshFlags
     }
     out->namespaces = std::move(namespaces);
   }
-  if (const std::string* port = value("--outbound-port")) {
+  for (const char* flag : {"--outbound-port", "--inbound-port"}) {
+    const std::string* port = value(flag);
+    if (!port) continue;
     unsigned number = 0;
     auto [end, ec] = std::from_chars(port->data(), port->data() + port->size(), number);
     if (ec != std::errc() || end != port->data() + port->size() || number == 0 || number > 65535) {
-      *error = "--outbound-port: '" + *port + "' is not a port (1-65535)";
+      *error = std::string(flag) + ": '" + *port + "' is not a port (1-65535)";
       return false;
     }
-    out->outbound_port = static_cast<uint16_t>(number);
+    (flag == std::string_view("--outbound-port") ? out->outbound_port : out->inbound_port) =
+        static_cast<uint16_t>(number);
+  }
+  if (const std::string* path = value("--mesh-cert")) out->mesh_cert = *path;
+  if (const std::string* path = value("--mesh-key")) out->mesh_key = *path;
+  if (const std::string* path = value("--mesh-ca")) out->mesh_ca = *path;
+  if (const std::string* mode = value("--mtls-mode")) {
+    MeshTls::Mode m;
+    if (!parse_mtls_mode(*mode, &m)) {
+      *error = "--mtls-mode: '" + *mode + "' is not a mode (permissive or strict)";
+      return false;
+    }
+    out->mtls_mode = m;
   }
   if (const std::string* list = value("--opaque-ports")) {
     // The same list as the config's mesh.opaque_ports, which it replaces (not extends).
@@ -79,6 +94,22 @@ bool apply_mesh_flags(const MeshFlags& flags, Config* config, std::string* error
   if (flags.namespaces) mesh.namespaces = *flags.namespaces;
   if (flags.outbound_port) mesh.outbound_port = *flags.outbound_port;
   if (flags.opaque_ports) mesh.opaque_ports = *flags.opaque_ports;
+  if (flags.inbound_port) mesh.inbound_port = *flags.inbound_port;
+  if (flags.mesh_cert || flags.mesh_key || flags.mesh_ca || flags.mtls_mode) {
+    // The flags change what they name in the file's mesh.tls, or make one.
+    MeshTls& tls = mesh.tls ? *mesh.tls : mesh.tls.emplace();
+    if (flags.mesh_cert) tls.cert = *flags.mesh_cert;
+    if (flags.mesh_key) tls.key = *flags.mesh_key;
+    if (flags.mesh_ca) tls.ca = *flags.mesh_ca;
+    if (flags.mtls_mode) tls.mode = *flags.mtls_mode;
+  }
+  if (mesh.tls) {
+    std::string why = check_mesh_tls(*mesh.tls);
+    if (!why.empty()) {
+      *error = why;
+      return false;
+    }
+  }
   if (flags.admin) {
     config->admin.enabled = true;
     config->admin.address = *flags.admin;
@@ -92,6 +123,20 @@ bool apply_mesh_flags(const MeshFlags& flags, Config* config, std::string* error
   for (const Listener& listener : config->listeners) {
     if (listener.address.port == mesh.outbound_port) {
       *error = "the outbound port " + port + " is also listener '" + listener.name + "''s port";
+      return false;
+    }
+  }
+  const std::string inbound = std::to_string(mesh.inbound_port);
+  if (mesh.inbound_port == mesh.outbound_port ||
+      (config->admin.enabled && config->admin.address.port == mesh.inbound_port)) {
+    *error = "the inbound port " + inbound + " is also the " +
+             (mesh.inbound_port == mesh.outbound_port ? "outbound" : "admin") +
+             " port: give one of them another";
+    return false;
+  }
+  for (const Listener& listener : config->listeners) {
+    if (listener.address.port == mesh.inbound_port) {
+      *error = "the inbound port " + inbound + " is also listener '" + listener.name + "''s port";
       return false;
     }
   }

@@ -18,6 +18,10 @@ struct MeshFlags {
   std::optional<uint16_t> outbound_port;               // --outbound-port PORT
   std::optional<SocketAddress> admin;                  // --admin ADDRESS
   std::optional<std::vector<uint16_t>> opaque_ports;   // --opaque-ports P,P (mesh.opaque_ports)
+  std::optional<uint16_t> inbound_port;                // --inbound-port PORT
+  // Mesh mTLS: --mesh-cert, --mesh-key, --mesh-ca (files), --mtls-mode permissive|strict.
+  std::optional<std::string> mesh_cert, mesh_key, mesh_ca;
+  std::optional<MeshTls::Mode> mtls_mode;
 };
 
 // Reads --kubeconfig, --namespaces, --outbound-port, --admin and --opaque-ports from `flags` (name → value).
@@ -26,7 +30,8 @@ bool parse_mesh_flags(const std::map<std::string, std::string>& flags, MeshFlags
                       std::string* error);
 
 // Turns mesh mode on in `config` and applies the flags. False, with a message, when the result
-// is inconsistent (the outbound port is the admin port or a listener's).
+// is inconsistent (the outbound or inbound port is the admin port or a listener's, mesh mTLS
+// without all three of its files).
 bool apply_mesh_flags(const MeshFlags& flags, Config* config, std::string* error);
 
 }  // namespace h2mesh::config

@@ -12,6 +12,7 @@
 
 #include "config/address_parser.h"
 #include "config/discovery_reader.h"
+#include "config/mesh_tls_reader.h"
 #include "config/resilience_reader.h"
 #include "config/yaml_guard.h"
 #include "config/yaml_reader.h"
@@ -165,7 +166,7 @@ void ConfigReader::read_mesh(const Located& value, Mesh* mesh) {
   MapReader map(value,
                 {"enabled", "outbound_port", "detect_timeout", "opaque_ports", "namespaces",
                  "kubeconfig", "backoff", "cluster_idle_timeout", "relay", "connection",
-                 "defaults", "services"},
+                 "defaults", "services", "inbound_port", "tls"},
                 diag_);
   if (!map.ok()) return;
   mesh_block_ = value;
@@ -178,6 +179,15 @@ void ConfigReader::read_mesh(const Located& value, Mesh* mesh) {
       mesh->outbound_port = static_cast<uint16_t>(*number);
       mesh_port_ = *port;
     }
+  }
+  if (auto port = map.get("inbound_port")) {
+    if (auto number = read_int(*port, 1, 65535, diag_))
+      mesh->inbound_port = static_cast<uint16_t>(*number);
+  }
+  if (auto tls = map.get("tls")) {
+    // A mistake in it fails the whole config, so what is stored here is never used half-read.
+    mesh->tls.emplace();
+    read_mesh_tls(*tls, &*mesh->tls, diag_);
   }
   set_duration(map, "detect_timeout", Millis(1), &mesh->detect_timeout);
   if (auto ports = map.get("opaque_ports")) {

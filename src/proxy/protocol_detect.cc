@@ -18,6 +18,8 @@ const char* protocol_name(Protocol p) {
   switch (p) {
     case Protocol::Http2:
       return "http2";
+    case Protocol::Tls:
+      return "tls";
     case Protocol::Other:
       return "other";
   }
@@ -25,6 +27,12 @@ const char* protocol_name(Protocol p) {
 }
 
 std::optional<Protocol> classify_first_bytes(const uint8_t* bytes, size_t size) {
+  // A TLS record of type handshake (22) with major version 3 (SSL 3.0 .. TLS 1.3 all write 3.x
+  // in the record layer of a ClientHello).
+  if (size >= 1 && bytes[0] == 0x16) {
+    if (size < 2) return std::nullopt;
+    return bytes[1] == 0x03 ? Protocol::Tls : Protocol::Other;
+  }
   const size_t n = std::min(size, kHttp2PrefaceSize);
   if (std::memcmp(bytes, kPreface, n) != 0) return Protocol::Other;
   if (n == kHttp2PrefaceSize) return Protocol::Http2;

@@ -12,6 +12,7 @@ namespace h2mesh::proxy {
 
 enum class Protocol {
   Http2,  // the HTTP/2 client connection preface: gRPC, balanced per call
+  Tls,    // a TLS ClientHello's record header (0x16 0x03): mesh mTLS on the inbound side
   Other,  // anything else, or nothing in time: relayed as TCP to the original destination
 };
 const char* protocol_name(Protocol p);
@@ -20,8 +21,8 @@ const char* protocol_name(Protocol p);
 inline constexpr size_t kHttp2PrefaceSize = 24;
 
 // Decides from the first bytes of a connection: Http2 once all 24 bytes of the preface are
-// there, Other as soon as a byte differs from it, nullopt while `bytes` is a proper prefix of it
-// (more is needed). A pure function, for the detector and for tests.
+// there, Tls for a TLS handshake record (0x16 0x03), Other as soon as a byte differs from both,
+// nullopt while more is needed. A pure function, for the detector and for tests.
 std::optional<Protocol> classify_first_bytes(const uint8_t* bytes, size_t size);
 
 // Waits on the worker's loop for the first bytes of an accepted connection and reports once

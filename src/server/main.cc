@@ -38,13 +38,17 @@ const std::vector<Command>& commands() {
       {"run",
        "--config FILE | --mesh [--config FILE] [--kubeconfig PATH] [--namespaces NS,NS..]\n"
        "             [--outbound-port PORT] [--admin ADDRESS] [--opaque-ports P,P..]\n"
-       "             [--log-level debug|info|warn|error]",
+       "             [--inbound-port PORT] [--mesh-cert F --mesh-key F --mesh-ca F]\n"
+       "             [--mtls-mode permissive|strict] [--log-level debug|info|warn|error]",
        "serve with the config in FILE (--log-level overrides its log_level); with --mesh, as a\n"
        "      sidecar: redirected outbound TCP, every Kubernetes Service balanced per call, no\n"
        "      config needed (flags, or H2MESH_KUBECONFIG, H2MESH_NAMESPACES, H2MESH_OUTBOUND_PORT,\n"
-       "      H2MESH_ADMIN, H2MESH_OPAQUE_PORTS, H2MESH_LOG_LEVEL, override the config's mesh block)",
+       "      H2MESH_ADMIN, H2MESH_OPAQUE_PORTS, H2MESH_INBOUND_PORT, H2MESH_MESH_CERT,\n"
+       "      H2MESH_MESH_KEY, H2MESH_MESH_CA, H2MESH_MTLS_MODE, H2MESH_LOG_LEVEL, override the\n"
+       "      config's mesh block)",
        {"--config", "--log-level", "--kubeconfig", "--namespaces", "--outbound-port", "--admin",
-        "--opaque-ports"},
+        "--opaque-ports", "--inbound-port", "--mesh-cert", "--mesh-key", "--mesh-ca",
+        "--mtls-mode"},
        {"--mesh"}},
       {"check", "--config FILE", "validate a config and list every error", {"--config"}, {}},
       {"demo", "[--mesh] [--calls N]",
@@ -331,7 +335,8 @@ int main(int argc, char** argv) {
   const bool mesh = flags.count("--mesh") != 0;
   if (!mesh) {
     for (const char* f :
-         {"--kubeconfig", "--namespaces", "--outbound-port", "--admin", "--opaque-ports"}) {
+         {"--kubeconfig", "--namespaces", "--outbound-port", "--admin", "--opaque-ports",
+          "--inbound-port", "--mesh-cert", "--mesh-key", "--mesh-ca", "--mtls-mode"}) {
       if (flags.count(f))
         return usage_error("h2mesh " + name, std::string(f) + " is a mesh setting: add --mesh");
     }
@@ -345,6 +350,11 @@ int main(int argc, char** argv) {
                            {"--outbound-port", "H2MESH_OUTBOUND_PORT"},
                            {"--admin", "H2MESH_ADMIN"},
                            {"--opaque-ports", "H2MESH_OPAQUE_PORTS"},
+                           {"--inbound-port", "H2MESH_INBOUND_PORT"},
+                           {"--mesh-cert", "H2MESH_MESH_CERT"},
+                           {"--mesh-key", "H2MESH_MESH_KEY"},
+                           {"--mesh-ca", "H2MESH_MESH_CA"},
+                           {"--mtls-mode", "H2MESH_MTLS_MODE"},
                            {"--log-level", "H2MESH_LOG_LEVEL"}}) {
     const char* value = getenv(env);
     if (mesh && !flags.count(flag) && value && *value) flags[flag] = value;

@@ -173,5 +173,79 @@ TEST(MeshFlags, BadValuesNameTheFlag) {
   EXPECT_NE(error.find("admin port"), std::string::npos) << error;
 }
 
+TEST(ParserMesh, MeshTlsIsReadAndChecked) {
+  auto r = parse(R"(
+mesh:
+  inbound_port: 16006
+  tls:
+    cert: /var/run/h2mesh/tls/tls.crt
+    key: /var/run/h2mesh/tls/tls.key
+    ca: /var/run/h2mesh/tls/ca.crt
+    mode: strict
+    trust_domain: example.org
+    allowed_identities: [spiffe://example.org/ns/grpcdemo/sa/greeter-client]
+)");
+  ASSERT_TRUE(r.ok()) << dump(r);
+  const Mesh& m = r.config->mesh;
+  EXPECT_EQ(m.inbound_port, 16006);
+  ASSERT_TRUE(m.tls.has_value());
+  EXPECT_EQ(m.tls->cert, "/var/run/h2mesh/tls/tls.crt");
+  EXPECT_EQ(m.tls->key, "/var/run/h2mesh/tls/tls.key");
+  EXPECT_EQ(m.tls->ca, "/var/run/h2mesh/tls/ca.crt");
+  EXPECT_EQ(m.tls->mode, MeshTls::Mode::Strict);
+  EXPECT_EQ(m.tls->trust_domain, "example.org");
+  EXPECT_EQ(m.tls->allowed_identities,
+            (std::vector<std::string>{"spiffe://example.org/ns/grpcdemo/sa/greeter-client"}));
+
+  auto plain = parse("\nmesh: {}\n");
+  ASSERT_TRUE(plain.ok()) << dump(plain);
+  EXPECT_EQ(plain.config->mesh.inbound_port, 15006);
+  EXPECT_FALSE(plain.config->mesh.tls.has_value()) << "no mesh mTLS unless configured";
+
+  auto defaults = parse("\nmesh: { tls: { cert: /c, key: /k, ca: /ca } }\n");
+  ASSERT_TRUE(defaults.ok()) << dump(defaults);
+  EXPECT_EQ(defaults.config->mesh.tls->mode, MeshTls::Mode::Permissive);
+  EXPECT_EQ(defaults.config->mesh.tls->trust_domain, "cluster.local");
+
+  EXPECT_TRUE(has_one_error(parse("\nmesh: { tls: { cert: /c, key: /k } }\n"), 1, "'ca'"));
+  EXPECT_TRUE(has_one_error(parse("\nmesh: { tls: { cert: /c, key: /k, ca: /ca, mode: lax } }\n"),
+                            1, "mode"));
+  EXPECT_TRUE(has_one_error(parse("\nmesh: { tls: { cert: '', key: /k, ca: /ca } }\n"), 1,
+                            "must not be empty"));
+}
+
+TEST(MeshFlags, MeshTlsFromFlagsOrEnvironmentNeedsAllThreeFiles) {
+  MeshFlags parsed;
+  std::string error;
+  ASSERT_TRUE(parse_mesh_flags({{"--mesh-cert", "/t/tls.crt"},
+                                {"--mesh-key", "/t/tls.key"},
+                                {"--mesh-ca", "/t/ca.crt"},
+                                {"--mtls-mode", "strict"},
+                                {"--inbound-port", "15106"}},
+                               &parsed, &error))
+      << error;
+  Config config;
+  ASSERT_TRUE(apply_mesh_flags(parsed, &config, &error)) << error;
+  ASSERT_TRUE(config.mesh.tls.has_value());
+  EXPECT_EQ(config.mesh.tls->cert, "/t/tls.crt");
+  EXPECT_EQ(config.mesh.tls->ca, "/t/ca.crt");
+  EXPECT_EQ(config.mesh.tls->mode, MeshTls::Mode::Strict);
+  EXPECT_EQ(config.mesh.inbound_port, 15106);
+
+  MeshFlags half;
+  ASSERT_TRUE(parse_mesh_flags({{"--mesh-cert", "/t/tls.crt"}}, &half, &error)) << error;
+  Config other;
+  EXPECT_FALSE(apply_mesh_flags(half, &other, &error));
+  EXPECT_NE(error.find("H2MESH_MESH_CA"), std::string::npos) << error;
+
+  EXPECT_FALSE(parse_mesh_flags({{"--mtls-mode", "STRICT"}}, &parsed, &error));
+  EXPECT_NE(error.find("--mtls-mode"), std::string::npos) << error;
+  MeshFlags clash;
+  clash.inbound_port = 15001;
+  Config third;
+  EXPECT_FALSE(apply_mesh_flags(clash, &third, &error));
+  EXPECT_NE(error.find("inbound port 15001 is also the outbound port"), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace h2mesh::config

@@ -47,8 +47,15 @@ TEST(ClassifyFirstBytes, DecidesAtTheFirstDifferentByteOrTheLastPrefaceByte) {
   EXPECT_EQ(classify(kPreface + kSettings), Protocol::Http2);
   EXPECT_EQ(classify("PRI * HTTP/1.1"), Protocol::Other);
   EXPECT_EQ(classify("G"), Protocol::Other);
-  EXPECT_EQ(classify(kClientHello), Protocol::Other);
   EXPECT_EQ(classify(std::string(1, '\0')), Protocol::Other);
+}
+
+TEST(ClassifyFirstBytes, TlsClientHelloIsToldApartFromOtherBinary) {
+  EXPECT_EQ(classify(kClientHello), Protocol::Tls);
+  EXPECT_EQ(classify(kClientHello.substr(0, 2)), Protocol::Tls);
+  EXPECT_EQ(classify("\x16"), std::nullopt) << "one byte is not enough to tell";
+  EXPECT_EQ(classify(std::string("\x16\x02", 2)), Protocol::Other);
+  EXPECT_EQ(classify(std::string("\x17\x03\x03", 3)), Protocol::Other) << "application data";
 }
 
 // A loopback connection: `client` (blocking) and the accepted `server` end (non-blocking), the
@@ -162,10 +169,12 @@ TEST(ProtocolDetector, Http1RequestIsOther) {
   EXPECT_EQ(conn.read_queued(), request);
 }
 
-TEST(ProtocolDetector, TlsClientHelloIsOther) {
+TEST(ProtocolDetector, TlsClientHelloIsTlsAndStaysQueued) {
+  // The outbound side relays it like any other non-HTTP/2; the inbound side terminates mesh mTLS.
   Connection conn;
   Decision d = detect(conn, 10s, {kClientHello});
-  EXPECT_EQ(d.protocol, Protocol::Other);
+  EXPECT_EQ(d.protocol, Protocol::Tls);
+  EXPECT_LT(d.elapsed, 10s);
   EXPECT_EQ(conn.read_queued(), kClientHello);
 }
 
