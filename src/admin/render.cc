@@ -1,5 +1,6 @@
 #include "admin/render.h"
 
+#include <algorithm>
 #include <map>
 
 #include "grpc/status.h"
@@ -137,6 +138,35 @@ void render_api(Prom& p, const discovery::ServiceMapWatcher::Counters& api) {
 
 }  // namespace
 
+namespace {
+// TLS listeners: handshakes by result, allow-list refusals, and the notAfter of each serving
+// certificate in use (an alert can fire days before it expires).
+void render_listener_tls(Prom& p, const proxy::WorkerStats& s) {
+  if (s.tls.empty()) return;
+  p.family("h2mesh_tls_handshakes_total", "counter",
+           "TLS handshakes of client connections, by how they ended.");
+  for (const auto& [name, tls] : s.tls)
+    for (size_t i = 0; i < net::kTlsHandshakeResults; ++i)
+      p.sample("h2mesh_tls_handshakes_total",
+               label("listener", name) + "," +
+                   label("result", net::tls_handshake_result_name(
+                                       static_cast<net::TlsHandshakeResult>(i))),
+               tls.handshakes[i]);
+  p.family("h2mesh_authz_denied_total", "counter",
+           "Calls answered PERMISSION_DENIED: the client's identity is not on the listener's "
+           "allowed_identities.");
+  for (const auto& [name, tls] : s.tls)
+    p.sample("h2mesh_authz_denied_total", label("listener", name), tls.authz_denied);
+  p.family("h2mesh_tls_certificate_expiry_timestamp_seconds", "gauge",
+           "notAfter (Unix time) of each certificate being served.");
+  for (const auto& [name, tls] : s.tls)
+    for (const auto& cert : tls.certificates)
+      p.sample("h2mesh_tls_certificate_expiry_timestamp_seconds",
+               label("owner", "listener/" + name) + "," + label("cert", cert.path),
+               static_cast<uint64_t>(std::max<int64_t>(cert.not_after, 0)));
+}
+}  // namespace
+
 std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health,
                            const config::Config&, const proxy::MeshTable* mesh,
                            const discovery::ServiceMapWatcher::Counters* api) {
@@ -167,6 +197,7 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   p.family("h2mesh_calls_malformed_timeout_total", "counter",
            "Calls answered INTERNAL (HTTP 400): malformed grpc-timeout.");
   p.sample("h2mesh_calls_malformed_timeout_total", "", s.calls_malformed_timeout);
+  render_listener_tls(p, s);
 
   if (mesh) {
     const proxy::MeshStats& m = s.mesh;

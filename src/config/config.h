@@ -107,6 +107,29 @@ constexpr uint32_t kDefaultMaxHeaderListBytes = 16 * 1024;
 constexpr uint32_t kMaxHeaderListBytesLimit = 1024 * 1024;
 constexpr uint32_t kDefaultMaxHeaderFields = 100;  // each cookie crumb counts as one
 
+// A serving certificate: a PEM chain (leaf first) and its unencrypted PEM private key.
+struct TlsCertificate {
+  std::string cert;
+  std::string key;
+  bool operator==(const TlsCertificate&) const = default;
+};
+
+// TLS on a listener (`listeners[].tls`). Absent: the listener speaks clear-text HTTP/2.
+struct ListenerTls {
+  // At least one. With several, the client's SNI picks the first whose SANs match it; the first
+  // is the default (no SNI, or no match).
+  std::vector<TlsCertificate> certificates;
+  std::string ca;  // PEM bundle client certificates are verified against; empty: none asked for
+  bool require_client_cert = false;  // needs `ca`
+  // Offered in order; always contains "h2". A client offering ALPN without any of them fails the
+  // handshake; one offering no ALPN at all is accepted (its first bytes must still be HTTP/2).
+  std::vector<std::string> alpn = {"h2"};
+  // Needs `ca`. Empty: every client the handshake accepted may call. Otherwise a call is allowed
+  // only when the client certificate has one of these as a URI SAN or a DNS SAN (exact match).
+  std::vector<std::string> allowed_identities;
+  bool operator==(const ListenerTls&) const = default;
+};
+
 struct Listener {
   std::string name;
   SocketAddress address;
@@ -126,6 +149,7 @@ struct Listener {
   // idle connections are pinged too (clients do not police the pings they receive).
   Keepalive keepalive;
   std::optional<RateLimit> rate_limit;  // for all calls of the listener, on top of the routes' ones
+  std::optional<ListenerTls> tls;       // absent: clear text
 };
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest };

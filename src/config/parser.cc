@@ -14,6 +14,7 @@
 #include "config/discovery_reader.h"
 #include "config/mesh_tls_reader.h"
 #include "config/resilience_reader.h"
+#include "config/tls_reader.h"
 #include "config/yaml_guard.h"
 #include "config/yaml_reader.h"
 
@@ -341,7 +342,7 @@ void ConfigReader::read_listener(const Located& value, Listener* listener) {
                 {"name", "address", "max_concurrent_streams", "max_connection_age",
                  "max_connection_age_grace", "idle_timeout", "header_timeout", "rate_limit",
                  "max_header_list_bytes", "max_header_fields", "flood_limits", "keepalive",
-                 "routes"},
+                 "tls", "routes"},
                 diag_);
   const int line = line_of(value.mark);
   if (auto name = map.require("name")) {
@@ -368,6 +369,7 @@ void ConfigReader::read_listener(const Located& value, Listener* listener) {
   }
   read_connection_settings(map, listener);
   if (auto limit = map.get("rate_limit")) read_rate_limit(*limit, &listener->rate_limit, diag_);
+  if (auto tls = map.get("tls")) read_listener_tls(*tls, &listener->tls, diag_);
   if (auto routes = map.require("routes", "add at least one route naming a cluster")) {
     read_routes(*routes, &listener->routes);
   }

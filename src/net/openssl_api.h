@@ -28,7 +28,14 @@ namespace h2mesh::net {
   X(X509_VERIFY_PARAM_set1_ip_asc) X(X509_verify_cert_error_string) X(TLS_server_method)     \
   X(SSL_CTX_use_certificate_chain_file) X(SSL_CTX_use_PrivateKey_file)                      \
   X(SSL_CTX_set_cipher_list) X(SSL_CTX_set_alpn_select_cb) X(SSL_select_next_proto)         \
-  X(SSL_accept) X(SSL_pending) X(SSL_shutdown) X(SSL_get0_alpn_selected)
+  X(SSL_accept) X(SSL_pending) X(SSL_shutdown) X(SSL_get0_alpn_selected)                    \
+  X(SSL_CTX_load_verify_locations) X(SSL_CTX_callback_ctrl) X(SSL_get_servername)           \
+  X(SSL_set_SSL_CTX) X(SSL_CTX_get0_certificate) X(X509_check_host) X(SSL_CTX_set_ex_data)  \
+  X(SSL_CTX_get_ex_data) X(CRYPTO_get_ex_new_index) X(SSL_get1_peer_certificate)            \
+  X(X509_get_ext_d2i) X(OPENSSL_sk_num) X(OPENSSL_sk_value) X(GENERAL_NAMES_free)           \
+  X(ASN1_STRING_get0_data) X(ASN1_STRING_length) X(X509_get0_notAfter) X(X509_get0_notBefore) \
+  X(ASN1_TIME_to_tm) X(SSL_CTX_set_session_id_context) X(X509_get_serialNumber)             \
+  X(ASN1_INTEGER_to_BN) X(BN_bn2hex) X(BN_free) X(CRYPTO_free) X(X509_check_private_key)
 
 struct OpenSsl {
 #define H2MESH_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "common/log.h"
 #include "net/openssl_api.h"
@@ -21,23 +22,78 @@ constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-// Picks the first of the server's protocols the client offers. No overlap: carry on without
-// ALPN rather than fail the handshake (an HTTP/1.1 server can still answer a client that
-// offered only h2 with an error it can read).
+// Sessions resumed with a ticket or an id are only accepted under the context that made them;
+// with client certificates OpenSSL insists on one being set.
+constexpr unsigned char kSessionIdContext[] = "h2mesh";
+
+// One loaded set of certificates: the contexts SNI chooses from, and what the callbacks of all
+// of them read. Owned by the default context (ex_data, freed with it): a connection holds the
+// default context until it ends, so whatever SNI switched it to stays alive as long as it does,
+// even after a reload or after the TlsContext is gone.
+struct Generation {
+  std::string alpn_wire;  // the ALPN protocols in the wire format (length-prefixed names)
+  bool alpn_required = false;
+  std::vector<SSL_CTX*> all;              // default first; not owned
+  std::vector<SslCtxHandle> alternates;   // all[1..]
+};
+
+void free_generation(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<Generation*>(ptr);
+}
+
+int generation_index() {
+  static const int index = S().CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr,
+                                                       nullptr, nullptr, free_generation);
+  return index;
+}
+
+// Picks the first of the server's protocols the client offers. No overlap: fail the handshake
+// when ALPN is required (a gRPC client always offers h2; one that offers only http/1.1 learns at
+// once that it cannot talk here), else carry on without ALPN.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
                 unsigned int in_len, void* arg) {
-  const auto* wire = static_cast<const std::string*>(arg);
+  const auto* g = static_cast<const Generation*>(arg);
   unsigned char* selected = nullptr;
   int r = S().SSL_select_next_proto(&selected, out_len,
-                                    reinterpret_cast<const unsigned char*>(wire->data()),
-                                    static_cast<unsigned int>(wire->size()), in, in_len);
-  if (r != OPENSSL_NPN_NEGOTIATED) return SSL_TLSEXT_ERR_NOACK;
+                                    reinterpret_cast<const unsigned char*>(g->alpn_wire.data()),
+                                    static_cast<unsigned int>(g->alpn_wire.size()), in, in_len);
+  if (r != OPENSSL_NPN_NEGOTIATED)
+    return g->alpn_required ? SSL_TLSEXT_ERR_ALERT_FATAL : SSL_TLSEXT_ERR_NOACK;
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
 }
 
+// SNI: the first certificate naming the host exactly, else the first whose wildcard matches it,
+// else the default. A name matching nothing is not an error: the client decides whether the
+// default certificate will do.
+int select_certificate(SSL* ssl, int*, void* arg) {
+  const auto* g = static_cast<const Generation*>(arg);
+  const char* name = S().SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (!name || !*name) return SSL_TLSEXT_ERR_NOACK;
+  for (unsigned int flags : {static_cast<unsigned int>(X509_CHECK_FLAG_NO_WILDCARDS), 0u}) {
+    for (SSL_CTX* ctx : g->all) {
+      X509* leaf = S().SSL_CTX_get0_certificate(ctx);
+      if (leaf && S().X509_check_host(leaf, name, 0, flags, nullptr) == 1) {
+        if (ctx != g->all.front()) S().SSL_set_SSL_CTX(ssl, ctx);
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
 bool same_time(const timespec& a, const timespec& b) {
   return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+std::string serial_hex(X509* cert) {
+  BIGNUM* bn = S().ASN1_INTEGER_to_BN(S().X509_get_serialNumber(cert), nullptr);
+  if (!bn) return "";
+  char* hex = S().BN_bn2hex(bn);
+  std::string out = hex ? hex : "";
+  if (hex) S().CRYPTO_free(hex, __FILE__, __LINE__);
+  S().BN_free(bn);
+  return out;
 }
 
 }  // namespace
@@ -51,66 +107,66 @@ std::string openssl_error_text(const std::string& fallback) {
   return buf;
 }
 
+int64_t asn1_time_to_unix(const ASN1_TIME* time) {
+  struct tm tm {};
+  if (!time || S().ASN1_TIME_to_tm(time, &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
 void SslCtxDeleter::operator()(SSL_CTX* ctx) const { S().SSL_CTX_free(ctx); }
 
-bool TlsContext::Stamp::operator==(const Stamp& o) const {
-  return cert_dev == o.cert_dev && key_dev == o.key_dev && cert_ino == o.cert_ino &&
-         key_ino == o.key_ino && cert_size == o.cert_size && key_size == o.key_size &&
-         same_time(cert_mtime, o.cert_mtime) && same_time(key_mtime, o.key_mtime);
+bool TlsContext::FileStamp::operator==(const FileStamp& o) const {
+  return dev == o.dev && ino == o.ino && size == o.size && same_time(mtime, o.mtime);
 }
 
 TlsContext::TlsContext(TlsServerSettings settings) : settings_(std::move(settings)) {
-  for (const auto& p : settings_.alpn) {
-    alpn_wire_.push_back(static_cast<char>(p.size()));
-    alpn_wire_ += p;
+  for (const auto& c : settings_.certificates) {
+    files_.push_back(c.cert_file);
+    files_.push_back(c.key_file);
   }
+  if (!settings_.ca_file.empty()) files_.push_back(settings_.ca_file);
 }
 
 TlsContext::~TlsContext() = default;
 
 Result<std::unique_ptr<TlsContext>> TlsContext::load(TlsServerSettings settings) {
+  if (settings.certificates.empty()) return tls_error("no certificate to serve");
   for (const auto& p : settings.alpn)
     if (p.empty() || p.size() > 255) return tls_error("bad ALPN protocol name '" + p + "'");
+  if (settings.require_client_cert && settings.ca_file.empty())
+    return tls_error("requiring client certificates needs a CA bundle to verify them");
   std::string why;
   if (!openssl(&why)) return tls_error(why);
   std::unique_ptr<TlsContext> c(new TlsContext(std::move(settings)));
   auto st = c->stamp();
   if (!st) return st.error();
-  auto ctx = c->make();
+  auto ctx = c->make(&c->certificates_);
   if (!ctx) return ctx.error();
   c->ctx_ = std::move(*ctx);
-  c->loaded_ = *st;
+  c->loaded_ = std::move(*st);
   return c;
 }
 
 Result<TlsContext::Stamp> TlsContext::stamp() const {
   Stamp s;
-  struct stat cert {
-  }, key{};
-  // stat, not lstat: a Secret volume's files are symlinks into a directory that is swapped.
-  if (::stat(settings_.cert_file.c_str(), &cert) != 0)
-    return tls_error("cannot read the certificate " + settings_.cert_file + ": " + strerror(errno));
-  if (::stat(settings_.key_file.c_str(), &key) != 0)
-    return tls_error("cannot read the key " + settings_.key_file + ": " + strerror(errno));
-  s.cert_dev = cert.st_dev;
-  s.cert_ino = cert.st_ino;
-  s.cert_size = cert.st_size;
-  s.cert_mtime = cert.st_mtim;
-  s.key_dev = key.st_dev;
-  s.key_ino = key.st_ino;
-  s.key_size = key.st_size;
-  s.key_mtime = key.st_mtim;
+  for (const std::string& file : files_) {
+    struct stat st {};
+    // stat, not lstat: a Secret volume's files are symlinks into a directory that is swapped.
+    if (::stat(file.c_str(), &st) != 0)
+      return tls_error("cannot read " + file + ": " + strerror(errno));
+    s.push_back(FileStamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim});
+  }
   return s;
 }
 
-Result<SslCtxHandle> TlsContext::make() const {
-  S().ERR_clear_error();
+Result<SslCtxHandle> TlsContext::make_one(const TlsCertificateFiles& files,
+                                          void* generation) const {
   SslCtxHandle ctx(S().SSL_CTX_new(S().TLS_server_method()));
   if (!ctx) return tls_error("cannot create a TLS context: " + openssl_error_text("unknown error"));
   SSL_CTX* c = ctx.get();
   S().SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-  S().SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
+  // Partial writes: the transport hands over whole frame batches and takes what fits.
+  S().SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // No renegotiation (a client could make us redo the expensive half of a handshake at will);
   // a client closing without close_notify is an end of stream like any other (every request is
   // framed, so a truncated one is still noticed).
@@ -118,23 +174,65 @@ Result<SslCtxHandle> TlsContext::make() const {
       c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (S().SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1)
     return tls_error("cannot set the TLS 1.2 ciphers: " + openssl_error_text("unknown error"));
-  if (S().SSL_CTX_use_certificate_chain_file(c, settings_.cert_file.c_str()) != 1) {
-    return tls_error("bad certificate " + settings_.cert_file + ": " +
+  S().SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof(kSessionIdContext) - 1);
+  if (S().SSL_CTX_use_certificate_chain_file(c, files.cert_file.c_str()) != 1) {
+    return tls_error("bad certificate " + files.cert_file + ": " +
                      openssl_error_text("no PEM certificate"));
   }
-  if (S().SSL_CTX_use_PrivateKey_file(c, settings_.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return tls_error("bad key " + settings_.key_file + ": " +
-                     openssl_error_text("no PEM private key"));
+  if (S().SSL_CTX_use_PrivateKey_file(c, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return tls_error("bad key " + files.key_file + ": " + openssl_error_text("no PEM private key"));
   }
   if (S().SSL_CTX_check_private_key(c) != 1) {
-    return tls_error("the key " + settings_.key_file + " does not match the certificate " +
-                     settings_.cert_file + ": " + openssl_error_text("mismatch"));
+    return tls_error("the key " + files.key_file + " does not match the certificate " +
+                     files.cert_file + ": " + openssl_error_text("mismatch"));
   }
-  if (!alpn_wire_.empty()) {
-    // The callback's argument lives in this object, which outlives every connection.
-    S().SSL_CTX_set_alpn_select_cb(c, select_alpn, const_cast<std::string*>(&alpn_wire_));
+  if (!settings_.ca_file.empty()) {
+    if (S().SSL_CTX_load_verify_locations(c, settings_.ca_file.c_str(), nullptr) != 1) {
+      return tls_error("bad CA bundle " + settings_.ca_file + ": " +
+                       openssl_error_text("no PEM certificate"));
+    }
+    int mode = SSL_VERIFY_PEER;
+    if (settings_.require_client_cert) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    S().SSL_CTX_set_verify(c, mode, nullptr);
   }
+  // Every context of a generation answers ALPN alike: SNI may switch a connection to any of them
+  // before ALPN is decided.
+  if (!settings_.alpn.empty()) S().SSL_CTX_set_alpn_select_cb(c, select_alpn, generation);
   return ctx;
+}
+
+Result<SslCtxHandle> TlsContext::make(std::vector<TlsCertificateInfo>* infos) const {
+  S().ERR_clear_error();
+  auto generation = std::make_unique<Generation>();
+  for (const auto& p : settings_.alpn) {
+    generation->alpn_wire.push_back(static_cast<char>(p.size()));
+    generation->alpn_wire += p;
+  }
+  generation->alpn_required = settings_.alpn_required;
+  std::vector<SslCtxHandle> made;
+  std::vector<TlsCertificateInfo> certs;
+  for (const auto& files : settings_.certificates) {
+    auto ctx = make_one(files, generation.get());
+    if (!ctx) return ctx.error();
+    X509* leaf = S().SSL_CTX_get0_certificate(ctx->get());
+    certs.push_back(TlsCertificateInfo{files.cert_file, asn1_time_to_unix(S().X509_get0_notAfter(leaf)),
+                                       asn1_time_to_unix(S().X509_get0_notBefore(leaf)),
+                                       serial_hex(leaf)});
+    made.push_back(std::move(*ctx));
+  }
+  for (auto& ctx : made) generation->all.push_back(ctx.get());
+  SslCtxHandle first = std::move(made.front());
+  for (size_t i = 1; i < made.size(); ++i) generation->alternates.push_back(std::move(made[i]));
+  if (generation->all.size() > 1) {
+    S().SSL_CTX_set_tlsext_servername_callback(first.get(), select_certificate);
+    S().SSL_CTX_set_tlsext_servername_arg(first.get(), generation.get());
+  }
+  const int index = generation_index();
+  if (index < 0 || S().SSL_CTX_set_ex_data(first.get(), index, generation.get()) != 1)
+    return tls_error("cannot attach the certificates to the TLS context");
+  generation.release();  // the default context owns it now
+  *infos = std::move(certs);
+  return first;
 }
 
 SSL_CTX* TlsContext::current(TimePoint now) {
@@ -143,10 +241,11 @@ SSL_CTX* TlsContext::current(TimePoint now) {
   auto st = stamp();
   if (st && *st == loaded_) return ctx_.get();
   if (st && have_failed_ && *st == failed_) return ctx_.get();  // logged already
-  Result<SslCtxHandle> next = st ? make() : Result<SslCtxHandle>(st.error());
+  std::vector<TlsCertificateInfo> infos;
+  Result<SslCtxHandle> next = st ? make(&infos) : Result<SslCtxHandle>(st.error());
   if (!next) {
     ++reload_failures_;
-    // A file missing for a moment (stat failed) is tried again at the next look; a pair that
+    // A file missing for a moment (stat failed) is tried again at the next look; a set that
     // does not load is remembered so that it is logged once.
     if (st) {
       failed_ = *st;
@@ -162,11 +261,14 @@ SSL_CTX* TlsContext::current(TimePoint now) {
     return ctx_.get();
   }
   ctx_ = std::move(*next);
-  loaded_ = *st;
+  certificates_ = std::move(infos);
+  loaded_ = std::move(*st);
   have_failed_ = false;
   logged_failure_.clear();
   ++reloads_;
-  LOG_INFO("tls: loaded the new certificate %s", settings_.cert_file.c_str());
+  LOG_INFO("tls: loaded the new certificate %s (serial %s)",
+           settings_.certificates.front().cert_file.c_str(),
+           certificates_.front().serial.c_str());
   return ctx_.get();
 }
 

@@ -1,20 +1,27 @@
 #pragma once
 
-// A server-side TLS context made from a certificate chain and a private key in PEM files, for
-// listeners that terminate TLS (the admission webhook today; listener TLS later). TLS 1.2 and
-// 1.3 only, forward-secret AEAD ciphers for 1.2 (1.3's are all that), no renegotiation, no
+// A server-side TLS context made from certificate chains and private keys in PEM files, for
+// listeners that terminate TLS (client listeners and the admission webhook). TLS 1.2 and 1.3
+// only, forward-secret AEAD ciphers for 1.2 (1.3's are all that), no renegotiation, no
 // compression, and ALPN chosen from the protocols the owner offers.
+//
+// Several certificates may be served: the client's SNI picks the first whose SANs match it
+// (exact names before wildcards), the first is the default. With a CA bundle, client
+// certificates are asked for and verified against it (and may be required).
 //
 // The files are watched: Kubernetes updates a mounted Secret by swapping a symlink to a new
 // directory, so certificates rotate without a restart. current() looks at the files (stat,
 // symlinks followed) at most once per check interval and makes a new context when they changed.
-// A pair that does not load (a missing file, a key that does not match, a half-written file)
+// A set that does not load (a missing file, a key that does not match, a half-written file)
 // keeps the context in use and is logged once; the next change is tried again. Connections keep
-// the context they started with (OpenSSL counts its references), so a reload never disturbs them.
+// the context they started with (OpenSSL counts its references, and the certificates SNI may
+// switch to live as long as the context a connection started with), so a reload never disturbs
+// them, and neither does deleting this object.
 
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,12 +36,29 @@ struct SslCtxDeleter {
 };
 using SslCtxHandle = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
-struct TlsServerSettings {
+struct TlsCertificateFiles {
   std::string cert_file;  // PEM: the leaf first, then its intermediates
   std::string key_file;   // PEM: the leaf's private key (unencrypted)
-  // ALPN, in order of preference; a client offering none of them still connects (no ALPN).
+};
+
+struct TlsServerSettings {
+  std::vector<TlsCertificateFiles> certificates;  // at least one; the first is the default
+  // ALPN, in order of preference.
   std::vector<std::string> alpn;
+  // A client that offers ALPN but none of `alpn` fails the handshake (no_application_protocol)
+  // when set; otherwise it connects without ALPN. A client offering no ALPN always connects.
+  bool alpn_required = false;
+  std::string ca_file;  // PEM bundle; set: client certificates are asked for and verified
+  bool require_client_cert = false;  // with ca_file: a client without one fails the handshake
   Duration check_interval = std::chrono::seconds(1);
+};
+
+// What is being served: for the expiry metric, /ready and logs.
+struct TlsCertificateInfo {
+  std::string path;      // the certificate file
+  int64_t not_after = 0;   // Unix time
+  int64_t not_before = 0;  // Unix time
+  std::string serial;    // hex, upper case
 };
 
 // Used on one thread (the loop that accepts connections).
@@ -51,27 +75,34 @@ class TlsContext {
   // (SSL_new takes a reference of its own).
   SSL_CTX* current(TimePoint now);
 
+  // The certificates of the context in use, in the settings' order.
+  const std::vector<TlsCertificateInfo>& certificates() const { return certificates_; }
+  const TlsServerSettings& settings() const { return settings_; }
+
   // For /metrics and tests.
   uint64_t reloads() const { return reloads_; }
   uint64_t reload_failures() const { return reload_failures_; }
 
  private:
-  // What stat says about both files; a change in any field means "load again".
-  struct Stamp {
-    dev_t cert_dev = 0, key_dev = 0;
-    ino_t cert_ino = 0, key_ino = 0;
-    off_t cert_size = 0, key_size = 0;
-    timespec cert_mtime{}, key_mtime{};
-    bool operator==(const Stamp& o) const;
+  // What stat says about one file; a change in any field of any file means "load again".
+  struct FileStamp {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    timespec mtime{};
+    bool operator==(const FileStamp& o) const;
   };
+  using Stamp = std::vector<FileStamp>;
 
   explicit TlsContext(TlsServerSettings settings);
   Result<Stamp> stamp() const;
-  Result<SslCtxHandle> make() const;
+  Result<SslCtxHandle> make(std::vector<TlsCertificateInfo>* infos) const;
+  Result<SslCtxHandle> make_one(const TlsCertificateFiles& files, void* generation) const;
 
   const TlsServerSettings settings_;
-  std::string alpn_wire_;  // settings_.alpn in ALPN's wire format (length-prefixed names)
+  std::vector<std::string> files_;  // every file stamped: certificates and keys, then the CA
   SslCtxHandle ctx_;
+  std::vector<TlsCertificateInfo> certificates_;
   Stamp loaded_;  // the files ctx_ was made from
   Stamp failed_;  // the last files that did not load (logged once)
   bool have_failed_ = false;
@@ -84,5 +115,9 @@ class TlsContext {
 // The oldest queued OpenSSL error as text, or `fallback` when there is none; clears the queue.
 // Only after openssl() loaded the library.
 std::string openssl_error_text(const std::string& fallback);
+
+// Unix time of an ASN1_TIME (notBefore, notAfter); 0 when it cannot be read. Only after
+// openssl() loaded the library.
+int64_t asn1_time_to_unix(const ASN1_TIME* time);
 
 }  // namespace h2mesh::net

@@ -14,10 +14,64 @@
 namespace h2mesh::net {
 namespace {
 const OpenSsl& S() { return *openssl(nullptr); }
+
+// What the first queued OpenSSL error of a failed SSL_accept says about whose fault it was.
+TlsHandshakeResult classify_failure(unsigned long e) {
+  switch (ERR_GET_REASON(e)) {
+    case SSL_R_NO_APPLICATION_PROTOCOL:
+      return TlsHandshakeResult::NoAlpn;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      return TlsHandshakeResult::NoClientCert;
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+      return TlsHandshakeResult::BadClientCert;
+    // The client's alert about the certificate we sent (unknown CA, expired, wrong name...).
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+      return TlsHandshakeResult::BadCertificate;
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+      return TlsHandshakeResult::Closed;
+    default:
+      return TlsHandshakeResult::Protocol;
+  }
+}
+
+// The SANs of a certificate of the given GEN_* type (GEN_URI, GEN_DNS), as text.
+void add_names(const GENERAL_NAMES* names, int type, std::vector<std::string>* out) {
+  const int n = S().OPENSSL_sk_num(reinterpret_cast<const OPENSSL_STACK*>(names));
+  for (int i = 0; i < n; ++i) {
+    const auto* name = static_cast<const GENERAL_NAME*>(
+        S().OPENSSL_sk_value(reinterpret_cast<const OPENSSL_STACK*>(names), i));
+    if (!name || name->type != type) continue;
+    const ASN1_STRING* text = type == GEN_URI ? name->d.uniformResourceIdentifier : name->d.dNSName;
+    const int len = S().ASN1_STRING_length(text);
+    if (len <= 0) continue;
+    out->emplace_back(reinterpret_cast<const char*>(S().ASN1_STRING_get0_data(text)),
+                      static_cast<size_t>(len));
+  }
+}
 }  // namespace
 
+const char* tls_handshake_result_name(TlsHandshakeResult result) {
+  switch (result) {
+    case TlsHandshakeResult::Ok: return "ok";
+    case TlsHandshakeResult::NoAlpn: return "no_alpn";
+    case TlsHandshakeResult::NoClientCert: return "no_client_cert";
+    case TlsHandshakeResult::BadClientCert: return "bad_client_cert";
+    case TlsHandshakeResult::BadCertificate: return "bad_certificate";
+    case TlsHandshakeResult::Protocol: return "protocol";
+    case TlsHandshakeResult::Timeout: return "timeout";
+    case TlsHandshakeResult::Closed: return "closed";
+  }
+  return "protocol";
+}
+
 Result<std::unique_ptr<TlsTransport>> TlsTransport::accept(EventLoop& loop, SSL_CTX* ctx, int fd,
-                                                           Duration handshake_timeout) {
+                                                           Duration handshake_timeout,
+                                                           TlsHandshakeCounters* counters) {
   S().ERR_clear_error();
   SSL* ssl = S().SSL_new(ctx);
   if (!ssl || S().SSL_set_fd(ssl, fd) != 1) {
@@ -26,15 +80,43 @@ Result<std::unique_ptr<TlsTransport>> TlsTransport::accept(EventLoop& loop, SSL_
     ::close(fd);
     return make_error(ErrorCode::Internal, why);
   }
-  return std::unique_ptr<TlsTransport>(new TlsTransport(loop, ssl, fd, handshake_timeout));
+  return std::unique_ptr<TlsTransport>(
+      new TlsTransport(loop, ssl, fd, handshake_timeout, counters));
 }
 
-TlsTransport::TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout)
+TlsTransport::TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout,
+                           TlsHandshakeCounters* counters)
     : loop_(loop),
       ssl_(ssl),
       fd_(fd),
       handshake_timeout_(handshake_timeout),
-      handshake_timer_(loop, [this] { handshake_failed("no TLS handshake within the deadline"); }) {
+      handshake_timer_(loop,
+                       [this] {
+                         handshake_failed(TlsHandshakeResult::Timeout,
+                                          "no TLS handshake within the deadline");
+                       }),
+      counters_(counters) {}
+
+void TlsTransport::count(TlsHandshakeResult result) {
+  if (counters_) ++(*counters_)[static_cast<size_t>(result)];
+}
+
+void TlsTransport::read_peer_identity() {
+  X509* cert = S().SSL_get1_peer_certificate(ssl_);
+  if (!cert) return;
+  PeerIdentity id;
+  // A certificate that reached here passed verification against the CA (a failure ends the
+  // handshake); without a CA none is asked for.
+  id.verified = S().SSL_get_verify_result(ssl_) == X509_V_OK;
+  auto* names = static_cast<GENERAL_NAMES*>(
+      S().X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names) {
+    add_names(names, GEN_URI, &id.uris);
+    add_names(names, GEN_DNS, &id.dns);
+    S().GENERAL_NAMES_free(names);
+  }
+  S().X509_free(cert);
+  peer_ = std::move(id);
 }
 
 TlsTransport::~TlsTransport() {
@@ -93,6 +175,8 @@ void TlsTransport::handshake() {
   if (ret == 1) {
     handshaking_ = false;
     handshake_timer_.cancel();
+    read_peer_identity();
+    count(TlsHandshakeResult::Ok);
     update_interest();
     // The client's first request may have come with its last handshake message: have the owner
     // try a read even if epoll has nothing new to say.
@@ -107,14 +191,22 @@ void TlsTransport::handshake() {
     return;
   }
   std::string why;
-  if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN)
+  TlsHandshakeResult result = TlsHandshakeResult::Closed;
+  if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
     why = errno ? strerror(errno) : "the client closed the connection";
-  else
+  } else {
+    result = classify_failure(S().ERR_peek_error());
     why = openssl_error_text("TLS error " + std::to_string(err));
-  handshake_failed("TLS handshake failed: " + why);
+    if (result == TlsHandshakeResult::BadClientCert) {
+      why += std::string(" (") +
+             S().X509_verify_cert_error_string(S().SSL_get_verify_result(ssl_)) + ")";
+    }
+  }
+  handshake_failed(result, "TLS handshake failed: " + why);
 }
 
-void TlsTransport::handshake_failed(const std::string& why) {
+void TlsTransport::handshake_failed(TlsHandshakeResult result, const std::string& why) {
+  count(result);
   handshaking_ = false;
   handshake_timer_.cancel();
   error_ = make_error(ErrorCode::DownstreamProtocol, why);

@@ -2,13 +2,31 @@
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "net/event_loop.h"
 #include "net/transport.h"
 
 namespace h2mesh::net {
+
+// How a server-side handshake ended, for h2mesh_tls_handshakes_total{result}.
+enum class TlsHandshakeResult : uint8_t {
+  Ok,
+  NoAlpn,          // the client offered ALPN without any protocol we serve
+  NoClientCert,    // a client certificate is required and none came
+  BadClientCert,   // the client's certificate did not verify against the CA
+  BadCertificate,  // the client refused our certificate (its alert said so)
+  Protocol,        // anything else the peer got wrong (not TLS, bad version, bad messages)
+  Timeout,         // no complete handshake within the deadline
+  Closed,          // the client went away during the handshake
+};
+constexpr size_t kTlsHandshakeResults = 8;
+using TlsHandshakeCounters = std::array<uint64_t, kTlsHandshakeResults>;
+// "ok", "no_alpn", ... as the metric's label.
+const char* tls_handshake_result_name(TlsHandshakeResult result);
 
 // The server side of a TLS connection over an accepted, non-blocking TCP socket, registered on
 // the loop's epoll. The handshake runs on the loop as the client's bytes arrive and must finish
@@ -19,9 +37,11 @@ namespace h2mesh::net {
 class TlsTransport final : public Transport, private IoHandler {
  public:
   // Takes ownership of `fd`. `ctx` comes from TlsContext::current(); the connection takes a
-  // reference of its own. An error (no memory for the session) closes `fd`.
+  // reference of its own. An error (no memory for the session) closes `fd`. `counters` (may be
+  // null; must outlive the transport) get one count when the handshake ends, by result.
   static Result<std::unique_ptr<TlsTransport>> accept(EventLoop& loop, SSL_CTX* ctx, int fd,
-                                                      Duration handshake_timeout);
+                                                      Duration handshake_timeout,
+                                                      TlsHandshakeCounters* counters = nullptr);
   ~TlsTransport() override;
   TlsTransport(const TlsTransport&) = delete;
   TlsTransport& operator=(const TlsTransport&) = delete;
@@ -33,15 +53,19 @@ class TlsTransport final : public Transport, private IoHandler {
   void want_write(bool on) override;
   void shutdown() override;
   Error last_error() const override { return error_; }
+  const PeerIdentity* peer_identity() const override { return peer_ ? &*peer_ : nullptr; }
 
   // The protocol ALPN chose ("" when none); known once connected.
   std::string alpn() const;
 
  private:
-  TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout);
+  TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout,
+               TlsHandshakeCounters* counters);
   void on_io(uint32_t events) override;
   void handshake();
-  void handshake_failed(const std::string& why);
+  void handshake_failed(TlsHandshakeResult result, const std::string& why);
+  void count(TlsHandshakeResult result);
+  void read_peer_identity();
   void update_interest();
   // The error of an SSL call that returned `ret`: WouldBlock (noting what it waits for), Eof,
   // or Failed with error_ set.
@@ -53,6 +77,8 @@ class TlsTransport final : public Transport, private IoHandler {
   Duration handshake_timeout_;
   Timer handshake_timer_;
   TransportHandler* handler_ = nullptr;
+  TlsHandshakeCounters* counters_;
+  std::optional<PeerIdentity> peer_;
   Error error_;
   uint32_t interest_ = 0;
   bool handshaking_ = true;

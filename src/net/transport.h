@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "config/config.h"
@@ -38,6 +40,13 @@ class TransportHandler {
   virtual void on_transport_ready(bool readable, bool writable) = 0;
 };
 
+// Who the peer proved to be: the SANs of the certificate it presented in a TLS handshake.
+struct PeerIdentity {
+  std::vector<std::string> uris;  // URI SANs, e.g. spiffe://cluster.local/ns/demo/sa/client
+  std::vector<std::string> dns;   // DNS SANs
+  bool verified = false;          // the chain was verified against the configured CA
+};
+
 // A byte stream to one peer: TCP in production (TcpTransport), an in-memory pair in tests
 // (MemoryTransport), TLS later. Owned by one connection, used on its loop's thread only.
 // The owner states intent (wants to write); the transport decides what it waits for, so an
@@ -61,6 +70,9 @@ class Transport {
   virtual void shutdown() = 0;
   // Why the last read or write Failed.
   virtual Error last_error() const = 0;
+  // The peer's certificate identity, once connected; null when it showed none (or without TLS).
+  // Owned by the transport.
+  virtual const PeerIdentity* peer_identity() const { return nullptr; }
 };
 
 // Opens client transports. Production connects over TCP (tcp_connector()); tests connect

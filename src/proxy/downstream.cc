@@ -98,6 +98,17 @@ void DownstreamStream::on_request_headers_too_large(bool trailers,
 }
 
 void DownstreamStream::route_and_start() {
+  // The listener's allow-list (its latest rules: a reload that narrows it applies to the calls
+  // of connections already open). Refused before anything else: no routing, no upstream work.
+  if (const auto& tls = conn_.rules().listener.tls; tls && !tls->allowed_identities.empty()) {
+    if (!conn_.identity_allowed(tls->allowed_identities)) {
+      ctx_.stats.tls[conn_.listener().name].authz_denied++;
+      send_local_reply(grpc::StatusCode::PermissionDenied,
+                       "h2mesh: the client's identity is not allowed on listener " +
+                           conn_.listener().name);
+      return;
+    }
+  }
   // A malformed grpc-timeout is refused before any routing or upstream work, as gRPC servers
   // refuse it, rather than running the call without the deadline the client meant to set.
   std::optional<Duration> timeout;
@@ -534,6 +545,16 @@ DownstreamConnection::~DownstreamConnection() {
     delete stream;
   });
   ctx_.stats.downstream_connections_active--;
+}
+
+bool DownstreamConnection::identity_allowed(const std::vector<std::string>& allowed) const {
+  const net::PeerIdentity* peer = transport_->peer_identity();
+  if (!peer || !peer->verified) return false;
+  // URI SANs (SPIFFE IDs) first, then DNS SANs; exact matches only.
+  for (const auto* names : {&peer->uris, &peer->dns})
+    for (const std::string& name : *names)
+      if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) return true;
+  return false;
 }
 
 void DownstreamConnection::on_remote_settings() {

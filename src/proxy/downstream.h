@@ -155,6 +155,8 @@ class DownstreamConnection final : public http2::Connection {
   // With a grace period, calls still running after it are cut.
   void start_drain(std::optional<Duration> grace = std::nullopt);
   size_t stream_count() const { return streams_.size(); }
+  // Whether the client's verified certificate names one of `allowed` (URI or DNS SAN).
+  bool identity_allowed(const std::vector<std::string>& allowed) const;
 
   // Set by the worker; called once when the connection is gone so the worker can delete it.
   std::function<void(DownstreamConnection*)> on_gone;

@@ -3,6 +3,7 @@
 // Plain per-worker counters: no atomics, only the owning worker writes them. The admin server
 // gets copies by posting a closure to each worker (server/worker.h) and adds them up.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -10,6 +11,8 @@
 #include <string>
 
 #include "common/time.h"
+#include "net/tls_context.h"
+#include "net/tls_transport.h"
 #include "proxy/tcp_relay.h"
 
 namespace h2mesh::proxy {
@@ -123,6 +126,29 @@ struct MeshStats {
   }
 };
 
+// A TLS listener's handshakes and allow-list refusals, and the certificates it serves now.
+struct TlsListenerStats {
+  net::TlsHandshakeCounters handshakes{};  // by net::TlsHandshakeResult
+  uint64_t authz_denied = 0;               // calls refused by allowed_identities
+  // Filled when the stats are collected (not a counter): what the worker's context serves.
+  std::vector<net::TlsCertificateInfo> certificates;
+
+  void add(const TlsListenerStats& o) {
+    for (size_t i = 0; i < handshakes.size(); ++i) handshakes[i] += o.handshakes[i];
+    authz_denied += o.authz_denied;
+    // Workers reload on their own; the newest certificate of a file is the one served next.
+    for (const auto& c : o.certificates) {
+      auto it = std::find_if(certificates.begin(), certificates.end(),
+                             [&](const net::TlsCertificateInfo& m) { return m.path == c.path; });
+      if (it == certificates.end()) {
+        certificates.push_back(c);
+      } else if (c.not_after > it->not_after) {
+        *it = c;
+      }
+    }
+  }
+};
+
 struct WorkerStats {
   uint64_t downstream_connections_total = 0;
   uint64_t downstream_connections_active = 0;
@@ -137,6 +163,7 @@ struct WorkerStats {
   std::map<std::string, ClusterStats> clusters;
   std::map<RateLimitKey, uint64_t> rate_limited;  // calls refused by each configured rate limit
   MeshStats mesh;
+  std::map<std::string, TlsListenerStats> tls;  // by listener name; TLS listeners only
 
   void add(const WorkerStats& o) {
     downstream_connections_total += o.downstream_connections_total;
@@ -152,6 +179,7 @@ struct WorkerStats {
     for (const auto& [k, v] : o.clusters) clusters[k].add(v);
     for (const auto& [k, v] : o.rate_limited) rate_limited[k] += v;
     mesh.add(o.mesh);
+    for (const auto& [k, v] : o.tls) tls[k].add(v);
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <thread>
 
 #include "admin/render.h"
@@ -16,10 +17,33 @@
 #include "cluster/host_set.h"
 #include "common/log.h"
 #include "net/socket.h"
+#include "net/tls_context.h"
 
 namespace h2mesh::server {
 
 namespace {
+// Loads every TLS listener's files once, as the workers will: a config whose certificates do not
+// load is refused before any worker sees it.
+bool listener_tls_loads(const config::Config& config, std::string* error) {
+  for (const auto& l : config.listeners) {
+    if (!l.tls) continue;
+    auto loaded = net::TlsContext::load(listener_tls_settings(*l.tls));
+    if (!loaded) {
+      *error = "listener " + l.name + ": TLS: " + loaded.error().message;
+      return false;
+    }
+  }
+  return true;
+}
+
+// The first TLS listener whose certificate in use is past its notAfter at `now` (Unix time).
+std::optional<std::string> expired_listener(const proxy::WorkerStats& stats, int64_t now) {
+  for (const auto& [name, tls] : stats.tls)
+    for (const auto& cert : tls.certificates)
+      if (cert.not_after != 0 && cert.not_after < now) return name;
+  return std::nullopt;
+}
+
 // The signals the main thread handles through its signalfd.
 sigset_t handled_signals() {
   sigset_t set;
@@ -138,6 +162,11 @@ int Server::run() {
   signals_ = std::make_unique<SignalHandler>(*this);
 
   size_t n = config_->workers ? config_->workers : std::max(1u, std::thread::hardware_concurrency());
+  std::string tls_error;
+  if (!listener_tls_loads(*config_, &tls_error)) {
+    LOG_ERROR("%s", tls_error.c_str());
+    return 1;
+  }
   for (const auto& listener : config_->listeners) {
     BoundListener b;
     if (!bind_listener(listener, n, &b)) return 1;
@@ -284,6 +313,12 @@ void Server::reload(const char* trigger) {
     next.admin.enabled = config_->admin.enabled;
     next.admin.address = config_->admin.address;
   }
+  std::string tls_error;
+  if (!listener_tls_loads(next, &tls_error)) {
+    LOG_ERROR("reload (%s) refused: %s; the running configuration stays", trigger,
+              tls_error.c_str());
+    return;
+  }
   // Listeners that stay (same name and address) keep their sockets; new ones are bound first,
   // so a failure leaves everything as it was.
   std::vector<BoundListener> bound;
@@ -371,7 +406,22 @@ void Server::handle_admin(const std::string& method, const std::string& path,
   if (path == "/ready") {
     std::string why;
     if (serving_ && !shutting_down_ && discovery_synced(&why)) {
-      reply(admin::HttpResponse{200, "text/plain", "ready\n"});
+      const bool tls = std::any_of(config_->listeners.begin(), config_->listeners.end(),
+                                   [](const config::Listener& l) { return l.tls.has_value(); });
+      if (!tls) {
+        reply(admin::HttpResponse{200, "text/plain", "ready\n"});
+        return;
+      }
+      // A listener serving an expired certificate fails every client that verifies it: not
+      // ready, so that the orchestrator stops sending traffic here and says why.
+      collect([reply = std::move(reply)](proxy::WorkerStats stats) {
+        if (auto name = expired_listener(stats, static_cast<int64_t>(::time(nullptr)))) {
+          reply(admin::HttpResponse{503, "text/plain",
+                                    "serving certificate of listener " + *name + " expired\n"});
+        } else {
+          reply(admin::HttpResponse{200, "text/plain", "ready\n"});
+        }
+      });
     } else {
       if (why.empty()) why = shutting_down_ ? "draining" : "starting";
       reply(admin::HttpResponse{503, "text/plain", why + "\n"});
@@ -382,6 +432,30 @@ void Server::handle_admin(const std::string& method, const std::string& path,
     reply(admin::HttpResponse{404, "text/plain", "try /ready, /metrics or /clusters\n"});
     return;
   }
+  bool metrics = path == "/metrics";
+  collect([this, metrics, reply = std::move(reply)](proxy::WorkerStats total) {
+    auto health = registry_->health();
+    proxy::MeshTablePtr table = mesh_ ? mesh_->table() : nullptr;
+    if (mesh_) {
+      // The endpoints of Services some worker called; the others have no series yet.
+      for (auto& [name, hosts] : mesh_->health())
+        if (total.clusters.count(name)) health.emplace(name, std::move(hosts));
+    }
+    if (metrics) {
+      std::optional<discovery::ServiceMapWatcher::Counters> api;
+      if (mesh_ && mesh_->watcher()) api = mesh_->watcher()->counters();
+      reply(admin::HttpResponse{200, "text/plain; version=0.0.4",
+                                admin::render_metrics(total, health, *config_, table.get(),
+                                                      api ? &*api : nullptr)});
+    } else {
+      reply(admin::HttpResponse{
+          200, "application/json",
+          admin::render_clusters_json(total, health, *config_, table.get())});
+    }
+  });
+}
+
+void Server::collect(std::function<void(proxy::WorkerStats)> done) {
   // Ask every worker for a copy of its counters; answer when the last one is in.
   struct Gather {
     proxy::WorkerStats total;
@@ -389,27 +463,7 @@ void Server::handle_admin(const std::string& method, const std::string& path,
   };
   auto gather = std::make_shared<Gather>();
   gather->remaining = workers_.size();
-  bool metrics = path == "/metrics";
-  auto finish = [this, gather, metrics, reply = std::move(reply)] {
-    auto health = registry_->health();
-    proxy::MeshTablePtr table = mesh_ ? mesh_->table() : nullptr;
-    if (mesh_) {
-      // The endpoints of Services some worker called; the others have no series yet.
-      for (auto& [name, hosts] : mesh_->health())
-        if (gather->total.clusters.count(name)) health.emplace(name, std::move(hosts));
-    }
-    if (metrics) {
-      std::optional<discovery::ServiceMapWatcher::Counters> api;
-      if (mesh_ && mesh_->watcher()) api = mesh_->watcher()->counters();
-      reply(admin::HttpResponse{200, "text/plain; version=0.0.4",
-                                admin::render_metrics(gather->total, health, *config_, table.get(),
-                                                      api ? &*api : nullptr)});
-    } else {
-      reply(admin::HttpResponse{
-          200, "application/json",
-          admin::render_clusters_json(gather->total, health, *config_, table.get())});
-    }
-  };
+  auto finish = [gather, done = std::move(done)] { done(std::move(gather->total)); };
   for (auto& w : workers_) {
     w->post_collect([this, gather, finish](proxy::WorkerStats stats) {
       loop_.post([gather, finish, stats = std::move(stats)] {

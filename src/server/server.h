@@ -55,6 +55,8 @@ class Server {
   void release_startup_memory();
   void reload(const char* trigger);
   bool discovery_synced(std::string* why) const;
+  // Every worker's counters added up, handed to `done` on the main thread.
+  void collect(std::function<void(proxy::WorkerStats)> done);
   void handle_admin(const std::string& method, const std::string& path,
                     admin::AdminServer::Reply reply);
   void begin_shutdown(const char* why);

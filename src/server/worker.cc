@@ -14,8 +14,19 @@
 #include "net/original_dst.h"
 #include "net/socket.h"
 #include "net/tcp_transport.h"
+#include "net/tls_transport.h"
 
 namespace h2mesh::server {
+
+net::TlsServerSettings listener_tls_settings(const config::ListenerTls& tls) {
+  net::TlsServerSettings settings;
+  for (const auto& c : tls.certificates) settings.certificates.push_back({c.cert, c.key});
+  settings.alpn = tls.alpn;
+  settings.alpn_required = true;
+  settings.ca_file = tls.ca;
+  settings.require_client_cert = tls.require_client_cert;
+  return settings;
+}
 
 class Worker::Listener final : public net::IoHandler {
  public:
@@ -24,6 +35,7 @@ class Worker::Listener final : public net::IoHandler {
         fd_(fd),
         ctx_(std::move(ctx)),
         resume_(worker.loop_, [this] { resume(); }) {
+    if (ctx_) configure_tls(nullptr);
     worker_.loop_.add(fd_, EPOLLIN, this);
   }
   ~Listener() override { close_socket(); }
@@ -37,7 +49,13 @@ class Worker::Listener final : public net::IoHandler {
   }
   int fd() const { return fd_; }
   const proxy::ListenerContextPtr& context() const { return ctx_; }
-  void set_context(proxy::ListenerContextPtr ctx) { ctx_ = std::move(ctx); }
+  void set_context(proxy::ListenerContextPtr ctx) {
+    const config::ListenerTls* before = ctx_->listener.tls ? &*ctx_->listener.tls : nullptr;
+    std::optional<config::ListenerTls> kept = before ? std::optional(*before) : std::nullopt;
+    ctx_ = std::move(ctx);
+    configure_tls(kept ? &*kept : nullptr);
+  }
+  net::TlsContext* tls() const { return tls_.get(); }
 
   void on_io(uint32_t) override {
     // Bounded so one busy listener cannot starve the connections of this worker.
@@ -62,8 +80,10 @@ class Worker::Listener final : public net::IoHandler {
         return;
       }
       net::set_nodelay(fd);
-      if (ctx_) {
-        worker_.accept_connection(fd, ctx_);
+      if (ctx_ && ctx_->listener.tls) {
+        accept_tls(fd);
+      } else if (ctx_) {
+        worker_.accept_connection(fd, ctx_, nullptr);
       } else {
         worker_.accept_outbound(fd);  // the mesh's outbound port
       }
@@ -75,11 +95,52 @@ class Worker::Listener final : public net::IoHandler {
     if (fd_ >= 0) worker_.loop_.modify(fd_, EPOLLIN, this);
   }
 
+  // A TLS listener's context, made on this worker from the listener's settings; remade when a
+  // reload changed them (`before`: the settings of the previous config, null when it had none).
+  // Certificate rotation within the same settings is the context's own business.
+  void configure_tls(const config::ListenerTls* before) {
+    const auto& tls = ctx_->listener.tls;
+    if (!tls) {
+      tls_.reset();
+      return;
+    }
+    if (tls_ && before && *before == *tls) return;
+    auto loaded = net::TlsContext::load(listener_tls_settings(*tls));
+    if (!loaded) {
+      // The main thread loaded the same files before handing out this config, so this is a
+      // file that changed in between. Without a context the listener refuses connections
+      // rather than serve them in clear text.
+      LOG_ERROR("listener %s: TLS: %s; %s", ctx_->listener.name.c_str(),
+                loaded.error().message.c_str(),
+                tls_ ? "keeping the previous TLS settings" : "refusing connections");
+      return;
+    }
+    tls_ = std::move(*loaded);
+  }
+
+  void accept_tls(int fd) {
+    const config::Listener& listener = ctx_->listener;
+    if (!tls_) {
+      ::close(fd);
+      return;
+    }
+    auto transport = net::TlsTransport::accept(
+        worker_.loop_, tls_->current(worker_.loop_.now()), fd,
+        std::chrono::duration_cast<Duration>(listener.header_timeout),
+        &worker_.ctx_.stats.tls[listener.name].handshakes);
+    if (!transport) {
+      LOG_WARN("listener %s: %s", listener.name.c_str(), transport.error().message.c_str());
+      return;
+    }
+    worker_.accept_connection(fd, ctx_, std::move(*transport));
+  }
+
   static constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
   Worker& worker_;
   int fd_;
   proxy::ListenerContextPtr ctx_;
   net::Timer resume_;  // armed while accepting is paused
+  std::unique_ptr<net::TlsContext> tls_;  // TLS listeners only
   log::Limiter log_{std::chrono::seconds(1)};
 };
 
@@ -138,13 +199,15 @@ void Worker::stop_and_join() {
   thread_.join();
 }
 
-void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener) {
+void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener,
+                               std::unique_ptr<net::Transport> transport) {
   downstream_opts_.max_concurrent_streams = listener->listener.max_concurrent_streams;
   downstream_opts_.max_header_list_bytes = listener->listener.max_header_list_bytes;
   downstream_opts_.max_header_fields = listener->listener.max_header_fields;
   downstream_opts_.flood = listener->listener.flood_limits;
-  auto conn = std::make_unique<proxy::DownstreamConnection>(
-      ctx_, std::make_unique<net::TcpTransport>(loop_, fd, false), listener, downstream_opts_);
+  if (!transport) transport = std::make_unique<net::TcpTransport>(loop_, fd, false);
+  auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, std::move(transport), listener,
+                                                            downstream_opts_);
   conn->on_gone = [this](proxy::DownstreamConnection* c) { remove_connection(c); };
   if (draining_) conn->start_drain();
   connections_.emplace(conn.get(), std::move(conn));
@@ -236,7 +299,7 @@ void Worker::start_mesh_connection(int fd, const config::SocketAddress& destinat
     return;
   }
   ctx_.stats.mesh.http2_connections++;
-  accept_connection(fd, mesh_context(*route));
+  accept_connection(fd, mesh_context(*route), nullptr);
 }
 
 proxy::ListenerContextPtr Worker::mesh_context(const proxy::MeshRoute& route) {
@@ -348,7 +411,17 @@ void Worker::post_force_close() {
 }
 
 void Worker::post_collect(std::function<void(proxy::WorkerStats)> reply) {
-  loop_.post([this, reply = std::move(reply)] { reply(ctx_.stats); });
+  loop_.post([this, reply = std::move(reply)] {
+    // The certificates served from now on: a look at the files first (at most once a second),
+    // so a rotation shows even on a worker that accepted nothing since.
+    for (auto& [name, tls] : ctx_.stats.tls) tls.certificates.clear();
+    for (const auto& l : listeners_) {
+      if (!l->tls()) continue;
+      l->tls()->current(loop_.now());
+      ctx_.stats.tls[l->context()->listener.name].certificates = l->tls()->certificates();
+    }
+    reply(ctx_.stats);
+  });
 }
 
 void Worker::post_rate_limit_collect(

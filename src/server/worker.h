@@ -9,6 +9,7 @@
 #include "cluster/host_set.h"
 #include "config/config.h"
 #include "net/event_loop.h"
+#include "net/tls_context.h"
 #include "proxy/cluster_manager.h"
 #include "proxy/downstream.h"
 #include "proxy/mesh_table.h"
@@ -18,6 +19,10 @@
 #include "proxy/worker_context.h"
 
 namespace h2mesh::server {
+
+// How a listener's `tls` settings become a server context: ALPN is required (a client offering
+// ALPN without h2 fails the handshake).
+net::TlsServerSettings listener_tls_settings(const config::ListenerTls& tls);
 
 // One data-path thread: its own event loop, its SO_REUSEPORT listener sockets, its client
 // connections, its upstream pools and its LB state. The main thread talks to it only through
@@ -62,7 +67,9 @@ class Worker {
 
  private:
   class Listener;
-  void accept_connection(int fd, const proxy::ListenerContextPtr& listener);
+  // `transport`: the connection's TLS transport, or null for clear text over `fd`.
+  void accept_connection(int fd, const proxy::ListenerContextPtr& listener,
+                         std::unique_ptr<net::Transport> transport);
   // Mesh mode: a connection redirected to the outbound port. Balanced per call when it goes to
   // a Service's cluster IP and speaks HTTP/2; relayed as TCP to where it was going otherwise.
   void accept_outbound(int fd);

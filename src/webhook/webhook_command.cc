@@ -175,8 +175,7 @@ int run_webhook(const WebhookSettings& settings) {
   bool drained = false;
 
   net::TlsServerSettings tls_settings;
-  tls_settings.cert_file = settings.cert_file;
-  tls_settings.key_file = settings.key_file;
+  tls_settings.certificates = {{settings.cert_file, settings.key_file}};
   tls_settings.alpn = {"http/1.1"};
   auto tls = net::TlsContext::load(tls_settings);
   if (!tls) {

@@ -4,6 +4,11 @@
 Run with Debian's interpreter, which has python3-grpcio and python3-protobuf:
 
     /usr/bin/python3 tests/interop/python_client.py --target HOST:PORT -n N
+        [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
+
+With --tls-ca the channel is TLS (grpc.ssl_channel_credentials), verifying the server against
+FILE; --tls-cert/--tls-key add a client certificate (mTLS); --tls-server-name overrides the name
+verified and sent as SNI (the target's host otherwise).
 
 Does N unary SayHello calls over one channel, one server-streaming call (4 replies of 1 MiB,
 every payload byte checked against the pattern) and one bidi call (3 distinct payloads echoed),
@@ -229,6 +234,10 @@ def main():
     parser.add_argument("-n", type=int, default=1, help="unary calls (default 1)")
     parser.add_argument("--name", default="python-interop")
     parser.add_argument("--timeout-s", type=float, default=10.0, help="deadline of each call")
+    parser.add_argument("--tls-ca", metavar="FILE", help="TLS: CA bundle to verify the server")
+    parser.add_argument("--tls-cert", metavar="FILE", help="TLS: client certificate (PEM)")
+    parser.add_argument("--tls-key", metavar="FILE", help="TLS: client key (PEM)")
+    parser.add_argument("--tls-server-name", metavar="NAME", help="TLS: name to verify and SNI")
     parser.add_argument("--check-proto", metavar="PATH",
                         help="only compare the hand-built descriptor with PATH, using protoc")
     args = parser.parse_args()
@@ -239,7 +248,24 @@ def main():
 
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
-    with grpc.insecure_channel(args.target, options=options) as channel:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_cert and not args.tls_ca:
+        parser.error("--tls-cert needs --tls-ca")
+    if args.tls_ca:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(args.tls_ca),
+            private_key=read(args.tls_key) if args.tls_key else None,
+            certificate_chain=read(args.tls_cert) if args.tls_cert else None)
+        if args.tls_server_name:
+            options.append(("grpc.ssl_target_name_override", args.tls_server_name))
+        channel = grpc.secure_channel(args.target, creds, options=options)
+    else:
+        channel = grpc.insecure_channel(args.target, options=options)
+    with channel:
         greeter = Greeter(channel, load_message_classes())
         ok, failed, backends = run_unary(greeter, args.n, args.name, args.timeout_s)
         stream_ok = run_server_stream(greeter, args.name, args.timeout_s)

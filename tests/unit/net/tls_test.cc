@@ -107,7 +107,7 @@ class Tls : public ::testing::Test {
 
   Result<std::unique_ptr<TlsContext>> load(Duration check_interval = std::chrono::seconds(1)) {
     return TlsContext::load(
-        TlsServerSettings{dir_ + "/tls.crt", dir_ + "/tls.key", {"http/1.1"}, check_interval});
+        TlsServerSettings{{{dir_ + "/tls.crt", dir_ + "/tls.key"}}, {"http/1.1"}, false, "", false, check_interval});
   }
 
   // Runs the loop until `done` (at most ~2 s of wall time: a bounded loop, not a timing check).
@@ -280,7 +280,7 @@ TEST_F(Tls, MismatchedOrMissingFilesAreAnErrorAtStart) {
   auto mixed = load();
   ASSERT_FALSE(mixed.ok());
   EXPECT_NE(mixed.error().message.find("mismatch"), std::string::npos) << mixed.error().message;
-  auto missing = TlsContext::load(TlsServerSettings{dir_ + "/nope.crt", dir_ + "/tls.key", {}});
+  auto missing = TlsContext::load(TlsServerSettings{{{dir_ + "/nope.crt", dir_ + "/tls.key"}}, {}, false, "", false});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message.find("nope.crt"), std::string::npos);
 }
