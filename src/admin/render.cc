@@ -162,7 +162,9 @@ void render_listener_tls(Prom& p, const proxy::WorkerStats& s) {
   for (const auto& [name, tls] : s.tls)
     for (const auto& cert : tls.certificates)
       p.sample("h2mesh_tls_certificate_expiry_timestamp_seconds",
-               label("owner", "listener/" + name) + "," + label("cert", cert.path),
+               // The mesh's inbound side serves the pod's mesh certificate.
+               label("owner", name == "mesh-inbound" ? "mesh" : "listener/" + name) + "," +
+                   label("cert", cert.path),
                static_cast<uint64_t>(std::max<int64_t>(cert.not_after, 0)));
 }
 }  // namespace
@@ -236,6 +238,22 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
     p.family("h2mesh_relay_bytes_total", "counter", "Bytes relayed, by direction.");
     p.sample("h2mesh_relay_bytes_total", label("direction", "upstream"), r.bytes_to_upstream);
     p.sample("h2mesh_relay_bytes_total", label("direction", "downstream"), r.bytes_to_downstream);
+    p.family("h2mesh_inbound_connections_total", "counter",
+             "Connections redirected to the inbound port, by what became of them.");
+    const std::pair<const char*, uint64_t> inbound[] = {
+        {"mtls", m.inbound_mtls},
+        {"plaintext", m.inbound_plaintext},
+        {"relayed", m.inbound_relayed},
+        {"plaintext_refused", m.inbound_refused_plaintext},
+        {"loop_refused", m.inbound_loops_refused},
+        {"no_destination", m.inbound_no_destination}};
+    for (const auto& [kind, count] : inbound)
+      p.sample("h2mesh_inbound_connections_total", label("outcome", kind), count);
+    p.family("h2mesh_inbound_calls_total", "counter",
+             "Calls arriving at the pod through the sidecar, by the caller's mesh identity "
+             "(\"plaintext\" without mTLS; at most 100 identities, then \"other\").");
+    for (const auto& [identity, count] : m.inbound_calls)
+      p.sample("h2mesh_inbound_calls_total", label("identity", identity), count);
   }
   if (api) render_api(p, *api);
   p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");

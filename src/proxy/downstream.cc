@@ -98,6 +98,7 @@ void DownstreamStream::on_request_headers_too_large(bool trailers,
 }
 
 void DownstreamStream::route_and_start() {
+  if (conn_.inbound()) conn_.count_inbound_call();
   // The listener's allow-list (its latest rules: a reload that narrows it applies to the calls
   // of connections already open). Refused before anything else: no routing, no upstream work.
   if (const auto& tls = conn_.rules().listener.tls; tls && !tls->allowed_identities.empty()) {
@@ -488,6 +489,16 @@ void DownstreamStream::on_deadline() {
 
 // ---------------------------------------------------------------------------------------------
 // DownstreamConnection
+
+void DownstreamConnection::count_inbound_call() {
+  static const std::string kPlaintext = "plaintext", kNoName = "unnamed";
+  const net::PeerIdentity* peer = transport_->peer_identity();
+  const std::string& who = !peer                    ? kPlaintext
+                           : !peer->uris.empty()    ? peer->uris.front()
+                           : !peer->dns.empty()     ? peer->dns.front()
+                                                    : kNoName;
+  ctx_.stats.mesh.count_inbound_call(who);
+}
 
 DownstreamConnection::DownstreamConnection(WorkerContext& ctx,
                                            std::unique_ptr<net::Transport> transport,

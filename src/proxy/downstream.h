@@ -158,6 +158,14 @@ class DownstreamConnection final : public http2::Connection {
   // Whether the client's verified certificate names one of `allowed` (URI or DNS SAN).
   bool identity_allowed(const std::vector<std::string>& allowed) const;
 
+  // Mesh mode: the connection arrived at the pod through the inbound port (set by the worker
+  // before the first call); its calls are counted by the caller's identity.
+  void set_inbound(bool inbound) { inbound_ = inbound; }
+  bool inbound() const { return inbound_; }
+  // Counts one call of an inbound connection under the peer's identity (its first URI SAN, else
+  // its first DNS SAN; "plaintext" without TLS).
+  void count_inbound_call();
+
   // Set by the worker; called once when the connection is gone so the worker can delete it.
   std::function<void(DownstreamConnection*)> on_gone;
 
@@ -211,6 +219,7 @@ class DownstreamConnection final : public http2::Connection {
   bool protocol_error_counted_ = false;
   bool draining_ = false;
   bool goaway_sent_ = false;
+  bool inbound_ = false;
 };
 
 }  // namespace h2mesh::proxy

@@ -115,7 +115,38 @@ struct MeshStats {
   uint64_t no_destination = 0;       // no original destination could be read
   RelayStats relay;
 
+  // The inbound side: connections redirected to the inbound port, by what became of them.
+  uint64_t inbound_mtls = 0;               // mesh mTLS terminated (handshake started)
+  uint64_t inbound_plaintext = 0;          // clear-text HTTP/2 accepted (permissive)
+  uint64_t inbound_relayed = 0;            // clear text, not HTTP/2 (or TLS without mesh.tls)
+  uint64_t inbound_refused_plaintext = 0;  // clear text closed (strict)
+  uint64_t inbound_loops_refused = 0;      // the original destination was an h2mesh port
+  uint64_t inbound_no_destination = 0;
+  // Calls arriving on the inbound side by the caller's identity (its SPIFFE ID; "plaintext"
+  // without mTLS). At most kMaxInboundIdentities keys; later identities count as "other".
+  static constexpr size_t kMaxInboundIdentities = 100;
+  std::map<std::string, uint64_t> inbound_calls;
+
+  void count_inbound_call(const std::string& identity, uint64_t n = 1) {
+    auto it = inbound_calls.find(identity);
+    if (it == inbound_calls.end()) {
+      if (inbound_calls.size() >= kMaxInboundIdentities) {
+        inbound_calls["other"] += n;  // may make it 101 keys: "other" itself is always allowed
+        return;
+      }
+      it = inbound_calls.emplace(identity, 0).first;
+    }
+    it->second += n;
+  }
+
   void add(const MeshStats& o) {
+    inbound_mtls += o.inbound_mtls;
+    inbound_plaintext += o.inbound_plaintext;
+    inbound_relayed += o.inbound_relayed;
+    inbound_refused_plaintext += o.inbound_refused_plaintext;
+    inbound_loops_refused += o.inbound_loops_refused;
+    inbound_no_destination += o.inbound_no_destination;
+    for (const auto& [identity, n] : o.inbound_calls) count_inbound_call(identity, n);
     http2_connections += o.http2_connections;
     unknown_destination += o.unknown_destination;
     opaque += o.opaque;

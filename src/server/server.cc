@@ -119,8 +119,9 @@ bool Server::bind_listener(const config::Listener& listener, size_t workers, Bou
   return true;
 }
 
-bool Server::bind_outbound(size_t workers, std::vector<std::vector<int>>* fds) {
-  const uint16_t port = config_->mesh.outbound_port;
+bool Server::bind_outbound(size_t workers, std::vector<std::vector<int>>* fds, bool inbound) {
+  const uint16_t port = inbound ? config_->mesh.inbound_port : config_->mesh.outbound_port;
+  const char* which = inbound ? "inbound" : "outbound";
   std::vector<config::SocketAddress> addresses = {{"0.0.0.0", port}};
   // REDIRECT sends IPv6 connections to [::1]: bind [::] too where the host has IPv6.
   if (access("/proc/net/if_inet6", F_OK) == 0) addresses.push_back({"::", port});
@@ -128,14 +129,14 @@ bool Server::bind_outbound(size_t workers, std::vector<std::vector<int>>* fds) {
     for (size_t w = 0; w < workers; ++w) {
       auto fd = net::listen_tcp(address, /*reuse_port=*/true);
       if (!fd) {
-        LOG_ERROR("mesh: outbound port: %s", fd.error().message.c_str());
+        LOG_ERROR("mesh: %s port: %s", which, fd.error().message.c_str());
         for (auto& list : *fds)
           for (int f : list) ::close(f);
         return false;
       }
       (*fds)[w].push_back(*fd);
     }
-    LOG_INFO("mesh: outbound listener on %s", address.to_string().c_str());
+    LOG_INFO("mesh: %s listener on %s", which, address.to_string().c_str());
   }
   return true;
 }
@@ -175,16 +176,48 @@ int Server::run() {
   std::vector<std::vector<int>> fds(n);
   for (const auto& b : bound_)
     for (size_t w = 0; w < n; ++w) fds[w].push_back(b.fds[w]);
-  std::vector<std::vector<int>> outbound(n);
-  if (config_->mesh.enabled && !bind_outbound(n, &outbound)) return 1;
+  std::vector<std::vector<int>> outbound(n), inbound(n);
+  if (config_->mesh.enabled && !bind_outbound(n, &outbound, false)) return 1;
+  if (config_->mesh.enabled && !bind_outbound(n, &inbound, true)) {
+    for (auto& list : outbound)
+      for (int fd : list) ::close(fd);
+    return 1;
+  }
+  // Each worker has its own mesh TLS context (contexts reload on the thread that uses them). A
+  // certificate that does not load stops the sidecar here, with the file and the reason.
+  std::vector<std::unique_ptr<net::TlsContext>> mesh_tls(n);
+  if (config_->mesh.enabled && config_->mesh.tls) {
+    const config::MeshTls& tls = *config_->mesh.tls;
+    for (size_t i = 0; i < n; ++i) {
+      net::TlsServerSettings settings;
+      settings.certificates = {{tls.cert, tls.key}};
+      settings.alpn = {"h2"};
+      settings.alpn_required = true;
+      settings.ca_file = tls.ca;
+      settings.require_client_cert = true;
+      auto ctx = net::TlsContext::load(std::move(settings));
+      if (!ctx) {
+        LOG_ERROR("mesh: mTLS: %s", ctx.error().message.c_str());
+        for (auto* list : {&outbound, &inbound})
+          for (auto& fds_of_worker : *list)
+            for (int fd : fds_of_worker) ::close(fd);
+        return 1;
+      }
+      mesh_tls[i] = std::move(*ctx);
+    }
+    LOG_INFO("mesh: mTLS %s with %s (trust domain %s)",
+             tls.mode == config::MeshTls::Mode::Strict ? "strict" : "permissive",
+             tls.cert.c_str(), tls.trust_domain.c_str());
+  }
   if (config_->mesh.enabled && own_traffic_redirected()) {
     LOG_ERROR(
         "mesh: the iptables rules redirect h2mesh's own connections back to it (uid %u, gid %u "
         "is not the uid the rules exclude): every relayed connection would loop. Run h2mesh as "
         "the --proxy-uid of `h2mesh iptables install` (default 1337)",
         static_cast<unsigned>(getuid()), static_cast<unsigned>(getgid()));
-    for (auto& list : outbound)
-      for (int fd : list) ::close(fd);
+    for (auto* list : {&outbound, &inbound})
+      for (auto& fds_of_worker : *list)
+        for (int fd : fds_of_worker) ::close(fd);
     return 1;
   }
 
@@ -213,7 +246,8 @@ int Server::run() {
   for (size_t i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), static_cast<uint32_t>(n),
                                                 config_, fds[i], snapshots, report_outlier,
-                                                std::move(outbound[i])));
+                                                std::move(outbound[i]), std::move(inbound[i]),
+                                                std::move(mesh_tls[i])));
   }
   registry_->set_publish([this](cluster::ClusterSnapshotPtr snap) {
     for (auto& w : workers_) w->post_snapshot(snap);
@@ -302,6 +336,13 @@ void Server::reload(const char* trigger) {
     LOG_WARN("reload: mesh mode and its outbound port change only with a restart");
     next.mesh.enabled = config_->mesh.enabled;
     next.mesh.outbound_port = config_->mesh.outbound_port;
+  }
+  if (next.mesh.inbound_port != config_->mesh.inbound_port || next.mesh.tls != config_->mesh.tls) {
+    // The certificate files themselves are re-read as they change; which files, the mode and
+    // the inbound port are fixed at start.
+    LOG_WARN("reload: mesh.inbound_port and mesh.tls change only with a restart");
+    next.mesh.inbound_port = config_->mesh.inbound_port;
+    next.mesh.tls = config_->mesh.tls;
   }
   if (next.workers != config_->workers) {
     LOG_WARN("reload: the number of workers changes only with a restart; keeping %zu",

@@ -42,9 +42,9 @@ class Server {
     std::vector<int> fds;
   };
   bool bind_listener(const config::Listener& listener, size_t workers, BoundListener* out);
-  // Mesh mode: the outbound port on 0.0.0.0 and, when the host has IPv6, on [::]; one socket
-  // per worker and address. False when the port cannot be bound.
-  bool bind_outbound(size_t workers, std::vector<std::vector<int>>* fds);
+  // Mesh mode: the outbound port (or, `inbound`, the inbound port) on 0.0.0.0 and, when the
+  // host has IPv6, on [::]; one socket per worker and address. False when it cannot be bound.
+  bool bind_outbound(size_t workers, std::vector<std::vector<int>>* fds, bool inbound);
   // Mesh mode, before the workers start: whether the interception rules would send h2mesh's
   // own outgoing connections back to its outbound port (it runs as a uid the rules do not
   // exclude), by dialling an address that is never routed.

@@ -17,6 +17,17 @@
 #include "net/tls_transport.h"
 
 namespace h2mesh::server {
+namespace {
+// A peer sidecar's handshake is one round trip on a pod network; this only bounds a peer that
+// never finishes one.
+constexpr Duration kInboundHandshakeTimeout = std::chrono::seconds(10);
+// The inbound side's name where listeners are named: TLS metrics, logs, PERMISSION_DENIED.
+const std::string kInboundListener = "mesh-inbound";
+}  // namespace
+
+// What a listening socket takes: a configured listener's clients, or (mesh mode, no context) the
+// connections the iptables rules redirect, leaving the pod or arriving at it.
+enum class Intercepted { No, Outbound, Inbound };
 
 net::TlsServerSettings listener_tls_settings(const config::ListenerTls& tls) {
   net::TlsServerSettings settings;
@@ -30,10 +41,12 @@ net::TlsServerSettings listener_tls_settings(const config::ListenerTls& tls) {
 
 class Worker::Listener final : public net::IoHandler {
  public:
-  Listener(Worker& worker, int fd, proxy::ListenerContextPtr ctx)
+  Listener(Worker& worker, int fd, proxy::ListenerContextPtr ctx,
+           Intercepted intercepted = Intercepted::No)
       : worker_(worker),
         fd_(fd),
         ctx_(std::move(ctx)),
+        intercepted_(intercepted),
         resume_(worker.loop_, [this] { resume(); }) {
     if (ctx_) configure_tls(nullptr);
     worker_.loop_.add(fd_, EPOLLIN, this);
@@ -80,12 +93,14 @@ class Worker::Listener final : public net::IoHandler {
         return;
       }
       net::set_nodelay(fd);
-      if (ctx_ && ctx_->listener.tls) {
-        accept_tls(fd);
-      } else if (ctx_) {
-        worker_.accept_connection(fd, ctx_, nullptr);
-      } else {
+      if (intercepted_ == Intercepted::Outbound) {
         worker_.accept_outbound(fd);  // the mesh's outbound port
+      } else if (intercepted_ == Intercepted::Inbound) {
+        worker_.accept_inbound(fd);  // the mesh's inbound port
+      } else if (ctx_->listener.tls) {
+        accept_tls(fd);
+      } else {
+        worker_.accept_connection(fd, ctx_, nullptr);
       }
     }
   }
@@ -139,6 +154,7 @@ class Worker::Listener final : public net::IoHandler {
   Worker& worker_;
   int fd_;
   proxy::ListenerContextPtr ctx_;
+  Intercepted intercepted_;
   net::Timer resume_;  // armed while accepting is paused
   std::unique_ptr<net::TlsContext> tls_;  // TLS listeners only
   log::Limiter log_{std::chrono::seconds(1)};
@@ -148,7 +164,8 @@ Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::C
                std::vector<int> listener_fds,
                const std::vector<cluster::ClusterSnapshotPtr>& snapshots,
                std::function<void(const std::string&, const std::string&)> report_outlier,
-               std::vector<int> outbound_fds)
+               std::vector<int> outbound_fds, std::vector<int> inbound_fds,
+               std::unique_ptr<net::TlsContext> mesh_tls)
     : index_(index),
       worker_count_(worker_count),
       config_(std::move(config)),
@@ -167,7 +184,11 @@ Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::C
   for (size_t i = 0; i < listener_fds.size(); ++i)
     listeners_.push_back(std::make_unique<Listener>(
         *this, listener_fds[i], std::make_shared<proxy::ListenerContext>(config_, i)));
-  for (int fd : outbound_fds) outbound_.push_back(std::make_unique<Listener>(*this, fd, nullptr));
+  for (int fd : outbound_fds)
+    outbound_.push_back(std::make_unique<Listener>(*this, fd, nullptr, Intercepted::Outbound));
+  for (int fd : inbound_fds)
+    inbound_.push_back(std::make_unique<Listener>(*this, fd, nullptr, Intercepted::Inbound));
+  mesh_tls_ = std::move(mesh_tls);
 }
 
 Worker::~Worker() {
@@ -184,6 +205,7 @@ Worker::~Worker() {
   loop_.run_deferred();
   listeners_.clear();
   outbound_.clear();
+  inbound_.clear();
 }
 
 void Worker::start() {
@@ -200,7 +222,7 @@ void Worker::stop_and_join() {
 }
 
 void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener,
-                               std::unique_ptr<net::Transport> transport) {
+                               std::unique_ptr<net::Transport> transport, bool inbound) {
   downstream_opts_.max_concurrent_streams = listener->listener.max_concurrent_streams;
   downstream_opts_.max_header_list_bytes = listener->listener.max_header_list_bytes;
   downstream_opts_.max_header_fields = listener->listener.max_header_fields;
@@ -208,6 +230,7 @@ void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener
   if (!transport) transport = std::make_unique<net::TcpTransport>(loop_, fd, false);
   auto conn = std::make_unique<proxy::DownstreamConnection>(ctx_, std::move(transport), listener,
                                                             downstream_opts_);
+  conn->set_inbound(inbound);
   conn->on_gone = [this](proxy::DownstreamConnection* c) { remove_connection(c); };
   if (draining_) conn->start_drain();
   connections_.emplace(conn.get(), std::move(conn));
@@ -269,6 +292,112 @@ void Worker::accept_outbound(int fd) {
     }
   });
   detecting_.emplace(fd, std::move(detector));
+}
+
+void Worker::accept_inbound(int fd) {
+  proxy::MeshStats& mesh = ctx_.stats.mesh;
+  auto destination = net::original_destination(fd);
+  uint64_t held_back = 0;
+  if (!destination) {
+    mesh.inbound_no_destination++;
+    if (mesh_log_.allow(loop_.now(), &held_back))
+      LOG_WARN("mesh: a connection on the inbound port has no original destination; closed");
+    ::close(fd);
+    return;
+  }
+  // A peer dialling this pod's inbound or outbound port directly: forwarding it to "the app" at
+  // that port would come back to the sidecar. The rules exempt both ports, so this is a client
+  // reaching them on purpose, or rules that are not ours.
+  const config::Mesh& settings = config_->mesh;
+  if (destination->port == settings.inbound_port || destination->port == settings.outbound_port) {
+    mesh.inbound_loops_refused++;
+    if (mesh_log_.allow(loop_.now(), &held_back))
+      LOG_WARN("mesh: refused an inbound connection to %s: that is a port of h2mesh itself%s",
+               destination->to_string().c_str(),
+               held_back ? (" (" + std::to_string(held_back) + " more not logged)").c_str() : "");
+    net::reset_and_close(fd);
+    return;
+  }
+  auto detector = std::make_unique<proxy::ProtocolDetector>(
+      loop_, fd, std::chrono::duration_cast<Duration>(settings.detect_timeout),
+      [this, fd, destination = *destination](proxy::Protocol protocol, Duration) {
+    auto it = detecting_.find(fd);
+    if (it != detecting_.end()) {
+      loop_.defer_delete(std::move(it->second));
+      detecting_.erase(it);
+    }
+    if (draining_) {
+      ::close(fd);
+      return;
+    }
+    start_inbound(fd, destination, protocol);
+  });
+  detecting_.emplace(fd, std::move(detector));
+}
+
+void Worker::start_inbound(int fd, const config::SocketAddress& destination,
+                           proxy::Protocol protocol) {
+  proxy::MeshStats& mesh = ctx_.stats.mesh;
+  const std::optional<config::MeshTls>& tls = config_->mesh.tls;
+  if (protocol == proxy::Protocol::Tls && mesh_tls_) {
+    // Mesh mTLS from a peer's sidecar: the handshake requires its certificate (verified against
+    // the mesh CA) and ALPN h2, so what comes out is always HTTP/2, served per call.
+    mesh.inbound_mtls++;
+    auto transport = net::TlsTransport::accept(loop_, mesh_tls_->current(loop_.now()), fd,
+                                               kInboundHandshakeTimeout,
+                                               &ctx_.stats.tls[kInboundListener].handshakes);
+    if (!transport) {
+      LOG_WARN("mesh: inbound TLS: %s", transport.error().message.c_str());
+      return;  // the socket is closed
+    }
+    accept_connection(-1, inbound_context(destination), std::move(*transport), true);
+    return;
+  }
+  if (tls && tls->mode == config::MeshTls::Mode::Strict) {
+    mesh.inbound_refused_plaintext++;
+    uint64_t held_back = 0;
+    if (mesh_log_.allow(loop_.now(), &held_back))
+      LOG_WARN("mesh: strict mTLS: refused a clear-text connection to %s%s",
+               destination.to_string().c_str(),
+               held_back ? (" (" + std::to_string(held_back) + " more not logged)").c_str() : "");
+    net::reset_and_close(fd);
+    return;
+  }
+  if (protocol == proxy::Protocol::Http2) {
+    mesh.inbound_plaintext++;
+    accept_connection(fd, inbound_context(destination), nullptr, true);
+    return;
+  }
+  // Not HTTP/2 (or the app's own TLS, when the mesh has none): bytes go to the app unchanged.
+  mesh.inbound_relayed++;
+  start_relay(fd, destination);
+}
+
+proxy::ListenerContextPtr Worker::inbound_context(const config::SocketAddress& destination) {
+  const std::string key = destination.to_string();
+  proxy::ListenerContextPtr& entry = inbound_contexts_[key];
+  if (entry && entry->config == config_) return entry;
+  // The app is one endpoint: the pod's own address and port, in clear text (the hop stays in
+  // the pod, over lo). Its connection settings are the mesh's defaults.
+  config::Cluster cluster = config_->mesh.defaults.cluster;
+  cluster.name = "inbound|" + key;
+  cluster.endpoints = {config::Endpoint{destination, 1}};
+  clusters_.update(cluster::make_static_snapshot(cluster, 1));
+  auto listener = std::make_shared<config::Listener>(config_->mesh.connection);
+  listener->name = kInboundListener;
+  if (const auto& tls = config_->mesh.tls; tls && !tls->allowed_identities.empty()) {
+    // The listeners' allow-list does the per-call check (PERMISSION_DENIED, counted per
+    // listener); this listener's TLS itself is the mesh's, set up by the worker.
+    listener->tls.emplace();
+    listener->tls->allowed_identities = tls->allowed_identities;
+  }
+  config::Route route;
+  route.cluster = cluster.name;
+  listener->routes.push_back(std::move(route));
+  auto context = std::make_shared<proxy::ListenerContext>(config_, std::move(listener));
+  if (entry) context->inherit_budgets(*entry);
+  entry = std::move(context);
+  return entry;
 }
 
 void Worker::start_relay(int fd, const config::SocketAddress& destination) {
@@ -393,6 +522,7 @@ void Worker::post_drain(std::function<void()> done) {
     on_drained_ = std::move(done);
     for (auto& l : listeners_) l->close_socket();
     for (auto& l : outbound_) l->close_socket();
+    for (auto& l : inbound_) l->close_socket();
     for (auto& [raw, conn] : connections_) conn->start_drain();
     check_drained();
   });
@@ -419,6 +549,10 @@ void Worker::post_collect(std::function<void(proxy::WorkerStats)> reply) {
       if (!l->tls()) continue;
       l->tls()->current(loop_.now());
       ctx_.stats.tls[l->context()->listener.name].certificates = l->tls()->certificates();
+    }
+    if (mesh_tls_) {
+      mesh_tls_->current(loop_.now());
+      ctx_.stats.tls[kInboundListener].certificates = mesh_tls_->certificates();
     }
     reply(ctx_.stats);
   });

@@ -32,11 +32,14 @@ class Worker {
   // `listener_fds[i]` belongs to config->listeners[i]; the worker takes ownership.
   // `report_outlier` runs on this worker's thread and must hand the report to the main thread.
   // `outbound_fds`: this worker's sockets of the mesh's outbound port (mesh mode; else empty).
+  // `inbound_fds`: its sockets of the inbound port; `mesh_tls` the mesh's server context (made
+  // and owned by this worker from the config's mesh.tls; null without mesh mTLS).
   Worker(int index, uint32_t worker_count, std::shared_ptr<const config::Config> config,
          std::vector<int> listener_fds,
          const std::vector<cluster::ClusterSnapshotPtr>& snapshots,
          std::function<void(const std::string&, const std::string&)> report_outlier,
-         std::vector<int> outbound_fds = {});
+         std::vector<int> outbound_fds = {}, std::vector<int> inbound_fds = {},
+         std::unique_ptr<net::TlsContext> mesh_tls = nullptr);
   ~Worker();
 
   void start();
@@ -67,14 +70,23 @@ class Worker {
 
  private:
   class Listener;
-  // `transport`: the connection's TLS transport, or null for clear text over `fd`.
+  // `transport`: the connection's TLS transport, or null for clear text over `fd`. `inbound`: a
+  // connection arriving at the pod through the mesh's inbound port.
   void accept_connection(int fd, const proxy::ListenerContextPtr& listener,
-                         std::unique_ptr<net::Transport> transport);
+                         std::unique_ptr<net::Transport> transport, bool inbound = false);
   // Mesh mode: a connection redirected to the outbound port. Balanced per call when it goes to
   // a Service's cluster IP and speaks HTTP/2; relayed as TCP to where it was going otherwise.
   void accept_outbound(int fd);
   void start_relay(int fd, const config::SocketAddress& destination);
   void start_mesh_connection(int fd, const config::SocketAddress& destination);
+  // Mesh mode: a connection redirected to the inbound port (arriving at the pod). The first
+  // bytes decide: a TLS ClientHello is mesh mTLS, terminated here; clear text is accepted
+  // (permissive) or closed (strict). HTTP/2 goes to the app per call, the rest is relayed.
+  void accept_inbound(int fd);
+  void start_inbound(int fd, const config::SocketAddress& destination, proxy::Protocol protocol);
+  // The context of the calls to the app at `destination` (its pod IP and port): a one-endpoint
+  // cluster of this worker, made on the first connection to it.
+  proxy::ListenerContextPtr inbound_context(const config::SocketAddress& destination);
   // The context of a Service's calls on this worker: one per Service, so that its retry budget
   // is shared by its connections.
   proxy::ListenerContextPtr mesh_context(const proxy::MeshRoute& route);
@@ -91,6 +103,9 @@ class Worker {
   std::unordered_map<proxy::DownstreamConnection*, std::unique_ptr<proxy::DownstreamConnection>>
       connections_;
   std::vector<std::unique_ptr<Listener>> outbound_;
+  std::vector<std::unique_ptr<Listener>> inbound_;
+  std::unique_ptr<net::TlsContext> mesh_tls_;
+  std::unordered_map<std::string, proxy::ListenerContextPtr> inbound_contexts_;  // by address
   std::unordered_map<int, std::unique_ptr<proxy::ProtocolDetector>> detecting_;  // by socket
   std::unordered_map<uint64_t, std::unique_ptr<proxy::TcpRelay>> relays_;
   uint64_t next_relay_id_ = 0;
