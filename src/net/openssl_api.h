@@ -28,7 +28,19 @@ namespace h2mesh::net {
   X(X509_VERIFY_PARAM_set1_ip_asc) X(X509_verify_cert_error_string) X(TLS_server_method)     \
   X(SSL_CTX_use_certificate_chain_file) X(SSL_CTX_use_PrivateKey_file)                      \
   X(SSL_CTX_set_cipher_list) X(SSL_CTX_set_alpn_select_cb) X(SSL_select_next_proto)         \
-  X(SSL_accept) X(SSL_pending) X(SSL_shutdown) X(SSL_get0_alpn_selected)
+  X(SSL_accept) X(SSL_pending) X(SSL_shutdown) X(SSL_get0_alpn_selected)                  \
+  H2MESH_OPENSSL_CLIENT_FUNCTIONS(X)
+
+// Client side (upstream TLS, the Kubernetes API client): ALPN offer, session resumption, the
+// peer certificate's names, certificate files for `h2mesh check`.
+#define H2MESH_OPENSSL_CLIENT_FUNCTIONS(X)                                                  \
+  X(SSL_CTX_set_alpn_protos) X(SSL_CTX_sess_set_new_cb) X(SSL_CTX_load_verify_locations)   \
+  X(SSL_set_session) X(SSL_session_reused) X(SSL_SESSION_free) X(SSL_SESSION_is_resumable) \
+  X(SSL_set_ex_data) X(SSL_get_ex_data) X(SSL_get1_peer_certificate) X(X509_check_host)    \
+  X(X509_check_ip_asc) X(X509_get_ext_d2i) X(OPENSSL_sk_num) X(OPENSSL_sk_value)           \
+  X(GENERAL_NAMES_free) X(ASN1_STRING_get0_data) X(ASN1_STRING_length)                     \
+  X(X509_get0_notAfter) X(ASN1_TIME_to_tm) X(X509_check_private_key) X(PEM_read_X509)      \
+  X(PEM_read_PrivateKey) X(X509_cmp_time)
 
 struct OpenSsl {
 #define H2MESH_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;
