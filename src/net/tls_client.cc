@@ -349,4 +349,88 @@ bool check_peer_names(X509* cert, const std::vector<std::string>& names, std::st
   return false;
 }
 
+// ---- Files, for `h2mesh check` ----------------------------------------------------------------
+
+namespace {
+
+constexpr std::time_t kExpiryWarning = 7 * 24 * 3600;
+
+std::string utc_text(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// The certificates of a PEM file, in order; empty with *why set when there are none.
+std::vector<X509*> read_certificates(const std::string& path, const char* what, std::string* why) {
+  std::vector<X509*> certs;
+  auto text = read_pem_file(path, what);
+  if (!text) {
+    *why = text.error().message;
+    return certs;
+  }
+  BioPtr bio = memory_bio(*text);
+  while (X509* cert = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
+    certs.push_back(cert);
+  S().ERR_clear_error();
+  if (certs.empty()) *why = std::string("the ") + what + " " + path + " holds no PEM certificate";
+  return certs;
+}
+
+void check_dates(const std::vector<X509*>& certs, const std::string& path, const char* what,
+                 std::time_t now, std::vector<TlsFileFinding>* out) {
+  for (size_t i = 0; i < certs.size(); ++i) {
+    std::tm tm{};
+    if (S().ASN1_TIME_to_tm(S().X509_get0_notAfter(certs[i]), &tm) != 1) continue;
+    const std::time_t not_after = timegm(&tm);
+    const std::string which =
+        std::string(what) + " " + path + (certs.size() > 1 ? " (certificate " + std::to_string(i + 1) + ")" : "");
+    if (not_after < now) {
+      out->push_back({true, which + " expired at " + utc_text(not_after)});
+    } else if (not_after - now < kExpiryWarning) {
+      out->push_back({false, which + " expires at " + utc_text(not_after) + ", within 7 days"});
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<TlsFileFinding> check_tls_files(const std::string& ca, const std::string& cert,
+                                            const std::string& key, std::time_t now) {
+  std::vector<TlsFileFinding> out;
+  std::string why;
+  if (!openssl(&why)) return {{true, why}};
+  if (!ca.empty()) {
+    auto certs = read_certificates(ca, "CA bundle", &why);
+    if (certs.empty()) out.push_back({true, why});
+    check_dates(certs, ca, "CA bundle", now, &out);
+    for (X509* c : certs) S().X509_free(c);
+  }
+  if (cert.empty()) return out;
+  auto chain = read_certificates(cert, "certificate", &why);
+  if (chain.empty()) out.push_back({true, why});
+  check_dates(chain, cert, "certificate", now, &out);
+  auto key_text = read_pem_file(key, "key");
+  if (!key_text) {
+    out.push_back({true, key_text.error().message});
+  } else {
+    BioPtr bio = memory_bio(*key_text);
+    EVP_PKEY* pkey = S().PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    if (!pkey) {
+      out.push_back({true, "the key " + key + " holds no PEM private key: " +
+                               openssl_error_text("unreadable")});
+    } else {
+      if (!chain.empty() && S().X509_check_private_key(chain[0], pkey) != 1) {
+        out.push_back({true, "the key " + key + " does not match the certificate " + cert});
+      }
+      S().EVP_PKEY_free(pkey);
+    }
+    S().ERR_clear_error();
+  }
+  for (X509* c : chain) S().X509_free(c);
+  return out;
+}
+
 }  // namespace h2mesh::net

@@ -28,7 +28,7 @@ class TlsUpstreamTest : public ProxyTest {
         std::string(kGreeterUri));
     pki("leaf expired --ca ca --server --ip 127.0.0.1 --dns greeter.internal --expired");
     pki("leaf stranger --ca other-ca --server --ip 127.0.0.1 --dns greeter.internal");
-    pki("leaf client --ca ca --client --uri spiffe://cluster.local/ns/grpcdemo/sa/h2mesh");
+    pki("leaf client --ca ca --client --days 30 --uri spiffe://cluster.local/ns/grpcdemo/sa/h2mesh");
   }
 
   // tests/fakes/test_pki.py with `args`, writing into the test's directory.
@@ -251,6 +251,43 @@ TEST_F(TlsUpstreamTest, RotatedCertificatesAreVerifiedOnNewConnections) {
   std::filesystem::rename(bundle + ".tmp", bundle);
   EXPECT_TRUE(eventually([&] { return call().ok(); }, std::chrono::seconds(15))) << proxy_log();
   EXPECT_NE(proxy_log().find("reloaded the client TLS files"), std::string::npos);
+}
+
+TEST_F(TlsUpstreamTest, CheckReadsTheClusterTlsFiles) {
+  pki("leaf soon --ca ca --client --days 3");
+  auto check = [&](const std::string& tls_yaml, std::string* err) {
+    backends_.clear();
+    const std::string path = file("check.yaml");
+    std::ofstream(path) << simple_config({"127.0.0.1:1"}, "round_robin", 1, "    tls:\n" + tls_yaml);
+    auto p = Subprocess::spawn({bin_dir() + "/h2mesh", "check", "--config", path}, dir_, "check");
+    EXPECT_TRUE(p.ok());
+    if (!p.ok()) return -1;
+    auto rc = (*p)->wait(std::chrono::seconds(20));
+    *err = (*p)->read_all(Subprocess::Stream::Stderr);
+    return rc.value_or(-1);
+  };
+  std::string err;
+  EXPECT_EQ(check("      ca: " + file("ca.crt") + "\n      cert: " + file("client.crt") +
+                      "\n      key: " + file("client.key") + "\n",
+                  &err),
+            0)
+      << err;
+  EXPECT_EQ(err, "");
+  // Within 7 days of expiry: a warning, still valid.
+  EXPECT_EQ(check("      cert: " + file("soon.crt") + "\n      key: " + file("soon.key") + "\n", &err), 0);
+  EXPECT_NE(err.find("warning: cluster greeter: certificate " + file("soon.crt") + " expires at"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(check("      ca: " + file("missing.crt") + "\n", &err), 1);
+  EXPECT_NE(err.find("cluster greeter: cannot read the CA bundle " + file("missing.crt")),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(check("      cert: " + file("expired.crt") + "\n      key: " + file("client.key") + "\n", &err), 1);
+  EXPECT_NE(err.find("certificate " + file("expired.crt") + " expired at"), std::string::npos) << err;
+  EXPECT_NE(err.find("the key " + file("client.key") + " does not match the certificate " +
+                     file("expired.crt")),
+            std::string::npos)
+      << err;
 }
 
 }  // namespace
