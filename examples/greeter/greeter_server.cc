@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <climits>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 namespace h2mesh::greeter {
@@ -19,6 +21,46 @@ std::string bracket_if_ipv6(const std::string& address) {
     return "[" + address + "]";
   }
   return address;
+}
+
+bool read_file(const std::string& path, std::string* text) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream out;
+  out << in.rdbuf();
+  *text = out.str();
+  return static_cast<bool>(in) || in.eof();
+}
+
+// Insecure (h2c) without a certificate; else gRPC's TLS server credentials, which offer ALPN h2.
+std::shared_ptr<grpc::ServerCredentials> credentials(const ServerOptions& options,
+                                                     std::string* error) {
+  if (options.tls_cert_file.empty() && options.tls_key_file.empty()) {
+    if (!options.tls_client_ca_file.empty()) {
+      *error = "a client CA needs TLS (a certificate and a key)";
+      return nullptr;
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  if (!read_file(options.tls_key_file, &pair.private_key)) {
+    *error = "cannot read the TLS key " + options.tls_key_file;
+    return nullptr;
+  }
+  if (!read_file(options.tls_cert_file, &pair.cert_chain)) {
+    *error = "cannot read the TLS certificate " + options.tls_cert_file;
+    return nullptr;
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back(pair);
+  if (!options.tls_client_ca_file.empty()) {
+    if (!read_file(options.tls_client_ca_file, &ssl.pem_root_certs)) {
+      *error = "cannot read the client CA " + options.tls_client_ca_file;
+      return nullptr;
+    }
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
 }
 
 }  // namespace
@@ -41,6 +83,16 @@ std::unique_ptr<GreeterServer> GreeterServer::start(const ServerOptions& options
     if (error) *error = "bad address or port";
     return nullptr;
   }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    if (error) *error = "TLS needs both a certificate and a key";
+    return nullptr;
+  }
+  std::string why;
+  std::shared_ptr<grpc::ServerCredentials> creds = credentials(options, &why);
+  if (!creds) {
+    if (error) *error = why;
+    return nullptr;
+  }
   std::unique_ptr<GreeterServer> server(new GreeterServer(
       options.id.empty() ? default_server_id() : options.id, bracket_if_ipv6(options.address),
       options.fail_code));
@@ -50,7 +102,7 @@ std::unique_ptr<GreeterServer> GreeterServer::start(const ServerOptions& options
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(server->host_ + ":" + std::to_string(options.port),
-                           grpc::InsecureServerCredentials(), &server->port_);
+                           creds, &server->port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   if (options.max_concurrent_streams > 0)

@@ -18,6 +18,11 @@ struct ServerOptions {
   std::string id;                   // empty: the hostname
   int max_concurrent_streams = 0;   // 0: gRPC's default; else advertised in SETTINGS
   int fail_code = 0;                // every call answers this grpc-status (0: work normally)
+  // TLS (gRPC's SSL server credentials) when both are set: PEM files, the chain leaf first.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // With TLS: clients must present a certificate that verifies against this PEM bundle (mTLS).
+  std::string tls_client_ca_file;
 };
 
 // A running greeter: Greeter, GreeterStats and the standard health service on one port.

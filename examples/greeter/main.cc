@@ -24,6 +24,7 @@ constexpr const char* kUsage =
     "usage:\n"
     "  greeter serve --port P [--address A] [--id NAME] [--max-concurrent-streams N]"
     " [--fail-code C]\n"
+    "                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "  greeter call --target HOST:PORT -n N [--name NAME] [--deadline-ms D]"
     " [--metadata KEY=VALUE]...\n"
     "  greeter stats --target HOST:PORT\n";
@@ -112,12 +113,22 @@ int run_serve(int argc, char** argv) {
       std::optional<int> n = parse_int(value, 1, 1 << 30);
       if (!n) return usage_error("--max-concurrent-streams needs a positive number");
       options.max_concurrent_streams = *n;
+    } else if (flag == "--tls-cert") {
+      options.tls_cert_file = value;
+    } else if (flag == "--tls-key") {
+      options.tls_key_file = value;
+    } else if (flag == "--tls-client-ca") {
+      options.tls_client_ca_file = value;
     } else {
       return usage_error("unknown flag " + flag);
     }
   }
   if (!flags.error().empty()) return usage_error(flags.error());
   if (!have_port) return usage_error("serve needs --port (0 picks a free one)");
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty())
+    return usage_error("--tls-cert and --tls-key go together");
+  if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty())
+    return usage_error("--tls-client-ca needs --tls-cert and --tls-key");
 
   // Block the stop signals before gRPC starts its threads, so they inherit the mask and only
   // sigwait() below ever sees them.

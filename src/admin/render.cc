@@ -4,6 +4,7 @@
 #include <map>
 
 #include "grpc/status.h"
+#include "net/tls_client.h"
 
 namespace h2mesh::admin {
 namespace {
@@ -314,6 +315,18 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   for (const ClusterCounter& k : kCluster) {
     p.family(k.name, "counter", k.help);
     for (const auto& [name, c] : s.clusters) p.sample(k.name, p.cluster(name), c.*k.field);
+  }
+  p.family("h2mesh_upstream_tls_handshakes_total", "counter",
+           "TLS handshakes with a cluster's endpoints by result: ok, resumed (an earlier session "
+           "accepted), verify_failed, san_mismatch, no_alpn, protocol, timeout.");
+  for (const auto& [name, c] : s.clusters) {
+    if (!c.tls) continue;
+    for (size_t i = 0; i < c.tls_handshakes.size(); ++i) {
+      p.sample("h2mesh_upstream_tls_handshakes_total",
+               p.cluster(name) + "," +
+                   label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))),
+               c.tls_handshakes[i]);
+    }
   }
   p.family("h2mesh_cluster_retries_total", "counter",
            "Retries by reason: connect_failure, refused_stream (both never processed), status.");

@@ -222,6 +222,19 @@ struct Discovery {
   bool operator==(const Discovery&) const = default;
 };
 
+// A cluster's TLS origination (`clusters[].tls`): h2mesh connects to the endpoints over TLS,
+// offers ALPN h2 and requires it, and verifies the chain and a name of the certificate.
+struct ClusterTls {
+  std::string ca;           // PEM bundle to verify the chain against; "" = the system store
+  std::string cert;         // optional client certificate chain (mTLS), with `key`
+  std::string key;
+  std::string server_name;  // SNI, and the DNS name verified unless `san` is given
+  // Names the backend's certificate must carry (any one): DNS names, IP addresses or URIs such as
+  // SPIFFE IDs. With neither this nor server_name, the endpoint's IP address (an IP SAN).
+  std::vector<std::string> san;
+  bool operator==(const ClusterTls&) const = default;
+};
+
 struct Cluster {
   std::string name;
   LbPolicy lb_policy = LbPolicy::RoundRobin;
@@ -246,6 +259,7 @@ struct Cluster {
   // Backends that stop answering (SIGSTOP, a black-holed node): on by default, pinging only
   // connections with calls in flight.
   Keepalive keepalive{Millis(30000), Millis(10000)};
+  std::optional<ClusterTls> tls;  // absent: clear-text HTTP/2 (h2c)
   bool operator==(const Cluster&) const = default;
 };
 

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "config/address_parser.h"
+#include "config/cluster_tls_reader.h"
 #include "config/discovery_reader.h"
 #include "config/mesh_tls_reader.h"
 #include "config/resilience_reader.h"
@@ -491,7 +492,7 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
       {"name", "lb_policy", "connect_timeout", "max_connections_per_endpoint", "max_pending_calls",
        "reconnect_backoff", "idle_timeout", "panic_threshold_percent", "health_check",
        "outlier_detection", "circuit_breakers", "discovery", "endpoints", "max_header_list_bytes",
-       "max_header_fields", "keepalive"},
+       "max_header_fields", "keepalive", "tls"},
       diag_);
   if (auto name = map.require("name")) {
     if (auto text = read_string(*name, diag_)) {
@@ -508,6 +509,7 @@ void ConfigReader::read_cluster(const Located& value, Cluster* cluster) {
     read_discovery(*discovery, &cluster->discovery, diag_);
   }
   read_cluster_endpoints(map, cluster);
+  if (auto tls = map.get("tls")) read_cluster_tls(*tls, &cluster->tls.emplace(), diag_);
 }
 
 // The settings a cluster and a mesh Service share: everything but name, endpoints and discovery.

@@ -35,7 +35,17 @@ namespace h2mesh::net {
   X(X509_get_ext_d2i) X(OPENSSL_sk_num) X(OPENSSL_sk_value) X(GENERAL_NAMES_free)           \
   X(ASN1_STRING_get0_data) X(ASN1_STRING_length) X(X509_get0_notAfter) X(X509_get0_notBefore) \
   X(ASN1_TIME_to_tm) X(SSL_CTX_set_session_id_context) X(X509_get_serialNumber)             \
-  X(ASN1_INTEGER_to_BN) X(BN_bn2hex) X(BN_free) X(CRYPTO_free) X(X509_check_private_key)
+  X(ASN1_INTEGER_to_BN) X(BN_bn2hex) X(BN_free) X(CRYPTO_free) X(X509_check_private_key) \
+  H2MESH_OPENSSL_CLIENT_FUNCTIONS(X)
+
+// Client side (upstream TLS, the Kubernetes API client): ALPN offer, session resumption, the
+// peer certificate's names, certificate files for `h2mesh check`. (The listener side's list above
+// already has the functions both use.)
+#define H2MESH_OPENSSL_CLIENT_FUNCTIONS(X) \
+  X(SSL_CTX_set_alpn_protos) X(SSL_CTX_sess_set_new_cb) X(SSL_set_session) \
+  X(SSL_session_reused) X(SSL_SESSION_free) X(SSL_SESSION_is_resumable) \
+  X(SSL_set_ex_data) X(SSL_get_ex_data) X(X509_check_ip_asc) X(PEM_read_X509) \
+  X(PEM_read_PrivateKey) X(X509_cmp_time)
 
 struct OpenSsl {
 #define H2MESH_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;

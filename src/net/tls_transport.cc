@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "net/openssl_api.h"
+#include "net/socket.h"
 #include "net/tls_context.h"
 
 namespace h2mesh::net {
@@ -84,6 +85,30 @@ Result<std::unique_ptr<TlsTransport>> TlsTransport::accept(EventLoop& loop, SSL_
       new TlsTransport(loop, ssl, fd, handshake_timeout, counters));
 }
 
+Result<std::unique_ptr<TlsTransport>> TlsTransport::connect(EventLoop& loop, SSL_CTX* ctx, int fd,
+                                                            TlsPeerCheck check) {
+  S().ERR_clear_error();
+  SSL* ssl = S().SSL_new(ctx);
+  if (!ssl || S().SSL_set_fd(ssl, fd) != 1) {
+    std::string why = openssl_error_text("cannot create a TLS session");
+    if (ssl) S().SSL_free(ssl);
+    ::close(fd);
+    return make_error(ErrorCode::Internal, why);
+  }
+  // SNI carries names only; the names themselves are checked after the handshake.
+  if (!check.sni.empty()) S().SSL_set_tlsext_host_name(ssl, check.sni.c_str());
+  if (check.sessions) {
+    if (SSL_SESSION* session = check.sessions->get(check.generation))
+      S().SSL_set_session(ssl, session);  // takes a reference of its own
+  }
+  std::unique_ptr<TlsTransport> t(new TlsTransport(loop, ssl, fd, Duration::zero(), nullptr));
+  t->client_ = std::make_unique<TlsPeerCheck>(std::move(check));
+  t->tcp_connecting_ = true;
+  // Where the new-session callback (net/tls_client.cc) finds the slot for the server's tickets.
+  S().SSL_set_ex_data(ssl, 0, t->client_.get());
+  return t;
+}
+
 TlsTransport::TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout,
                            TlsHandshakeCounters* counters)
     : loop_(loop),
@@ -120,6 +145,7 @@ void TlsTransport::read_peer_identity() {
 }
 
 TlsTransport::~TlsTransport() {
+  if (client_ && handshaking_ && !tcp_connecting_) count(TlsClientResult::Timeout);
   loop_.cancel_notify(this);
   if (registered_) loop_.remove(fd_);
   S().SSL_free(ssl_);
@@ -128,11 +154,12 @@ TlsTransport::~TlsTransport() {
 
 void TlsTransport::start(TransportHandler& handler) {
   handler_ = &handler;
-  // The client speaks first: the handshake starts when its hello is readable.
-  interest_ = EPOLLIN | EPOLLRDHUP;
+  // Server side: the client speaks first, the handshake starts when its hello is readable.
+  // Client side: writability says the TCP connect finished; then we speak first.
+  interest_ = EPOLLIN | EPOLLRDHUP | (tcp_connecting_ ? uint32_t{EPOLLOUT} : 0u);
   loop_.add(fd_, interest_, this);
   registered_ = true;
-  handshake_timer_.arm(handshake_timeout_);
+  if (handshake_timeout_ > Duration::zero()) handshake_timer_.arm(handshake_timeout_);
 }
 
 void TlsTransport::update_interest() {
@@ -171,7 +198,11 @@ IoResult::Status TlsTransport::classify(int ret, bool reading) {
 void TlsTransport::handshake() {
   S().ERR_clear_error();
   errno = 0;
-  const int ret = S().SSL_accept(ssl_);
+  const int ret = client_ ? S().SSL_connect(ssl_) : S().SSL_accept(ssl_);
+  if (ret == 1 && client_) {
+    client_handshake_done();
+    return;
+  }
   if (ret == 1) {
     handshaking_ = false;
     handshake_timer_.cancel();
@@ -190,7 +221,29 @@ void TlsTransport::handshake() {
     update_interest();
     return;
   }
+  if (client_) {
+    const long verify = S().SSL_get_verify_result(ssl_);
+    if (verify != X509_V_OK) {
+      S().ERR_clear_error();
+      client_failed(TlsClientResult::VerifyFailed,
+                    std::string("TLS: the server certificate did not verify (") +
+                        S().X509_verify_cert_error_string(verify) + ")");
+      return;
+    }
+  }
   std::string why;
+  if (client_) {
+    if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
+      if (S().ERR_peek_error() != 0)
+        why = openssl_error_text("TLS error");
+      else
+        why = errno ? strerror(errno) : "the server closed the connection";
+    } else {
+      why = openssl_error_text("TLS error " + std::to_string(err));
+    }
+    client_failed(TlsClientResult::Protocol, "TLS handshake failed: " + why);
+    return;
+  }
   TlsHandshakeResult result = TlsHandshakeResult::Closed;
   if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
     why = errno ? strerror(errno) : "the client closed the connection";
@@ -203,6 +256,52 @@ void TlsTransport::handshake() {
     }
   }
   handshake_failed(result, "TLS handshake failed: " + why);
+}
+
+void TlsTransport::client_handshake_done() {
+  // The chain verified during the handshake (SSL_VERIFY_PEER); now the names and the protocol.
+  if (!client_->names.empty()) {
+    X509* cert = S().SSL_get1_peer_certificate(ssl_);
+    std::string why = "TLS: the server sent no certificate";
+    const bool ok = cert && check_peer_names(cert, client_->names, &why);
+    if (cert) S().X509_free(cert);
+    if (!ok) {
+      client_failed(TlsClientResult::SanMismatch, cert ? "TLS: " + why : why);
+      return;
+    }
+  }
+  if (!client_->alpn.empty() && alpn() != client_->alpn) {
+    const std::string got = alpn();
+    client_failed(TlsClientResult::NoAlpn,
+                  "TLS: the server did not select ALPN " + client_->alpn +
+                      (got.empty() ? " (it selected none)" : " (it selected " + got + ")"));
+    return;
+  }
+  count(resumed() ? TlsClientResult::Resumed : TlsClientResult::Ok);
+  handshaking_ = false;
+  update_interest();
+  // The server's first bytes (SETTINGS, a session ticket) may have come with its last
+  // handshake message and sit in OpenSSL's buffer: have the owner try a read.
+  loop_.notify(this, EPOLLIN);
+  handler_->on_transport_connected(nullptr);
+}
+
+void TlsTransport::client_failed(TlsClientResult result, const std::string& why) {
+  count(result);
+  handshaking_ = false;
+  // A connection to a server we do not trust ends here; the owner treats it as a failed connect.
+  error_ = make_error(ErrorCode::ConnectFailed, why);
+  if (registered_) {
+    registered_ = false;
+    loop_.remove(fd_);
+  }
+  handler_->on_transport_connected(&error_);
+}
+
+void TlsTransport::count(TlsClientResult result) {
+  if (counted_ || !client_ || !client_->counters) return;
+  counted_ = true;
+  (*client_->counters)[static_cast<size_t>(result)]++;
 }
 
 void TlsTransport::handshake_failed(TlsHandshakeResult result, const std::string& why) {
@@ -219,6 +318,20 @@ void TlsTransport::handshake_failed(TlsHandshakeResult result, const std::string
 }
 
 void TlsTransport::on_io(uint32_t events) {
+  if (tcp_connecting_) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    tcp_connecting_ = false;
+    if (int err = socket_error(fd_); err != 0) {
+      handshaking_ = false;
+      error_ = make_error(ErrorCode::ConnectFailed, strerror(err));
+      registered_ = false;
+      loop_.remove(fd_);
+      handler_->on_transport_connected(&error_);
+      return;
+    }
+    handshake_wants_write_ = false;
+    update_interest();
+  }
   if (handshaking_) {
     handshake();
     return;
@@ -265,6 +378,7 @@ void TlsTransport::want_write(bool on) {
 }
 
 void TlsTransport::shutdown() {
+  if (client_ && handshaking_ && !tcp_connecting_) count(TlsClientResult::Timeout);
   if (!registered_) return;
   registered_ = false;
   handshake_timer_.cancel();
@@ -278,6 +392,8 @@ void TlsTransport::shutdown() {
   }
   ::shutdown(fd_, SHUT_RDWR);
 }
+
+bool TlsTransport::resumed() const { return S().SSL_session_reused(ssl_) == 1; }
 
 std::string TlsTransport::alpn() const {
   const unsigned char* p = nullptr;

@@ -5,9 +5,11 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
 
 #include "net/event_loop.h"
+#include "net/tls_client.h"
 #include "net/transport.h"
 
 namespace h2mesh::net {
@@ -28,12 +30,18 @@ using TlsHandshakeCounters = std::array<uint64_t, kTlsHandshakeResults>;
 // "ok", "no_alpn", ... as the metric's label.
 const char* tls_handshake_result_name(TlsHandshakeResult result);
 
-// The server side of a TLS connection over an accepted, non-blocking TCP socket, registered on
-// the loop's epoll. The handshake runs on the loop as the client's bytes arrive and must finish
-// within a deadline; its end (success or failure) is reported once as on_transport_connected,
-// so connecting() is true until then, as for a client transport. After that it moves bytes
-// like TcpTransport, and hides from the owner that TLS may need to write to read (or the other
-// way round).
+// A TLS connection over a non-blocking TCP socket, registered on the loop's epoll: the server
+// side of an accepted socket (accept) or the client side of a socket still connecting
+// (connect). The handshake runs on the loop as bytes arrive; its end (success or failure) is
+// reported once as on_transport_connected, so connecting() is true until then. After that it
+// moves bytes like TcpTransport, and hides from the owner that TLS may need to write to read (or
+// the other way round).
+//
+// The client side verifies the chain during the handshake and then the names and the ALPN
+// protocol of TlsPeerCheck, before it reports the connection ready (nothing of the caller's is
+// sent to a server that fails them). Its deadline is the owner's (the pool's connect_timeout
+// covers TCP connect, handshake and the HTTP/2 SETTINGS); a transport shut down before its
+// handshake finished counts as a `timeout`.
 class TlsTransport final : public Transport, private IoHandler {
  public:
   // Takes ownership of `fd`. `ctx` comes from TlsContext::current(); the connection takes a
@@ -42,6 +50,10 @@ class TlsTransport final : public Transport, private IoHandler {
   static Result<std::unique_ptr<TlsTransport>> accept(EventLoop& loop, SSL_CTX* ctx, int fd,
                                                       Duration handshake_timeout,
                                                       TlsHandshakeCounters* counters = nullptr);
+  // Takes ownership of `fd`, whose non-blocking connect is under way. `ctx` comes from
+  // TlsClientContext::current() (or make_client_ssl_ctx). An error closes `fd`.
+  static Result<std::unique_ptr<TlsTransport>> connect(EventLoop& loop, SSL_CTX* ctx, int fd,
+                                                       TlsPeerCheck check);
   ~TlsTransport() override;
   TlsTransport(const TlsTransport&) = delete;
   TlsTransport& operator=(const TlsTransport&) = delete;
@@ -57,6 +69,8 @@ class TlsTransport final : public Transport, private IoHandler {
 
   // The protocol ALPN chose ("" when none); known once connected.
   std::string alpn() const;
+  // Client side, once connected: whether the server accepted the session we offered.
+  bool resumed() const;
 
  private:
   TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout,
@@ -66,6 +80,9 @@ class TlsTransport final : public Transport, private IoHandler {
   void handshake_failed(TlsHandshakeResult result, const std::string& why);
   void count(TlsHandshakeResult result);
   void read_peer_identity();
+  void client_handshake_done();
+  void client_failed(TlsClientResult result, const std::string& why);
+  void count(TlsClientResult result);
   void update_interest();
   // The error of an SSL call that returned `ret`: WouldBlock (noting what it waits for), Eof,
   // or Failed with error_ set.
@@ -87,6 +104,10 @@ class TlsTransport final : public Transport, private IoHandler {
   bool read_wants_write_ = false;  // SSL_read needs the socket writable first
   bool write_wants_read_ = false;  // SSL_write needs bytes from the peer first
   bool registered_ = false;
+  // Client side only (null on the server side).
+  std::unique_ptr<TlsPeerCheck> client_;
+  bool tcp_connecting_ = false;
+  bool counted_ = false;  // the handshake's result went to client_->counters
 };
 
 }  // namespace h2mesh::net

@@ -1,6 +1,7 @@
 #include "proxy/cluster_manager.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "common/log.h"
 
@@ -25,6 +26,15 @@ void ClusterManager::update(cluster::ClusterSnapshotPtr snapshot) {
   const std::string& name = snapshot->settings.name;
   ClusterState& state = clusters_[name];
   if (!state.stats) state.stats = &ctx_.stats.clusters[name];
+  const auto& tls = snapshot->settings.tls;
+  if (!tls) {
+    state.tls.reset();
+  } else if (!state.tls || state.tls->settings() != *tls) {
+    static_assert(std::is_same_v<decltype(state.stats->tls_handshakes), net::TlsClientCounters>);
+    state.stats->tls = true;
+    state.tls = std::make_shared<net::TlsConnector>(*tls, "cluster " + name,
+                                                    &state.stats->tls_handshakes);
+  }
 
   std::unordered_map<std::string, std::unique_ptr<ConnPool>> pools;
   for (const cluster::Host& host : snapshot->hosts) {
@@ -39,10 +49,12 @@ void ClusterManager::update(cluster::ClusterSnapshotPtr snapshot) {
                     std::make_unique<ConnPool>(ctx_, host, snapshot->settings, *state.stats,
                                                state.stats->endpoints[host.key]));
     }
+    pools.at(host.key)->set_connector(state.tls);
   }
   // Endpoints that left: no new calls; their calls in flight finish, then the pool goes away.
   for (auto& [key, pool] : state.pool_by_key) {
     ConnPool* raw = pool.get();
+    if (state.tls) state.tls->forget(pool->host().address);
     pool->set_active_slot(nullptr);
     state.leaving.push_back(std::move(pool));
     raw->on_drained = [this, name, raw] {

@@ -8,6 +8,7 @@
 #include "cluster/host_set.h"
 #include "lb/policy.h"
 #include "net/event_loop.h"
+#include "net/tls_connector.h"
 #include "proxy/conn_pool.h"
 #include "proxy/mesh_table.h"
 #include "proxy/retry.h"
@@ -58,6 +59,9 @@ class ClusterManager {
     std::unordered_map<std::string, std::unique_ptr<ConnPool>> pool_by_key;
     std::vector<std::unique_ptr<ConnPool>> leaving;  // drained pools of removed hosts
     ClusterStats* stats = nullptr;
+    // Clusters with `tls`: how their pools connect. Replaced when a reload changes the TLS
+    // settings; pools that leave keep the one they had until they are gone.
+    std::shared_ptr<net::TlsConnector> tls;
     bool mesh = false;          // made from the mesh table on a first call
     uint64_t idle_mark = 0;     // calls_total at the last idle sweep
     uint32_t idle_sweeps = 0;   // sweeps in a row without a call

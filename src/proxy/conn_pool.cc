@@ -93,7 +93,8 @@ void ConnPool::maybe_connect() {
 }
 
 void ConnPool::connect() {
-  auto transport = ctx_.connector->connect(ctx_.loop, host_.address);
+  net::Connector& connector = connector_ ? *connector_ : *ctx_.connector;
+  auto transport = connector.connect(ctx_.loop, host_.address);
   if (!transport) {
     stats_.connect_failures++;
     enter_backoff(transport.error());

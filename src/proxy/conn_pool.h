@@ -51,6 +51,9 @@ class ConnPool {
   const config::Cluster& settings() const { return settings_; }
   // A reload changed the cluster's settings: they apply from the next connection and call.
   void update_settings(const config::Cluster& settings) { settings_ = settings; }
+  // How the next connections are opened: `connector` (a cluster's TLS), or the worker's
+  // ctx.connector when null. Connections open already keep theirs.
+  void set_connector(std::shared_ptr<net::Connector> connector) { connector_ = std::move(connector); }
   EndpointStats& stats() { return stats_; }
   WorkerContext& ctx() { return ctx_; }
   std::function<void()> on_drained;  // set by the cluster manager
@@ -88,6 +91,7 @@ class ConnPool {
   bool destroying_ = false;
   Duration backoff_{};
   Error last_error_;
+  std::shared_ptr<net::Connector> connector_;
   net::Timer backoff_timer_;
 };
 

@@ -69,6 +69,10 @@ struct ClusterStats {
   uint64_t retry_budget_exhausted = 0;    // retries not made: the budget was spent
   uint64_t deadline_exceeded = 0;         // calls the proxy ended at their deadline
   uint64_t response_header_limit = 0;  // responses refused: headers/trailers over the limits
+  // Upstream TLS handshakes by result, indexed by net::TlsClientResult (net/tls_client.h);
+  // `tls` says the cluster originates TLS (its series are shown even at zero).
+  bool tls = false;
+  std::array<uint64_t, 7> tls_handshakes{};
   std::map<std::string, EndpointStats> endpoints;  // key: endpoint address
   // Counters of endpoints whose entry was dropped after they left, so that totals over the
   // cluster's endpoints never go backwards.
@@ -85,6 +89,8 @@ struct ClusterStats {
     retry_budget_exhausted += o.retry_budget_exhausted;
     deadline_exceeded += o.deadline_exceeded;
     response_header_limit += o.response_header_limit;
+    tls = tls || o.tls;
+    for (size_t i = 0; i < tls_handshakes.size(); ++i) tls_handshakes[i] += o.tls_handshakes[i];
     departed.add(o.departed);
     for (const auto& [k, v] : o.endpoints) endpoints[k].add(v);
   }

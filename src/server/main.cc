@@ -15,6 +15,7 @@
 #include "config/yaml_reader.h"
 #include "inject/manifest_io.h"
 #include "mesh/iptables_command.h"
+#include "server/cluster_tls_check.h"
 #include "server/demo.h"
 #include "server/server.h"
 #include "server/wait_ready.h"
@@ -382,6 +383,15 @@ int main(int argc, char** argv) {
     }
   }
   if (name == "check") {
+    // The TLS files too: a config that parses but names a missing or expired certificate would
+    // only fail at the first connection.
+    const auto tls = h2mesh::server::check_cluster_tls_files(config, time(nullptr));
+    for (const auto& w : tls.warnings) fprintf(stderr, "%s: warning: %s\n", path.c_str(), w.c_str());
+    for (const auto& e : tls.errors) fprintf(stderr, "%s: %s\n", path.c_str(), e.c_str());
+    if (!tls.errors.empty()) {
+      fprintf(stderr, "%zu error(s) in the TLS files of %s\n", tls.errors.size(), path.c_str());
+      return 1;
+    }
     printf("%s: OK (%zu listener(s), %zu cluster(s)%s)\n", path.c_str(), config.listeners.size(),
            config.clusters.size(),
            config.mesh.enabled

@@ -1,0 +1,436 @@
+#include "net/tls_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "net/openssl_api.h"
+
+namespace h2mesh::net {
+namespace {
+
+const OpenSsl& S() { return *openssl(nullptr); }
+
+Error tls_error(std::string message) {
+  return make_error(ErrorCode::InvalidArgument, std::move(message));
+}
+
+// Same suites as the server side (net/tls_context.cc): TLS 1.2's forward-secret AEAD ones.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+constexpr size_t kMaxPemBytes = 1 << 20;
+
+struct BioFree {
+  void operator()(BIO* b) const { S().BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+
+BioPtr memory_bio(const std::string& text) {
+  return BioPtr(S().BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+}
+
+Result<std::string> read_pem_file(const std::string& path, const char* what) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return tls_error(std::string("cannot read the ") + what + " " + path + ": " + strerror(errno));
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return tls_error(std::string("cannot read the ") + what + " " + path + ": " + strerror(err));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxPemBytes) {
+      ::close(fd);
+      return tls_error(std::string("the ") + what + " " + path + " is larger than 1 MiB");
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
+Result<void> load_ca(SSL_CTX* ctx, const TlsClientPem& pem) {
+  BioPtr bio = memory_bio(pem.ca);
+  X509_STORE* store = S().SSL_CTX_get_cert_store(ctx);
+  int count = 0;
+  while (X509* cert = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    S().X509_STORE_add_cert(store, cert);  // takes a reference of its own
+    S().X509_free(cert);
+    ++count;
+  }
+  S().ERR_clear_error();  // the loop ends with a "no start line" error
+  if (count == 0) return tls_error("no PEM certificate in the " + pem.ca_name);
+  return {};
+}
+
+Result<void> load_client_certificate(SSL_CTX* ctx, const TlsClientPem& pem) {
+  BioPtr bio = memory_bio(pem.cert);
+  X509* leaf = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+  if (!leaf || S().SSL_CTX_use_certificate(ctx, leaf) != 1) {
+    if (leaf) S().X509_free(leaf);
+    return tls_error("bad " + pem.cert_name + ": " + openssl_error_text("no PEM certificate"));
+  }
+  S().X509_free(leaf);
+  // The intermediates, sent after the leaf.
+  while (X509* extra = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
+    S().SSL_CTX_add_extra_chain_cert(ctx, extra);  // takes ownership
+  S().ERR_clear_error();
+  BioPtr kbio = memory_bio(pem.key);
+  EVP_PKEY* key = S().PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr);
+  if (!key || S().SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+    if (key) S().EVP_PKEY_free(key);
+    return tls_error("bad " + pem.key_name + ": " + openssl_error_text("no PEM private key"));
+  }
+  S().EVP_PKEY_free(key);
+  if (S().SSL_CTX_check_private_key(ctx) != 1) {
+    return tls_error("the " + pem.key_name + " does not match the " + pem.cert_name + ": " +
+                     openssl_error_text("mismatch"));
+  }
+  return {};
+}
+
+// OpenSSL hands over each session a server issues (TLS 1.3 sends them after the handshake, while
+// the connection reads). The connection's check says where it goes.
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* check = static_cast<TlsPeerCheck*>(S().SSL_get_ex_data(ssl, 0));
+  if (!check || !check->sessions || S().SSL_SESSION_is_resumable(session) != 1) return 0;
+  check->sessions->store(session, check->generation);
+  return 1;  // we keep the reference
+}
+
+std::string asn1_text(const ASN1_STRING* s) {
+  return std::string(reinterpret_cast<const char*>(S().ASN1_STRING_get0_data(s)),
+                     static_cast<size_t>(S().ASN1_STRING_length(s)));
+}
+
+bool is_ip_literal(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+const char* tls_client_result_name(TlsClientResult result) {
+  switch (result) {
+    case TlsClientResult::Ok:
+      return "ok";
+    case TlsClientResult::Resumed:
+      return "resumed";
+    case TlsClientResult::VerifyFailed:
+      return "verify_failed";
+    case TlsClientResult::SanMismatch:
+      return "san_mismatch";
+    case TlsClientResult::NoAlpn:
+      return "no_alpn";
+    case TlsClientResult::Protocol:
+      return "protocol";
+    case TlsClientResult::Timeout:
+      return "timeout";
+  }
+  return "?";
+}
+
+Result<SslCtxHandle> make_client_ssl_ctx(const TlsClientPem& pem) {
+  std::string why;
+  if (!openssl(&why)) return tls_error(why);
+  std::string alpn_wire;
+  for (const auto& p : pem.alpn) {
+    if (p.empty() || p.size() > 255) return tls_error("bad ALPN protocol name '" + p + "'");
+    alpn_wire.push_back(static_cast<char>(p.size()));
+    alpn_wire += p;
+  }
+  S().ERR_clear_error();
+  SslCtxHandle ctx(S().SSL_CTX_new(S().TLS_client_method()));
+  if (!ctx) return tls_error("cannot create a TLS context: " + openssl_error_text("unknown error"));
+  SSL_CTX* c = ctx.get();
+  S().SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+  S().SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // No renegotiation, no compression. A peer closing without close_notify ends the stream like
+  // one that sends it: what we read is framed (HTTP/2 frames, Content-Length or chunks), so a
+  // truncation is still noticed. Tickets stay on: they are how sessions resume.
+  S().SSL_CTX_set_options(
+      c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  if (S().SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1)
+    return tls_error("cannot set the TLS 1.2 ciphers: " + openssl_error_text("unknown error"));
+  if (!pem.verify) {
+    S().SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
+  } else {
+    S().SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+    if (pem.ca.empty()) {
+      if (S().SSL_CTX_set_default_verify_paths(c) != 1)
+        return tls_error("cannot use the system's CA store: " + openssl_error_text("unknown error"));
+    } else if (auto ok = load_ca(c, pem); !ok) {
+      return ok.error();
+    }
+  }
+  if (!pem.cert.empty() || !pem.key.empty()) {
+    if (auto ok = load_client_certificate(c, pem); !ok) return ok.error();
+  }
+  if (!alpn_wire.empty() &&
+      S().SSL_CTX_set_alpn_protos(c, reinterpret_cast<const unsigned char*>(alpn_wire.data()),
+                                  static_cast<unsigned int>(alpn_wire.size())) != 0) {
+    return tls_error("cannot set the ALPN offer: " + openssl_error_text("unknown error"));
+  }
+  // Sessions are kept by the caller per endpoint (TlsSessionSlot), not in OpenSSL's cache.
+  S().SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  S().SSL_CTX_sess_set_new_cb(c, on_new_session);
+  return ctx;
+}
+
+// ---- TlsClientContext -----------------------------------------------------------------------
+
+bool TlsClientContext::FileStamp::operator==(const FileStamp& o) const {
+  return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+         mtime.tv_nsec == o.mtime.tv_nsec;
+}
+
+Result<std::unique_ptr<TlsClientContext>> TlsClientContext::load(TlsClientFiles files) {
+  if (files.cert.empty() != files.key.empty())
+    return tls_error("a client certificate needs both a certificate and a key file");
+  std::string why;
+  if (!openssl(&why)) return tls_error(why);
+  std::unique_ptr<TlsClientContext> c(new TlsClientContext(std::move(files)));
+  auto st = c->stamp();
+  if (!st) return st.error();
+  auto ctx = c->make();
+  if (!ctx) return ctx.error();
+  c->ctx_ = std::move(*ctx);
+  c->loaded_ = std::move(*st);
+  return c;
+}
+
+Result<TlsClientContext::Stamps> TlsClientContext::stamp() const {
+  Stamps stamps;
+  for (const std::string* path : {&files_.ca, &files_.cert, &files_.key}) {
+    FileStamp s;
+    if (!path->empty()) {
+      struct stat st {};
+      // stat, not lstat: a Secret volume's files are symlinks into a directory that is swapped.
+      if (::stat(path->c_str(), &st) != 0)
+        return tls_error("cannot read " + *path + ": " + strerror(errno));
+      s = FileStamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+    }
+    stamps.push_back(s);
+  }
+  return stamps;
+}
+
+Result<SslCtxHandle> TlsClientContext::make() const {
+  TlsClientPem pem;
+  pem.alpn = files_.alpn;
+  if (!files_.ca.empty()) {
+    auto text = read_pem_file(files_.ca, "CA bundle");
+    if (!text) return text.error();
+    pem.ca = std::move(*text);
+    pem.ca_name = "CA bundle " + files_.ca;
+  }
+  if (!files_.cert.empty()) {
+    auto cert = read_pem_file(files_.cert, "client certificate");
+    if (!cert) return cert.error();
+    auto key = read_pem_file(files_.key, "client key");
+    if (!key) return key.error();
+    pem.cert = std::move(*cert);
+    pem.key = std::move(*key);
+    pem.cert_name = "client certificate " + files_.cert;
+    pem.key_name = "client key " + files_.key;
+  }
+  return make_client_ssl_ctx(pem);
+}
+
+SSL_CTX* TlsClientContext::current(TimePoint now) {
+  if (now - checked_ < files_.check_interval) return ctx_.get();
+  checked_ = now;
+  auto st = stamp();
+  if (st && *st == loaded_) return ctx_.get();
+  if (st && have_failed_ && *st == failed_) return ctx_.get();  // logged already
+  Result<SslCtxHandle> next = st ? make() : Result<SslCtxHandle>(st.error());
+  if (!next) {
+    ++reload_failures_;
+    if (st) {
+      failed_ = *st;
+      have_failed_ = true;
+    }
+    if (next.error().message != logged_failure_) {
+      logged_failure_ = next.error().message;
+      LOG_WARN("tls: the client TLS files changed but do not load (%s); the previous ones stay "
+               "in use",
+               logged_failure_.c_str());
+    }
+    return ctx_.get();
+  }
+  ctx_ = std::move(*next);
+  loaded_ = std::move(*st);
+  have_failed_ = false;
+  logged_failure_.clear();
+  ++reloads_;
+  LOG_INFO("tls: reloaded the client TLS files (CA %s, certificate %s)",
+           files_.ca.empty() ? "system store" : files_.ca.c_str(),
+           files_.cert.empty() ? "none" : files_.cert.c_str());
+  return ctx_.get();
+}
+
+// ---- TlsSessionSlot -------------------------------------------------------------------------
+
+TlsSessionSlot::~TlsSessionSlot() { clear(); }
+
+void TlsSessionSlot::store(SSL_SESSION* session, uint64_t generation) {
+  clear();
+  session_ = session;
+  generation_ = generation;
+}
+
+SSL_SESSION* TlsSessionSlot::get(uint64_t generation) const {
+  return generation == generation_ ? session_ : nullptr;
+}
+
+void TlsSessionSlot::clear() {
+  if (session_) S().SSL_SESSION_free(session_);
+  session_ = nullptr;
+}
+
+// ---- Names ----------------------------------------------------------------------------------
+
+bool check_peer_names(X509* cert, const std::vector<std::string>& names, std::string* why) {
+  if (names.empty()) return true;
+  auto* sans = static_cast<GENERAL_NAMES*>(
+      S().X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  std::vector<std::string> uris;
+  std::string carried;
+  const int count = sans ? S().OPENSSL_sk_num(reinterpret_cast<const OPENSSL_STACK*>(sans)) : 0;
+  for (int i = 0; i < count; ++i) {
+    auto* gn = static_cast<GENERAL_NAME*>(
+        S().OPENSSL_sk_value(reinterpret_cast<const OPENSSL_STACK*>(sans), i));
+    std::string entry;
+    if (gn->type == GEN_URI) {
+      uris.push_back(asn1_text(gn->d.uniformResourceIdentifier));
+      entry = "URI:" + uris.back();
+    } else if (gn->type == GEN_DNS) {
+      entry = "DNS:" + asn1_text(gn->d.dNSName);
+    } else if (gn->type == GEN_IPADD) {
+      const std::string raw = asn1_text(gn->d.iPAddress);
+      char text[INET6_ADDRSTRLEN] = "?";
+      if (raw.size() == 4) inet_ntop(AF_INET, raw.data(), text, sizeof(text));
+      if (raw.size() == 16) inet_ntop(AF_INET6, raw.data(), text, sizeof(text));
+      entry = std::string("IP:") + text;
+    }
+    if (entry.empty()) continue;
+    if (!carried.empty()) carried += ", ";
+    carried += entry;
+  }
+  if (sans) S().GENERAL_NAMES_free(sans);
+  for (const std::string& name : names) {
+    if (name.find("://") != std::string::npos) {
+      for (const std::string& uri : uris)
+        if (uri == name) return true;
+    } else if (is_ip_literal(name)) {
+      if (S().X509_check_ip_asc(cert, name.c_str(), 0) == 1) return true;
+    } else if (S().X509_check_host(cert, name.data(), name.size(),
+                                   X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, nullptr) == 1) {
+      return true;
+    }
+  }
+  if (why) {
+    std::string expected;
+    for (const std::string& name : names) expected += (expected.empty() ? "" : ", ") + name;
+    *why = "the server certificate carries none of the expected names (" + expected +
+           "); it has " + (carried.empty() ? "no SAN" : carried);
+  }
+  return false;
+}
+
+// ---- Files, for `h2mesh check` ----------------------------------------------------------------
+
+namespace {
+
+constexpr std::time_t kExpiryWarning = 7 * 24 * 3600;
+
+std::string utc_text(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// The certificates of a PEM file, in order; empty with *why set when there are none.
+std::vector<X509*> read_certificates(const std::string& path, const char* what, std::string* why) {
+  std::vector<X509*> certs;
+  auto text = read_pem_file(path, what);
+  if (!text) {
+    *why = text.error().message;
+    return certs;
+  }
+  BioPtr bio = memory_bio(*text);
+  while (X509* cert = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
+    certs.push_back(cert);
+  S().ERR_clear_error();
+  if (certs.empty()) *why = std::string("the ") + what + " " + path + " holds no PEM certificate";
+  return certs;
+}
+
+void check_dates(const std::vector<X509*>& certs, const std::string& path, const char* what,
+                 std::time_t now, std::vector<TlsFileFinding>* out) {
+  for (size_t i = 0; i < certs.size(); ++i) {
+    std::tm tm{};
+    if (S().ASN1_TIME_to_tm(S().X509_get0_notAfter(certs[i]), &tm) != 1) continue;
+    const std::time_t not_after = timegm(&tm);
+    const std::string which =
+        std::string(what) + " " + path + (certs.size() > 1 ? " (certificate " + std::to_string(i + 1) + ")" : "");
+    if (not_after < now) {
+      out->push_back({true, which + " expired at " + utc_text(not_after)});
+    } else if (not_after - now < kExpiryWarning) {
+      out->push_back({false, which + " expires at " + utc_text(not_after) + ", within 7 days"});
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<TlsFileFinding> check_tls_files(const std::string& ca, const std::string& cert,
+                                            const std::string& key, std::time_t now) {
+  std::vector<TlsFileFinding> out;
+  std::string why;
+  if (!openssl(&why)) return {{true, why}};
+  if (!ca.empty()) {
+    auto certs = read_certificates(ca, "CA bundle", &why);
+    if (certs.empty()) out.push_back({true, why});
+    check_dates(certs, ca, "CA bundle", now, &out);
+    for (X509* c : certs) S().X509_free(c);
+  }
+  if (cert.empty()) return out;
+  auto chain = read_certificates(cert, "certificate", &why);
+  if (chain.empty()) out.push_back({true, why});
+  check_dates(chain, cert, "certificate", now, &out);
+  auto key_text = read_pem_file(key, "key");
+  if (!key_text) {
+    out.push_back({true, key_text.error().message});
+  } else {
+    BioPtr bio = memory_bio(*key_text);
+    EVP_PKEY* pkey = S().PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    if (!pkey) {
+      out.push_back({true, "the key " + key + " holds no PEM private key: " +
+                               openssl_error_text("unreadable")});
+    } else {
+      if (!chain.empty() && S().X509_check_private_key(chain[0], pkey) != 1) {
+        out.push_back({true, "the key " + key + " does not match the certificate " + cert});
+      }
+      S().EVP_PKEY_free(pkey);
+    }
+    S().ERR_clear_error();
+  }
+  for (X509* c : chain) S().X509_free(c);
+  return out;
+}
+
+}  // namespace h2mesh::net
