@@ -250,6 +250,22 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
         {"no_destination", m.inbound_no_destination}};
     for (const auto& [kind, count] : inbound)
       p.sample("h2mesh_inbound_connections_total", label("outcome", kind), count);
+    p.family("h2mesh_mesh_originations_total", "counter",
+             "Connections to Service endpoints with mesh mTLS on, by how they were made.");
+    const std::pair<const char*, uint64_t> origin[] = {
+        {"mtls", m.mtls_handshakes[static_cast<size_t>(net::TlsClientResult::Ok)] +
+                     m.mtls_handshakes[static_cast<size_t>(net::TlsClientResult::Resumed)]},
+        {"plaintext_fallback", m.plaintext_fallbacks},
+        {"plaintext_remembered", m.plaintext_remembered},
+        {"wrong_trust_domain", m.mtls_wrong_trust_domain}};
+    for (const auto& [kind, count] : origin)
+      p.sample("h2mesh_mesh_originations_total", label("outcome", kind), count);
+    p.family("h2mesh_mesh_tls_handshakes_total", "counter",
+             "Mesh mTLS handshakes towards Service endpoints, by how they ended.");
+    for (size_t i = 0; i < net::kTlsClientResults; ++i)
+      p.sample("h2mesh_mesh_tls_handshakes_total",
+               label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))),
+               m.mtls_handshakes[i]);
     p.family("h2mesh_inbound_calls_total", "counter",
              "Calls arriving at the pod through the sidecar, by the caller's mesh identity "
              "(\"plaintext\" without mTLS; at most 100 identities, then \"other\").");

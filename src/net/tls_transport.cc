@@ -278,6 +278,7 @@ void TlsTransport::client_handshake_done() {
     return;
   }
   count(resumed() ? TlsClientResult::Resumed : TlsClientResult::Ok);
+  read_peer_identity();  // the server's SANs, for owners that check more than `names` (the mesh)
   handshaking_ = false;
   update_interest();
   // The server's first bytes (SETTINGS, a session ticket) may have come with its last

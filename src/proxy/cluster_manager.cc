@@ -49,7 +49,10 @@ void ClusterManager::update(cluster::ClusterSnapshotPtr snapshot) {
                     std::make_unique<ConnPool>(ctx_, host, snapshot->settings, *state.stats,
                                                state.stats->endpoints[host.key]));
     }
-    pools.at(host.key)->set_connector(state.tls);
+    // A mesh Service's endpoints are other pods: mesh mTLS when it is on.
+    pools.at(host.key)->set_connector(state.tls        ? state.tls
+                                      : state.mesh     ? mesh_connector_
+                                                       : nullptr);
   }
   // Endpoints that left: no new calls; their calls in flight finish, then the pool goes away.
   for (auto& [key, pool] : state.pool_by_key) {
@@ -97,9 +100,9 @@ ClusterManager::ClusterState* ClusterManager::find(const std::string& cluster) {
   // A mesh Service's first call on this worker: its pools and LB state start now.
   const MeshRoute* route = mesh_ ? mesh_->find_cluster(cluster) : nullptr;
   if (!route) return nullptr;
+  clusters_[cluster].mesh = true;  // before update(): its pools connect the mesh's way
   update(route->snapshot);
   ClusterState& state = clusters_.at(cluster);
-  state.mesh = true;
   state.idle_mark = state.stats->calls.calls_total;
   state.idle_sweeps = 0;
   ++mesh_clusters_;

@@ -34,6 +34,11 @@ class ClusterManager {
   // the ones that exist, and those without calls for mesh.cluster_idle_timeout are dropped.
   void set_mesh(MeshTablePtr table);
   const MeshTable* mesh() const { return mesh_.get(); }
+  // Worker thread, before the first call. How the pools of mesh Service clusters connect (mesh
+  // mTLS, proxy/mesh_connector.h); null: the worker's plain connector.
+  void set_mesh_connector(std::shared_ptr<net::Connector> connector) {
+    mesh_connector_ = std::move(connector);
+  }
 
   // One cluster as this worker sees it. A handle stays valid while a call uses it: a cluster that
   // leaves the config keeps an empty snapshot for the worker's lifetime, and a mesh Service's
@@ -81,6 +86,7 @@ class ClusterManager {
   std::unordered_map<std::string, ClusterState> clusters_;
   net::Timer sweep_timer_;
   MeshTablePtr mesh_;
+  std::shared_ptr<net::Connector> mesh_connector_;
   size_t mesh_clusters_ = 0;
   net::Timer mesh_sweep_timer_;
 };

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/time.h"
+#include "net/tls_client.h"
 #include "net/tls_context.h"
 #include "net/tls_transport.h"
 #include "proxy/tcp_relay.h"
@@ -131,6 +132,11 @@ struct MeshStats {
   // Calls arriving on the inbound side by the caller's identity (its SPIFFE ID; "plaintext"
   // without mTLS). At most kMaxInboundIdentities keys; later identities count as "other".
   static constexpr size_t kMaxInboundIdentities = 100;
+  // Origination (mesh.tls): connections to Service endpoints.
+  net::TlsClientCounters mtls_handshakes{};  // the mTLS attempts, by result
+  uint64_t plaintext_fallbacks = 0;   // the peer spoke no TLS: connected again in clear text
+  uint64_t plaintext_remembered = 0;  // clear text at once: the endpoint fell back recently
+  uint64_t mtls_wrong_trust_domain = 0;  // verified, but no SPIFFE ID of the trust domain
   std::map<std::string, uint64_t> inbound_calls;
 
   void count_inbound_call(const std::string& identity, uint64_t n = 1) {
@@ -146,6 +152,10 @@ struct MeshStats {
   }
 
   void add(const MeshStats& o) {
+    for (size_t i = 0; i < mtls_handshakes.size(); ++i) mtls_handshakes[i] += o.mtls_handshakes[i];
+    plaintext_fallbacks += o.plaintext_fallbacks;
+    plaintext_remembered += o.plaintext_remembered;
+    mtls_wrong_trust_domain += o.mtls_wrong_trust_domain;
     inbound_mtls += o.inbound_mtls;
     inbound_plaintext += o.inbound_plaintext;
     inbound_relayed += o.inbound_relayed;

@@ -15,6 +15,7 @@
 #include "net/socket.h"
 #include "net/tcp_transport.h"
 #include "net/tls_transport.h"
+#include "proxy/mesh_connector.h"
 
 namespace h2mesh::server {
 namespace {
@@ -189,6 +190,9 @@ Worker::Worker(int index, uint32_t worker_count, std::shared_ptr<const config::C
   for (int fd : inbound_fds)
     inbound_.push_back(std::make_unique<Listener>(*this, fd, nullptr, Intercepted::Inbound));
   mesh_tls_ = std::move(mesh_tls);
+  if (config_->mesh.enabled && config_->mesh.tls)
+    clusters_.set_mesh_connector(
+        std::make_shared<proxy::MeshConnector>(*config_->mesh.tls, ctx_.stats.mesh));
 }
 
 Worker::~Worker() {
