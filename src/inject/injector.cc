@@ -73,6 +73,7 @@ std::optional<long double> parse_quantity(const std::string& text) {
 // What the pod's h2mesh.io/ annotations ask for, validated.
 struct PodSettings {
   bool disabled = false;
+  std::optional<bool> mtls;  // the pod's h2mesh.io/mtls; unset: the options decide
   std::string skip_ports;  // as given, for h2mesh-init's flags
   std::string skip_cidrs;
   std::string opaque_ports;
@@ -103,6 +104,13 @@ Result<PodSettings> read_settings(const Json* annotations) {
       s.disabled = true;
     else if (**inject != "enabled")
       return bad(kInjectAnnotation, **inject, "expected enabled or disabled");
+  }
+  auto mtls = value_of(kMtlsAnnotation);
+  if (!mtls.ok()) return mtls.error();
+  if (*mtls) {
+    if (**mtls != "enabled" && **mtls != "disabled")
+      return bad(kMtlsAnnotation, **mtls, "expected enabled or disabled");
+    s.mtls = **mtls == "enabled";
   }
   auto ports = value_of("h2mesh.io/skip-outbound-ports");
   if (!ports.ok()) return ports.error();
@@ -201,10 +209,13 @@ Result<void> check_conflicts(const Json& spec) {
         auto number = port.find("containerPort");
         if (number == port.end() || !number->is_number_integer()) continue;
         const int64_t n = number->get<int64_t>();
-        if (n == kAdminPort || n == kOutboundPort)
+        if (n == kAdminPort || n == kOutboundPort || n == kInboundPort)
           return invalid(where + ".ports[" + std::to_string(p) +
                          "].containerPort: " + std::to_string(n) + " is the proxy's " +
-                         (n == kAdminPort ? "admin" : "outbound") + " port");
+                         (n == kAdminPort     ? "admin"
+                          : n == kInboundPort ? "inbound"
+                                              : "outbound") +
+                         " port");
       }
     }
   }
@@ -213,7 +224,7 @@ Result<void> check_conflicts(const Json& spec) {
     for (size_t i = 0; i < volumes->size(); ++i) {
       const Json& v = (*volumes)[i];
       if (!v.is_object()) continue;
-      for (std::string_view ours : {kVolumeName, kXtablesVolumeName})
+      for (std::string_view ours : {kVolumeName, kXtablesVolumeName, kTlsVolumeName})
         if (v.value("name", Json()) == std::string(ours))
           return invalid("spec.volumes[" + std::to_string(i) + "].name: " + std::string(ours) +
                          " is h2mesh's volume, but the pod has no " +
@@ -236,6 +247,8 @@ bool runs_to_completion(const Json& pod, const Json& spec) {
   return false;
 }
 
+bool mtls_on(const Options& options, const PodSettings& s) { return s.mtls.value_or(options.mtls); }
+
 Json init_container(const Options& options, const PodSettings& s) {
   Json args = Json::array({"iptables", "install", "--proxy-uid", std::to_string(kProxyUid),
                            "--outbound-port", port_text(kOutboundPort), "--admin-port",
@@ -247,6 +260,11 @@ Json init_container(const Options& options, const PodSettings& s) {
   if (!s.skip_cidrs.empty()) {
     args.push_back("--skip-outbound-cidrs");
     args.push_back(s.skip_cidrs);
+  }
+  if (mtls_on(options, s)) {
+    // Arriving TCP goes to the sidecar too: it terminates the peers' mTLS.
+    args.push_back("--inbound-port");
+    args.push_back(port_text(kInboundPort));
   }
   Json c = Json::object();
   c["name"] = kInitName;
@@ -308,6 +326,13 @@ Json proxy_container(const Options& options, const PodSettings& s) {
   env.push_back(value_env("H2MESH_OUTBOUND_PORT", port_text(kOutboundPort)));
   if (!s.opaque_ports.empty()) env.push_back(value_env("H2MESH_OPAQUE_PORTS", s.opaque_ports));
   if (!s.log_level.empty()) env.push_back(value_env("H2MESH_LOG_LEVEL", s.log_level));
+  if (mtls_on(options, s)) {
+    const std::string dir(kTlsMountPath);
+    env.push_back(value_env("H2MESH_INBOUND_PORT", port_text(kInboundPort)));
+    env.push_back(value_env("H2MESH_MESH_CERT", dir + "/tls.crt"));
+    env.push_back(value_env("H2MESH_MESH_KEY", dir + "/tls.key"));
+    env.push_back(value_env("H2MESH_MESH_CA", dir + "/ca.crt"));
+  }
   c["env"] = std::move(env);
   c["ports"] = Json::array({Json::object(
       {{"name", "h2mesh-admin"}, {"containerPort", kAdminPort}, {"protocol", "TCP"}})});
@@ -340,7 +365,27 @@ Json proxy_container(const Options& options, const PodSettings& s) {
       Json::array({Json::object({{"name", kVolumeName},
                                  {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"},
                                  {"readOnly", true}})});
+  if (mtls_on(options, s))
+    c["volumeMounts"].push_back(Json::object(
+        {{"name", kTlsVolumeName}, {"mountPath", kTlsMountPath}, {"readOnly", true}}));
   return c;
+}
+
+// The pod's mesh certificate: cert-manager's csi-driver makes a key in the pod's volume and has
+// it signed by the mesh issuer, with the pod's SPIFFE ID (the driver fills in the pod's
+// namespace and service account), readable by the proxy's group, renewed before it expires.
+Json tls_volume(const Options& options) {
+  Json attributes = Json::object();
+  attributes["csi.cert-manager.io/issuer-name"] = options.mtls_issuer;
+  attributes["csi.cert-manager.io/issuer-kind"] = options.mtls_issuer_kind;
+  attributes["csi.cert-manager.io/uri-sans"] =
+      "spiffe://cluster.local/ns/${POD_NAMESPACE}/sa/${SERVICE_ACCOUNT_NAME}";
+  attributes["csi.cert-manager.io/common-name"] = "${SERVICE_ACCOUNT_NAME}.${POD_NAMESPACE}";
+  attributes["csi.cert-manager.io/key-usages"] = "server auth,client auth";
+  attributes["csi.cert-manager.io/fs-group"] = std::to_string(kProxyUid);
+  Json csi = Json::object(
+      {{"driver", "csi.cert-manager.io"}, {"readOnly", true}, {"volumeAttributes", attributes}});
+  return Json::object({{"name", kTlsVolumeName}, {"csi", std::move(csi)}});
 }
 
 // The proxy's own copy of the service-account credentials, whether or not the pod automounts
@@ -477,6 +522,7 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
   volumes.push_back(kube_api_volume());
   volumes.push_back(
       Json::object({{"name", kXtablesVolumeName}, {"emptyDir", Json::object()}}));
+  if (mtls_on(options, *settings)) volumes.push_back(tls_volume(options));
   return InjectOutcome{Outcome::Injected, {}};
 }
 
@@ -502,6 +548,7 @@ Result<bool> uninject_pod(Json& pod) {
     }
     removed = remove_named(*spec, "volumes", kVolumeName) || removed;
     removed = remove_named(*spec, "volumes", kXtablesVolumeName) || removed;
+    removed = remove_named(*spec, "volumes", kTlsVolumeName) || removed;
   }
   return removed;
 }

@@ -28,6 +28,7 @@ inline constexpr std::string_view kDefaultImage = "h2mesh:" H2MESH_VERSION_STRIN
 inline constexpr uint32_t kProxyUid = 1337;
 inline constexpr uint16_t kOutboundPort = 15001;
 inline constexpr uint16_t kAdminPort = 9901;
+inline constexpr uint16_t kInboundPort = 15006;
 
 inline constexpr std::string_view kInitName = "h2mesh-init";
 inline constexpr std::string_view kProxyName = "h2mesh-proxy";
@@ -35,6 +36,11 @@ inline constexpr std::string_view kVolumeName = "h2mesh-kube-api";
 // An emptyDir at h2mesh-init's /run: iptables' legacy backend takes its lock in
 // /run/xtables.lock, which a read-only root filesystem would refuse.
 inline constexpr std::string_view kXtablesVolumeName = "h2mesh-xtables-lock";
+// Mesh mTLS: the pod's certificate from cert-manager's csi-driver (a CSI inline volume: each
+// pod gets its own key and certificate, with its SPIFFE ID as URI SAN, renewed by the driver).
+inline constexpr std::string_view kTlsVolumeName = "h2mesh-tls";
+inline constexpr std::string_view kTlsMountPath = "/var/run/h2mesh/tls";
+inline constexpr std::string_view kMtlsAnnotation = "h2mesh.io/mtls";  // enabled | disabled
 
 inline constexpr std::string_view kInjectAnnotation = "h2mesh.io/inject";  // enabled | disabled
 inline constexpr std::string_view kStatusAnnotation = "h2mesh.io/inject-status";
@@ -44,6 +50,13 @@ struct Options {
   // A regular container (with postStart/preStop hooks) instead of a native sidecar, for
   // Kubernetes before 1.29.
   bool legacy_sidecar = false;
+  // Mesh mTLS for pods that do not say otherwise (annotation h2mesh.io/mtls). On by default; a
+  // cluster without cert-manager's csi-driver turns it off here (the pods would not start: their
+  // certificate volume cannot be mounted).
+  bool mtls = true;
+  // The cert-manager issuer of the pods' certificates.
+  std::string mtls_issuer = "h2mesh-mesh-ca";
+  std::string mtls_issuer_kind = "ClusterIssuer";
 };
 
 enum class Outcome {

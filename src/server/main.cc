@@ -60,11 +60,13 @@ const std::vector<Command>& commands() {
       {"iptables", "install|uninstall|show [--dry-run] [FLAGS]",
        "mesh mode's interception rules, as root (FLAGS: h2mesh iptables --help)",
        {}, {}},  // reads its own flags (an action word, --dry-run without a value)
-      {"inject", "[-f FILE|-] [--image IMAGE] [--legacy-sidecar] [--output yaml|json]",
+      {"inject",
+       "[-f FILE|-] [--image IMAGE] [--legacy-sidecar] [--no-mtls] [--output yaml|json]",
        "add the h2mesh sidecar to every workload of a manifest (stdin without -f) and print it;\n"
-       "      other documents come out unchanged (docs/injection.md)",
+       "      other documents come out unchanged (docs/injection.md); --no-mtls: no mesh mTLS\n"
+       "      (no cert-manager csi-driver volume) unless a pod asks (h2mesh.io/mtls: enabled)",
        {"-f", "--image", "--output"},
-       {"--legacy-sidecar"}},
+       {"--legacy-sidecar", "--no-mtls"}},
       {"uninject", "[-f FILE|-] [--output yaml|json]",
        "remove what inject added from every workload of a manifest and print it",
        {"-f", "--output"},
@@ -76,12 +78,13 @@ const std::vector<Command>& commands() {
        {}},
       {"webhook",
        "--cert FILE --key FILE [--listen ADDRESS] [--admin ADDRESS] [--kubeconfig PATH]\n"
-       "             [--image IMAGE] [--legacy-sidecar] [--log-level debug|info|warn|error]",
+       "             [--image IMAGE] [--legacy-sidecar] [--no-mtls]\n"
+       "             [--log-level debug|info|warn|error]",
        "the mutating admission webhook: injects the sidecar into pods of namespaces labelled\n"
        "      h2mesh-injection=enabled (HTTPS on --listen, default :9443; /ready and /metrics on\n"
        "      --admin, default 127.0.0.1:9902; docs/webhook.md)",
        {"--cert", "--key", "--listen", "--admin", "--kubeconfig", "--image", "--log-level"},
-       {"--legacy-sidecar"}},
+       {"--legacy-sidecar", "--no-mtls"}},
       {"version", "", "print the version", {}, {}},
       {"help", "[COMMAND]", "print this help, or a command's", {}, {}},
   };
@@ -207,6 +210,7 @@ int rewrite_manifest(const std::string& name, std::map<std::string, std::string>
     Options options;
     if (flags.count("--image")) options.image = flags["--image"];
     options.legacy_sidecar = flags.count("--legacy-sidecar") != 0;
+    options.mtls = flags.count("--no-mtls") == 0;
     out = inject_manifest(text, options, format, &reports);
   } else {
     out = uninject_manifest(text, format, &reports);
@@ -264,6 +268,7 @@ int run_webhook_command(std::map<std::string, std::string>& flags) {
   if (flags.count("--kubeconfig")) settings.kubeconfig = flags["--kubeconfig"];
   if (flags.count("--image")) settings.inject.image = flags["--image"];
   settings.inject.legacy_sidecar = flags.count("--legacy-sidecar") != 0;
+  settings.inject.mtls = flags.count("--no-mtls") == 0;
   h2mesh::log::Level level = h2mesh::log::Level::Info;
   if (flags.count("--log-level") && !h2mesh::log::parse_level(flags["--log-level"], &level)) {
     return usage_error(where, "unknown log level '" + flags["--log-level"] + "'",

@@ -88,7 +88,10 @@ def shape_errors(original, injected, legacy, where):
             out.append(f"{where}: initContainers {init1}, containers {app1}; expected "
                        f"{want_init}, {want_app}")
         vols = names(s1.get("volumes"))
-        if vols != names(s0.get("volumes")) + ["h2mesh-kube-api", "h2mesh-xtables-lock"]:
+        # Mesh mTLS is on unless the pod says h2mesh.io/mtls: disabled: its certificate volume.
+        mtls = (m0.get("annotations") or {}).get("h2mesh.io/mtls") != "disabled"
+        ours = ["h2mesh-kube-api", "h2mesh-xtables-lock"] + (["h2mesh-tls"] if mtls else [])
+        if vols != names(s0.get("volumes")) + ours:
             out.append(f"{where}: volumes {vols}")
     return out
 

@@ -18,8 +18,10 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -92,6 +94,33 @@ class InjectedPodTest : public MeshTest {
   }
 
   // What the kubelet executes for `container` of `pod`.
+  // The directory the csi-driver would mount for `pod`: tls.crt, tls.key and ca.crt (one test
+  // mesh CA for every pod), readable by the proxy's uid.
+  std::string mesh_certificate(const Json& pod) {
+    const std::string pki = dir() + "/mesh-pki";
+    const std::string name = pod["metadata"].value("name", std::string("pod"));
+    const std::string out = pki + "/" + name;
+    if (std::filesystem::exists(out + "/tls.crt")) return out;
+    const std::string script = std::string(H2MESH_SOURCE_DIR) + "/tests/fakes/test_pki.py";
+    auto run_pki = [&](std::vector<std::string> args) {
+      std::vector<std::string> argv = {"/usr/bin/python3", script, "--dir", pki};
+      argv.insert(argv.end(), args.begin(), args.end());
+      auto r = h2mesh::run_command(argv);
+      EXPECT_TRUE(r.ok() && r->exit_code == 0) << (r.ok() ? r->err : r.error().message);
+    };
+    if (!std::filesystem::exists(pki + "/meshca.crt")) run_pki({"ca", "meshca"});
+    run_pki({"leaf", "--ca", "meshca", "--uri",
+             "spiffe://cluster.local/ns/" + std::string(kNamespace) + "/sa/default", "--server",
+             "--client", name});
+    std::filesystem::create_directories(out);
+    std::filesystem::copy_file(pki + "/" + name + ".crt", out + "/tls.crt");
+    std::filesystem::copy_file(pki + "/" + name + ".key", out + "/tls.key");
+    std::filesystem::copy_file(pki + "/meshca.crt", out + "/ca.crt");
+    for (const std::string& d : {pki, out}) chmod(d.c_str(), 0755);
+    chmod((out + "/tls.key").c_str(), 0644);
+    return out;
+  }
+
   std::vector<std::string> container_argv(const Json& pod, const Json& container) {
     const Json& spec = pod["spec"];
     std::vector<std::string> words;
@@ -140,6 +169,18 @@ class InjectedPodTest : public MeshTest {
         // An emptyDir at /run (iptables' lock): the lab's processes share the host's /run,
         // which is writable.
         if (path == "/run") continue;
+        if (path == "/var/run/h2mesh/tls") {
+          // cert-manager's csi-driver: the pod's own key and certificate from the mesh CA, with
+          // its SPIFFE ID, made here by the test CA; the spec's env names the files in the mount.
+          const std::string files = mesh_certificate(pod);
+          for (const char* name : {"tls.crt", "tls.key", "ca.crt"}) {
+            const std::string var = std::string(name) == "tls.crt"   ? "H2MESH_MESH_CERT"
+                                    : std::string(name) == "tls.key" ? "H2MESH_MESH_KEY"
+                                                                     : "H2MESH_MESH_CA";
+            env.push_back(var + "=" + files + "/" + name);  // after the spec's: this one counts
+          }
+          continue;
+        }
         EXPECT_EQ(path, "/var/run/secrets/kubernetes.io/serviceaccount")
             << "the lab has no volume for " << mount;
         env.push_back("H2MESH_KUBECONFIG=" + kubeconfig());

@@ -60,7 +60,7 @@ TEST(InjectPod, NativeSidecarComesFirstAmongInitContainersThenTheUsers) {
   EXPECT_EQ(proxy["image"], std::string(kDefaultImage));
   EXPECT_EQ(proxy["volumeMounts"][0]["name"], "h2mesh-kube-api");
   EXPECT_EQ(names(pod["spec"]["volumes"]),
-            (std::vector<std::string>{"h2mesh-kube-api", "h2mesh-xtables-lock"}));
+            (std::vector<std::string>{"h2mesh-kube-api", "h2mesh-xtables-lock", "h2mesh-tls"}));
   EXPECT_EQ(Json::parse(annotations(pod)["h2mesh.io/inject-status"].get<std::string>()),
             Json::parse(R"({"version":"0.1.0","sidecar":"native"})"));
   // A new initContainers reads above containers; the pod's own keys keep their order.
@@ -80,7 +80,7 @@ TEST(InjectPod, InitContainerGetsOnlyTheCapabilitiesIptablesNeeds) {
   ASSERT_TRUE(inject(pod).ok());
   const Json& init = pod["spec"]["initContainers"][0];
   EXPECT_EQ(init["args"], Json::parse(R"(["iptables","install","--proxy-uid","1337",
-      "--outbound-port","15001","--admin-port","9901"])"));
+      "--outbound-port","15001","--admin-port","9901","--inbound-port","15006"])"));
   EXPECT_EQ(init["securityContext"]["capabilities"],
             Json::parse(R"({"drop":["ALL"],"add":["NET_ADMIN","NET_RAW"]})"));
   EXPECT_EQ(init["securityContext"]["runAsUser"], 0);
@@ -102,7 +102,8 @@ TEST(InjectPod, UsersSecurityContextsAndVolumesAreLeftAsTheyWere) {
   EXPECT_EQ(pod["spec"]["securityContext"], before["spec"]["securityContext"]);
   EXPECT_EQ(pod["spec"]["containers"], before["spec"]["containers"]);
   EXPECT_EQ(names(pod["spec"]["volumes"]),
-            (std::vector<std::string>{"cache", "h2mesh-kube-api", "h2mesh-xtables-lock"}));
+            (std::vector<std::string>{"cache", "h2mesh-kube-api", "h2mesh-xtables-lock",
+                                      "h2mesh-tls"}));
 }
 
 TEST(InjectPod, LegacySidecarIsTheFirstRegularContainerWithHooks) {
@@ -176,6 +177,49 @@ TEST(InjectPod, StatusAnnotationOrHandWrittenProxyMeansAlreadyInjected) {
   EXPECT_EQ(hand, before);
 }
 
+TEST(InjectPod, MeshMtlsIsOnByDefaultAndEachPodOrTheOptionsTurnItOff) {
+  Json pod = app_pod();
+  ASSERT_TRUE(inject(pod).ok());
+  const Json& proxy = pod["spec"]["initContainers"][1];
+  ASSERT_NE(find_env(proxy, "H2MESH_MESH_CERT"), nullptr);
+  EXPECT_EQ((*find_env(proxy, "H2MESH_MESH_CERT"))["value"], "/var/run/h2mesh/tls/tls.crt");
+  EXPECT_EQ((*find_env(proxy, "H2MESH_MESH_CA"))["value"], "/var/run/h2mesh/tls/ca.crt");
+  EXPECT_EQ((*find_env(proxy, "H2MESH_INBOUND_PORT"))["value"], "15006");
+  EXPECT_EQ(proxy["volumeMounts"][1],
+            Json::parse(R"({"name":"h2mesh-tls","mountPath":"/var/run/h2mesh/tls",
+                            "readOnly":true})"));
+  const Json& volume = pod["spec"]["volumes"].back();
+  EXPECT_EQ(volume["csi"]["driver"], "csi.cert-manager.io");
+  const Json& attributes = volume["csi"]["volumeAttributes"];
+  EXPECT_EQ(attributes["csi.cert-manager.io/uri-sans"],
+            "spiffe://cluster.local/ns/${POD_NAMESPACE}/sa/${SERVICE_ACCOUNT_NAME}");
+  EXPECT_EQ(attributes["csi.cert-manager.io/issuer-name"], "h2mesh-mesh-ca");
+  EXPECT_EQ(attributes["csi.cert-manager.io/issuer-kind"], "ClusterIssuer");
+  EXPECT_EQ(attributes["csi.cert-manager.io/fs-group"], "1337") << "the proxy's group reads it";
+
+  // Off for one pod, or for every pod that does not ask (a cluster without the csi-driver).
+  Json off = app_pod();
+  annotations(off)["h2mesh.io/mtls"] = "disabled";
+  ASSERT_TRUE(inject(off).ok());
+  EXPECT_EQ(find_env(off["spec"]["initContainers"][1], "H2MESH_MESH_CERT"), nullptr);
+  EXPECT_EQ(names(off["spec"]["volumes"]),
+            (std::vector<std::string>{"h2mesh-kube-api", "h2mesh-xtables-lock"}));
+  EXPECT_EQ(off["spec"]["initContainers"][0]["args"].back(), "9901") << "no --inbound-port";
+  Options no_mtls;
+  no_mtls.mtls = false;
+  Json asks = app_pod();
+  annotations(asks)["h2mesh.io/mtls"] = "enabled";
+  ASSERT_TRUE(inject_pod(asks, no_mtls).ok());
+  EXPECT_NE(find_env(asks["spec"]["initContainers"][1], "H2MESH_MESH_CERT"), nullptr);
+  Json plain = app_pod();
+  ASSERT_TRUE(inject_pod(plain, no_mtls).ok());
+  EXPECT_EQ(find_env(plain["spec"]["initContainers"][1], "H2MESH_MESH_CERT"), nullptr);
+
+  // Uninject removes the volume too.
+  ASSERT_TRUE(uninject_pod(pod).ok());
+  EXPECT_EQ(pod, app_pod());
+}
+
 TEST(InjectPod, AnnotationsReachInitFlagsProxyEnvAndResources) {
   Json pod = app_pod();
   annotations(pod) = Json::parse(R"({
@@ -188,9 +232,10 @@ TEST(InjectPod, AnnotationsReachInitFlagsProxyEnvAndResources) {
   ASSERT_TRUE(inject(pod).ok());
   const Json& init = pod["spec"]["initContainers"][0];
   const Json& args = init["args"];
-  EXPECT_EQ(Json(std::vector<Json>(args.end() - 4, args.end())),
+  EXPECT_EQ(Json(std::vector<Json>(args.end() - 6, args.end())),
             Json::parse(R"(["--skip-outbound-ports","5432,6379",
-                            "--skip-outbound-cidrs","10.0.0.0/8,fd00::/8"])"));
+                            "--skip-outbound-cidrs","10.0.0.0/8,fd00::/8",
+                            "--inbound-port","15006"])"));
   const Json& proxy = pod["spec"]["initContainers"][1];
   ASSERT_NE(find_env(proxy, "H2MESH_OPAQUE_PORTS"), nullptr);
   EXPECT_EQ((*find_env(proxy, "H2MESH_OPAQUE_PORTS"))["value"], "3306");
