@@ -43,6 +43,8 @@ constexpr uint16_t kPort = 50051;
 constexpr const char* kServiceHost = "greeter.grpcdemo.svc.cluster.local";
 constexpr uid_t kSidecarUid = 1337;
 constexpr uint16_t kSidecarAdminPort = 15000;
+constexpr uint16_t kInboundPort = 15006;
+constexpr const char* kClientServiceAccount = "greeter-client";
 constexpr const char* kToken = "h2mesh-demo-token";
 const auto kStartTimeout = std::chrono::seconds(20);
 const auto kClientTimeout = std::chrono::seconds(60);
@@ -150,7 +152,8 @@ std::string kubeconfig_text(const std::string& server) {
 class MeshDemo {
  public:
   MeshDemo(std::string bin, std::string dir, int calls)
-      : bin_(std::move(bin)), dir_(std::move(dir)), calls_(calls) {}
+      : bin_(std::move(bin)), dir_(std::move(dir)), calls_(calls),
+        openssl_(lab::find_tool("openssl")) {}
   int run();
 
  private:
@@ -159,6 +162,15 @@ class MeshDemo {
     return false;
   }
   bool build_cluster();
+  // The mesh CA and each pod's certificate (its SPIFFE ID as URI SAN), with the openssl CLI, as
+  // cert-manager's csi-driver makes them in a cluster. Files in <dir>/pki, readable by uid 1337.
+  bool make_ca();
+  bool make_certificate(const std::string& pod, const std::string& service_account);
+  // The pod's own sidecar: inbound interception and `h2mesh run --mesh` with its certificate.
+  bool start_pod_sidecar(const lab::Pod& pod);
+  std::vector<std::string> mesh_tls_flags(const std::string& pod) const;
+  bool wait_ready(const lab::Pod& pod, Subprocess& sidecar, const std::string& log);
+  std::optional<uint64_t> metric(const lab::Pod& pod, const std::string& series);
   bool start_sidecar();
   std::optional<Run> call(const std::string& log);
   bool sidecar_ready();
@@ -173,8 +185,93 @@ class MeshDemo {
   std::vector<lab::Pod> ready_;
   lab::Pod client_;
   std::unique_ptr<Subprocess> sidecar_;
+  std::vector<std::unique_ptr<Subprocess>> pod_sidecars_;
   std::string kubeconfig_;
+  std::string pki_;
+  std::string openssl_;
 };
+
+bool MeshDemo::make_ca() {
+  pki_ = dir_ + "/pki";
+  ::mkdir(pki_.c_str(), 0755);
+  auto r = run_command({openssl_, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", pki_ + "/ca.key",
+                        "-out", pki_ + "/ca.crt", "-days", "1", "-subj", "/CN=h2mesh demo mesh CA",
+                        "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+                        "keyUsage=critical,keyCertSign"});
+  if (!r || r->exit_code != 0)
+    return fail("openssl could not make the mesh CA: " + (r ? r->err : r.error().message));
+  return true;
+}
+
+bool MeshDemo::make_certificate(const std::string& pod, const std::string& service_account) {
+  const std::string base = pki_ + "/" + pod;
+  const std::string id =
+      "spiffe://cluster.local/ns/" + std::string(kNamespace) + "/sa/" + service_account;
+  std::ofstream(base + ".ext") << "subjectAltName=URI:" << id
+                               << "\nextendedKeyUsage=serverAuth,clientAuth\n"
+                                  "basicConstraints=critical,CA:FALSE\n";
+  auto csr = run_command({openssl_, "req", "-new", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", base + ".key",
+                          "-out", base + ".csr", "-subj", "/CN=" + pod});
+  if (!csr || csr->exit_code != 0)
+    return fail("openssl could not make " + pod + "'s key: " + (csr ? csr->err : csr.error().message));
+  auto crt = run_command({openssl_, "x509", "-req", "-in", base + ".csr", "-CA", pki_ + "/ca.crt",
+                          "-CAkey", pki_ + "/ca.key", "-CAcreateserial", "-days", "1", "-out",
+                          base + ".crt", "-extfile", base + ".ext"});
+  if (!crt || crt->exit_code != 0)
+    return fail("openssl could not sign " + pod + "'s certificate: " +
+                (crt ? crt->err : crt.error().message));
+  chmod((base + ".key").c_str(), 0644);  // the sidecar runs as uid 1337
+  return true;
+}
+
+std::vector<std::string> MeshDemo::mesh_tls_flags(const std::string& pod) const {
+  return {"--mesh-cert", pki_ + "/" + pod + ".crt", "--mesh-key", pki_ + "/" + pod + ".key",
+          "--mesh-ca", pki_ + "/ca.crt"};
+}
+
+bool MeshDemo::wait_ready(const lab::Pod& pod, Subprocess& sidecar, const std::string& log) {
+  auto deadline = Clock::now() + kStartTimeout;
+  while (!interrupted()) {
+    if (!sidecar.running())
+      return fail("the sidecar of " + pod.name + " exited:\n" +
+                  last_lines(sidecar.read_all(Subprocess::Stream::Stderr), 5));
+    auto reply = lab::http_get_in(pod.netns, "127.0.0.1", kSidecarAdminPort, "/ready", 1000);
+    if (reply && reply->status == 200) return true;
+    if (Clock::now() >= deadline)
+      return fail("the sidecar's /ready did not say ready within 20 s (see " + dir_ + "/" + log +
+                  ".err)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling its admin page
+  }
+  return false;
+}
+
+std::optional<uint64_t> MeshDemo::metric(const lab::Pod& pod, const std::string& series) {
+  auto reply = lab::http_get_in(pod.netns, "127.0.0.1", kSidecarAdminPort, "/metrics", 5000);
+  if (!reply || reply->status != 200) return std::nullopt;
+  std::istringstream in(reply->body);
+  for (std::string line; std::getline(in, line);)
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ')
+      return std::stoull(line.substr(series.size() + 1));
+  return std::nullopt;
+}
+
+bool MeshDemo::start_pod_sidecar(const lab::Pod& pod) {
+  if (!make_certificate(pod.name, kService)) return false;
+  auto installed = lab_->run(&pod, {bin_ + "/h2mesh", "iptables", "install", "--inbound-port",
+                                    std::to_string(kInboundPort)});
+  if (!installed) return fail(installed.error().message);
+  std::vector<std::string> argv = {bin_ + "/h2mesh", "run", "--mesh", "--kubeconfig", kubeconfig_,
+                                   "--admin", "127.0.0.1:" + std::to_string(kSidecarAdminPort)};
+  for (const std::string& f : mesh_tls_flags(pod.name)) argv.push_back(f);
+  const std::string log = pod.name + "-sidecar";
+  auto p = Subprocess::spawn(lab_->exec_argv(pod, argv, kSidecarUid), dir_, log);
+  if (!p) return fail(p.error().message);
+  pod_sidecars_.push_back(std::move(*p));
+  return wait_ready(pod, *pod_sidecars_.back(), log);
+}
 
 bool MeshDemo::build_cluster() {
   auto lab = lab::Lab::create({dir_});
@@ -188,6 +285,13 @@ bool MeshDemo::build_cluster() {
   const std::string server = "http://" + lab_->node_ip() + ":" + std::to_string(api_->port());
   printf("  node     %-12s bridge br0 (the pods' gateway), kube-proxy DNAT, API server %s\n",
          lab_->node_ip().c_str(), server.c_str());
+  // Readable by the sidecars' uid: the demo directory is made 0755 for the same reason.
+  kubeconfig_ = dir_ + "/kubeconfig";
+  std::ofstream(kubeconfig_) << kubeconfig_text(server);
+  chmod(kubeconfig_.c_str(), 0644);
+  if (!make_ca()) return false;
+  printf("  mesh CA  %-12s %s/ca.crt (openssl): each pod's certificate names its SPIFFE ID\n", "",
+         pki_.c_str());
 
   for (int i = 1; i <= kPods && !interrupted(); ++i) {
     const std::string name = "greeter-" + std::to_string(i);
@@ -204,12 +308,16 @@ bool MeshDemo::build_cluster() {
         kStartTimeout);
     if (!line) return fail(name + " did not start (see " + dir_ + "/" + name + ".err)");
     greeters_.push_back(std::move(*p));
+    // Its sidecar takes the connections arriving at the pod: mesh mTLS from other sidecars,
+    // clear text from clients without one.
+    if (!start_pod_sidecar(*pod)) return false;
     // Ready: into the EndpointSlice (a MODIFIED on the API server's watches) and the DNAT.
     ready_.push_back(*pod);
     publish_endpoints(store_, ready_);
     if (auto ok = lab_->set_service(greeter_rule(ready_)); !ok) return fail(ok.error().message);
-    printf("  pod      %-12s %s: greeter serve --port %u --id %s\n", pod->ip.c_str(), name.c_str(),
-           kPort, name.c_str());
+    printf("  pod      %-12s %s: greeter serve --port %u --id %s, with its sidecar (inbound,\n"
+           "                        spiffe://cluster.local/ns/%s/sa/%s)\n",
+           pod->ip.c_str(), name.c_str(), kPort, name.c_str(), kNamespace, kService);
   }
   if (interrupted()) return false;
   printf("  Service  %-12s %s/%s port %s %u -> %d pods (one pod per connection, at random)\n",
@@ -225,12 +333,7 @@ bool MeshDemo::build_cluster() {
     return fail(ok.error().message);
   printf("  pod      %-12s client: /etc/hosts has %s -> %s\n", client_.ip.c_str(), kServiceHost,
          kClusterIp);
-
-  // Readable by the sidecar's uid: the demo directory is made 0755 for the same reason.
-  kubeconfig_ = dir_ + "/kubeconfig";
-  std::ofstream(kubeconfig_) << kubeconfig_text(server);
-  chmod(kubeconfig_.c_str(), 0644);
-  return true;
+  return make_certificate("client", kClientServiceAccount);
 }
 
 std::optional<Run> MeshDemo::call(const std::string& log) {
@@ -260,13 +363,14 @@ bool MeshDemo::start_sidecar() {
   auto installed = lab_->run(&client_, {bin_ + "/h2mesh", "iptables", "install"});
   if (!installed) return fail(installed.error().message);
 
-  const std::vector<std::string> argv = {bin_ + "/h2mesh",
-                                         "run",
-                                         "--mesh",
-                                         "--kubeconfig",
-                                         kubeconfig_,
-                                         "--admin",
-                                         "127.0.0.1:" + std::to_string(kSidecarAdminPort)};
+  std::vector<std::string> argv = {bin_ + "/h2mesh",
+                                   "run",
+                                   "--mesh",
+                                   "--kubeconfig",
+                                   kubeconfig_,
+                                   "--admin",
+                                   "127.0.0.1:" + std::to_string(kSidecarAdminPort)};
+  for (const std::string& f : mesh_tls_flags("client")) argv.push_back(f);
   printf("[client]$ %s   (as uid %u)\n", join(argv).substr(bin_.size() + 1).c_str(), kSidecarUid);
   auto p = Subprocess::spawn(lab_->exec_argv(client_, argv, kSidecarUid), dir_, "sidecar");
   if (!p) return fail(p.error().message);
@@ -307,8 +411,20 @@ int MeshDemo::run() {
   for (const auto& p : ready_) ids.push_back(p.name);
   print_table({"pod", "without sidecar (L4)", "with sidecar (L7)"}, ids, *before, *after);
 
+  // Who the greeter pods' sidecars saw calling: the client's SPIFFE ID, for every call.
+  const std::string client_id =
+      "spiffe://cluster.local/ns/" + std::string(kNamespace) + "/sa/" + kClientServiceAccount;
+  uint64_t over_mtls = 0;
+  for (const auto& pod : ready_)
+    over_mtls +=
+        metric(pod, "h2mesh_inbound_calls_total{identity=\"" + client_id + "\"}").value_or(0);
+  const uint64_t mtls_connections =
+      metric(client_, "h2mesh_mesh_originations_total{outcome=\"mtls\"}").value_or(0);
+
   sidecar_->send_signal(SIGTERM);
   auto sidecar_exit = wait_exit(*sidecar_, std::chrono::seconds(30));
+  for (auto& p : pod_sidecars_) p->send_signal(SIGTERM);
+  for (auto& p : pod_sidecars_) (void)wait_exit(*p, std::chrono::seconds(10));
   for (auto& g : greeters_) g->send_signal(SIGTERM);
   for (auto& g : greeters_) (void)wait_exit(*g, std::chrono::seconds(10));
 
@@ -327,12 +443,21 @@ int MeshDemo::run() {
         "With the sidecar: every pod answered %d±1 calls: balanced per call, same client, "
         "same name.\n",
         share);
+  const bool mtls = over_mtls == static_cast<uint64_t>(calls_);
+  if (mtls)
+    printf(
+        "Over mTLS: the client's sidecar opened %llu mTLS connections, one per pod; the pods'\n"
+        "sidecars saw all %d calls from %s and gave the apps clear text.\n",
+        static_cast<unsigned long long>(mtls_connections), calls_, client_id.c_str());
+  else
+    fprintf(stderr, "demo: only %llu of the %d calls reached the pods' sidecars over mTLS\n",
+            static_cast<unsigned long long>(over_mtls), calls_);
   if (!sidecar_exit || *sidecar_exit != 0) {
     fprintf(stderr, "demo: the sidecar did not exit cleanly on SIGTERM (see %s/sidecar.err)\n",
             dir_.c_str());
     return 1;
   }
-  return pinned && spread ? 0 : 1;
+  return pinned && spread && mtls ? 0 : 1;
 }
 
 }  // namespace
@@ -352,11 +477,12 @@ int run_mesh_demo(int calls) {
       return 1;
     }
   }
-  for (const char* t : {"ip", "iptables-restore", "setpriv"}) {
+  for (const char* t : {"ip", "iptables-restore", "setpriv", "openssl"}) {
     if (lab::find_tool(t).empty()) {
       fprintf(stderr, "demo: `%s` not found (Debian: apt-get install %s)\n", t,
               std::string(t) == "ip"        ? "iproute2"
               : std::string(t) == "setpriv" ? "util-linux"
+              : std::string(t) == "openssl" ? "openssl"
                                             : "iptables");
       return 1;
     }

@@ -77,6 +77,11 @@ TEST_F(MeshDemoTest, SidecarSpreadsTheCallsThatKubeProxyPinnedToOnePod) {
   EXPECT_EQ(rows["failed"].before, 0) << out;
   EXPECT_EQ(rows["failed"].after, 0) << out;
   EXPECT_NE(out.find("[client]$ h2mesh iptables install"), std::string::npos) << out;
+  // Between the sidecars: mTLS, and every call seen under the client's SPIFFE ID.
+  EXPECT_NE(out.find("sidecars saw all 24 calls from "
+                     "spiffe://cluster.local/ns/grpcdemo/sa/greeter-client"),
+            std::string::npos)
+      << out;
   EXPECT_TRUE(namespaces_of((*p)->pid()).empty());
 }
 
