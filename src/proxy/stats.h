@@ -132,6 +132,7 @@ struct MeshStats {
   // Calls arriving on the inbound side by the caller's identity (its SPIFFE ID; "plaintext"
   // without mTLS). At most kMaxInboundIdentities keys; later identities count as "other".
   static constexpr size_t kMaxInboundIdentities = 100;
+  static constexpr const char* kOtherIdentity = "other";
   // Origination (mesh.tls): connections to Service endpoints.
   net::TlsClientCounters mtls_handshakes{};  // the mTLS attempts, by result
   uint64_t plaintext_fallbacks = 0;   // the peer spoke no TLS: connected again in clear text
@@ -141,14 +142,17 @@ struct MeshStats {
 
   void count_inbound_call(const std::string& identity, uint64_t n = 1) {
     auto it = inbound_calls.find(identity);
-    if (it == inbound_calls.end()) {
-      if (inbound_calls.size() >= kMaxInboundIdentities) {
-        inbound_calls["other"] += n;  // may make it 101 keys: "other" itself is always allowed
-        return;
-      }
-      it = inbound_calls.emplace(identity, 0).first;
+    if (it != inbound_calls.end()) {
+      it->second += n;
+      return;
     }
-    it->second += n;
+    // "other" itself takes no identity's place (workers' counts are added in key order).
+    const size_t identities = inbound_calls.size() - inbound_calls.count(kOtherIdentity);
+    if (identity == kOtherIdentity || identities >= kMaxInboundIdentities) {
+      inbound_calls[kOtherIdentity] += n;
+      return;
+    }
+    inbound_calls.emplace(identity, n);
   }
 
   void add(const MeshStats& o) {

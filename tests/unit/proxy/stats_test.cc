@@ -87,5 +87,28 @@ TEST(RetireEndpoints, WorkersTotalsAddUpWithTheirDepartedCounts) {
   EXPECT_EQ(sum.clusters["greeter"].endpoints.size(), 1u);
 }
 
+TEST(InboundCalls, AtMostAHundredIdentitiesThenOtherAlsoWhenWorkersAreAdded) {
+  MeshStats a, b;
+  for (int i = 0; i < 100; ++i) a.count_inbound_call("spiffe://cluster.local/ns/a/sa/" + std::to_string(i));
+  a.count_inbound_call("spiffe://cluster.local/ns/a/sa/0");
+  a.count_inbound_call("spiffe://cluster.local/ns/a/sa/late");  // the 101st identity
+  EXPECT_EQ(a.inbound_calls.size(), 101u);
+  EXPECT_EQ(a.inbound_calls["spiffe://cluster.local/ns/a/sa/0"], 2u);
+  EXPECT_EQ(a.inbound_calls["other"], 1u);
+  EXPECT_EQ(a.inbound_calls.count("spiffe://cluster.local/ns/a/sa/late"), 0u);
+  // Another worker saw other identities: the sum stays bounded too, calls are never lost.
+  for (int i = 0; i < 5; ++i) b.count_inbound_call("spiffe://cluster.local/ns/b/sa/" + std::to_string(i));
+  b.count_inbound_call("spiffe://cluster.local/ns/a/sa/1");
+  MeshStats sum;
+  sum.add(a);
+  sum.add(b);
+  EXPECT_EQ(sum.inbound_calls.size(), 101u);
+  EXPECT_EQ(sum.inbound_calls["other"], 6u);
+  EXPECT_EQ(sum.inbound_calls["spiffe://cluster.local/ns/a/sa/1"], 2u);
+  uint64_t total = 0;
+  for (const auto& [id, n] : sum.inbound_calls) total += n;
+  EXPECT_EQ(total, 108u);
+}
+
 }  // namespace
 }  // namespace h2mesh::proxy
