@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(g++ cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-grpc
           libprotobuf-dev libgrpc++-dev libnghttp2-dev libyaml-cpp-dev libc-ares-dev libssl-dev
-          nlohmann-json3-dev iptables iproute2 util-linux openssl)
+          nlohmann-json3-dev iptables iproute2 util-linux)
 if [[ "${1:-}" == "--tests" ]]; then
   packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev python3 python3-grpcio python3-protobuf python3-yaml python3-jsonpatch openssl libcap2-bin)
   packages+=(clang libfuzzer-14-dev libclang-rt-14-dev)
