@@ -152,13 +152,23 @@ TEST_F(InjectCliTest, InjectedCommandLinesAreAcceptedByH2mesh) {
   const nlohmann::json spec = nlohmann::json::parse(injected.out)["spec"];
   ASSERT_EQ(spec["initContainers"][0]["name"], "h2mesh-init");
   std::vector<std::string> args = spec["initContainers"][0]["args"];
-  ASSERT_EQ(args.size(), 12u);
+  ASSERT_EQ(args.size(), 14u);  // with mesh mTLS (the default): --inbound-port 15006
   EXPECT_EQ(args[0], "iptables");
   args.push_back("--dry-run");
   auto dry = h2mesh(args);
   EXPECT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_NE(dry.out.find("--dport 6379 -j RETURN"), std::string::npos) << dry.out;
   EXPECT_NE(dry.out.find("-d 10.0.0.0/8 -j RETURN"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("-A H2MESH_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006"),
+            std::string::npos)
+      << dry.out;
+
+  // The proxy's mesh mTLS environment is read by `run --mesh`: a bad mode is refused naming it.
+  auto mode = h2mesh::run_command({"/usr/bin/env", "H2MESH_MTLS_MODE=strict-ish",
+                                   bin_dir() + "/h2mesh", "run", "--mesh"});
+  ASSERT_TRUE(mode.ok());
+  EXPECT_EQ(mode->exit_code, 2);
+  EXPECT_NE(mode->err.find("--mtls-mode"), std::string::npos) << mode->err;
 
   auto bad = h2mesh::run_command(
       {"/usr/bin/env", "H2MESH_OPAQUE_PORTS=3306,x", bin_dir() + "/h2mesh", "run", "--mesh"});
