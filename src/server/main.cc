@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "config/yaml_reader.h"
 #include "inject/manifest_io.h"
 #include "mesh/iptables_command.h"
+#include "net/tls_files.h"
 #include "server/demo.h"
 #include "server/server.h"
 #include "server/wait_ready.h"
@@ -372,6 +374,30 @@ int main(int argc, char** argv) {
     }
   }
   if (name == "check") {
+    // The config may be right and its TLS files wrong: read every one, as `run` would.
+    size_t tls_errors = 0;
+    const int64_t now = static_cast<int64_t>(time(nullptr));
+    for (const auto& l : config.listeners) {
+      if (!l.tls) continue;
+      std::vector<h2mesh::net::TlsFileProblem> problems;
+      for (const auto& c : l.tls->certificates) {
+        auto p = h2mesh::net::check_certificate_pair(c.cert, c.key, now);
+        problems.insert(problems.end(), p.begin(), p.end());
+      }
+      if (!l.tls->ca.empty()) {
+        auto p = h2mesh::net::check_ca_bundle(l.tls->ca, now);
+        problems.insert(problems.end(), p.begin(), p.end());
+      }
+      for (const auto& p : problems) {
+        fprintf(stderr, "%s: %s: listener %s: %s\n", path.c_str(), p.error ? "error" : "warning",
+                l.name.c_str(), p.message.c_str());
+        if (p.error) ++tls_errors;
+      }
+    }
+    if (tls_errors) {
+      fprintf(stderr, "%s: %zu TLS file error(s)\n", path.c_str(), tls_errors);
+      return 1;
+    }
     printf("%s: OK (%zu listener(s), %zu cluster(s)%s)\n", path.c_str(), config.listeners.size(),
            config.clusters.size(),
            config.mesh.enabled

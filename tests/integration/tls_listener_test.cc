@@ -340,6 +340,45 @@ TEST_F(TlsListenerTest, SniPicksTheCertificate) {
   EXPECT_TRUE(say_hello(tls_channel(proxy_.target(), {crt("ca"), "", ""}, "b.example")).ok());
 }
 
+TEST_F(TlsListenerTest, CheckReadsEveryTlsFileAndRunRefusesBadOnes) {
+  auto config = [&](const std::string& tls) {
+    std::string y = "listeners:\n  - name: tls\n    address: \"127.0.0.1:0\"\n    tls:\n" + tls;
+    y += "    routes: [ { cluster: greeter } ]\n";
+    y += "clusters:\n  - name: greeter\n    endpoints: [\"" + backend_.address() + "\"]\n";
+    std::ofstream(dir_ + "/check.yaml") << y;
+    return dir_ + "/check.yaml";
+  };
+  auto check = [&](const std::string& tls) {
+    return run({bin_dir() + "/h2mesh", "check", "--config", config(tls)});
+  };
+  auto good = check(mtls());
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+  // test_pki's leaves live two days: inside the week check warns about.
+  EXPECT_NE(good.err.find("warning: listener tls: " + crt("server") + ": the certificate expires"),
+            std::string::npos)
+      << good.err;
+  auto expired = check(server_pair("expired"));
+  EXPECT_EQ(expired.exit_code, 1);
+  EXPECT_NE(expired.err.find(crt("expired") + ": the certificate expired at"), std::string::npos)
+      << expired.err;
+  auto mismatch = check("      cert: " + crt("server") + "\n      key: " + key("client") + "\n");
+  EXPECT_EQ(mismatch.exit_code, 1);
+  EXPECT_NE(mismatch.err.find(key("client") + ": does not match the certificate " + crt("server")),
+            std::string::npos)
+      << mismatch.err;
+  auto missing_ca = check(server_pair() + "      ca: " + dir_ + "/nope.crt\n");
+  EXPECT_EQ(missing_ca.exit_code, 1);
+  EXPECT_NE(missing_ca.err.find(dir_ + "/nope.crt: cannot be read"), std::string::npos)
+      << missing_ca.err;
+  // `run` loads them before listening, and refuses to start on a pair that does not load.
+  auto run_bad = run({"/usr/bin/timeout", "20", bin_dir() + "/h2mesh", "run", "--config",
+                      config("      cert: " + crt("server") + "\n      key: " + key("client") + "\n")});
+  EXPECT_EQ(run_bad.exit_code, 1);
+  EXPECT_NE(run_bad.err.find("listener tls: TLS: bad key " + key("client") + ": "),
+            std::string::npos)
+      << run_bad.err;
+}
+
 // Kubernetes updates a Secret volume by pointing ..data at a new directory; tls.crt and tls.key
 // are symlinks through it.
 void point_at(const std::string& d, const std::string& version) {
