@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -136,13 +137,32 @@ class TlsListenerTest : public ::testing::Test {
   }
 
   // One TLS listener "tls" in front of the backend; `tls` is the body of its tls map.
-  void start(const std::string& tls, const std::string& listener_extra = "") {
+  std::string yaml(const std::string& tls, const std::string& listener_extra = "") const {
     std::string y = "workers: 2\nadmin:\n  address: \"127.0.0.1:0\"\n";
     y += "listeners:\n  - name: tls\n    address: \"127.0.0.1:0\"\n" + listener_extra;
     y += "    tls:\n" + tls;
     y += "    routes:\n      - cluster: greeter\n";
     y += "clusters:\n  - name: greeter\n    endpoints: [\"" + backend_.address() + "\"]\n";
-    proxy_ = start_proxy(dir_, y);
+    return y;
+  }
+  void start(const std::string& tls, const std::string& listener_extra = "") {
+    proxy_ = start_proxy(dir_, yaml(tls, listener_extra));
+  }
+  // A new config file in place (renamed over the old one), then SIGHUP; true once the proxy
+  // logged `expect` once more than before (the file watcher may reload it first: same content).
+  bool reload(const std::string& tls, const std::string& expect) {
+    auto count = [&] {
+      const std::string err = proxy_.process->read_all(h2mesh::Subprocess::Stream::Stderr);
+      size_t n = 0;
+      for (size_t at = err.find(expect); at != std::string::npos; at = err.find(expect, at + 1)) ++n;
+      return n;
+    };
+    const size_t before = count();
+    const std::string tmp = proxy_.config_path + ".new";
+    std::ofstream(tmp) << yaml(tls);
+    EXPECT_EQ(std::rename(tmp.c_str(), proxy_.config_path.c_str()), 0);
+    proxy_.process->send_signal(SIGHUP);
+    return eventually([&] { return count() > before; }, std::chrono::seconds(10));
   }
   std::string server_pair(const std::string& name = "server") const {
     return "      cert: " + crt(name) + "\n      key: " + key(name) + "\n";
@@ -241,6 +261,28 @@ TEST_F(TlsListenerTest, MutualTlsAllowListAdmitsOnlyListedIdentities) {
   EXPECT_EQ(metric(proxy_.admin_port, "h2mesh_authz_denied_total{listener=\"tls\"}"), 8u);
   // The allowed client on the same listener is unaffected.
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(say_hello(allowed).ok());
+}
+
+TEST_F(TlsListenerTest, ReloadChangesTlsSettingsAndRefusesFilesThatDoNotLoad) {
+  start(mtls());
+  auto intruder = tls_channel(proxy_.target(), client("intruder"));
+  auto allowed = tls_channel(proxy_.target(), client("client"));
+  ASSERT_TRUE(say_hello(intruder).ok());
+  ASSERT_TRUE(say_hello(allowed).ok());
+  // An allow-list added by a reload applies to the next call of a connection already open.
+  ASSERT_TRUE(reload(mtls("      allowed_identities: [\"" + kClientId + "\"]\n"),
+                     "configuration reloaded"));
+  EXPECT_EQ(say_hello(intruder).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(say_hello(allowed).ok());
+  // A certificate that does not load: the reload is refused, the listener keeps serving.
+  ASSERT_TRUE(reload("      cert: " + dir_ + "/missing.crt\n      key: " + key("server") + "\n",
+                     "refused: listener tls: TLS: cannot read " + dir_ + "/missing.crt"));
+  EXPECT_TRUE(say_hello(tls_channel(proxy_.target(), client("client"))).ok());
+  EXPECT_EQ(say_hello(tls_channel(proxy_.target(), {crt("ca"), "", ""})).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  // Server-only TLS from now on: new connections need no client certificate.
+  ASSERT_TRUE(reload(server_pair(), "configuration reloaded"));
+  EXPECT_TRUE(say_hello(tls_channel(proxy_.target(), {crt("ca"), "", ""})).ok());
 }
 
 TEST_F(TlsListenerTest, HandshakeFailuresAreRefusedAndCountedByReason) {
