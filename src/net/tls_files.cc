@@ -81,9 +81,8 @@ std::vector<TlsFileProblem> check_certificate_pair(const std::string& cert_file,
       S().BIO_free(bio);
     }
     if (!key) {
-      problems.push_back(
-          {true, key_file + ": no unencrypted PEM private key in it (" +
-                     openssl_error_text("unreadable") + ")"});
+      problems.push_back({true, key_file + ": no unencrypted PEM private key in it (" +
+                                    openssl_error_text("unreadable") + ")"});
     }
   }
   if (!chain.empty() && key && S().X509_check_private_key(chain.front(), key) != 1) {

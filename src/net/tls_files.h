@@ -11,7 +11,7 @@
 namespace h2mesh::net {
 
 struct TlsFileProblem {
-  bool error = true;  // false: a warning (expires soon)
+  bool error = true;    // false: a warning (expires soon)
   std::string message;  // names the file
 };
 

@@ -6,9 +6,9 @@
 // client's side and from h2mesh's /metrics.
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,7 +91,8 @@ std::shared_ptr<grpc::Channel> tls_channel(const std::string& target, const TlsF
   return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
 }
 
-grpc::Status say_hello(const std::shared_ptr<grpc::Channel>& channel, std::string* backend = nullptr) {
+grpc::Status say_hello(const std::shared_ptr<grpc::Channel>& channel,
+                       std::string* backend = nullptr) {
   auto stub = helloworld::Greeter::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -125,8 +126,8 @@ class TlsListenerTest : public ::testing::Test {
   }
 
   void pki(std::vector<std::string> args) {
-    args.insert(args.begin(), {"/usr/bin/python3", source_dir() + "/tests/fakes/test_pki.py",
-                               "--dir", pki_});
+    args.insert(args.begin(),
+                {"/usr/bin/python3", source_dir() + "/tests/fakes/test_pki.py", "--dir", pki_});
     auto out = run(args);
     ASSERT_EQ(out.exit_code, 0) << out.err;
   }
@@ -154,7 +155,8 @@ class TlsListenerTest : public ::testing::Test {
     auto count = [&] {
       const std::string err = proxy_.process->read_all(h2mesh::Subprocess::Stream::Stderr);
       size_t n = 0;
-      for (size_t at = err.find(expect); at != std::string::npos; at = err.find(expect, at + 1)) ++n;
+      for (size_t at = err.find(expect); at != std::string::npos; at = err.find(expect, at + 1))
+        ++n;
       return n;
     };
     const size_t before = count();
@@ -174,9 +176,16 @@ class TlsListenerTest : public ::testing::Test {
   InteropReport python(const TlsFiles& files, int n) {
     std::vector<std::string> argv = {"/usr/bin/python3",
                                      source_dir() + "/tests/interop/python_client.py",
-                                     "--target", proxy_.target(), "-n", std::to_string(n),
-                                     "--tls-ca", files.ca, "--tls-server-name", "greeter.internal"};
-    if (!files.cert.empty()) argv.insert(argv.end(), {"--tls-cert", files.cert, "--tls-key", files.key});
+                                     "--target",
+                                     proxy_.target(),
+                                     "-n",
+                                     std::to_string(n),
+                                     "--tls-ca",
+                                     files.ca,
+                                     "--tls-server-name",
+                                     "greeter.internal"};
+    if (!files.cert.empty())
+      argv.insert(argv.end(), {"--tls-cert", files.cert, "--tls-key", files.key});
     auto out = run(argv);
     return parse_interop_report(out.out);
   }
@@ -187,15 +196,24 @@ class TlsListenerTest : public ::testing::Test {
     std::string node = h2mesh::find_executable("node");
     EXPECT_FALSE(node.empty()) << "`node` (>= 20) is not on PATH";
     if (node.empty()) return std::nullopt;
-    std::vector<std::string> argv = {node, node_dir + "/client.js", "--target", proxy_.target(),
-                                     "-n", std::to_string(n), "--tls-ca", files.ca,
-                                     "--tls-server-name", "greeter.internal"};
-    if (!files.cert.empty()) argv.insert(argv.end(), {"--tls-cert", files.cert, "--tls-key", files.key});
+    std::vector<std::string> argv = {node,
+                                     node_dir + "/client.js",
+                                     "--target",
+                                     proxy_.target(),
+                                     "-n",
+                                     std::to_string(n),
+                                     "--tls-ca",
+                                     files.ca,
+                                     "--tls-server-name",
+                                     "greeter.internal"};
+    if (!files.cert.empty())
+      argv.insert(argv.end(), {"--tls-cert", files.cert, "--tls-key", files.key});
     return parse_interop_report(run(argv).out);
   }
 
   // The certificate the listener serves for `servername` ("" sends no SNI), as its serial.
-  std::string served_serial(const std::string& servername, const std::vector<std::string>& extra = {}) {
+  std::string served_serial(const std::string& servername,
+                            const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {"s_client", "-connect", proxy_.target(), "-alpn", "h2"};
     if (!servername.empty()) args.insert(args.end(), {"-servername", servername});
     args.insert(args.end(), extra.begin(), extra.end());
@@ -320,8 +338,8 @@ TEST_F(TlsListenerTest, HandshakeFailuresAreRefusedAndCountedByReason) {
   EXPECT_EQ(handshakes(admin, "ok"), ok_before + 1);
   // A clear-text HTTP/2 client on the TLS port: not TLS, refused.
   EXPECT_EQ(say_hello(make_channel(proxy_.target())).error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_TRUE(eventually([&] { return handshakes(admin, "protocol") >= 1; },
-                         std::chrono::seconds(5)));
+  EXPECT_TRUE(
+      eventually([&] { return handshakes(admin, "protocol") >= 1; }, std::chrono::seconds(5)));
   // None of it touched the backend; a good client still gets through.
   EXPECT_EQ(backend_stats(backend_).calls(), 0u);
   EXPECT_TRUE(say_hello(tls_channel(proxy_.target(), client("client"))).ok());
@@ -345,9 +363,11 @@ TEST_F(TlsListenerTest, ExpiredServingCertificateFailsClientsAndReadiness) {
   auto [status, body] = http_get(proxy_.admin_port, "/ready");
   EXPECT_EQ(status, 503);
   EXPECT_EQ(body, "serving certificate of listener tls expired\n");
-  const uint64_t not_after = metric(
-      proxy_.admin_port, "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
-                         "cert=\"" + crt("expired") + "\"}");
+  const uint64_t not_after =
+      metric(proxy_.admin_port,
+             "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
+             "cert=\"" +
+                 crt("expired") + "\"}");
   EXPECT_GT(not_after, 0u);
   EXPECT_LT(not_after, static_cast<uint64_t>(::time(nullptr)));
 }
@@ -356,9 +376,11 @@ TEST_F(TlsListenerTest, ReadyAndExpiryMetricWithValidCertificate) {
   start(server_pair());
   auto [status, body] = http_get(proxy_.admin_port, "/ready");
   EXPECT_EQ(status, 200) << body;
-  const uint64_t not_after = metric(
-      proxy_.admin_port, "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
-                         "cert=\"" + crt("server") + "\"}");
+  const uint64_t not_after =
+      metric(proxy_.admin_port,
+             "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
+             "cert=\"" +
+                 crt("server") + "\"}");
   EXPECT_GT(not_after, static_cast<uint64_t>(::time(nullptr)));
 }
 
@@ -366,17 +388,23 @@ TEST_F(TlsListenerTest, SniPicksTheCertificate) {
   pki({"leaf", "a", "--ca", "ca", "--dns", "a.example", "--server"});
   pki({"leaf", "b", "--ca", "ca", "--dns", "b.example", "--dns", "*.wild.example", "--server"});
   pki({"leaf", "c", "--ca", "ca", "--dns", "exact.wild.example", "--server"});
-  start("      certificates:\n"
-        "        - { cert: " + crt("a") + ", key: " + key("a") + " }\n"
-        "        - { cert: " + crt("b") + ", key: " + key("b") + " }\n"
-        "        - { cert: " + crt("c") + ", key: " + key("c") + " }\n");
+  start(
+      "      certificates:\n"
+      "        - { cert: " +
+      crt("a") + ", key: " + key("a") +
+      " }\n"
+      "        - { cert: " +
+      crt("b") + ", key: " + key("b") +
+      " }\n"
+      "        - { cert: " +
+      crt("c") + ", key: " + key("c") + " }\n");
   const std::string a = file_serial(crt("a")), b = file_serial(crt("b")), c = file_serial(crt("c"));
   ASSERT_NE(a, b);
   EXPECT_EQ(served_serial("b.example"), b);
   EXPECT_EQ(served_serial("a.example"), a);
-  EXPECT_EQ(served_serial("x.wild.example"), b);   // the wildcard
+  EXPECT_EQ(served_serial("x.wild.example"), b);      // the wildcard
   EXPECT_EQ(served_serial("exact.wild.example"), c);  // an exact name wins over a wildcard
-  EXPECT_EQ(served_serial("unknown.example"), a);  // the default
+  EXPECT_EQ(served_serial("unknown.example"), a);     // the default
   EXPECT_EQ(served_serial(""), a);
   // A gRPC client naming b.example verifies b's certificate and gets through.
   EXPECT_TRUE(say_hello(tls_channel(proxy_.target(), {crt("ca"), "", ""}, "b.example")).ok());
@@ -413,8 +441,9 @@ TEST_F(TlsListenerTest, CheckReadsEveryTlsFileAndRunRefusesBadOnes) {
   EXPECT_NE(missing_ca.err.find(dir_ + "/nope.crt: cannot be read"), std::string::npos)
       << missing_ca.err;
   // `run` loads them before listening, and refuses to start on a pair that does not load.
-  auto run_bad = run({"/usr/bin/timeout", "20", bin_dir() + "/h2mesh", "run", "--config",
-                      config("      cert: " + crt("server") + "\n      key: " + key("client") + "\n")});
+  auto run_bad =
+      run({"/usr/bin/timeout", "20", bin_dir() + "/h2mesh", "run", "--config",
+           config("      cert: " + crt("server") + "\n      key: " + key("client") + "\n")});
   EXPECT_EQ(run_bad.exit_code, 1);
   EXPECT_NE(run_bad.err.find("listener tls: TLS: bad key " + key("client") + ": "),
             std::string::npos)
@@ -471,9 +500,11 @@ TEST_F(TlsListenerTest, RotationUnderLoadFailsNoCall) {
   loop.join();
   EXPECT_EQ(failed, 0) << first_failure;
   EXPECT_GE(handshakes(proxy_.admin_port, "ok"), 20u);
-  const uint64_t not_after = metric(
-      proxy_.admin_port, "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
-                         "cert=\"" + secret + "/tls.crt\"}");
+  const uint64_t not_after =
+      metric(proxy_.admin_port,
+             "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
+             "cert=\"" +
+                 secret + "/tls.crt\"}");
   EXPECT_GT(not_after, 0u);
 }
 
@@ -550,8 +581,8 @@ TEST_F(TlsListenerTest, HandshakeFloodSlowHandshakesAndRenegotiationSpareBystand
   EXPECT_EQ(ok, 50);
   // New connections keep being served while the half-open ones wait out their deadline.
   EXPECT_TRUE(say_hello(tls_channel(proxy_.target(), client("client"))).ok());
-  EXPECT_TRUE(eventually([&] { return handshakes(admin, "timeout") >= 200; },
-                         std::chrono::seconds(15)));
+  EXPECT_TRUE(
+      eventually([&] { return handshakes(admin, "timeout") >= 200; }, std::chrono::seconds(15)));
   for (int fd : fds) {
     char byte;
     // The deadline closed them: EOF (or a reset), never a hang (the timeout bounds the wait).

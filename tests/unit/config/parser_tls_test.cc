@@ -67,7 +67,8 @@ TEST(ConfigParserTls, SeveralCertificatesKeepTheirOrder) {
 }
 
 TEST(ConfigParserTls, KeyWithoutCertificate) {
-  EXPECT_TRUE(has_one_error(parse_tls("      key: /tls/tls.key\n"), 5, "missing required key 'cert'"));
+  EXPECT_TRUE(
+      has_one_error(parse_tls("      key: /tls/tls.key\n"), 5, "missing required key 'cert'"));
 }
 
 TEST(ConfigParserTls, NoCertificateAtAll) {
