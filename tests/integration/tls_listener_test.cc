@@ -358,6 +358,9 @@ TEST_F(TlsListenerTest, TlsClientOnClearTextPortFails) {
 
 TEST_F(TlsListenerTest, ExpiredServingCertificateFailsClientsAndReadiness) {
   start(server_pair("expired"));
+  EXPECT_NE(proxy_.process->read_all(h2mesh::Subprocess::Stream::Stderr)
+                .find("listener tls: TLS: the certificate " + crt("expired") + " has expired"),
+            std::string::npos);
   auto st = say_hello(tls_channel(proxy_.target(), {crt("ca"), "", ""}));
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
   auto [status, body] = http_get(proxy_.admin_port, "/ready");
