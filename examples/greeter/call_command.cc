@@ -82,8 +82,18 @@ int run_call_command(const CallOptions& options, std::ostream& out) {
   args.SetMaxReceiveMessageSize(64 << 20);
   // One channel, one subchannel (pick_first): every call rides the same HTTP/2 connection, so
   // any spread over backends is the proxy's per-call balancing.
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_ca_pem;
+    ssl.pem_cert_chain = options.tls_cert_pem;
+    ssl.pem_private_key = options.tls_key_pem;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty())
+      args.SetSslTargetNameOverride(options.tls_server_name);
+  }
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+      grpc::CreateCustomChannel(options.target, credentials, args);
   std::unique_ptr<helloworld::Greeter::Stub> stub = helloworld::Greeter::NewStub(channel);
 
   std::map<std::string, uint64_t> calls_by_backend;

@@ -19,6 +19,14 @@ struct CallOptions {
   std::string name = "Anvil User";
   std::optional<int> deadline_ms;                             // per call; none: no deadline
   std::vector<std::pair<std::string, std::string>> metadata;  // sent with every call
+  // TLS (grpc::SslCredentials) when `tls`: the server is verified against tls_ca_pem; with
+  // tls_cert_pem and tls_key_pem the client shows that certificate (mTLS). tls_server_name, when
+  // set, is the name verified and sent as SNI instead of the target's host.
+  bool tls = false;
+  std::string tls_ca_pem;
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  std::string tls_server_name;
 };
 
 // `greeter call`: options.count unary SayHello calls in sequence over one channel (one HTTP/2

@@ -4,8 +4,10 @@
 
 #include <charconv>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +29,7 @@ constexpr const char* kUsage =
     "                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "  greeter call --target HOST:PORT -n N [--name NAME] [--deadline-ms D]"
     " [--metadata KEY=VALUE]...\n"
+    "      [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]\n"
     "  greeter stats --target HOST:PORT\n";
 
 int usage_error(const std::string& message) {
@@ -153,8 +156,19 @@ int run_serve(int argc, char** argv) {
   return 0;
 }
 
+// The whole of a small file (a PEM certificate or key), or nullopt when it cannot be read.
+std::optional<std::string> read_small_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in.good() && !in.eof()) return std::nullopt;
+  return text.str();
+}
+
 int run_call(int argc, char** argv) {
   CallOptions options;
+  std::string tls_ca, tls_cert, tls_key;
   bool have_count = false;
   FlagReader flags(argc, argv, 2);
   std::string flag;
@@ -179,6 +193,14 @@ int run_call(int argc, char** argv) {
         return usage_error("--metadata needs KEY=VALUE with a lowercase key");
       }
       options.metadata.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+    } else if (flag == "--tls-ca") {
+      tls_ca = value;
+    } else if (flag == "--tls-cert") {
+      tls_cert = value;
+    } else if (flag == "--tls-key") {
+      tls_key = value;
+    } else if (flag == "--tls-server-name") {
+      options.tls_server_name = value;
     } else {
       return usage_error("unknown flag " + flag);
     }
@@ -186,6 +208,20 @@ int run_call(int argc, char** argv) {
   if (!flags.error().empty()) return usage_error(flags.error());
   if (options.target.empty()) return usage_error("call needs --target HOST:PORT");
   if (!have_count) return usage_error("call needs -n N");
+  if (tls_cert.empty() != tls_key.empty()) return usage_error("--tls-cert and --tls-key go together");
+  if ((!tls_cert.empty() || !options.tls_server_name.empty()) && tls_ca.empty())
+    return usage_error("--tls-cert and --tls-server-name need --tls-ca");
+  if (!tls_ca.empty()) {
+    options.tls = true;
+    for (auto [path, pem] : {std::pair{&tls_ca, &options.tls_ca_pem},
+                             std::pair{&tls_cert, &options.tls_cert_pem},
+                             std::pair{&tls_key, &options.tls_key_pem}}) {
+      if (path->empty()) continue;
+      auto text = read_small_file(*path);
+      if (!text) return usage_error("cannot read " + *path);
+      *pem = std::move(*text);
+    }
+  }
   return h2mesh::greeter::run_call_command(options, std::cout);
 }
 

@@ -44,10 +44,10 @@ std::optional<TlsCertificate> read_pair(const MapReader& map, bool required, Dia
 }  // namespace
 
 void read_listener_tls(const Located& value, std::optional<ListenerTls>* tls, Diagnostics* diag) {
-  MapReader map(value,
-                {"cert", "key", "certificates", "ca", "require_client_cert", "alpn",
-                 "allowed_identities"},
-                diag);
+  MapReader map(
+      value,
+      {"cert", "key", "certificates", "ca", "require_client_cert", "alpn", "allowed_identities"},
+      diag);
   if (!map.ok()) return;
   ListenerTls out;
   bool ok = true;

@@ -33,8 +33,8 @@ constexpr unsigned char kSessionIdContext[] = "h2mesh";
 struct Generation {
   std::string alpn_wire;  // the ALPN protocols in the wire format (length-prefixed names)
   bool alpn_required = false;
-  std::vector<SSL_CTX*> all;              // default first; not owned
-  std::vector<SslCtxHandle> alternates;   // all[1..]
+  std::vector<SSL_CTX*> all;             // default first; not owned
+  std::vector<SslCtxHandle> alternates;  // all[1..]
 };
 
 void free_generation(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
@@ -42,8 +42,8 @@ void free_generation(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
 }
 
 int generation_index() {
-  static const int index = S().CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr,
-                                                       nullptr, nullptr, free_generation);
+  static const int index = S().CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, nullptr,
+                                                       nullptr, free_generation);
   return index;
 }
 
@@ -215,9 +215,9 @@ Result<SslCtxHandle> TlsContext::make(std::vector<TlsCertificateInfo>* infos) co
     auto ctx = make_one(files, generation.get());
     if (!ctx) return ctx.error();
     X509* leaf = S().SSL_CTX_get0_certificate(ctx->get());
-    certs.push_back(TlsCertificateInfo{files.cert_file, asn1_time_to_unix(S().X509_get0_notAfter(leaf)),
-                                       asn1_time_to_unix(S().X509_get0_notBefore(leaf)),
-                                       serial_hex(leaf)});
+    certs.push_back(
+        TlsCertificateInfo{files.cert_file, asn1_time_to_unix(S().X509_get0_notAfter(leaf)),
+                           asn1_time_to_unix(S().X509_get0_notBefore(leaf)), serial_hex(leaf)});
     made.push_back(std::move(*ctx));
   }
   for (auto& ctx : made) generation->all.push_back(ctx.get());
@@ -267,8 +267,7 @@ SSL_CTX* TlsContext::current(TimePoint now) {
   logged_failure_.clear();
   ++reloads_;
   LOG_INFO("tls: loaded the new certificate %s (serial %s)",
-           settings_.certificates.front().cert_file.c_str(),
-           certificates_.front().serial.c_str());
+           settings_.certificates.front().cert_file.c_str(), certificates_.front().serial.c_str());
   return ctx_.get();
 }
 

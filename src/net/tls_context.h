@@ -55,10 +55,10 @@ struct TlsServerSettings {
 
 // What is being served: for the expiry metric, /ready and logs.
 struct TlsCertificateInfo {
-  std::string path;      // the certificate file
+  std::string path;        // the certificate file
   int64_t not_after = 0;   // Unix time
   int64_t not_before = 0;  // Unix time
-  std::string serial;    // hex, upper case
+  std::string serial;      // hex, upper case
 };
 
 // Used on one thread (the loop that accepts connections).

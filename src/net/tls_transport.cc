@@ -58,14 +58,22 @@ void add_names(const GENERAL_NAMES* names, int type, std::vector<std::string>* o
 
 const char* tls_handshake_result_name(TlsHandshakeResult result) {
   switch (result) {
-    case TlsHandshakeResult::Ok: return "ok";
-    case TlsHandshakeResult::NoAlpn: return "no_alpn";
-    case TlsHandshakeResult::NoClientCert: return "no_client_cert";
-    case TlsHandshakeResult::BadClientCert: return "bad_client_cert";
-    case TlsHandshakeResult::BadCertificate: return "bad_certificate";
-    case TlsHandshakeResult::Protocol: return "protocol";
-    case TlsHandshakeResult::Timeout: return "timeout";
-    case TlsHandshakeResult::Closed: return "closed";
+    case TlsHandshakeResult::Ok:
+      return "ok";
+    case TlsHandshakeResult::NoAlpn:
+      return "no_alpn";
+    case TlsHandshakeResult::NoClientCert:
+      return "no_client_cert";
+    case TlsHandshakeResult::BadClientCert:
+      return "bad_client_cert";
+    case TlsHandshakeResult::BadCertificate:
+      return "bad_certificate";
+    case TlsHandshakeResult::Protocol:
+      return "protocol";
+    case TlsHandshakeResult::Timeout:
+      return "timeout";
+    case TlsHandshakeResult::Closed:
+      return "closed";
   }
   return "protocol";
 }

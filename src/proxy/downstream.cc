@@ -538,7 +538,9 @@ DownstreamConnection::DownstreamConnection(WorkerContext& ctx,
   set_keepalive(std::chrono::duration_cast<Duration>(listener_.keepalive.interval),
                 std::chrono::duration_cast<Duration>(listener_.keepalive.timeout),
                 /*only_with_calls=*/false);
-  header_timer_.arm(listener_.header_timeout);  // for the preface and SETTINGS
+  // For the preface and SETTINGS; over TLS from the end of the handshake, which has a deadline
+  // of its own (so a slow handshake is counted as a TLS timeout).
+  if (!transport_->connecting()) header_timer_.arm(listener_.header_timeout);
   if (listener_.max_connection_age.count() > 0) {
     // ±10% jitter so that clients connected together do not all reconnect together.
     double factor = 0.9 + 0.2 * ctx_.random.unit();
@@ -556,6 +558,10 @@ DownstreamConnection::~DownstreamConnection() {
     delete stream;
   });
   ctx_.stats.downstream_connections_active--;
+}
+
+void DownstreamConnection::on_connected() {
+  if (!settings_received_) header_timer_.arm(listener_.header_timeout);
 }
 
 bool DownstreamConnection::identity_allowed(const std::vector<std::string>& allowed) const {

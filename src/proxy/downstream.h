@@ -186,6 +186,7 @@ class DownstreamConnection final : public http2::Connection {
   http2::BodyChunk read_body(int32_t id, void* user, size_t max_length) override;
   void write_body(int32_t id, void* user, size_t length, Buffer& out) override;
   // http2::Connection
+  void on_connected() override;  // a TLS handshake finished
   void on_closed(const Error& why) override;
   void on_receive_error(const Error& why) override;
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "config/yaml_reader.h"
 #include "inject/manifest_io.h"
 #include "mesh/iptables_command.h"
+#include "net/tls_files.h"
 #include "server/cluster_tls_check.h"
 #include "server/demo.h"
 #include "server/server.h"
@@ -388,13 +390,37 @@ int main(int argc, char** argv) {
     }
   }
   if (name == "check") {
-    // The TLS files too: a config that parses but names a missing or expired certificate would
-    // only fail at the first connection.
-    const auto tls = h2mesh::server::check_cluster_tls_files(config, time(nullptr));
-    for (const auto& w : tls.warnings) fprintf(stderr, "%s: warning: %s\n", path.c_str(), w.c_str());
-    for (const auto& e : tls.errors) fprintf(stderr, "%s: %s\n", path.c_str(), e.c_str());
-    if (!tls.errors.empty()) {
-      fprintf(stderr, "%zu error(s) in the TLS files of %s\n", tls.errors.size(), path.c_str());
+    // The config may be right and its TLS files wrong: read every one, as `run` would (the
+    // listeners', the clusters' and the mesh's).
+    size_t tls_errors = 0;
+    const int64_t now = static_cast<int64_t>(time(nullptr));
+    auto report = [&](const std::string& owner,
+                      const std::vector<h2mesh::net::TlsFileProblem>& problems) {
+      for (const auto& p : problems) {
+        fprintf(stderr, "%s: %s: %s: %s\n", path.c_str(), p.error ? "error" : "warning",
+                owner.c_str(), p.message.c_str());
+        if (p.error) ++tls_errors;
+      }
+    };
+    for (const auto& l : config.listeners) {
+      if (!l.tls) continue;
+      for (const auto& c : l.tls->certificates)
+        report("listener " + l.name, h2mesh::net::check_certificate_pair(c.cert, c.key, now));
+      if (!l.tls->ca.empty())
+        report("listener " + l.name, h2mesh::net::check_ca_bundle(l.tls->ca, now));
+    }
+    if (config.mesh.enabled && config.mesh.tls) {
+      const auto& t = *config.mesh.tls;
+      report("mesh", h2mesh::net::check_certificate_pair(t.cert, t.key, now));
+      report("mesh", h2mesh::net::check_ca_bundle(t.ca, now));
+    }
+    const auto clusters = h2mesh::server::check_cluster_tls_files(config, time(nullptr));
+    for (const auto& w : clusters.warnings)
+      fprintf(stderr, "%s: warning: %s\n", path.c_str(), w.c_str());
+    for (const auto& e : clusters.errors) fprintf(stderr, "%s: error: %s\n", path.c_str(), e.c_str());
+    tls_errors += clusters.errors.size();
+    if (tls_errors) {
+      fprintf(stderr, "%s: %zu TLS file error(s)\n", path.c_str(), tls_errors);
       return 1;
     }
     printf("%s: OK (%zu listener(s), %zu cluster(s)%s)\n", path.c_str(), config.listeners.size(),

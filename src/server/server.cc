@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "net/socket.h"
 #include "net/tls_context.h"
+#include "net/tls_files.h"
 
 namespace h2mesh::server {
 
@@ -31,6 +32,17 @@ bool listener_tls_loads(const config::Config& config, std::string* error) {
     if (!loaded) {
       *error = "listener " + l.name + ": TLS: " + loaded.error().message;
       return false;
+    }
+    // Served anyway (the files are what the operator gave; /ready says so), but said loudly.
+    const int64_t now = static_cast<int64_t>(::time(nullptr));
+    for (const auto& cert : (*loaded)->certificates()) {
+      if (cert.not_after < now) {
+        LOG_WARN("listener %s: TLS: the certificate %s has expired; clients will refuse it",
+                 l.name.c_str(), cert.path.c_str());
+      } else if (cert.not_after - now < net::kExpiryWarningSeconds) {
+        LOG_WARN("listener %s: TLS: the certificate %s expires within 7 days", l.name.c_str(),
+                 cert.path.c_str());
+      }
     }
   }
   return true;

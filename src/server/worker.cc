@@ -132,6 +132,8 @@ class Worker::Listener final : public net::IoHandler {
       return;
     }
     tls_ = std::move(*loaded);
+    // Looked up once: the entry stays (stats are never erased) and the name stays with the socket.
+    handshakes_ = &worker_.ctx_.stats.tls[ctx_->listener.name].handshakes;
   }
 
   void accept_tls(int fd) {
@@ -142,8 +144,7 @@ class Worker::Listener final : public net::IoHandler {
     }
     auto transport = net::TlsTransport::accept(
         worker_.loop_, tls_->current(worker_.loop_.now()), fd,
-        std::chrono::duration_cast<Duration>(listener.header_timeout),
-        &worker_.ctx_.stats.tls[listener.name].handshakes);
+        std::chrono::duration_cast<Duration>(listener.header_timeout), handshakes_);
     if (!transport) {
       LOG_WARN("listener %s: %s", listener.name.c_str(), transport.error().message.c_str());
       return;
@@ -158,6 +159,7 @@ class Worker::Listener final : public net::IoHandler {
   Intercepted intercepted_;
   net::Timer resume_;  // armed while accepting is paused
   std::unique_ptr<net::TlsContext> tls_;  // TLS listeners only
+  net::TlsHandshakeCounters* handshakes_ = nullptr;  // in the worker's stats, with tls_
   log::Limiter log_{std::chrono::seconds(1)};
 };
 

@@ -3,6 +3,7 @@
 // h2mesh.
 //
 //   node tests/interop/node/client.js --target HOST:PORT -n N [--name NAME] [--timeout-s S]
+//       [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
 //
 // Does N unary SayHello calls over one channel, one server-streaming call (4 replies of 1 MiB,
 // every payload byte checked against the pattern) and one bidi call (3 distinct payloads
@@ -34,7 +35,8 @@ function log(text) {
 }
 
 function parseArgs(argv) {
-  const args = {target: '', n: 1, name: 'node-interop', timeoutS: 10};
+  const args = {target: '', n: 1, name: 'node-interop', timeoutS: 10, tlsCa: '', tlsCert: '',
+                tlsKey: '', tlsServerName: ''};
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i];
     let value;
@@ -54,12 +56,24 @@ function parseArgs(argv) {
       args.name = value;
     } else if (flag === '--timeout-s') {
       args.timeoutS = Number(value);
+    } else if (flag === '--tls-ca') {
+      args.tlsCa = value;
+    } else if (flag === '--tls-cert') {
+      args.tlsCert = value;
+    } else if (flag === '--tls-key') {
+      args.tlsKey = value;
+    } else if (flag === '--tls-server-name') {
+      args.tlsServerName = value;
     } else {
       throw new Error(`unknown flag ${flag}`);
     }
   }
   if (!args.target || !Number.isInteger(args.n) || args.n < 0 || !(args.timeoutS > 0)) {
     throw new Error('--target HOST:PORT and -n N >= 0 are required');
+  }
+  if (!args.tlsCert !== !args.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+  if ((args.tlsCert || args.tlsServerName) && !args.tlsCa) {
+    throw new Error('--tls-cert and --tls-server-name need --tls-ca');
   }
   return args;
 }
@@ -188,7 +202,8 @@ async function main() {
     args = parseArgs(process.argv.slice(2));
   } catch (err) {
     log(err.message);
-    log('usage: client.js --target HOST:PORT -n N [--name NAME] [--timeout-s S]');
+    log('usage: client.js --target HOST:PORT -n N [--name NAME] [--timeout-s S] ' +
+        '[--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]');
     return 2;
   }
   const definition = protoLoader.loadSync(PROTO_PATH, {
@@ -200,10 +215,21 @@ async function main() {
   });
   const helloworld = grpc.loadPackageDefinition(definition).helloworld;
   // One client, one channel: every call rides the same HTTP/2 connection.
-  const client = new helloworld.Greeter(args.target, grpc.credentials.createInsecure(), {
+  // With --tls-ca: TLS, the server verified against that bundle; --tls-cert/--tls-key add a
+  // client certificate (mTLS); --tls-server-name is the name verified and sent as SNI.
+  const options = {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  });
+  };
+  let credentials = grpc.credentials.createInsecure();
+  if (args.tlsCa) {
+    const fs = require('fs');
+    credentials = grpc.credentials.createSsl(
+        fs.readFileSync(args.tlsCa), args.tlsKey ? fs.readFileSync(args.tlsKey) : null,
+        args.tlsCert ? fs.readFileSync(args.tlsCert) : null);
+    if (args.tlsServerName) options['grpc.ssl_target_name_override'] = args.tlsServerName;
+  }
+  const client = new helloworld.Greeter(args.target, credentials, options);
   const unary = await runUnary(client, args);
   const streamOk = await runServerStream(client, args);
   const bidiOk = await runBidi(client, args);

@@ -46,6 +46,19 @@ void make_certificates(const std::string& d) {
     sh("cd " + d + " && openssl x509 -req -in " + v + ".csr -CA ca.crt -CAkey ca.key -set_serial " +
        serial + " -out " + v + "/tls.crt -days 2 -extfile leaf.ext");
   }
+  // For SNI: a certificate for the name sni.test (serial 0x33); for mTLS: a client certificate
+  // with a SPIFFE ID and a DNS name (serial 0x44).
+  std::ofstream(d + "/sni.ext") << "subjectAltName=DNS:sni.test\nextendedKeyUsage=serverAuth\n";
+  std::ofstream(d + "/client.ext")
+      << "subjectAltName=URI:spiffe://test/ns/a/sa/client,DNS:client.test\n"
+         "extendedKeyUsage=clientAuth\n";
+  for (auto [name, serial] : {std::pair{"sni", "0x33"}, std::pair{"client", "0x44"}}) {
+    const std::string n = name;
+    sh("cd " + d + " && openssl req" + ec + " -keyout " + n + ".key -out " + n + ".csr -subj /CN=" +
+       n);
+    sh("cd " + d + " && openssl x509 -req -in " + n + ".csr -CA ca.crt -CAkey ca.key -set_serial " +
+       serial + " -out " + n + ".crt -days 2 -extfile " + n + ".ext");
+  }
   fs::create_directories(d + "/mixed");
   fs::copy_file(d + "/v2/tls.crt", d + "/mixed/tls.crt");
   fs::copy_file(d + "/v1/tls.key", d + "/mixed/tls.key");
@@ -134,20 +147,31 @@ class Tls : public ::testing::Test {
       if (fd < 0) usleep(1000);
     }
     EXPECT_GE(fd, 0);
-    auto t = TlsTransport::accept(loop_, ctx, fd, deadline);
+    auto t = TlsTransport::accept(loop_, ctx, fd, deadline, &counters_);
     EXPECT_TRUE(t.ok());
     server_.transport = t->get();
     (*t)->start(server_);
     return std::move(*t);
   }
 
-  // The client's handshake, driven with the loop; verifies the server against the CA.
-  bool client_handshake(const char* alpn = "\x08http/1.1") {
+  // The client's handshake, driven with the loop; verifies the server against the CA (its IP
+  // address, or the name `sni` it sends), showing the client certificate when `client_cert`.
+  bool client_handshake(const char* alpn = "\x08http/1.1", const char* sni = nullptr,
+                        bool client_cert = false) {
     client_ctx_ = SSL_CTX_new(TLS_client_method());
     SSL_CTX_load_verify_locations(client_ctx_, (dir_ + "/ca.crt").c_str(), nullptr);
     SSL_CTX_set_verify(client_ctx_, SSL_VERIFY_PEER, nullptr);
+    if (client_cert) {
+      SSL_CTX_use_certificate_file(client_ctx_, (dir_ + "/client.crt").c_str(), SSL_FILETYPE_PEM);
+      SSL_CTX_use_PrivateKey_file(client_ctx_, (dir_ + "/client.key").c_str(), SSL_FILETYPE_PEM);
+    }
     client_ssl_ = SSL_new(client_ctx_);
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(client_ssl_), "127.0.0.1");
+    if (sni) {
+      SSL_set_tlsext_host_name(client_ssl_, sni);
+      SSL_set1_host(client_ssl_, sni);
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(client_ssl_), "127.0.0.1");
+    }
     if (alpn)
       SSL_set_alpn_protos(client_ssl_, reinterpret_cast<const uint8_t*>(alpn), strlen(alpn));
     SSL_set_fd(client_ssl_, client_fd_);
@@ -182,7 +206,12 @@ class Tls : public ::testing::Test {
   SSL_CTX* client_ctx_ = nullptr;
   SSL* client_ssl_ = nullptr;
   ServerSide server_;
+  TlsHandshakeCounters counters_{};
 };
+
+uint64_t count(const TlsHandshakeCounters& c, TlsHandshakeResult r) {
+  return c[static_cast<size_t>(r)];
+}
 
 TEST_F(Tls, HandshakeOnTheLoopThenBytesBothWays) {
   auto ctx = load();
@@ -283,6 +312,81 @@ TEST_F(Tls, MismatchedOrMissingFilesAreAnErrorAtStart) {
   auto missing = TlsContext::load(TlsServerSettings{{{dir_ + "/nope.crt", dir_ + "/tls.key"}}, {}, false, "", false});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message.find("nope.crt"), std::string::npos);
+}
+
+TEST_F(Tls, SniPicksTheCertificateEvenAfterTheContextIsGone) {
+  auto loaded = TlsContext::load(TlsServerSettings{
+      {{dir_ + "/tls.crt", dir_ + "/tls.key"}, {dir_ + "/sni.crt", dir_ + "/sni.key"}},
+      {"h2"}, true, "", false});
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  ASSERT_EQ((*loaded)->certificates().size(), 2u);
+  EXPECT_EQ((*loaded)->certificates()[1].serial, "33");
+  EXPECT_GT((*loaded)->certificates()[1].not_after, 0);
+  auto t = connect_and_accept((*loaded)->current(loop_.now()), std::chrono::seconds(10));
+  // A reload or a listener going away while a handshake runs: the certificates SNI may switch
+  // to live as long as the connection's context.
+  loaded->reset();
+  ASSERT_TRUE(client_handshake("\x02h2", "sni.test"));
+  EXPECT_EQ(served_serial(), "33");
+  ASSERT_TRUE(drive([&] { return server_.reported; }));
+  EXPECT_EQ(server_.failure, "");
+  EXPECT_EQ(count(counters_, TlsHandshakeResult::Ok), 1u);
+}
+
+TEST_F(Tls, UnknownOrMissingSniGetsTheDefaultCertificate) {
+  auto loaded = TlsContext::load(TlsServerSettings{
+      {{dir_ + "/tls.crt", dir_ + "/tls.key"}, {dir_ + "/sni.crt", dir_ + "/sni.key"}},
+      {"h2"}, true, "", false});
+  ASSERT_TRUE(loaded.ok());
+  auto t = connect_and_accept((*loaded)->current(loop_.now()), std::chrono::seconds(10));
+  ASSERT_TRUE(client_handshake("\x02h2"));
+  EXPECT_EQ(served_serial(), "11");
+}
+
+TEST_F(Tls, RequiredAlpnRefusesAClientWithoutH2) {
+  auto loaded = TlsContext::load(TlsServerSettings{
+      {{dir_ + "/tls.crt", dir_ + "/tls.key"}}, {"h2"}, true, "", false});
+  ASSERT_TRUE(loaded.ok());
+  auto t = connect_and_accept((*loaded)->current(loop_.now()), std::chrono::seconds(10));
+  EXPECT_FALSE(client_handshake("\x08http/1.1"));
+  ASSERT_TRUE(drive([&] { return server_.reported; }));
+  EXPECT_NE(server_.failure, "");
+  EXPECT_EQ(count(counters_, TlsHandshakeResult::NoAlpn), 1u);
+}
+
+TEST_F(Tls, RequiredClientCertificateIsVerifiedAndItsNamesRead) {
+  TlsServerSettings settings{{{dir_ + "/tls.crt", dir_ + "/tls.key"}}, {"h2"}, true,
+                             dir_ + "/ca.crt", true};
+  auto loaded = TlsContext::load(settings);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  {
+    auto t = connect_and_accept((*loaded)->current(loop_.now()), std::chrono::seconds(10));
+    ASSERT_TRUE(client_handshake("\x02h2", nullptr, /*client_cert=*/true));
+    ASSERT_TRUE(drive([&] { return server_.reported; }));
+    EXPECT_EQ(server_.failure, "");
+    const PeerIdentity* id = t->peer_identity();
+    ASSERT_NE(id, nullptr);
+    EXPECT_TRUE(id->verified);
+    EXPECT_EQ(id->uris, std::vector<std::string>{"spiffe://test/ns/a/sa/client"});
+    EXPECT_EQ(id->dns, std::vector<std::string>{"client.test"});
+  }
+  SSL_free(client_ssl_);
+  SSL_CTX_free(client_ctx_);
+  client_ssl_ = nullptr;
+  client_ctx_ = nullptr;
+  ::close(client_fd_);
+  server_ = ServerSide{};
+  // Without a certificate: refused. With TLS 1.3 the client finishes first and learns it from
+  // the server's alert; the server's side is what counts here.
+  auto t = connect_and_accept((*loaded)->current(loop_.now()), std::chrono::seconds(10));
+  client_handshake("\x02h2");
+  char byte;
+  drive([&] { return server_.reported && SSL_read(client_ssl_, &byte, 1) <= 0; });
+  ASSERT_TRUE(server_.reported);
+  EXPECT_NE(server_.failure, "");
+  EXPECT_EQ(t->peer_identity(), nullptr);
+  EXPECT_EQ(count(counters_, TlsHandshakeResult::NoClientCert), 1u);
+  EXPECT_EQ(count(counters_, TlsHandshakeResult::Ok), 1u);
 }
 
 }  // namespace
