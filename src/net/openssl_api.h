@@ -40,7 +40,11 @@ namespace h2mesh::net {
   X(X509_check_ip_asc) X(X509_get_ext_d2i) X(OPENSSL_sk_num) X(OPENSSL_sk_value)           \
   X(GENERAL_NAMES_free) X(ASN1_STRING_get0_data) X(ASN1_STRING_length)                     \
   X(X509_get0_notAfter) X(ASN1_TIME_to_tm) X(X509_check_private_key) X(PEM_read_X509)      \
-  X(PEM_read_PrivateKey) X(X509_cmp_time)
+  X(PEM_read_PrivateKey) X(X509_cmp_time) X(SSL_CTX_get_verify_mode) X(BIO_s_socket)        \
+  X(BIO_meth_new) X(BIO_meth_set_write) X(BIO_meth_get_read) X(BIO_meth_set_read)          \
+  X(BIO_meth_get_ctrl) X(BIO_meth_set_ctrl) X(BIO_meth_get_create) X(BIO_meth_set_create)  \
+  X(BIO_meth_get_destroy) X(BIO_meth_set_destroy) X(BIO_get_new_index) X(BIO_new)          \
+  X(BIO_ctrl) X(BIO_int_ctrl) X(BIO_set_flags) X(BIO_clear_flags) X(SSL_set_bio)
 
 struct OpenSsl {
 #define H2MESH_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;

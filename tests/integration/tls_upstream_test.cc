@@ -177,19 +177,19 @@ TEST_F(TlsUpstreamTest, MutualTlsBackendRefusesAProxyWithoutClientCertificate) {
 TEST_F(TlsUpstreamTest, BackendCertificateFromAnotherCaFails) {
   backends_.push_back(tls_backend("greeter-1", "stranger"));
   start(config("      ca: " + file("ca.crt") + "\n"));
-  expect_refused("verify_failed", "did not verify (unable to get local issuer certificate)");
+  expect_refused("verify_failed", "TLS handshake failed: certificate verify failed (unable to get local issuer certificate)");
 }
 
 TEST_F(TlsUpstreamTest, ExpiredBackendCertificateFails) {
   backends_.push_back(tls_backend("greeter-1", "expired"));
   start(config("      ca: " + file("ca.crt") + "\n"));
-  expect_refused("verify_failed", "did not verify (certificate has expired)");
+  expect_refused("verify_failed", "TLS handshake failed: certificate verify failed (certificate has expired)");
 }
 
 TEST_F(TlsUpstreamTest, DnsNameMismatchFails) {
   backends_.push_back(tls_backend("greeter-1", "server"));
   start(config("      ca: " + file("ca.crt") + "\n      server_name: billing.internal\n"));
-  expect_refused("san_mismatch", "carries none of the expected names (billing.internal)");
+  expect_refused("san_mismatch", "certificate verify failed (hostname mismatch): the server certificate carries none of the expected names (billing.internal)");
 }
 
 TEST_F(TlsUpstreamTest, SpiffeUriSanIsVerified) {
