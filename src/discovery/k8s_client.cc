@@ -2,17 +2,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <mutex>
 
-#include "net/openssl_api.h"
 #include "net/tcp_transport.h"
 #include "net/tls_client.h"
 
@@ -184,7 +181,7 @@ void ApiClient::connect_next() {
       net::TlsPeerCheck check;
       if (!is_ip_literal(verify_name_)) check.sni = verify_name_;  // SNI: names only, never IPs
       // insecure-skip-tls-verify: no chain check, so no name check either.
-      if (net::openssl(nullptr)->SSL_CTX_get_verify_mode(ctx_.get()) != SSL_VERIFY_NONE)
+      if (net::verifies_peer(ctx_.get()))
         check.names = {verify_name_};
       auto tls = net::TlsTransport::connect(loop_, ctx_.get(), *fd, std::move(check));
       if (!tls) {

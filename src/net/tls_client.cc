@@ -150,6 +150,8 @@ BIO_METHOD* socket_method() {
 
 }  // namespace
 
+bool verifies_peer(SSL_CTX* ctx) { return S().SSL_CTX_get_verify_mode(ctx) != SSL_VERIFY_NONE; }
+
 bool set_socket(SSL* ssl, int fd) {
   BIO_METHOD* method = socket_method();
   BIO* bio = method ? S().BIO_new(method) : nullptr;

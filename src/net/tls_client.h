@@ -135,6 +135,10 @@ struct TlsPeerCheck {
   TlsClientCounters* counters = nullptr;  // counted when the handshake ends; may be null
 };
 
+// Whether connections of `ctx` verify the peer's chain (false only for make_client_ssl_ctx with
+// verify = false).
+bool verifies_peer(SSL_CTX* ctx);
+
 // Connects `ssl` to the socket `fd` (not owned) like SSL_set_fd, except that writes never raise
 // SIGPIPE when the peer is gone (OpenSSL's socket BIO uses write(2); this one send(2) with
 // MSG_NOSIGNAL), so that a process or test that does not ignore SIGPIPE survives a reset peer.
