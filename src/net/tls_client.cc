@@ -78,26 +78,31 @@ Result<void> load_ca(SSL_CTX* ctx, const TlsClientPem& pem) {
 Result<void> load_client_certificate(SSL_CTX* ctx, const TlsClientPem& pem) {
   BioPtr bio = memory_bio(pem.cert);
   X509* leaf = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-  if (!leaf || S().SSL_CTX_use_certificate(ctx, leaf) != 1) {
-    if (leaf) S().X509_free(leaf);
+  if (!leaf)
     return tls_error("bad " + pem.cert_name + ": " + openssl_error_text("no PEM certificate"));
+  BioPtr kbio = memory_bio(pem.key);
+  EVP_PKEY* key = S().PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr);
+  if (!key) {
+    S().X509_free(leaf);
+    return tls_error("bad " + pem.key_name + ": " + openssl_error_text("no PEM private key"));
   }
+  // Said in those words before OpenSSL's "key values mismatch" can be.
+  const bool match = S().X509_check_private_key(leaf, key) == 1;
+  S().ERR_clear_error();
+  const bool used = match && S().SSL_CTX_use_certificate(ctx, leaf) == 1 &&
+                    S().SSL_CTX_use_PrivateKey(ctx, key) == 1;
   S().X509_free(leaf);
+  S().EVP_PKEY_free(key);
+  if (!match) {
+    return tls_error("the " + pem.key_name + " does not match the " + pem.cert_name);
+  }
+  if (!used) {
+    return tls_error("cannot use the " + pem.cert_name + ": " + openssl_error_text("unknown error"));
+  }
   // The intermediates, sent after the leaf.
   while (X509* extra = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
     S().SSL_CTX_add_extra_chain_cert(ctx, extra);  // takes ownership
   S().ERR_clear_error();
-  BioPtr kbio = memory_bio(pem.key);
-  EVP_PKEY* key = S().PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr);
-  if (!key || S().SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-    if (key) S().EVP_PKEY_free(key);
-    return tls_error("bad " + pem.key_name + ": " + openssl_error_text("no PEM private key"));
-  }
-  S().EVP_PKEY_free(key);
-  if (S().SSL_CTX_check_private_key(ctx) != 1) {
-    return tls_error("the " + pem.key_name + " does not match the " + pem.cert_name + ": " +
-                     openssl_error_text("mismatch"));
-  }
   return {};
 }
 
