@@ -253,6 +253,26 @@ TEST_F(TlsUpstreamTest, RotatedCertificatesAreVerifiedOnNewConnections) {
   EXPECT_NE(proxy_log().find("reloaded the client TLS files"), std::string::npos);
 }
 
+TEST_F(TlsUpstreamTest, HealthChecksSpeakTlsToo) {
+  backends_.push_back(tls_backend("greeter-1", "server"));
+  start(config("      ca: " + file("ca.crt") + "\n",
+               "    health_check:\n      interval: 300ms\n      interval_jitter: 0s\n      timeout: 300ms\n"));
+  auto metric = [&](const std::string& name) {
+    auto [code, metrics] = http_get(proxy_.admin_port, "/metrics");
+    std::regex re(name + "\\{cluster=\"greeter\",endpoint=\"[^\"]+\"\\} (\\d+)");
+    std::smatch m;
+    if (code != 200 || !std::regex_search(metrics, m, re)) return UINT64_MAX;
+    return static_cast<uint64_t>(std::stoull(m[1]));
+  };
+  // Checks over clear text would all fail against a TLS backend and take it out of rotation.
+  ASSERT_TRUE(eventually([&] { return metric("h2mesh_endpoint_health_checks_total") >= 3 &&
+                                      metric("h2mesh_endpoint_health_checks_total") != UINT64_MAX; },
+                         std::chrono::seconds(10)));
+  EXPECT_EQ(metric("h2mesh_endpoint_health_check_failures_total"), 0u) << proxy_log();
+  EXPECT_EQ(metric("h2mesh_endpoint_healthy"), 1u);
+  EXPECT_TRUE(call().ok());
+}
+
 TEST_F(TlsUpstreamTest, CheckReadsTheClusterTlsFiles) {
   pki("leaf soon --ca ca --client --days 3");
   auto check = [&](const std::string& tls_yaml, std::string* err) {
