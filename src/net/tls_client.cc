@@ -39,7 +39,8 @@ BioPtr memory_bio(const std::string& text) {
 
 Result<std::string> read_pem_file(const std::string& path, const char* what) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return tls_error(std::string("cannot read the ") + what + " " + path + ": " + strerror(errno));
+  if (fd < 0)
+    return tls_error(std::string("cannot read the ") + what + " " + path + ": " + strerror(errno));
   std::string text;
   char buf[16384];
   for (;;) {
@@ -97,7 +98,8 @@ Result<void> load_client_certificate(SSL_CTX* ctx, const TlsClientPem& pem) {
     return tls_error("the " + pem.key_name + " does not match the " + pem.cert_name);
   }
   if (!used) {
-    return tls_error("cannot use the " + pem.cert_name + ": " + openssl_error_text("unknown error"));
+    return tls_error("cannot use the " + pem.cert_name + ": " +
+                     openssl_error_text("unknown error"));
   }
   // The intermediates, sent after the leaf.
   while (X509* extra = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
@@ -140,8 +142,8 @@ int send_nosignal(BIO* bio, const char* data, int len) {
 BIO_METHOD* socket_method() {
   static BIO_METHOD* method = [] {
     const BIO_METHOD* base = S().BIO_s_socket();
-    BIO_METHOD* m = S().BIO_meth_new(S().BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
-                                     "h2mesh socket");
+    BIO_METHOD* m = S().BIO_meth_new(
+        S().BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "h2mesh socket");
     if (!m) return m;
     S().BIO_meth_set_write(m, send_nosignal);
     S().BIO_meth_set_read(m, S().BIO_meth_get_read(base));
@@ -214,7 +216,8 @@ Result<SslCtxHandle> make_client_ssl_ctx(const TlsClientPem& pem) {
     S().SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
     if (pem.ca.empty()) {
       if (S().SSL_CTX_set_default_verify_paths(c) != 1)
-        return tls_error("cannot use the system's CA store: " + openssl_error_text("unknown error"));
+        return tls_error("cannot use the system's CA store: " +
+                         openssl_error_text("unknown error"));
     } else if (auto ok = load_ca(c, pem); !ok) {
       return ok.error();
     }
@@ -308,9 +311,10 @@ SSL_CTX* TlsClientContext::current(TimePoint now) {
     }
     if (next.error().message != logged_failure_) {
       logged_failure_ = next.error().message;
-      LOG_WARN("tls: the client TLS files changed but do not load (%s); the previous ones stay "
-               "in use",
-               logged_failure_.c_str());
+      LOG_WARN(
+          "tls: the client TLS files changed but do not load (%s); the previous ones stay "
+          "in use",
+          logged_failure_.c_str());
     }
     return ctx_.get();
   }
@@ -388,8 +392,8 @@ bool check_peer_names(X509* cert, const std::vector<std::string>& names, std::st
   if (why) {
     std::string expected;
     for (const std::string& name : names) expected += (expected.empty() ? "" : ", ") + name;
-    *why = "the server certificate carries none of the expected names (" + expected +
-           "); it has " + (carried.empty() ? "no SAN" : carried);
+    *why = "the server certificate carries none of the expected names (" + expected + "); it has " +
+           (carried.empty() ? "no SAN" : carried);
   }
   return false;
 }
@@ -431,7 +435,8 @@ void check_dates(const std::vector<X509*>& certs, const std::string& path, const
     if (S().ASN1_TIME_to_tm(S().X509_get0_notAfter(certs[i]), &tm) != 1) continue;
     const std::time_t not_after = timegm(&tm);
     const std::string which =
-        std::string(what) + " " + path + (certs.size() > 1 ? " (certificate " + std::to_string(i + 1) + ")" : "");
+        std::string(what) + " " + path +
+        (certs.size() > 1 ? " (certificate " + std::to_string(i + 1) + ")" : "");
     if (not_after < now) {
       out->push_back({true, which + " expired at " + utc_text(not_after)});
     } else if (not_after - now < kExpiryWarning) {
@@ -464,8 +469,8 @@ std::vector<TlsFileFinding> check_tls_files(const std::string& ca, const std::st
     BioPtr bio = memory_bio(*key_text);
     EVP_PKEY* pkey = S().PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
     if (!pkey) {
-      out.push_back({true, "the key " + key + " holds no PEM private key: " +
-                               openssl_error_text("unreadable")});
+      out.push_back({true, "the key " + key +
+                               " holds no PEM private key: " + openssl_error_text("unreadable")});
     } else {
       if (!chain.empty() && S().X509_check_private_key(chain[0], pkey) != 1) {
         out.push_back({true, "the key " + key + " does not match the certificate " + cert});

@@ -25,13 +25,13 @@ namespace h2mesh::net {
 
 // How one client handshake ended, for h2mesh_upstream_tls_handshakes_total{result}.
 enum class TlsClientResult : uint8_t {
-  Ok,           // a full handshake
-  Resumed,      // an abbreviated one: a session of an earlier connection was accepted
-  VerifyFailed, // the chain did not verify (unknown CA, expired, not yet valid, ...)
-  SanMismatch,  // the chain verified but carries none of the expected names
-  NoAlpn,       // the server did not select the protocol we require (h2)
-  Protocol,     // any other failure: no common version or cipher, reset, garbage
-  Timeout,      // given up on (connect_timeout) before the handshake finished
+  Ok,            // a full handshake
+  Resumed,       // an abbreviated one: a session of an earlier connection was accepted
+  VerifyFailed,  // the chain did not verify (unknown CA, expired, not yet valid, ...)
+  SanMismatch,   // the chain verified but carries none of the expected names
+  NoAlpn,        // the server did not select the protocol we require (h2)
+  Protocol,      // any other failure: no common version or cipher, reset, garbage
+  Timeout,       // given up on (connect_timeout) before the handshake finished
 };
 inline constexpr size_t kTlsClientResults = 7;
 const char* tls_client_result_name(TlsClientResult result);
@@ -131,7 +131,7 @@ struct TlsPeerCheck {
   std::string alpn;  // the protocol the server must select; "" = none required
   // Where resumable sessions go and which to offer; null: no resumption.
   std::shared_ptr<TlsSessionSlot> sessions;
-  uint64_t generation = 0;  // TlsClientContext::generation() of the context used
+  uint64_t generation = 0;                // TlsClientContext::generation() of the context used
   TlsClientCounters* counters = nullptr;  // counted when the handshake ends; may be null
 };
 

@@ -2,6 +2,8 @@
 // wildcards, IP, exact URI, never the CN) and TlsClientContext's reload of changed files.
 // Certificates come from tests/fakes/test_pki.py in a temporary directory.
 
+#include "net/tls_client.h"
+
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -12,8 +14,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include "net/tls_client.h"
 
 namespace h2mesh::net {
 namespace {
@@ -73,8 +73,8 @@ TEST_F(TlsClientTest, NamesMatchDnsWildcardIpAndExactUri) {
   EXPECT_FALSE(matches("a", {"spiffe://cluster.local/ns/grpcdemo/sa/Greeter"}));
   // Any one of the list is enough.
   EXPECT_TRUE(matches("a", {"spiffe://cluster.local/ns/other/sa/x", "10.0.0.1"}));
-  EXPECT_FALSE(matches("a", {"billing.internal", "spiffe://cluster.local/ns/grpcdemo/sa/billing"},
-                       &why));
+  EXPECT_FALSE(
+      matches("a", {"billing.internal", "spiffe://cluster.local/ns/grpcdemo/sa/billing"}, &why));
   EXPECT_EQ(why,
             "the server certificate carries none of the expected names (billing.internal, "
             "spiffe://cluster.local/ns/grpcdemo/sa/billing); it has DNS:greeter.internal, "
@@ -131,7 +131,8 @@ TEST_F(TlsClientTest, LoadNamesTheFileThatIsWrong) {
   files.ca = file("missing.crt");
   auto missing = TlsClientContext::load(files);
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.error().message, "cannot read " + file("missing.crt") + ": No such file or directory");
+  EXPECT_EQ(missing.error().message,
+            "cannot read " + file("missing.crt") + ": No such file or directory");
   std::ofstream(file("junk.crt")) << "not a certificate\n";
   files.ca = file("junk.crt");
   auto junk = TlsClientContext::load(files);
@@ -142,9 +143,10 @@ TEST_F(TlsClientTest, LoadNamesTheFileThatIsWrong) {
   files.key = file("other.key");
   auto mismatch = TlsClientContext::load(files);
   ASSERT_FALSE(mismatch.ok());
-  EXPECT_NE(mismatch.error().message.find("the client key " + file("other.key") +
-                                          " does not match the client certificate " + file("ca.crt")),
-            std::string::npos)
+  EXPECT_NE(
+      mismatch.error().message.find("the client key " + file("other.key") +
+                                    " does not match the client certificate " + file("ca.crt")),
+      std::string::npos)
       << mismatch.error().message;
 }
 
