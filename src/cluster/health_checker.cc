@@ -173,12 +173,14 @@ class HealthChecker::Probe final : public http2::Connection {
 
 HealthChecker::HealthChecker(net::EventLoop& loop, Random& random, const Host& host,
                              const config::HealthCheck& settings,
-                             std::function<void(bool)> on_transition)
+                             std::function<void(bool)> on_transition,
+                             std::shared_ptr<net::Connector> connector)
     : loop_(loop),
       random_(random),
       host_(host),
       settings_(settings),
       on_transition_(std::move(on_transition)),
+      connector_(std::move(connector)),
       next_(loop, [this] { start_check(); }),
       timeout_(loop, [this] { on_timeout(); }) {
   // The first check runs at a random point of the first interval, so that checks of many
@@ -202,7 +204,8 @@ void HealthChecker::schedule_next() {
 void HealthChecker::start_check() {
   in_check_ = true;
   if (!probe_) {
-    auto transport = net::tcp_connector().connect(loop_, host_.address);
+    net::Connector& connector = connector_ ? *connector_ : net::tcp_connector();
+    auto transport = connector.connect(loop_, host_.address);
     if (!transport) {
       record(false, transport.error().message);
       return;

@@ -7,6 +7,7 @@
 #include "cluster/host_set.h"
 #include "common/random.h"
 #include "net/event_loop.h"
+#include "net/transport.h"
 
 namespace h2mesh::cluster {
 
@@ -16,8 +17,10 @@ namespace h2mesh::cluster {
 class HealthChecker {
  public:
   // `on_transition(healthy)` runs on the main thread when the endpoint crosses a threshold.
+  // `connector` opens the probe's connection (a cluster's TLS); null: clear-text TCP.
   HealthChecker(net::EventLoop& loop, Random& random, const Host& host,
-                const config::HealthCheck& settings, std::function<void(bool)> on_transition);
+                const config::HealthCheck& settings, std::function<void(bool)> on_transition,
+                std::shared_ptr<net::Connector> connector = nullptr);
   ~HealthChecker();
 
   bool healthy() const { return healthy_; }
@@ -40,6 +43,7 @@ class HealthChecker {
   Host host_;
   config::HealthCheck settings_;
   std::function<void(bool)> on_transition_;
+  std::shared_ptr<net::Connector> connector_;
   net::Timer next_;
   net::Timer timeout_;
   std::unique_ptr<Probe> probe_;

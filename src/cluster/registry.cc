@@ -6,6 +6,7 @@
 
 #include "cluster/outlier.h"
 #include "common/log.h"
+#include "net/tls_connector.h"
 
 namespace h2mesh::cluster {
 
@@ -37,11 +38,18 @@ std::unique_ptr<ClusterRegistry::HostState> ClusterRegistry::make_host(ClusterSt
 void ClusterRegistry::start_checker(ClusterState& cluster, HostState& host) {
   host.checker.reset();
   if (!cluster.settings.health_check.enabled) return;
+  if (!cluster.settings.tls) {
+    cluster.tls.reset();
+  } else if (!cluster.tls) {
+    // Not counted in h2mesh_upstream_tls_handshakes_total, which counts the workers' calls.
+    cluster.tls = std::make_shared<net::TlsConnector>(
+        *cluster.settings.tls, "cluster " + cluster.settings.name + " (health checks)", nullptr);
+  }
   ClusterState* cs = &cluster;
   HostState* hs = &host;
   host.checker = std::make_unique<HealthChecker>(
       loop_, random_, host.host, cluster.settings.health_check,
-      [this, cs, hs](bool healthy) { on_health_transition(*cs, *hs, healthy); });
+      [this, cs, hs](bool healthy) { on_health_transition(*cs, *hs, healthy); }, cluster.tls);
 }
 
 void ClusterRegistry::set_endpoints(const std::string& cluster_name,
@@ -134,7 +142,9 @@ void ClusterRegistry::upsert(const config::Cluster& settings) {
 }
 
 void ClusterRegistry::change_settings(ClusterState& state, const config::Cluster& settings) {
-  const bool health_changed = !(state.settings.health_check == settings.health_check);
+  const bool health_changed = !(state.settings.health_check == settings.health_check) ||
+                              state.settings.tls != settings.tls;
+  if (state.settings.tls != settings.tls) state.tls.reset();  // made again by start_checker
   state.settings = settings;
   if (!health_changed) return;
   // A new health check starts from healthy for every host (a fresh count of successes).

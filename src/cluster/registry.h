@@ -75,6 +75,8 @@ class ClusterRegistry {
   };
   struct ClusterState {
     config::Cluster settings;
+    // With `tls`: how health checks connect (the main thread's own TLS sessions and context).
+    std::shared_ptr<net::Connector> tls;
     std::vector<std::unique_ptr<HostState>> hosts;
     uint64_t version = 0;
   };

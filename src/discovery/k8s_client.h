@@ -1,11 +1,11 @@
 #pragma once
 
 // A client connection to the Kubernetes API server on the main thread's event loop:
-// non-blocking name lookup (getaddrinfo_a, polled), connect, TLS handshake with the server
-// certificate verified against the cluster's CA (host name or IP address included), then bytes
-// in and out. Without a TLS context it stays plain TCP: an http:// server (kubectl proxy beside
-// the sidecar). OpenSSL is loaded the first time a context is made
-// (net/openssl_api.h); a plain connection never loads it.
+// non-blocking name lookup (getaddrinfo_a, polled), then a connection over net's transports:
+// TLS (net::TlsTransport, the client side the upstream pools use too) with the server
+// certificate verified against the cluster's CA (host name or IP address included), or plain TCP
+// without a TLS context: an http:// server (kubectl proxy beside the sidecar). OpenSSL is loaded
+// the first time a context is made (net/openssl_api.h); a plain connection never loads it.
 
 #include <netdb.h>
 #include <openssl/ssl.h>
@@ -19,20 +19,20 @@
 #include "discovery/k8s_credentials.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
+#include "net/tls_context.h"
+#include "net/tls_transport.h"
+#include "net/transport.h"
 
 namespace h2mesh::discovery::k8s {
 
-struct SslCtxFree {
-  void operator()(SSL_CTX* ctx) const;
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+using SslCtxPtr = net::SslCtxHandle;
 
-// A client context for `creds`: the CA (or the system's store), the client certificate, TLS 1.2+.
-// Built before each connection so that a rotated CA or certificate file is picked up. Blocking
-// reads of small credential files.
+// A client context for `creds` (net::make_client_ssl_ctx): the CA (or the system's store), the
+// client certificate. Built before each connection so that a rotated CA or certificate file is
+// picked up. Blocking reads of small credential files.
 Result<SslCtxPtr> make_tls_context(const Credentials& creds);
 
-class ApiClient final : public net::IoHandler, public net::Deletable {
+class ApiClient final : public net::TransportHandler, public net::Deletable {
  public:
   enum class Failure {
     Resolve,    // the host name did not resolve
@@ -72,33 +72,29 @@ class ApiClient final : public net::IoHandler, public net::Deletable {
   // Closes at once, without a callback. Idempotent.
   void close();
 
-  void on_io(uint32_t events) override;
+  void on_transport_connected(const Error* failure) override;
+  void on_transport_ready(bool readable, bool writable) override;
 
  private:
-  enum class State { Idle, Resolving, Connecting, Handshaking, Open, Closed };
+  enum class State { Idle, Resolving, Connecting, Open, Closed };
   struct Lookup;
 
   void step();
   void poll_lookup();
   void connect_next();
-  void start_handshake();
   void opened();
-  void do_handshake();
   void do_read();
   void do_write();
-  void do_plain_read();
-  void do_plain_write();
-  void update_interest();
+  // Shuts the transport down; it is deleted after the loop's iteration (we may be inside it).
+  void drop_transport();
   void fail(Failure failure, const std::string& detail);
-  std::string ssl_error_detail(int ret);
 
   net::EventLoop& loop_;
   Visitor& visitor_;
   State state_ = State::Idle;
   SslCtxPtr ctx_;
-  SSL* ssl_ = nullptr;
-  int fd_ = -1;
-  uint32_t interest_ = 0;
+  std::unique_ptr<net::Transport> transport_;
+  net::TlsTransport* tls_ = nullptr;  // transport_ when it is TLS
   uint16_t port_ = 0;
   std::string verify_name_;
   std::vector<config::SocketAddress> addresses_;
@@ -109,8 +105,6 @@ class ApiClient final : public net::IoHandler, public net::Deletable {
   net::Timer step_;              // polls the lookup; starts connecting from the loop
   net::Timer timeout_;
   std::string out_;
-  bool write_wants_read_ = false;
-  bool read_wants_write_ = false;
 };
 
 }  // namespace h2mesh::discovery::k8s

@@ -39,13 +39,17 @@ namespace h2mesh::net {
   H2MESH_OPENSSL_CLIENT_FUNCTIONS(X)
 
 // Client side (upstream TLS, the Kubernetes API client): ALPN offer, session resumption, the
-// peer certificate's names, certificate files for `h2mesh check`. (The listener side's list above
-// already has the functions both use.)
+// peer certificate's names, certificate files for `h2mesh check`, the MSG_NOSIGNAL socket BIO.
+// (The listener side's list above already has the functions both use.)
 #define H2MESH_OPENSSL_CLIENT_FUNCTIONS(X) \
   X(SSL_CTX_set_alpn_protos) X(SSL_CTX_sess_set_new_cb) X(SSL_set_session) \
-  X(SSL_session_reused) X(SSL_SESSION_free) X(SSL_SESSION_is_resumable) \
-  X(SSL_set_ex_data) X(SSL_get_ex_data) X(X509_check_ip_asc) X(PEM_read_X509) \
-  X(PEM_read_PrivateKey) X(X509_cmp_time)
+  X(SSL_session_reused) X(SSL_SESSION_free) X(SSL_SESSION_is_resumable) X(SSL_set_ex_data) \
+  X(SSL_get_ex_data) X(X509_check_ip_asc) X(PEM_read_X509) X(PEM_read_PrivateKey) \
+  X(X509_cmp_time) X(SSL_CTX_get_verify_mode) X(BIO_s_socket) X(BIO_meth_new) \
+  X(BIO_meth_set_write) X(BIO_meth_get_read) X(BIO_meth_set_read) X(BIO_meth_get_ctrl) \
+  X(BIO_meth_set_ctrl) X(BIO_meth_get_create) X(BIO_meth_set_create) \
+  X(BIO_meth_get_destroy) X(BIO_meth_set_destroy) X(BIO_get_new_index) X(BIO_new) \
+  X(BIO_ctrl) X(BIO_int_ctrl) X(BIO_set_flags) X(BIO_clear_flags) X(SSL_set_bio)
 
 struct OpenSsl {
 #define H2MESH_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -38,7 +39,8 @@ BioPtr memory_bio(const std::string& text) {
 
 Result<std::string> read_pem_file(const std::string& path, const char* what) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return tls_error(std::string("cannot read the ") + what + " " + path + ": " + strerror(errno));
+  if (fd < 0)
+    return tls_error(std::string("cannot read the ") + what + " " + path + ": " + strerror(errno));
   std::string text;
   char buf[16384];
   for (;;) {
@@ -77,26 +79,32 @@ Result<void> load_ca(SSL_CTX* ctx, const TlsClientPem& pem) {
 Result<void> load_client_certificate(SSL_CTX* ctx, const TlsClientPem& pem) {
   BioPtr bio = memory_bio(pem.cert);
   X509* leaf = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-  if (!leaf || S().SSL_CTX_use_certificate(ctx, leaf) != 1) {
-    if (leaf) S().X509_free(leaf);
+  if (!leaf)
     return tls_error("bad " + pem.cert_name + ": " + openssl_error_text("no PEM certificate"));
+  BioPtr kbio = memory_bio(pem.key);
+  EVP_PKEY* key = S().PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr);
+  if (!key) {
+    S().X509_free(leaf);
+    return tls_error("bad " + pem.key_name + ": " + openssl_error_text("no PEM private key"));
   }
+  // Said in those words before OpenSSL's "key values mismatch" can be.
+  const bool match = S().X509_check_private_key(leaf, key) == 1;
+  S().ERR_clear_error();
+  const bool used = match && S().SSL_CTX_use_certificate(ctx, leaf) == 1 &&
+                    S().SSL_CTX_use_PrivateKey(ctx, key) == 1;
   S().X509_free(leaf);
+  S().EVP_PKEY_free(key);
+  if (!match) {
+    return tls_error("the " + pem.key_name + " does not match the " + pem.cert_name);
+  }
+  if (!used) {
+    return tls_error("cannot use the " + pem.cert_name + ": " +
+                     openssl_error_text("unknown error"));
+  }
   // The intermediates, sent after the leaf.
   while (X509* extra = S().PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
     S().SSL_CTX_add_extra_chain_cert(ctx, extra);  // takes ownership
   S().ERR_clear_error();
-  BioPtr kbio = memory_bio(pem.key);
-  EVP_PKEY* key = S().PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr);
-  if (!key || S().SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-    if (key) S().EVP_PKEY_free(key);
-    return tls_error("bad " + pem.key_name + ": " + openssl_error_text("no PEM private key"));
-  }
-  S().EVP_PKEY_free(key);
-  if (S().SSL_CTX_check_private_key(ctx) != 1) {
-    return tls_error("the " + pem.key_name + " does not match the " + pem.cert_name + ": " +
-                     openssl_error_text("mismatch"));
-  }
   return {};
 }
 
@@ -119,7 +127,46 @@ bool is_ip_literal(const std::string& text) {
   return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
+int send_nosignal(BIO* bio, const char* data, int len) {
+  int fd = -1;
+  S().BIO_ctrl(bio, BIO_C_GET_FD, 0, &fd);
+  errno = 0;
+  const ssize_t n = ::send(fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
+  S().BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    S().BIO_set_flags(bio, BIO_FLAGS_WRITE | BIO_FLAGS_SHOULD_RETRY);
+  return static_cast<int>(n);
+}
+
+// OpenSSL's socket BIO with its write replaced; made once.
+BIO_METHOD* socket_method() {
+  static BIO_METHOD* method = [] {
+    const BIO_METHOD* base = S().BIO_s_socket();
+    BIO_METHOD* m = S().BIO_meth_new(
+        S().BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "h2mesh socket");
+    if (!m) return m;
+    S().BIO_meth_set_write(m, send_nosignal);
+    S().BIO_meth_set_read(m, S().BIO_meth_get_read(base));
+    S().BIO_meth_set_ctrl(m, S().BIO_meth_get_ctrl(base));
+    S().BIO_meth_set_create(m, S().BIO_meth_get_create(base));
+    S().BIO_meth_set_destroy(m, S().BIO_meth_get_destroy(base));
+    return m;
+  }();
+  return method;
+}
+
 }  // namespace
+
+bool verifies_peer(SSL_CTX* ctx) { return S().SSL_CTX_get_verify_mode(ctx) != SSL_VERIFY_NONE; }
+
+bool set_socket(SSL* ssl, int fd) {
+  BIO_METHOD* method = socket_method();
+  BIO* bio = method ? S().BIO_new(method) : nullptr;
+  if (!bio) return false;
+  S().BIO_int_ctrl(bio, BIO_C_SET_FD, BIO_NOCLOSE, fd);
+  S().SSL_set_bio(ssl, bio, bio);  // one reference for both directions
+  return true;
+}
 
 const char* tls_client_result_name(TlsClientResult result) {
   switch (result) {
@@ -169,7 +216,8 @@ Result<SslCtxHandle> make_client_ssl_ctx(const TlsClientPem& pem) {
     S().SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
     if (pem.ca.empty()) {
       if (S().SSL_CTX_set_default_verify_paths(c) != 1)
-        return tls_error("cannot use the system's CA store: " + openssl_error_text("unknown error"));
+        return tls_error("cannot use the system's CA store: " +
+                         openssl_error_text("unknown error"));
     } else if (auto ok = load_ca(c, pem); !ok) {
       return ok.error();
     }
@@ -263,9 +311,10 @@ SSL_CTX* TlsClientContext::current(TimePoint now) {
     }
     if (next.error().message != logged_failure_) {
       logged_failure_ = next.error().message;
-      LOG_WARN("tls: the client TLS files changed but do not load (%s); the previous ones stay "
-               "in use",
-               logged_failure_.c_str());
+      LOG_WARN(
+          "tls: the client TLS files changed but do not load (%s); the previous ones stay "
+          "in use",
+          logged_failure_.c_str());
     }
     return ctx_.get();
   }
@@ -343,8 +392,8 @@ bool check_peer_names(X509* cert, const std::vector<std::string>& names, std::st
   if (why) {
     std::string expected;
     for (const std::string& name : names) expected += (expected.empty() ? "" : ", ") + name;
-    *why = "the server certificate carries none of the expected names (" + expected +
-           "); it has " + (carried.empty() ? "no SAN" : carried);
+    *why = "the server certificate carries none of the expected names (" + expected + "); it has " +
+           (carried.empty() ? "no SAN" : carried);
   }
   return false;
 }
@@ -386,7 +435,8 @@ void check_dates(const std::vector<X509*>& certs, const std::string& path, const
     if (S().ASN1_TIME_to_tm(S().X509_get0_notAfter(certs[i]), &tm) != 1) continue;
     const std::time_t not_after = timegm(&tm);
     const std::string which =
-        std::string(what) + " " + path + (certs.size() > 1 ? " (certificate " + std::to_string(i + 1) + ")" : "");
+        std::string(what) + " " + path +
+        (certs.size() > 1 ? " (certificate " + std::to_string(i + 1) + ")" : "");
     if (not_after < now) {
       out->push_back({true, which + " expired at " + utc_text(not_after)});
     } else if (not_after - now < kExpiryWarning) {
@@ -419,8 +469,8 @@ std::vector<TlsFileFinding> check_tls_files(const std::string& ca, const std::st
     BioPtr bio = memory_bio(*key_text);
     EVP_PKEY* pkey = S().PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
     if (!pkey) {
-      out.push_back({true, "the key " + key + " holds no PEM private key: " +
-                               openssl_error_text("unreadable")});
+      out.push_back({true, "the key " + key +
+                               " holds no PEM private key: " + openssl_error_text("unreadable")});
     } else {
       if (!chain.empty() && S().X509_check_private_key(chain[0], pkey) != 1) {
         out.push_back({true, "the key " + key + " does not match the certificate " + cert});

@@ -25,13 +25,13 @@ namespace h2mesh::net {
 
 // How one client handshake ended, for h2mesh_upstream_tls_handshakes_total{result}.
 enum class TlsClientResult : uint8_t {
-  Ok,           // a full handshake
-  Resumed,      // an abbreviated one: a session of an earlier connection was accepted
-  VerifyFailed, // the chain did not verify (unknown CA, expired, not yet valid, ...)
-  SanMismatch,  // the chain verified but carries none of the expected names
-  NoAlpn,       // the server did not select the protocol we require (h2)
-  Protocol,     // any other failure: no common version or cipher, reset, garbage
-  Timeout,      // given up on (connect_timeout) before the handshake finished
+  Ok,            // a full handshake
+  Resumed,       // an abbreviated one: a session of an earlier connection was accepted
+  VerifyFailed,  // the chain did not verify (unknown CA, expired, not yet valid, ...)
+  SanMismatch,   // the chain verified but carries none of the expected names
+  NoAlpn,        // the server did not select the protocol we require (h2)
+  Protocol,      // any other failure: no common version or cipher, reset, garbage
+  Timeout,       // given up on (connect_timeout) before the handshake finished
 };
 inline constexpr size_t kTlsClientResults = 7;
 const char* tls_client_result_name(TlsClientResult result);
@@ -131,9 +131,18 @@ struct TlsPeerCheck {
   std::string alpn;  // the protocol the server must select; "" = none required
   // Where resumable sessions go and which to offer; null: no resumption.
   std::shared_ptr<TlsSessionSlot> sessions;
-  uint64_t generation = 0;  // TlsClientContext::generation() of the context used
+  uint64_t generation = 0;                // TlsClientContext::generation() of the context used
   TlsClientCounters* counters = nullptr;  // counted when the handshake ends; may be null
 };
+
+// Whether connections of `ctx` verify the peer's chain (false only for make_client_ssl_ctx with
+// verify = false).
+bool verifies_peer(SSL_CTX* ctx);
+
+// Connects `ssl` to the socket `fd` (not owned) like SSL_set_fd, except that writes never raise
+// SIGPIPE when the peer is gone (OpenSSL's socket BIO uses write(2); this one send(2) with
+// MSG_NOSIGNAL), so that a process or test that does not ignore SIGPIPE survives a reset peer.
+bool set_socket(SSL* ssl, int fd);
 
 // Whether `cert` carries one of `names` (see TlsPeerCheck::names). On a mismatch, *why says what
 // the certificate does carry.

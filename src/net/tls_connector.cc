@@ -21,8 +21,9 @@ Result<std::unique_ptr<Transport>> TlsConnector::connect(EventLoop& loop,
     files.key = settings_.key;
     auto loaded = TlsClientContext::load(std::move(files));
     if (!loaded) {
-      Error why = make_error(ErrorCode::ConnectFailed,
-                             "the TLS files of " + owner_ + " do not load: " + loaded.error().message);
+      Error why =
+          make_error(ErrorCode::ConnectFailed,
+                     "the TLS files of " + owner_ + " do not load: " + loaded.error().message);
       if (why.message != logged_error_) {
         logged_error_ = why.message;
         LOG_ERROR("%s", why.message.c_str());

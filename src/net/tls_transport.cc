@@ -1,5 +1,6 @@
 #include "net/tls_transport.h"
 
+#include <arpa/inet.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,6 +55,14 @@ void add_names(const GENERAL_NAMES* names, int type, std::vector<std::string>* o
                       static_cast<size_t>(len));
   }
 }
+
+const char* mismatch_kind(const std::string& name) {
+  if (name.find("://") != std::string::npos) return "URI mismatch";
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1)
+    return "IP address mismatch";
+  return "hostname mismatch";
+}
 }  // namespace
 
 const char* tls_handshake_result_name(TlsHandshakeResult result) {
@@ -97,7 +106,7 @@ Result<std::unique_ptr<TlsTransport>> TlsTransport::connect(EventLoop& loop, SSL
                                                             TlsPeerCheck check) {
   S().ERR_clear_error();
   SSL* ssl = S().SSL_new(ctx);
-  if (!ssl || S().SSL_set_fd(ssl, fd) != 1) {
+  if (!ssl || !set_socket(ssl, fd)) {
     std::string why = openssl_error_text("cannot create a TLS session");
     if (ssl) S().SSL_free(ssl);
     ::close(fd);
@@ -234,7 +243,7 @@ void TlsTransport::handshake() {
     if (verify != X509_V_OK) {
       S().ERR_clear_error();
       client_failed(TlsClientResult::VerifyFailed,
-                    std::string("TLS: the server certificate did not verify (") +
+                    std::string("certificate verify failed (") +
                         S().X509_verify_cert_error_string(verify) + ")");
       return;
     }
@@ -249,7 +258,7 @@ void TlsTransport::handshake() {
     } else {
       why = openssl_error_text("TLS error " + std::to_string(err));
     }
-    client_failed(TlsClientResult::Protocol, "TLS handshake failed: " + why);
+    client_failed(TlsClientResult::Protocol, why);
     return;
   }
   TlsHandshakeResult result = TlsHandshakeResult::Closed;
@@ -270,18 +279,21 @@ void TlsTransport::client_handshake_done() {
   // The chain verified during the handshake (SSL_VERIFY_PEER); now the names and the protocol.
   if (!client_->names.empty()) {
     X509* cert = S().SSL_get1_peer_certificate(ssl_);
-    std::string why = "TLS: the server sent no certificate";
+    std::string why = "the server sent no certificate";
     const bool ok = cert && check_peer_names(cert, client_->names, &why);
     if (cert) S().X509_free(cert);
     if (!ok) {
-      client_failed(TlsClientResult::SanMismatch, cert ? "TLS: " + why : why);
+      // OpenSSL's words for its own name checks, then what was expected and found.
+      client_failed(TlsClientResult::SanMismatch,
+                    std::string("certificate verify failed (") +
+                        mismatch_kind(client_->names.front()) + "): " + why);
       return;
     }
   }
   if (!client_->alpn.empty() && alpn() != client_->alpn) {
     const std::string got = alpn();
     client_failed(TlsClientResult::NoAlpn,
-                  "TLS: the server did not select ALPN " + client_->alpn +
+                  "the server did not select ALPN " + client_->alpn +
                       (got.empty() ? " (it selected none)" : " (it selected " + got + ")"));
     return;
   }
@@ -298,8 +310,9 @@ void TlsTransport::client_handshake_done() {
 void TlsTransport::client_failed(TlsClientResult result, const std::string& why) {
   count(result);
   handshaking_ = false;
+  detail_ = why;
   // A connection to a server we do not trust ends here; the owner treats it as a failed connect.
-  error_ = make_error(ErrorCode::ConnectFailed, why);
+  error_ = make_error(ErrorCode::ConnectFailed, "TLS handshake failed: " + why);
   if (registered_) {
     registered_ = false;
     loop_.remove(fd_);
@@ -308,9 +321,9 @@ void TlsTransport::client_failed(TlsClientResult result, const std::string& why)
 }
 
 void TlsTransport::count(TlsClientResult result) {
-  if (counted_ || !client_ || !client_->counters) return;
-  counted_ = true;
-  (*client_->counters)[static_cast<size_t>(result)]++;
+  if (result_ || !client_) return;
+  result_ = result;
+  if (client_->counters) (*client_->counters)[static_cast<size_t>(result)]++;
 }
 
 void TlsTransport::handshake_failed(TlsHandshakeResult result, const std::string& why) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "net/event_loop.h"
@@ -71,6 +72,12 @@ class TlsTransport final : public Transport, private IoHandler {
   std::string alpn() const;
   // Client side, once connected: whether the server accepted the session we offered.
   bool resumed() const;
+  // Client side: how the handshake ended, once it did (a TCP connect that failed has none).
+  std::optional<TlsClientResult> handshake_result() const { return result_; }
+  // Client side: why the handshake failed, without the "TLS handshake failed: " of last_error().
+  const std::string& handshake_detail() const { return detail_; }
+  // Client side: the TCP connect finished and the handshake is under way (or done).
+  bool tcp_connected() const { return !tcp_connecting_; }
 
  private:
   TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout,
@@ -107,7 +114,8 @@ class TlsTransport final : public Transport, private IoHandler {
   // Client side only (null on the server side).
   std::unique_ptr<TlsPeerCheck> client_;
   bool tcp_connecting_ = false;
-  bool counted_ = false;  // the handshake's result went to client_->counters
+  std::optional<TlsClientResult> result_;  // set once: the handshake's end
+  std::string detail_;
 };
 
 }  // namespace h2mesh::net

@@ -8,8 +8,10 @@ TlsCheckLines check_cluster_tls_files(const config::Config& config, std::time_t 
   TlsCheckLines lines;
   for (const config::Cluster& cluster : config.clusters) {
     if (!cluster.tls) continue;
-    for (const auto& f : net::check_tls_files(cluster.tls->ca, cluster.tls->cert, cluster.tls->key, now)) {
-      (f.error ? lines.errors : lines.warnings).push_back("cluster " + cluster.name + ": " + f.message);
+    for (const auto& f :
+         net::check_tls_files(cluster.tls->ca, cluster.tls->cert, cluster.tls->key, now)) {
+      (f.error ? lines.errors : lines.warnings)
+          .push_back("cluster " + cluster.name + ": " + f.message);
     }
   }
   return lines;

@@ -28,7 +28,8 @@ class TlsUpstreamTest : public ProxyTest {
         std::string(kGreeterUri));
     pki("leaf expired --ca ca --server --ip 127.0.0.1 --dns greeter.internal --expired");
     pki("leaf stranger --ca other-ca --server --ip 127.0.0.1 --dns greeter.internal");
-    pki("leaf client --ca ca --client --days 30 --uri spiffe://cluster.local/ns/grpcdemo/sa/h2mesh");
+    pki("leaf client --ca ca --client --days 30 --uri "
+        "spiffe://cluster.local/ns/grpcdemo/sa/h2mesh");
   }
 
   // tests/fakes/test_pki.py with `args`, writing into the test's directory.
@@ -52,11 +53,10 @@ class TlsUpstreamTest : public ProxyTest {
   Backend python_backend(const std::string& mode, const std::string& id, const std::string& cert) {
     Backend b;
     b.id = id;
-    auto p = Subprocess::spawn({"/usr/bin/python3",
-                                std::string(H2MESH_SOURCE_DIR) + "/tests/fakes/tls_backend.py",
-                                mode, "--cert", file(cert + ".crt"), "--key", file(cert + ".key"),
-                                "--id", id},
-                               dir_, id);
+    auto p = Subprocess::spawn(
+        {"/usr/bin/python3", std::string(H2MESH_SOURCE_DIR) + "/tests/fakes/tls_backend.py", mode,
+         "--cert", file(cert + ".crt"), "--key", file(cert + ".key"), "--id", id},
+        dir_, id);
     EXPECT_TRUE(p.ok());
     if (!p.ok()) return b;
     b.process = std::move(*p);
@@ -68,7 +68,8 @@ class TlsUpstreamTest : public ProxyTest {
     static const std::regex port_re(R"(:(\d+)\s*$)");
     EXPECT_TRUE(line && std::regex_search(*line, m, port_re))
         << id << " did not start: " << b.process->read_all(Subprocess::Stream::Stderr);
-    if (line && std::regex_search(*line, m, port_re)) b.port = static_cast<uint16_t>(std::stoi(m[1]));
+    if (line && std::regex_search(*line, m, port_re))
+      b.port = static_cast<uint16_t>(std::stoi(m[1]));
     return b;
   }
 
@@ -100,7 +101,8 @@ class TlsUpstreamTest : public ProxyTest {
 
   uint64_t upstream_connections() {
     auto [code, metrics] = http_get(proxy_.admin_port, "/metrics");
-    std::regex re("h2mesh_endpoint_upstream_connections\\{cluster=\"greeter\",endpoint=\"[^\"]+\"\\} (\\d+)");
+    std::regex re(
+        "h2mesh_endpoint_upstream_connections\\{cluster=\"greeter\",endpoint=\"[^\"]+\"\\} (\\d+)");
     std::smatch m;
     if (code != 200 || !std::regex_search(metrics, m, re)) return UINT64_MAX;
     return std::stoull(m[1]);
@@ -117,14 +119,16 @@ class TlsUpstreamTest : public ProxyTest {
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
     EXPECT_TRUE(eventually([&] { return proxy_log().find(log_text) != std::string::npos; },
                            std::chrono::seconds(5)))
-        << "no log line with '" << log_text << "' in:\n" << proxy_log();
+        << "no log line with '" << log_text << "' in:\n"
+        << proxy_log();
     EXPECT_GE(handshakes(result), 1u) << result;
     EXPECT_EQ(handshakes("ok"), 0u);
   }
 };
 
 TEST_F(TlsUpstreamTest, BalancesEachCallOverFourTlsBackends) {
-  for (int i = 1; i <= 4; ++i) backends_.push_back(tls_backend("greeter-" + std::to_string(i), "server"));
+  for (int i = 1; i <= 4; ++i)
+    backends_.push_back(tls_backend("greeter-" + std::to_string(i), "server"));
   start(config("      ca: " + file("ca.crt") + "\n"));
   std::map<std::string, int> per_backend;
   auto s = stub();  // one client connection: h2mesh balances each call
@@ -137,8 +141,9 @@ TEST_F(TlsUpstreamTest, BalancesEachCallOverFourTlsBackends) {
     ASSERT_TRUE(st.ok()) << st.error_message();
     per_backend[backend_of(reply.message())]++;
   }
-  EXPECT_EQ(per_backend, (std::map<std::string, int>{
-                             {"greeter-1", 6}, {"greeter-2", 6}, {"greeter-3", 6}, {"greeter-4", 6}}));
+  EXPECT_EQ(per_backend,
+            (std::map<std::string, int>{
+                {"greeter-1", 6}, {"greeter-2", 6}, {"greeter-3", 6}, {"greeter-4", 6}}));
   // Verified by IP SAN (no server_name, no san): one full handshake per backend.
   EXPECT_EQ(handshakes("ok"), 4u);
   EXPECT_EQ(handshakes("verify_failed"), 0u);
@@ -168,8 +173,10 @@ TEST_F(TlsUpstreamTest, MutualTlsBackendRefusesAProxyWithoutClientCertificate) {
   grpc::Status st = call();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
   EXPECT_TRUE(eventually(
-      [&] { return proxy_log().find("connect to upstream " + backends_[0].address() + " failed") !=
-                   std::string::npos; },
+      [&] {
+        return proxy_log().find("connect to upstream " + backends_[0].address() + " failed") !=
+               std::string::npos;
+      },
       std::chrono::seconds(5)))
       << proxy_log();
 }
@@ -177,19 +184,24 @@ TEST_F(TlsUpstreamTest, MutualTlsBackendRefusesAProxyWithoutClientCertificate) {
 TEST_F(TlsUpstreamTest, BackendCertificateFromAnotherCaFails) {
   backends_.push_back(tls_backend("greeter-1", "stranger"));
   start(config("      ca: " + file("ca.crt") + "\n"));
-  expect_refused("verify_failed", "did not verify (unable to get local issuer certificate)");
+  expect_refused(
+      "verify_failed",
+      "TLS handshake failed: certificate verify failed (unable to get local issuer certificate)");
 }
 
 TEST_F(TlsUpstreamTest, ExpiredBackendCertificateFails) {
   backends_.push_back(tls_backend("greeter-1", "expired"));
   start(config("      ca: " + file("ca.crt") + "\n"));
-  expect_refused("verify_failed", "did not verify (certificate has expired)");
+  expect_refused("verify_failed",
+                 "TLS handshake failed: certificate verify failed (certificate has expired)");
 }
 
 TEST_F(TlsUpstreamTest, DnsNameMismatchFails) {
   backends_.push_back(tls_backend("greeter-1", "server"));
   start(config("      ca: " + file("ca.crt") + "\n      server_name: billing.internal\n"));
-  expect_refused("san_mismatch", "carries none of the expected names (billing.internal)");
+  expect_refused("san_mismatch",
+                 "certificate verify failed (hostname mismatch): the server certificate carries "
+                 "none of the expected names (billing.internal)");
 }
 
 TEST_F(TlsUpstreamTest, SpiffeUriSanIsVerified) {
@@ -205,8 +217,8 @@ TEST_F(TlsUpstreamTest, SpiffeUriSanMismatchFails) {
   backends_.push_back(tls_backend("greeter-1", "server"));
   start(config("      ca: " + file("ca.crt") +
                "\n      san: [\"spiffe://cluster.local/ns/grpcdemo/sa/billing\"]\n"));
-  expect_refused("san_mismatch", "it has DNS:greeter.internal, IP:127.0.0.1, URI:" +
-                                     std::string(kGreeterUri));
+  expect_refused("san_mismatch",
+                 "it has DNS:greeter.internal, IP:127.0.0.1, URI:" + std::string(kGreeterUri));
 }
 
 TEST_F(TlsUpstreamTest, BackendWithoutAlpnH2Fails) {
@@ -253,12 +265,37 @@ TEST_F(TlsUpstreamTest, RotatedCertificatesAreVerifiedOnNewConnections) {
   EXPECT_NE(proxy_log().find("reloaded the client TLS files"), std::string::npos);
 }
 
+TEST_F(TlsUpstreamTest, HealthChecksSpeakTlsToo) {
+  backends_.push_back(tls_backend("greeter-1", "server"));
+  start(config("      ca: " + file("ca.crt") + "\n",
+               "    health_check:\n      interval: 300ms\n      interval_jitter: 0s\n      "
+               "timeout: 300ms\n"));
+  auto metric = [&](const std::string& name) {
+    auto [code, metrics] = http_get(proxy_.admin_port, "/metrics");
+    std::regex re(name + "\\{cluster=\"greeter\",endpoint=\"[^\"]+\"\\} (\\d+)");
+    std::smatch m;
+    if (code != 200 || !std::regex_search(metrics, m, re)) return UINT64_MAX;
+    return static_cast<uint64_t>(std::stoull(m[1]));
+  };
+  // Checks over clear text would all fail against a TLS backend and take it out of rotation.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return metric("h2mesh_endpoint_health_checks_total") >= 3 &&
+               metric("h2mesh_endpoint_health_checks_total") != UINT64_MAX;
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(metric("h2mesh_endpoint_health_check_failures_total"), 0u) << proxy_log();
+  EXPECT_EQ(metric("h2mesh_endpoint_healthy"), 1u);
+  EXPECT_TRUE(call().ok());
+}
+
 TEST_F(TlsUpstreamTest, CheckReadsTheClusterTlsFiles) {
   pki("leaf soon --ca ca --client --days 3");
   auto check = [&](const std::string& tls_yaml, std::string* err) {
     backends_.clear();
     const std::string path = file("check.yaml");
-    std::ofstream(path) << simple_config({"127.0.0.1:1"}, "round_robin", 1, "    tls:\n" + tls_yaml);
+    std::ofstream(path) << simple_config({"127.0.0.1:1"}, "round_robin", 1,
+                                         "    tls:\n" + tls_yaml);
     auto p = Subprocess::spawn({bin_dir() + "/h2mesh", "check", "--config", path}, dir_, "check");
     EXPECT_TRUE(p.ok());
     if (!p.ok()) return -1;
@@ -274,7 +311,9 @@ TEST_F(TlsUpstreamTest, CheckReadsTheClusterTlsFiles) {
       << err;
   EXPECT_EQ(err, "");
   // Within 7 days of expiry: a warning, still valid.
-  EXPECT_EQ(check("      cert: " + file("soon.crt") + "\n      key: " + file("soon.key") + "\n", &err), 0);
+  EXPECT_EQ(
+      check("      cert: " + file("soon.crt") + "\n      key: " + file("soon.key") + "\n", &err),
+      0);
   EXPECT_NE(err.find("warning: cluster greeter: certificate " + file("soon.crt") + " expires at"),
             std::string::npos)
       << err;
@@ -282,8 +321,12 @@ TEST_F(TlsUpstreamTest, CheckReadsTheClusterTlsFiles) {
   EXPECT_NE(err.find("cluster greeter: cannot read the CA bundle " + file("missing.crt")),
             std::string::npos)
       << err;
-  EXPECT_EQ(check("      cert: " + file("expired.crt") + "\n      key: " + file("client.key") + "\n", &err), 1);
-  EXPECT_NE(err.find("certificate " + file("expired.crt") + " expired at"), std::string::npos) << err;
+  EXPECT_EQ(
+      check("      cert: " + file("expired.crt") + "\n      key: " + file("client.key") + "\n",
+            &err),
+      1);
+  EXPECT_NE(err.find("certificate " + file("expired.crt") + " expired at"), std::string::npos)
+      << err;
   EXPECT_NE(err.find("the key " + file("client.key") + " does not match the certificate " +
                      file("expired.crt")),
             std::string::npos)

@@ -47,10 +47,10 @@ TEST(ClusterTls, EmptyMapUsesTheSystemStoreAndTheEndpointAddress) {
 }
 
 TEST(ClusterTls, CertAndKeyGoTogether) {
-  EXPECT_TRUE(has_one_error(parse_tls("      cert: /c.crt\n"), 9, "clusters[0].tls: 'cert' needs 'key'",
-                            "add key: FILE"));
-  EXPECT_TRUE(has_one_error(parse_tls("      key: /c.key\n"), 9, "clusters[0].tls: 'key' needs 'cert'",
-                            "add cert: FILE"));
+  EXPECT_TRUE(has_one_error(parse_tls("      cert: /c.crt\n"), 9,
+                            "clusters[0].tls: 'cert' needs 'key'", "add key: FILE"));
+  EXPECT_TRUE(has_one_error(parse_tls("      key: /c.key\n"), 9,
+                            "clusters[0].tls: 'key' needs 'cert'", "add cert: FILE"));
 }
 
 TEST(ClusterTls, BadValuesAreReportedWhereWritten) {
