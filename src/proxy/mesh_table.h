@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "cluster/host_set.h"
@@ -20,8 +21,17 @@ struct MeshRoute {
   // The Service's deadline bound and retry policy: the mesh's defaults or its override, in the
   // config of every table that holds this route (a reload makes new routes).
   const config::MeshServiceSettings* settings = nullptr;
+  // The Service port says it carries HTTP/2 (declares_http2): its connections wait for the
+  // client's preface up to the connection's header_timeout instead of detect_timeout, so a slow
+  // client is never mistaken for a server that speaks first (and relayed, pinned to one pod).
+  bool http2_declared = false;
 };
 using MeshRoutePtr = std::shared_ptr<const MeshRoute>;
+
+// Whether a Service port declares HTTP/2, as Kubernetes and mesh users say it: appProtocol
+// `grpc`, `h2c`, `http2` or `kubernetes.io/h2c`, or (without appProtocol) a port name `grpc`,
+// `h2c` or `http2`, alone or followed by `-suffix` (Istio's port-naming convention).
+bool declares_http2(std::string_view port_name, std::string_view app_protocol);
 
 // The connections that dial a Service as a worker serves them: the mesh's connection settings
 // and one default route to the Service's cluster. Made by a worker on the Service's first

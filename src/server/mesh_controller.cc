@@ -155,6 +155,8 @@ void MeshController::publish() {
       route->namespace_ = entry.source->namespace_;
       route->snapshot = entry.snapshot;
       route->settings = entry.settings;
+      route->http2_declared =
+          proxy::declares_http2(entry.source->port_name, entry.source->app_protocol);
       entry.route = std::move(route);
     }
     table->by_cluster.emplace(name, entry.route);

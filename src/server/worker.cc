@@ -277,9 +277,14 @@ void Worker::accept_outbound(int fd) {
     start_relay(fd, *destination);
     return;
   }
+  // A port declared HTTP/2 (named grpc-*, appProtocol h2c, ...) waits for the preface as long
+  // as any client connection may take to send it; elsewhere, nothing within detect_timeout
+  // means a server that speaks first.
+  const config::Millis wait =
+      route->http2_declared ? settings.connection.header_timeout : settings.detect_timeout;
   // The detector reports from the loop, never from its constructor: it is in detecting_ by then.
   auto detector = std::make_unique<proxy::ProtocolDetector>(
-      loop_, fd, std::chrono::duration_cast<Duration>(settings.detect_timeout),
+      loop_, fd, std::chrono::duration_cast<Duration>(wait),
       [this, fd, destination = *destination](proxy::Protocol protocol, Duration) {
     auto it = detecting_.find(fd);
     if (it != detecting_.end()) {

@@ -22,6 +22,7 @@
 #include "fakes/loop_script.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
+#include "proxy/mesh_table.h"
 
 namespace h2mesh::proxy {
 namespace {
@@ -271,3 +272,24 @@ TEST(ProtocolDetector, NextOwnerReadsEveryByteOnTheSameLoop) {
 
 }  // namespace
 }  // namespace h2mesh::proxy
+
+// Which Service ports wait for the preface as long as a client may take (the port declares
+// HTTP/2) rather than detect_timeout.
+TEST(DeclaresHttp2, AppProtocolDecidesWhenGiven) {
+  using h2mesh::proxy::declares_http2;
+  EXPECT_TRUE(declares_http2("", "grpc"));
+  EXPECT_TRUE(declares_http2("web", "kubernetes.io/h2c"));
+  EXPECT_TRUE(declares_http2("", "h2c"));
+  EXPECT_TRUE(declares_http2("", "http2"));
+  // appProtocol wins over the name.
+  EXPECT_FALSE(declares_http2("grpc", "http"));
+  EXPECT_FALSE(declares_http2("grpc", "kubernetes.io/ws"));
+}
+
+TEST(DeclaresHttp2, PortNamesFollowTheMeshConvention) {
+  using h2mesh::proxy::declares_http2;
+  for (const char* name : {"grpc", "grpc-web", "grpc-api", "h2c", "h2c-internal", "http2"})
+    EXPECT_TRUE(declares_http2(name, "")) << name;
+  for (const char* name : {"", "grpcx", "grpc-", "http", "http-2", "tcp", "mysql", "agrpc"})
+    EXPECT_FALSE(declares_http2(name, "")) << name;
+}
