@@ -74,6 +74,7 @@ std::optional<long double> parse_quantity(const std::string& text) {
 struct PodSettings {
   bool disabled = false;
   std::optional<bool> mtls;  // the pod's h2mesh.io/mtls; unset: the options decide
+  std::string mtls_mode;     // the pod's h2mesh.io/mtls-mode; "": the options decide
   std::string skip_ports;  // as given, for h2mesh-init's flags
   std::string skip_cidrs;
   std::string opaque_ports;
@@ -111,6 +112,13 @@ Result<PodSettings> read_settings(const Json* annotations) {
     if (**mtls != "enabled" && **mtls != "disabled")
       return bad(kMtlsAnnotation, **mtls, "expected enabled or disabled");
     s.mtls = **mtls == "enabled";
+  }
+  auto mode = value_of(kMtlsModeAnnotation);
+  if (!mode.ok()) return mode.error();
+  if (*mode) {
+    if (**mode != "strict" && **mode != "permissive")
+      return bad(kMtlsModeAnnotation, **mode, "expected strict or permissive");
+    s.mtls_mode = **mode;
   }
   auto ports = value_of("h2mesh.io/skip-outbound-ports");
   if (!ports.ok()) return ports.error();
@@ -332,6 +340,8 @@ Json proxy_container(const Options& options, const PodSettings& s) {
     env.push_back(value_env("H2MESH_MESH_CERT", dir + "/tls.crt"));
     env.push_back(value_env("H2MESH_MESH_KEY", dir + "/tls.key"));
     env.push_back(value_env("H2MESH_MESH_CA", dir + "/ca.crt"));
+    const std::string& mode = s.mtls_mode.empty() ? options.mtls_mode : s.mtls_mode;
+    if (!mode.empty()) env.push_back(value_env("H2MESH_MTLS_MODE", mode));
   }
   c["env"] = std::move(env);
   c["ports"] = Json::array({Json::object(

@@ -41,6 +41,9 @@ inline constexpr std::string_view kXtablesVolumeName = "h2mesh-xtables-lock";
 inline constexpr std::string_view kTlsVolumeName = "h2mesh-tls";
 inline constexpr std::string_view kTlsMountPath = "/var/run/h2mesh/tls";
 inline constexpr std::string_view kMtlsAnnotation = "h2mesh.io/mtls";  // enabled | disabled
+// strict | permissive: whether the pod's sidecar also takes clear text inbound (permissive, the
+// sidecar's default) or only mesh mTLS. Also a namespace label for the webhook.
+inline constexpr std::string_view kMtlsModeAnnotation = "h2mesh.io/mtls-mode";
 
 inline constexpr std::string_view kInjectAnnotation = "h2mesh.io/inject";  // enabled | disabled
 inline constexpr std::string_view kStatusAnnotation = "h2mesh.io/inject-status";
@@ -57,6 +60,9 @@ struct Options {
   // The cert-manager issuer of the pods' certificates.
   std::string mtls_issuer = "h2mesh-mesh-ca";
   std::string mtls_issuer_kind = "ClusterIssuer";
+  // The inbound mode for pods without an h2mesh.io/mtls-mode annotation: "strict",
+  // "permissive", or "" (nothing set: the sidecar's default, permissive).
+  std::string mtls_mode;
 };
 
 enum class Outcome {

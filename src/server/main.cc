@@ -63,11 +63,13 @@ const std::vector<Command>& commands() {
        "mesh mode's interception rules, as root (FLAGS: h2mesh iptables --help)",
        {}, {}},  // reads its own flags (an action word, --dry-run without a value)
       {"inject",
-       "[-f FILE|-] [--image IMAGE] [--legacy-sidecar] [--no-mtls] [--output yaml|json]",
+       "[-f FILE|-] [--image IMAGE] [--legacy-sidecar] [--no-mtls] [--mtls-mode strict|permissive]\n"
+       "             [--output yaml|json]",
        "add the h2mesh sidecar to every workload of a manifest (stdin without -f) and print it;\n"
        "      other documents come out unchanged (docs/injection.md); --no-mtls: no mesh mTLS\n"
-       "      (no cert-manager csi-driver volume) unless a pod asks (h2mesh.io/mtls: enabled)",
-       {"-f", "--image", "--output"},
+       "      (no cert-manager csi-driver volume) unless a pod asks (h2mesh.io/mtls: enabled);\n"
+       "      --mtls-mode: inbound mode of pods without an h2mesh.io/mtls-mode annotation",
+       {"-f", "--image", "--output", "--mtls-mode"},
        {"--legacy-sidecar", "--no-mtls"}},
       {"uninject", "[-f FILE|-] [--output yaml|json]",
        "remove what inject added from every workload of a manifest and print it",
@@ -213,6 +215,13 @@ int rewrite_manifest(const std::string& name, std::map<std::string, std::string>
     if (flags.count("--image")) options.image = flags["--image"];
     options.legacy_sidecar = flags.count("--legacy-sidecar") != 0;
     options.mtls = flags.count("--no-mtls") == 0;
+    if (flags.count("--mtls-mode")) {
+      const std::string& mode = flags["--mtls-mode"];
+      if (mode != "strict" && mode != "permissive")
+        return usage_error("h2mesh inject", "--mtls-mode: '" + mode + "' is not strict or permissive",
+                           mode, {"strict", "permissive"});
+      options.mtls_mode = mode;
+    }
     out = inject_manifest(text, options, format, &reports);
   } else {
     out = uninject_manifest(text, format, &reports);

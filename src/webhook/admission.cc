@@ -129,8 +129,16 @@ Review decide(Json& doc, const NamespaceLabels& namespaces, const inject::Option
   // A dry run (kubectl --dry-run=server) is patched like the real request: the webhook has no
   // side effects (sideEffects: None), and the dry run's output then shows the pod the real
   // create would make, sidecar included.
+  // The namespace's label h2mesh.io/mtls-mode sets the inbound mode of its pods (a pod's own
+  // annotation wins; a label value other than strict or permissive is ignored).
+  inject::Options effective = options;
+  if (const auto* labels = namespaces.synced() ? namespaces.labels(ns) : nullptr) {
+    auto it = labels->find(std::string(inject::kMtlsModeAnnotation));
+    if (it != labels->end() && (it->second == "strict" || it->second == "permissive"))
+      effective.mtls_mode = it->second;
+  }
   Json injected = *pod;
-  auto outcome = inject::inject_pod(injected, options);
+  auto outcome = inject::inject_pod(injected, effective);
   if (!outcome) {
     r.result = ReviewResult::Error;
     r.detail = outcome.error().message;

@@ -220,6 +220,42 @@ TEST(InjectPod, MeshMtlsIsOnByDefaultAndEachPodOrTheOptionsTurnItOff) {
   EXPECT_EQ(pod, app_pod());
 }
 
+TEST(InjectPod, StrictModeComesFromThePodsAnnotationOrTheOptions) {
+  // Nothing said: no H2MESH_MTLS_MODE, the sidecar's default (permissive).
+  Json pod = app_pod();
+  ASSERT_TRUE(inject(pod).ok());
+  EXPECT_EQ(find_env(pod["spec"]["initContainers"][1], "H2MESH_MTLS_MODE"), nullptr);
+  // The pod's annotation.
+  Json strict = app_pod();
+  annotations(strict)["h2mesh.io/mtls-mode"] = "strict";
+  ASSERT_TRUE(inject(strict).ok());
+  const Json* mode = find_env(strict["spec"]["initContainers"][1], "H2MESH_MTLS_MODE");
+  ASSERT_NE(mode, nullptr);
+  EXPECT_EQ((*mode)["value"], "strict");
+  // The options (a namespace's label, through the webhook), which the annotation overrides.
+  Options options;
+  options.mtls_mode = "strict";
+  Json by_options = app_pod();
+  ASSERT_TRUE(inject_pod(by_options, options).ok());
+  EXPECT_EQ((*find_env(by_options["spec"]["initContainers"][1], "H2MESH_MTLS_MODE"))["value"],
+            "strict");
+  Json overridden = app_pod();
+  annotations(overridden)["h2mesh.io/mtls-mode"] = "permissive";
+  ASSERT_TRUE(inject_pod(overridden, options).ok());
+  EXPECT_EQ((*find_env(overridden["spec"]["initContainers"][1], "H2MESH_MTLS_MODE"))["value"],
+            "permissive");
+  // Without mTLS there is no inbound TLS to be strict about.
+  Json no_tls = app_pod();
+  annotations(no_tls)["h2mesh.io/mtls"] = "disabled";
+  annotations(no_tls)["h2mesh.io/mtls-mode"] = "strict";
+  ASSERT_TRUE(inject(no_tls).ok());
+  EXPECT_EQ(find_env(no_tls["spec"]["initContainers"][1], "H2MESH_MTLS_MODE"), nullptr);
+  // A bad value is an error naming the annotation.
+  Json bad = app_pod();
+  annotations(bad)["h2mesh.io/mtls-mode"] = "strictest";
+  EXPECT_NE(error_of(bad).find("h2mesh.io/mtls-mode"), std::string::npos);
+}
+
 TEST(InjectPod, AnnotationsReachInitFlagsProxyEnvAndResources) {
   Json pod = app_pod();
   annotations(pod) = Json::parse(R"({

@@ -114,6 +114,26 @@ TEST_F(Admission, PodInLabelledNamespaceGetsThePatchOfInjectPod) {
   EXPECT_FALSE(response.contains("warnings"));
 }
 
+TEST_F(Admission, NamespaceLabelMakesItsPodsStrictUnlessThePodSaysOtherwise) {
+  namespaces_.known["strictns"] = {{"h2mesh-injection", "enabled"},
+                                   {"h2mesh.io/mtls-mode", "strict"}};
+  auto mode_of = [&](const Json& p) -> Json {
+    Review r = run(request(p, "strictns"));
+    EXPECT_EQ(r.result, ReviewResult::Injected);
+    Json after = patched(p, response_of(r));
+    for (const Json& e : after["spec"]["initContainers"][1]["env"])
+      if (e["name"] == "H2MESH_MTLS_MODE") return e["value"];
+    return Json();
+  };
+  EXPECT_EQ(mode_of(pod()), "strict");
+  EXPECT_EQ(mode_of(pod({{"h2mesh.io/mtls-mode", "permissive"}})), "permissive");
+  // The label of another namespace does not leak.
+  Review plain = run(request(pod(), "grpcdemo"));
+  Json after = patched(pod(), response_of(plain));
+  for (const Json& e : after["spec"]["initContainers"][1]["env"])
+    EXPECT_NE(e["name"], "H2MESH_MTLS_MODE");
+}
+
 TEST_F(Admission, LegacyOptionGivesTheLegacyPod) {
   options_.legacy_sidecar = true;
   Review r = run(request(pod(), "grpcdemo"));
