@@ -11,7 +11,8 @@ With --resume every connection after the first offers the session (TLS 1.3 ticke
 previous one received; without it every handshake is a full one. Runs until --seconds have
 passed or --max connections were made, and prints one JSON line:
 
-    {"handshakes": 5210, "resumed": 0, "failed": 0, "errors": [], "seconds": 10.0}
+    {"handshakes": 5210, "resumed": 0, "failed": 0,
+     "versions": {"TLSv1.3 TLS_AES_256_GCM_SHA384": 5210}, "errors": [], "seconds": 10.0}
 
 bench/run --tls starts one of these per core and divides the handshakes by the CPU seconds the
 proxy spent meanwhile. The client's own speed only decides how long that takes, not the figure.
@@ -63,6 +64,7 @@ def main():
     ctx.load_verify_locations(args.ca)
     ctx.set_alpn_protocols(["h2"])
     done = resumed = failed = 0
+    versions = {}  # "TLSv1.3 TLS_AES_256_GCM_SHA384": connections
     errors = []
     session = None
     t0 = time.time()
@@ -79,6 +81,8 @@ def main():
                     if not server_settings(s, time.time() + 5):
                         raise RuntimeError("no SETTINGS from the server")
                     done += 1
+                    v = "%s %s" % (s.version(), s.cipher()[0])
+                    versions[v] = versions.get(v, 0) + 1
                     if s.session_reused:
                         resumed += 1
                     if args.resume:
@@ -89,7 +93,7 @@ def main():
             if len(errors) < 5:
                 errors.append(str(e))
     print(json.dumps({"handshakes": done, "resumed": resumed, "failed": failed,
-                      "errors": errors, "seconds": round(time.time() - t0, 3)}), flush=True)
+                      "versions": versions, "errors": errors, "seconds": round(time.time() - t0, 3)}), flush=True)
     return 0 if failed == 0 else 1
 
 
