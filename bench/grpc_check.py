@@ -2,6 +2,7 @@
 """bench/grpc_check.py: a strict gRPC check of one target, with a real gRPC client (grpcio).
 
     /usr/bin/python3 bench/grpc_check.py --target HOST:PORT [-n 200] [--stream-replies 8]
+                                         [--tls-ca CA.crt [--server-name NAME]]
 
 Makes N unary SayHello calls over ONE channel (one HTTP/2 connection), then one server-streaming
 call (reply_count replies of 1 MiB, every reply's index, size and first/last bytes checked), and
@@ -72,6 +73,8 @@ def main():
     ap.add_argument("--stream-replies", type=int, default=8)
     ap.add_argument("--stream-size", type=int, default=1 << 20)
     ap.add_argument("--timeout-s", type=float, default=10.0)
+    ap.add_argument("--tls-ca", help="connect over TLS, verifying the target against this CA file")
+    ap.add_argument("--server-name", help="with --tls-ca: the name the certificate must carry")
     args = ap.parse_args()
 
     request_cls, reply_cls = message_classes()
@@ -79,7 +82,15 @@ def main():
             ("grpc.max_send_message_length", 64 << 20)]
     ok, failed, codes, backends, errors = 0, 0, {}, {}, []
     stream_ok, stream_bytes = False, 0
-    with grpc.insecure_channel(args.target, options=opts) as channel:
+    if args.tls_ca:
+        with open(args.tls_ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        if args.server_name:
+            opts.append(("grpc.ssl_target_name_override", args.server_name))
+        channel_cm = grpc.secure_channel(args.target, creds, options=opts)
+    else:
+        channel_cm = grpc.insecure_channel(args.target, options=opts)
+    with channel_cm as channel:
         kw = dict(request_serializer=request_cls.SerializeToString,
                   response_deserializer=reply_cls.FromString)
         say_hello = channel.unary_unary("/helloworld.Greeter/SayHello", **kw)

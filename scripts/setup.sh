@@ -21,6 +21,8 @@ if [[ "${1:-}" == "--bench" ]]; then
   # The peers and the load generator of bench/run. In Debian 12 the nginx binary (with
   # ngx_http_grpc_module built in) is the `nginx` package; nginx-light/-core only add modules.
   packages+=(haproxy nginx nghttp2-proxy nghttp2-client python3 python3-grpcio python3-protobuf)
+  # bench/run --tls, bench/profile --tls: certificates from tests/fakes/test_pki.py.
+  packages+=(python3-cryptography)
   # bench/profile: instructions and allocations per call (callgrind), system calls (strace).
   packages+=(valgrind strace)
   # bench/mesh_profile: the outbound path's per-call cost in network namespaces (iptables, ip,
