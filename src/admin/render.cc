@@ -143,29 +143,38 @@ namespace {
 // TLS listeners: handshakes by result, allow-list refusals, and the notAfter of each serving
 // certificate in use (an alert can fire days before it expires).
 void render_listener_tls(Prom& p, const proxy::WorkerStats& s) {
-  if (s.tls.empty()) return;
-  p.family("h2mesh_tls_handshakes_total", "counter",
-           "TLS handshakes of client connections, by how they ended.");
-  for (const auto& [name, tls] : s.tls)
-    for (size_t i = 0; i < net::kTlsHandshakeResults; ++i)
-      p.sample("h2mesh_tls_handshakes_total",
-               label("listener", name) + "," +
-                   label("result", net::tls_handshake_result_name(
-                                       static_cast<net::TlsHandshakeResult>(i))),
-               tls.handshakes[i]);
-  p.family("h2mesh_authz_denied_total", "counter",
-           "Calls answered PERMISSION_DENIED: the client's identity is not on the listener's "
-           "allowed_identities.");
-  for (const auto& [name, tls] : s.tls)
-    p.sample("h2mesh_authz_denied_total", label("listener", name), tls.authz_denied);
-  p.family("h2mesh_tls_certificate_expiry_timestamp_seconds", "gauge",
-           "notAfter (Unix time) of each certificate being served.");
+  if (s.tls.empty() && s.cluster_certificates.empty()) return;
+  if (!s.tls.empty()) {
+    p.family("h2mesh_tls_handshakes_total", "counter",
+             "TLS handshakes of client connections, by how they ended.");
+    for (const auto& [name, tls] : s.tls)
+      for (size_t i = 0; i < net::kTlsHandshakeResults; ++i)
+        p.sample("h2mesh_tls_handshakes_total",
+                 label("listener", name) + "," +
+                     label("result",
+                           net::tls_handshake_result_name(static_cast<net::TlsHandshakeResult>(i))),
+                 tls.handshakes[i]);
+    p.family("h2mesh_authz_denied_total", "counter",
+             "Calls answered PERMISSION_DENIED: the client's identity is not on the listener's "
+             "allowed_identities.");
+    for (const auto& [name, tls] : s.tls)
+      p.sample("h2mesh_authz_denied_total", label("listener", name), tls.authz_denied);
+  }
+  p.family(
+      "h2mesh_tls_certificate_expiry_timestamp_seconds", "gauge",
+      "notAfter (Unix time) of each certificate being served (listeners, the mesh) or presented "
+      "(clusters' client certificates).");
   for (const auto& [name, tls] : s.tls)
     for (const auto& cert : tls.certificates)
       p.sample("h2mesh_tls_certificate_expiry_timestamp_seconds",
                // The mesh's inbound side serves the pod's mesh certificate.
                label("owner", name == "mesh-inbound" ? "mesh" : "listener/" + name) + "," +
                    label("cert", cert.path),
+               static_cast<uint64_t>(std::max<int64_t>(cert.not_after, 0)));
+  for (const auto& [name, certificates] : s.cluster_certificates)
+    for (const auto& cert : certificates)
+      p.sample("h2mesh_tls_certificate_expiry_timestamp_seconds",
+               label("owner", "cluster/" + name) + "," + label("cert", cert.path),
                static_cast<uint64_t>(std::max<int64_t>(cert.not_after, 0)));
 }
 }  // namespace
@@ -210,9 +219,9 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
     p.family("h2mesh_mesh_connections_total", "counter",
              "Connections redirected to the outbound port, by what became of them.");
     const std::pair<const char*, uint64_t> kinds[] = {
-        {"http2", m.http2_connections},         {"unknown_destination", m.unknown_destination},
-        {"opaque_port", m.opaque},              {"not_http2", m.detected_other},
-        {"loop_refused", m.loops_refused},      {"no_destination", m.no_destination}};
+        {"http2", m.http2_connections},    {"unknown_destination", m.unknown_destination},
+        {"opaque_port", m.opaque},         {"not_http2", m.detected_other},
+        {"loop_refused", m.loops_refused}, {"no_destination", m.no_destination}};
     for (const auto& [kind, count] : kinds)
       p.sample("h2mesh_mesh_connections_total", label("outcome", kind), count);
     const proxy::RelayStats& r = m.relay;
@@ -338,21 +347,20 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   for (const auto& [name, c] : s.clusters) {
     if (!c.tls) continue;
     for (size_t i = 0; i < c.tls_handshakes.size(); ++i) {
-      p.sample("h2mesh_upstream_tls_handshakes_total",
-               p.cluster(name) + "," +
-                   label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))),
-               c.tls_handshakes[i]);
+      p.sample(
+          "h2mesh_upstream_tls_handshakes_total",
+          p.cluster(name) + "," +
+              label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))),
+          c.tls_handshakes[i]);
     }
   }
   p.family("h2mesh_cluster_retries_total", "counter",
            "Retries by reason: connect_failure, refused_stream (both never processed), status.");
   for (const auto& [name, c] : s.clusters) {
     p.sample("h2mesh_cluster_retries_total",
-             p.cluster(name) + "," + label("reason", "connect_failure"),
-             c.retries_connect_failure);
+             p.cluster(name) + "," + label("reason", "connect_failure"), c.retries_connect_failure);
     p.sample("h2mesh_cluster_retries_total",
-             p.cluster(name) + "," + label("reason", "refused_stream"),
-             c.retries_refused_stream);
+             p.cluster(name) + "," + label("reason", "refused_stream"), c.retries_refused_stream);
     p.sample("h2mesh_cluster_retries_total", p.cluster(name) + "," + label("reason", "status"),
              c.retries_status);
   }
@@ -375,8 +383,7 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
       {"h2mesh_cluster_connect_failures_total", "counter",
        "Failed connection attempts to the cluster's endpoints.",
        [](const proxy::EndpointStats& e) { return e.connect_failures; }},
-      {"h2mesh_cluster_upstream_resets_total", "counter",
-       "Streams the cluster's endpoints reset.",
+      {"h2mesh_cluster_upstream_resets_total", "counter", "Streams the cluster's endpoints reset.",
        [](const proxy::EndpointStats& e) { return e.upstream_resets; }},
   };
   std::map<std::string, proxy::EndpointStats> totals;
@@ -474,10 +481,10 @@ std::string render_clusters_json(const proxy::WorkerStats& s, const HealthView& 
              ",\"hosts\":" + std::to_string(route->snapshot->hosts.size()) +
              ",\"hosts_available\":" + std::to_string(available);
     }
-    out += std::string(",\"lb_policy\":\"") +
-           config::lb_policy_name(cluster.lb_policy) + "\",\"calls_total\":" +
-           std::to_string(c.calls.calls_total) + ",\"in_flight\":" +
-           std::to_string(c.calls.in_flight) + ",\"by_status\":" + status_json(c.calls) +
+    out += std::string(",\"lb_policy\":\"") + config::lb_policy_name(cluster.lb_policy) +
+           "\",\"calls_total\":" + std::to_string(c.calls.calls_total) +
+           ",\"in_flight\":" + std::to_string(c.calls.in_flight) +
+           ",\"by_status\":" + status_json(c.calls) +
            ",\"no_endpoint\":" + std::to_string(c.no_endpoint) + ",\"endpoints\":[";
     bool first = true;
     for (const auto& [addr, e] : c.endpoints) {

@@ -253,9 +253,19 @@ Result<std::unique_ptr<TlsClientContext>> TlsClientContext::load(TlsClientFiles 
   if (!st) return st.error();
   auto ctx = c->make();
   if (!ctx) return ctx.error();
-  c->ctx_ = std::move(*ctx);
+  c->use(std::move(*ctx));
   c->loaded_ = std::move(*st);
   return c;
+}
+
+void TlsClientContext::use(SslCtxHandle ctx) {
+  ctx_ = std::move(ctx);
+  certificates_.clear();
+  if (files_.cert.empty()) return;
+  if (X509* leaf = S().SSL_CTX_get0_certificate(ctx_.get()))
+    certificates_.push_back(TlsCertificateInfo{
+        files_.cert, asn1_time_to_unix(S().X509_get0_notAfter(leaf)),
+        asn1_time_to_unix(S().X509_get0_notBefore(leaf)), serial_hex(leaf)});
 }
 
 Result<TlsClientContext::Stamps> TlsClientContext::stamp() const {
@@ -318,7 +328,7 @@ SSL_CTX* TlsClientContext::current(TimePoint now) {
     }
     return ctx_.get();
   }
-  ctx_ = std::move(*next);
+  use(std::move(*next));
   loaded_ = std::move(*st);
   have_failed_ = false;
   logged_failure_.clear();

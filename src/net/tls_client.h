@@ -76,6 +76,8 @@ class TlsClientContext {
   uint64_t generation() const { return reloads_; }
   uint64_t reload_failures() const { return reload_failures_; }
   const TlsClientFiles& files() const { return files_; }
+  // The client certificate of the context in use (empty without one): for the expiry metric.
+  const std::vector<TlsCertificateInfo>& certificates() const { return certificates_; }
 
  private:
   struct FileStamp {
@@ -91,8 +93,12 @@ class TlsClientContext {
   Result<Stamps> stamp() const;
   Result<SslCtxHandle> make() const;
 
+  // Sets ctx_ and what certificates() says of it.
+  void use(SslCtxHandle ctx);
+
   const TlsClientFiles files_;
   SslCtxHandle ctx_;
+  std::vector<TlsCertificateInfo> certificates_;
   Stamps loaded_, failed_;
   bool have_failed_ = false;
   std::string logged_failure_;

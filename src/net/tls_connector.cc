@@ -12,6 +12,12 @@ TlsConnector::TlsConnector(config::ClusterTls settings, std::string owner,
 
 TlsConnector::~TlsConnector() = default;
 
+std::vector<TlsCertificateInfo> TlsConnector::certificates(TimePoint now) {
+  if (!ctx_) return {};
+  ctx_->current(now);
+  return ctx_->certificates();
+}
+
 Result<std::unique_ptr<Transport>> TlsConnector::connect(EventLoop& loop,
                                                          const config::SocketAddress& address) {
   if (!ctx_) {

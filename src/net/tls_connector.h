@@ -28,6 +28,9 @@ class TlsConnector final : public Connector {
   Result<std::unique_ptr<Transport>> connect(EventLoop& loop,
                                              const config::SocketAddress& address) override;
   const config::ClusterTls& settings() const { return settings_; }
+  // The client certificate presented now (after a look at the files, at most once a second);
+  // empty without one, or before the first connect loaded the files.
+  std::vector<TlsCertificateInfo> certificates(TimePoint now);
   // The endpoint left: its session is not needed any more.
   void forget(const config::SocketAddress& address);
 

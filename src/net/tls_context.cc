@@ -86,16 +86,6 @@ bool same_time(const timespec& a, const timespec& b) {
   return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
-std::string serial_hex(X509* cert) {
-  BIGNUM* bn = S().ASN1_INTEGER_to_BN(S().X509_get_serialNumber(cert), nullptr);
-  if (!bn) return "";
-  char* hex = S().BN_bn2hex(bn);
-  std::string out = hex ? hex : "";
-  if (hex) S().CRYPTO_free(hex, __FILE__, __LINE__);
-  S().BN_free(bn);
-  return out;
-}
-
 }  // namespace
 
 std::string openssl_error_text(const std::string& fallback) {
@@ -105,6 +95,16 @@ std::string openssl_error_text(const std::string& fallback) {
   char buf[256];
   S().ERR_error_string_n(e, buf, sizeof(buf));
   return buf;
+}
+
+std::string serial_hex(X509* cert) {
+  BIGNUM* bn = S().ASN1_INTEGER_to_BN(S().X509_get_serialNumber(cert), nullptr);
+  if (!bn) return "";
+  char* hex = S().BN_bn2hex(bn);
+  std::string out = hex ? hex : "";
+  if (hex) S().CRYPTO_free(hex, __FILE__, __LINE__);
+  S().BN_free(bn);
+  return out;
 }
 
 int64_t asn1_time_to_unix(const ASN1_TIME* time) {

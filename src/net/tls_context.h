@@ -119,5 +119,7 @@ std::string openssl_error_text(const std::string& fallback);
 // Unix time of an ASN1_TIME (notBefore, notAfter); 0 when it cannot be read. Only after
 // openssl() loaded the library.
 int64_t asn1_time_to_unix(const ASN1_TIME* time);
+// A certificate's serial number in upper-case hex; "" when it cannot be read. Same condition.
+std::string serial_hex(X509* cert);
 
 }  // namespace h2mesh::net

@@ -235,4 +235,13 @@ void ClusterManager::sweep_endpoint_stats() {
   if (waiting) sweep_timer_.arm(sweep_period(ctx_.stats_retention));
 }
 
+void ClusterManager::collect_certificates(
+    TimePoint now, std::map<std::string, std::vector<net::TlsCertificateInfo>>& out) {
+  for (auto& [name, state] : clusters_) {
+    if (!state.tls) continue;
+    auto certificates = state.tls->certificates(now);
+    if (!certificates.empty()) out[name] = std::move(certificates);
+  }
+}
+
 }  // namespace h2mesh::proxy

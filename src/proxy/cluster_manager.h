@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -72,6 +73,11 @@ class ClusterManager {
     uint32_t idle_sweeps = 0;   // sweeps in a row without a call
   };
   size_t mesh_cluster_count() const { return mesh_clusters_; }
+
+  // The client certificate of each cluster with `tls.cert` whose files are loaded, by cluster
+  // name (for the expiry metric).
+  void collect_certificates(TimePoint now,
+                            std::map<std::string, std::vector<net::TlsCertificateInfo>>& out);
 
  private:
   // Drops the stats entries of departed endpoints whose retention passed; runs again while some

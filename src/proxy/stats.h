@@ -177,6 +177,21 @@ struct MeshStats {
   }
 };
 
+// Certificates seen by several workers, by file: each worker reloads on its own, and the newest
+// certificate of a file is the one used next.
+inline void merge_certificates(std::vector<net::TlsCertificateInfo>& into,
+                               const std::vector<net::TlsCertificateInfo>& from) {
+  for (const auto& c : from) {
+    auto it = std::find_if(into.begin(), into.end(),
+                           [&](const net::TlsCertificateInfo& m) { return m.path == c.path; });
+    if (it == into.end()) {
+      into.push_back(c);
+    } else if (c.not_after > it->not_after) {
+      *it = c;
+    }
+  }
+}
+
 // A TLS listener's handshakes and allow-list refusals, and the certificates it serves now.
 struct TlsListenerStats {
   net::TlsHandshakeCounters handshakes{};  // by net::TlsHandshakeResult
@@ -187,16 +202,7 @@ struct TlsListenerStats {
   void add(const TlsListenerStats& o) {
     for (size_t i = 0; i < handshakes.size(); ++i) handshakes[i] += o.handshakes[i];
     authz_denied += o.authz_denied;
-    // Workers reload on their own; the newest certificate of a file is the one served next.
-    for (const auto& c : o.certificates) {
-      auto it = std::find_if(certificates.begin(), certificates.end(),
-                             [&](const net::TlsCertificateInfo& m) { return m.path == c.path; });
-      if (it == certificates.end()) {
-        certificates.push_back(c);
-      } else if (c.not_after > it->not_after) {
-        *it = c;
-      }
-    }
+    merge_certificates(certificates, o.certificates);
   }
 };
 
@@ -215,6 +221,9 @@ struct WorkerStats {
   std::map<RateLimitKey, uint64_t> rate_limited;  // calls refused by each configured rate limit
   MeshStats mesh;
   std::map<std::string, TlsListenerStats> tls;  // by listener name; TLS listeners only
+  // By cluster name: the client certificate each cluster with `tls.cert` presents (filled when
+  // the stats are collected, once the cluster's files were loaded by a first connect).
+  std::map<std::string, std::vector<net::TlsCertificateInfo>> cluster_certificates;
 
   void add(const WorkerStats& o) {
     downstream_connections_total += o.downstream_connections_total;
@@ -231,6 +240,7 @@ struct WorkerStats {
     for (const auto& [k, v] : o.rate_limited) rate_limited[k] += v;
     mesh.add(o.mesh);
     for (const auto& [k, v] : o.tls) tls[k].add(v);
+    for (const auto& [k, v] : o.cluster_certificates) merge_certificates(cluster_certificates[k], v);
   }
 };
 

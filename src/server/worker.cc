@@ -565,6 +565,8 @@ void Worker::post_collect(std::function<void(proxy::WorkerStats)> reply) {
       mesh_tls_->current(loop_.now());
       ctx_.stats.tls[kInboundListener].certificates = mesh_tls_->certificates();
     }
+    ctx_.stats.cluster_certificates.clear();
+    clusters_.collect_certificates(loop_.now(), ctx_.stats.cluster_certificates);
     reply(ctx_.stats);
   });
 }

@@ -165,6 +165,19 @@ TEST_F(TlsUpstreamTest, MutualTlsBackendGetsTheClientCertificate) {
                "\n      key: " + file("client.key") + "\n"));
   grpc::Status st = call();
   EXPECT_TRUE(st.ok()) << st.error_message() << "\n" << proxy_log();
+  // The client certificate's notAfter is on /metrics, as openssl reads it from the file.
+  auto [code, metrics] = http_get(proxy_.admin_port, "/metrics");
+  ASSERT_EQ(code, 200);
+  std::regex re("h2mesh_tls_certificate_expiry_timestamp_seconds\\{owner=\"cluster/greeter\","
+                "cert=\"" + file("client.crt") + "\"\\} (\\d+)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(metrics, m, re)) << metrics;
+  auto end = h2mesh::run_command(
+      {"/bin/sh", "-c",
+       "date -u -d \"$(openssl x509 -noout -enddate -in '" + file("client.crt") +
+           "' | cut -d= -f2)\" +%s"});
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(std::stoll(m[1]), std::stoll(end->out)) << end->out << end->err;
 }
 
 TEST_F(TlsUpstreamTest, MutualTlsBackendRefusesAProxyWithoutClientCertificate) {
