@@ -107,6 +107,15 @@ grpc::Status say_hello(const std::shared_ptr<grpc::Channel>& channel,
 class TlsListenerTest : public ::testing::Test {
  protected:
   void SetUp() override {
+#ifdef __SANITIZE_THREAD__
+    // These tests drive grpc++ TLS clients inside the test process. Debian's gRPC and OpenSSL
+    // are not instrumented, and their threads release each other's objects (credentials,
+    // libcrypto buffers) with synchronisation TSan cannot see, so every test would end on a
+    // report with no frame of h2mesh's. h2mesh's server-side TLS still runs under TSan in the
+    // webhook and mesh mTLS tests (a separate process); here it runs in the normal and ASan
+    // builds.
+    GTEST_SKIP() << "grpc++ TLS clients in the test process: not under TSan (see the comment)";
+#endif
     dir_ = make_temp_dir();
     pki_ = dir_ + "/pki";
     pki({"ca", "ca"});
