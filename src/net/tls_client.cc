@@ -20,12 +20,6 @@ Error tls_error(std::string message) {
   return make_error(ErrorCode::InvalidArgument, std::move(message));
 }
 
-// Same suites as the server side (net/tls_context.cc): TLS 1.2's forward-secret AEAD ones.
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
 constexpr size_t kMaxPemBytes = 1 << 20;
 
 struct BioFree {

@@ -16,12 +16,6 @@ Error tls_error(std::string message) {
   return make_error(ErrorCode::InvalidArgument, std::move(message));
 }
 
-// TLS 1.2's forward-secret AEAD suites (TLS 1.3 has only such suites and keeps its defaults).
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
 // Sessions resumed with a ticket or an id are only accepted under the context that made them;
 // with client certificates OpenSSL insists on one being set.
 constexpr unsigned char kSessionIdContext[] = "h2mesh";

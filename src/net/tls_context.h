@@ -31,6 +31,13 @@
 
 namespace h2mesh::net {
 
+// TLS 1.2's forward-secret AEAD suites, for both sides (TLS 1.3 has only such suites and keeps
+// its defaults).
+inline constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 struct SslCtxDeleter {
   void operator()(SSL_CTX* ctx) const;
 };
