@@ -32,18 +32,57 @@ DownstreamStream::DownstreamStream(DownstreamConnection& conn, int32_t id)
       deadline_timer_(ctx_.loop, [this] { on_deadline(); }) {}
 
 DownstreamStream::~DownstreamStream() {
+  end_attempt();
   upstream_.reset();
-  size_t slot = final_status_ >= 0 && final_status_ <= grpc::kMaxStatusCode
-                    ? static_cast<size_t>(final_status_)
-                    : kNoStatusSlot;
-  if (cluster_stats_) {
-    cluster_stats_->calls.in_flight--;
-    cluster_stats_->calls.by_status[slot]++;
+  if (headers_done_) {
+    const CallEvent call = describe();
+    for (CallObserver* o : ctx_.call_observers) o->on_call_end(call);
   }
-  if (endpoint_stats_) {
-    endpoint_stats_->calls.by_status[slot]++;
-    endpoint_stats_->users--;
+  if (endpoint_stats_) endpoint_stats_->users--;
+}
+
+CallEvent DownstreamStream::describe() const {
+  CallEvent c;
+  c.listener = conn_.listener().name;
+  c.authority = authority_;
+  // "/package.Service/Method"
+  if (size_t slash = path_.rfind('/'); slash != std::string_view::npos && slash > 0) {
+    c.service = path_.substr(1, slash - 1);
+    c.method = path_.substr(slash + 1);
+  } else {
+    c.method = path_;
   }
+  c.grpc_status = final_status_;
+  if (route_) c.cluster = route_->cluster;
+  c.upstream = upstream_address_;
+  c.attempts = attempts_;
+  c.start = start_;
+  c.end = ctx_.loop.now();
+  c.duration = c.end - start_;
+  c.upstream_duration = upstream_duration_;
+  c.request_bytes = static_cast<int64_t>(req_total_);
+  c.response_bytes = static_cast<int64_t>(resp_total_);
+  c.trace = trace_;
+  c.cluster_stats = cluster_stats_;
+  c.endpoint_stats = endpoint_stats_;
+  return c;
+}
+
+void DownstreamStream::end_attempt() {
+  if (!upstream_) return;
+  AttemptEvent a;
+  a.number = attempts_;
+  upstream_address_ = upstream_->pool().host().key;
+  a.upstream = upstream_address_;
+  a.start = attempt_start_;
+  a.end = ctx_.loop.now();
+  a.grpc_status = attempt_status_;
+  a.error = attempt_error_;
+  a.span_id = attempt_span_id_;
+  a.endpoint_stats = endpoint_stats_;
+  upstream_duration_ = a.end - a.start;
+  const CallEvent call = describe();
+  for (CallObserver* o : ctx_.call_observers) o->on_attempt_end(call, a);
 }
 
 void DownstreamStream::on_request_header(std::string_view name, std::string_view value) {
@@ -64,6 +103,7 @@ void DownstreamStream::on_request_headers_end(bool end_stream, bool trailers) {
   }
   headers_done_ = true;
   req_end_ = end_stream;
+  start_ = ctx_.loop.now();
   route_and_start();
 }
 
@@ -126,6 +166,8 @@ void DownstreamStream::route_and_start() {
   if (!authority) authority = req_headers_.find("host");
   std::string_view p = path.value_or(std::string_view());
   std::string_view a = authority.value_or(std::string_view());
+  path_ = p;
+  authority_ = a;
   rules_ = &conn_.rules();
   route_ = rules_->router.match(a, p);
   if (!route_) {
@@ -149,7 +191,7 @@ void DownstreamStream::route_and_start() {
   cluster_stats_ = ClusterManager::stats(*cluster_);
   if (cluster_stats_) {
     cluster_stats_->calls.calls_total++;
-    cluster_stats_->calls.in_flight++;
+    cluster_stats_->calls.in_flight++;  // until the call's end (MetricsObserver)
   }
   // The call's deadline: the client's grpc-timeout, bounded by the route's max_timeout.
   if (route_->max_timeout.count() > 0) {
@@ -201,6 +243,9 @@ void DownstreamStream::start_attempt() {
   if (endpoint_stats_) endpoint_stats_->users--;
   endpoint_stats_ = &pool->stats();
   endpoint_stats_->users++;
+  attempt_start_ = ctx_.loop.now();
+  attempt_status_ = -1;
+  attempt_error_.clear();
   attempt_sent_ = req_base_;  // a retry resends the body from its start
   upstream_ = std::make_unique<UpstreamRequest>(*this, *pool);
   pool->attach(upstream_.get());  // may fail the attempt before returning
@@ -263,6 +308,8 @@ void DownstreamStream::on_closed(uint32_t error_code) {
   if (closed_) return;
   closed_ = true;
   if (error_code == kCancel && final_status_ < 0) final_status_ = 1;  // CANCELLED
+  if (upstream_ && attempt_status_ < 0 && attempt_error_.empty())
+    attempt_error_ = "the client closed the stream";
   deadline_timer_.cancel();
   retry_timer_.cancel();
   release_upstream();  // the client went away: reset the backend's stream too
@@ -338,6 +385,7 @@ void DownstreamStream::on_upstream_headers_end(http2::HeadersKind kind, bool end
     resp_has_trailers_ = true;
     resp_end_ = true;
     final_status_ = status_of(resp_headers_);
+    attempt_status_ = final_status_;
     resume_response();
     return;
   }
@@ -349,6 +397,7 @@ void DownstreamStream::on_upstream_headers_end(http2::HeadersKind kind, bool end
   if (end_stream) {
     // Trailers-only: nothing reached the client yet, so a retryable status may be retried.
     int grpc_status = status_of(resp_headers_);
+    attempt_status_ = grpc_status;
     if (grpc_status > 0 && maybe_retry(Error{}, grpc_status)) {
       resp_headers_.clear();
       return;
@@ -386,6 +435,7 @@ void DownstreamStream::on_upstream_end() {
 
 void DownstreamStream::on_upstream_headers_too_large(const std::string& message) {
   if (cluster_stats_) cluster_stats_->response_header_limit++;
+  attempt_error_ = message;
   LOG_INFO("stream %d: %s", id_, message.c_str());
   resp_headers_.clear();  // the fields that came before the limit
   resp_has_trailers_ = false;
@@ -399,6 +449,7 @@ void DownstreamStream::on_upstream_done() {
 }
 
 void DownstreamStream::on_upstream_failed(const Error& why, uint32_t reset_code) {
+  if (attempt_error_.empty()) attempt_error_ = why.message;
   if (maybe_retry(why, -1)) return;
   release_upstream();
   if (closed_) return;
@@ -415,6 +466,7 @@ void DownstreamStream::on_upstream_failed(const Error& why, uint32_t reset_code)
 
 void DownstreamStream::send_local_reply(grpc::StatusCode code, const std::string& message,
                                         const char* http_status) {
+  if (upstream_ && attempt_status_ < 0 && attempt_error_.empty()) attempt_error_ = message;
   release_upstream();
   retry_timer_.cancel();
   discard_request_body();
@@ -451,6 +503,7 @@ void DownstreamStream::end_response_with_trailers(int status, const std::string&
 
 void DownstreamStream::release_upstream() {
   if (!upstream_) return;
+  end_attempt();
   upstream_->cancel();
   ctx_.loop.defer_delete(std::move(upstream_));
 }
@@ -476,6 +529,7 @@ http2::BodyChunk DownstreamStream::read_response_body(size_t max_length) {
 void DownstreamStream::write_response_body(size_t length, Buffer& out) {
   out.append(resp_body_.data(), length);
   resp_body_.drain(length);
+  resp_total_ += length;
   // Passed on to the client: the backend may send more.
   if (upstream_) upstream_->consume_response(length);
 }

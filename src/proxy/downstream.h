@@ -12,6 +12,7 @@
 #include "grpc/status.h"
 #include "http2/connection.h"
 #include "net/event_loop.h"
+#include "proxy/call_event.h"
 #include "proxy/cluster_manager.h"
 #include "proxy/headers.h"
 #include "proxy/router.h"
@@ -90,6 +91,10 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   void trim_replay_buffer();
   void resume_response();
   void on_deadline();
+  // Reports the current attempt's end to the observers (before its UpstreamRequest goes).
+  void end_attempt();
+  // The call as the observers see it (proxy/call_event.h); text fields point into our headers.
+  CallEvent describe() const;
   bool finished() const { return closed_ || (resp_started_ && resp_end_); }
 
   DownstreamConnection& conn_;
@@ -129,6 +134,18 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   bool resp_has_trailers_ = false;  // resp_headers_ holds the trailers to send
   bool closed_ = false;
   int final_status_ = -1;
+
+  // What the call and its attempts report when they end (proxy/call_event.h).
+  TimePoint start_{};          // request headers complete
+  TimePoint attempt_start_{};  // the current attempt's endpoint was picked
+  Duration upstream_duration_{};  // of the last attempt that ended
+  uint64_t resp_total_ = 0;    // response body bytes passed to the client
+  int attempt_status_ = -1;    // grpc-status of the current attempt's response, if any
+  std::string attempt_error_;  // why the current attempt failed without a status
+  std::string upstream_address_;  // the last attempt's endpoint
+  std::string_view path_, authority_;  // into req_headers_, set when routed
+  TraceIds trace_;
+  std::array<uint8_t, 8> attempt_span_id_{};
 
   std::unique_ptr<UpstreamRequest> upstream_;
   ClusterStats* cluster_stats_ = nullptr;

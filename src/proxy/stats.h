@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "common/histogram.h"
 #include "common/time.h"
 #include "net/tls_client.h"
 #include "net/tls_context.h"
@@ -36,6 +37,11 @@ struct CallCounters {
 
 struct EndpointStats {
   CallCounters calls;
+  // Microseconds. duration: calls whose last attempt went to this endpoint, from the client's
+  // request headers to the end of the stream; upstream_duration: each attempt sent here, from
+  // the pick to its response's end (or its failure).
+  Histogram duration = duration_histogram();
+  Histogram upstream_duration = duration_histogram();
   uint64_t upstream_connections = 0;        // open now
   uint64_t upstream_connections_total = 0;  // ever opened
   uint64_t connect_failures = 0;
@@ -50,6 +56,8 @@ struct EndpointStats {
 
   void add(const EndpointStats& o) {
     calls.add(o.calls);
+    duration.add(o.duration);
+    upstream_duration.add(o.upstream_duration);
     upstream_connections += o.upstream_connections;
     upstream_connections_total += o.upstream_connections_total;
     connect_failures += o.connect_failures;
@@ -61,6 +69,11 @@ struct EndpointStats {
 
 struct ClusterStats {
   CallCounters calls;
+  // Microseconds, as EndpointStats's, over all the cluster's calls and attempts.
+  Histogram duration = duration_histogram();
+  Histogram upstream_duration = duration_histogram();
+  // Calls by how many attempts they made: [n-1] for n attempts, the last slot for as many or more.
+  std::array<uint64_t, 8> attempts{};
   uint64_t no_endpoint = 0;       // calls failed because no endpoint could take them
   uint64_t pending_overflow = 0;  // calls failed because the pending queue was full
   uint64_t circuit_breaker_overflow = 0;  // calls failed by max_calls / max_calls_per_endpoint
@@ -81,6 +94,9 @@ struct ClusterStats {
 
   void add(const ClusterStats& o) {
     calls.add(o.calls);
+    duration.add(o.duration);
+    upstream_duration.add(o.upstream_duration);
+    for (size_t i = 0; i < attempts.size(); ++i) attempts[i] += o.attempts[i];
     no_endpoint += o.no_endpoint;
     pending_overflow += o.pending_overflow;
     circuit_breaker_overflow += o.circuit_breaker_overflow;

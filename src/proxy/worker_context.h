@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "net/event_loop.h"
 #include "net/transport.h"
+#include "proxy/call_event.h"
 #include "proxy/rate_limit.h"
 #include "proxy/stats.h"
 
@@ -28,6 +29,10 @@ struct WorkerContext {
   // How long the stats of an endpoint that left stay after its last call and connection ended.
   Duration stats_retention = config::Admin{}.endpoint_stats_retention;
   WorkerStats stats;
+  // Who hears of each call's and attempt's end (proxy/call_event.h): the metrics first, then
+  // the access log and the tracer when they are configured.
+  MetricsObserver metrics;
+  CallObservers call_observers{&metrics};
   RateLimits rate_limits;  // this worker's shares of the configured rate limits
   ClusterManager* clusters = nullptr;  // owned by the worker
   uint32_t worker_count = 1;           // per-worker shares of circuit-breaker limits

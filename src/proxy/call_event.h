@@ -1,0 +1,112 @@
+#pragma once
+
+// The one place where a call and each of its attempts report their end. The downstream stream
+// fills a CallEvent (and an AttemptEvent per attempt) and hands it to the worker's observers:
+// the metrics (counters and histograms), the access log, the tracer. None of them counts
+// anything where it happens in the data path.
+//
+// What a call reports is one table, H2MESH_CALL_FIELDS: a new per-call stat is one line there
+// (and the line that fills it in proxy/downstream.cc). The access log names its fields after the
+// table (`access_log.fields`), and spans take their attributes from it.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "common/time.h"
+
+namespace h2mesh::proxy {
+
+struct ClusterStats;
+struct EndpointStats;
+
+// W3C trace context of a call (https://www.w3.org/TR/trace-context/): the trace it belongs to,
+// the span h2mesh made for it, and the caller's span. All zero (valid = false) when tracing is
+// off and the request carried no valid traceparent.
+struct TraceIds {
+  std::array<uint8_t, 16> trace_id{};
+  std::array<uint8_t, 8> span_id{};         // h2mesh's span for the call
+  std::array<uint8_t, 8> parent_span_id{};  // the caller's (all zero for a new trace)
+  bool valid = false;
+  bool sampled = false;
+};
+
+// How a field is written (access log) or exported (span attribute).
+enum class FieldKind { Text, Integer, Duration };
+
+// X(type, member, name, kind, span_attribute): `name` is the access log's key and the name
+// `access_log.fields` selects; `span_attribute` is the OpenTelemetry attribute a span carries
+// (nullptr: not an attribute). Text fields point into the call's headers and are valid only
+// during the report.
+#define H2MESH_CALL_FIELDS(X)                                                                  \
+  X(std::string_view, listener, "listener", Text, "h2mesh.listener")                           \
+  X(std::string_view, authority, "authority", Text, "server.address")                          \
+  X(std::string_view, service, "service", Text, "rpc.service")                                 \
+  X(std::string_view, method, "method", Text, "rpc.method")                                    \
+  X(int64_t, grpc_status, "grpc_status", Integer, "rpc.grpc.status_code")                      \
+  X(std::string_view, cluster, "cluster", Text, "h2mesh.cluster")                              \
+  X(std::string_view, upstream, "upstream", Text, "network.peer.address")                      \
+  X(int64_t, attempts, "attempts", Integer, "h2mesh.attempts")                                 \
+  X(Duration, duration, "duration", Duration, nullptr)                                         \
+  X(Duration, upstream_duration, "upstream_duration", Duration, nullptr)                       \
+  X(int64_t, request_bytes, "request_bytes", Integer, "rpc.request.size")                      \
+  X(int64_t, response_bytes, "response_bytes", Integer, "rpc.response.size")
+
+struct CallEvent {
+#define H2MESH_CALL_MEMBER(type, member, name, kind, attribute) type member{};
+  H2MESH_CALL_FIELDS(H2MESH_CALL_MEMBER)
+#undef H2MESH_CALL_MEMBER
+
+  // Not fields of the table:
+  TimePoint start{};  // request headers complete (the worker loop's clock)
+  TimePoint end{};    // the stream closed
+  TraceIds trace;
+  // Where the call counts (null when it was answered before a cluster was chosen / before an
+  // endpoint was picked). The metrics observer adds into them without a lookup.
+  ClusterStats* cluster_stats = nullptr;
+  EndpointStats* endpoint_stats = nullptr;
+};
+
+// -1 in grpc_status: the call or attempt ended without a status (reset, connection lost).
+constexpr int64_t kNoGrpcStatus = -1;
+
+struct AttemptEvent {
+  int64_t number = 0;  // 1 for the first attempt
+  std::string_view upstream;  // the endpoint's address
+  TimePoint start{};          // endpoint picked
+  TimePoint end{};            // response complete, failed, or abandoned
+  int64_t grpc_status = kNoGrpcStatus;
+  std::string_view error;     // why it failed without a status ("" otherwise)
+  std::array<uint8_t, 8> span_id{};  // the attempt's span (tracing), the upstream's parent
+  EndpointStats* endpoint_stats = nullptr;
+};
+
+// A worker's observer of call ends. Called on the worker thread, in the data path: it must not
+// block, and what it keeps must be bounded.
+class CallObserver {
+ public:
+  virtual ~CallObserver() = default;
+  virtual void on_attempt_end(const CallEvent& call, const AttemptEvent& attempt) = 0;
+  virtual void on_call_end(const CallEvent& call) = 0;
+};
+
+// The observers a worker's calls report to, in order; the metrics observer is always first.
+using CallObservers = std::vector<CallObserver*>;
+
+// Wall-clock time of a loop time point, for logs and spans: `now` is the loop's time now.
+inline std::chrono::system_clock::time_point wall_time(TimePoint t, TimePoint now) {
+  return std::chrono::system_clock::now() -
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(now - t);
+}
+
+// The metrics observer: counts the call's status and records its durations and attempts in the
+// cluster's and the endpoint's histograms (proxy/stats.h). One per worker, no state of its own.
+class MetricsObserver final : public CallObserver {
+ public:
+  void on_attempt_end(const CallEvent& call, const AttemptEvent& attempt) override;
+  void on_call_end(const CallEvent& call) override;
+};
+
+}  // namespace h2mesh::proxy
