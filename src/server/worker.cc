@@ -282,10 +282,21 @@ void Worker::accept_outbound(int fd) {
   // means a server that speaks first.
   const config::Millis wait =
       route->http2_declared ? settings.connection.header_timeout : settings.detect_timeout;
+  detect(fd, wait, [this, fd, destination = *destination](proxy::Protocol protocol) {
+    if (protocol == proxy::Protocol::Http2) {
+      start_mesh_connection(fd, destination);
+    } else {
+      ctx_.stats.mesh.detected_other++;
+      start_relay(fd, destination);
+    }
+  });
+}
+
+void Worker::detect(int fd, config::Millis wait, std::function<void(proxy::Protocol)> then) {
   // The detector reports from the loop, never from its constructor: it is in detecting_ by then.
   auto detector = std::make_unique<proxy::ProtocolDetector>(
       loop_, fd, std::chrono::duration_cast<Duration>(wait),
-      [this, fd, destination = *destination](proxy::Protocol protocol, Duration) {
+      [this, fd, then = std::move(then)](proxy::Protocol protocol, Duration) {
     auto it = detecting_.find(fd);
     if (it != detecting_.end()) {
       loop_.defer_delete(std::move(it->second));
@@ -295,12 +306,7 @@ void Worker::accept_outbound(int fd) {
       ::close(fd);
       return;
     }
-    if (protocol == proxy::Protocol::Http2) {
-      start_mesh_connection(fd, destination);
-    } else {
-      ctx_.stats.mesh.detected_other++;
-      start_relay(fd, destination);
-    }
+    then(protocol);
   });
   detecting_.emplace(fd, std::move(detector));
 }
@@ -329,21 +335,10 @@ void Worker::accept_inbound(int fd) {
     net::reset_and_close(fd);
     return;
   }
-  auto detector = std::make_unique<proxy::ProtocolDetector>(
-      loop_, fd, std::chrono::duration_cast<Duration>(settings.detect_timeout),
-      [this, fd, destination = *destination](proxy::Protocol protocol, Duration) {
-    auto it = detecting_.find(fd);
-    if (it != detecting_.end()) {
-      loop_.defer_delete(std::move(it->second));
-      detecting_.erase(it);
-    }
-    if (draining_) {
-      ::close(fd);
-      return;
-    }
-    start_inbound(fd, destination, protocol);
-  });
-  detecting_.emplace(fd, std::move(detector));
+  detect(fd, settings.detect_timeout,
+         [this, fd, destination = *destination](proxy::Protocol protocol) {
+           start_inbound(fd, destination, protocol);
+         });
 }
 
 void Worker::start_inbound(int fd, const config::SocketAddress& destination,

@@ -83,6 +83,9 @@ class Worker {
   // bytes decide: a TLS ClientHello is mesh mTLS, terminated here; clear text is accepted
   // (permissive) or closed (strict). HTTP/2 goes to the app per call, the rest is relayed.
   void accept_inbound(int fd);
+  // Reads the first bytes of `fd` (at most `wait`), then hands its protocol to `then`, unless
+  // the worker started draining meanwhile (the socket is closed).
+  void detect(int fd, config::Millis wait, std::function<void(proxy::Protocol)> then);
   void start_inbound(int fd, const config::SocketAddress& destination, proxy::Protocol protocol);
   // The context of the calls to the app at `destination` (its pod IP and port): a one-endpoint
   // cluster of this worker, made on the first connection to it.
