@@ -108,6 +108,16 @@ std::pair<int, std::string> http_get(uint16_t port, const std::string& path) {
   return h2mesh_test_fakes::http_request(port, "GET", path);
 }
 
+std::optional<uint64_t> metric(uint16_t admin_port, const std::string& series) {
+  auto [status, body] = http_get(admin_port, "/metrics");
+  if (status != 200) return std::nullopt;
+  const std::string start = series + " ";
+  size_t at = body.compare(0, start.size(), start) == 0 ? 0 : body.find("\n" + start);
+  if (at != 0 && at != std::string::npos) ++at;  // past the newline
+  if (at == std::string::npos) return std::nullopt;
+  return std::stoull(body.substr(at + start.size()));
+}
+
 std::string backend_of(const std::string& message) {
   static const std::regex re(R"(^Hello from ([^,]+),)");
   std::smatch m;

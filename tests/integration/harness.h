@@ -65,6 +65,9 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& target);
 
 // Plain HTTP/1.1 GET against the admin port; returns {status, body}.
 std::pair<int, std::string> http_get(uint16_t port, const std::string& path);
+// The value of one sample of h2mesh's /metrics, `series` being the name and labels as written
+// (e.g. h2mesh_cluster_calls_total{cluster="greeter"}); nullopt when the series is not there.
+std::optional<uint64_t> metric(uint16_t admin_port, const std::string& series);
 
 // The backend id in "Hello from <id>, ...".
 std::string backend_of(const std::string& message);

@@ -14,13 +14,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint64_t metric(uint16_t admin_port, const std::string& name_and_labels) {
-  auto [code, body] = http_get(admin_port, "/metrics");
-  size_t at = body.find("\n" + name_and_labels + " ");
-  if (at == std::string::npos) return UINT64_MAX;
-  return std::stoull(body.substr(at + name_and_labels.size() + 2));
-}
-
 // Calls with :authority limited.example use route 0 (limited); the others the default route.
 std::string limited_config(const std::string& endpoint, const std::string& route_limit,
                            const std::string& listener_limit = "") {

@@ -21,13 +21,6 @@ std::string endpoint_state(uint16_t admin_port, const std::string& address) {
   return std::regex_search(body, m, re) ? std::string(m[1]) : std::string();
 }
 
-uint64_t metric(uint16_t admin_port, const std::string& name_and_labels) {
-  auto [code, body] = http_get(admin_port, "/metrics");
-  size_t at = body.find("\n" + name_and_labels + " ");
-  if (at == std::string::npos) return UINT64_MAX;
-  return std::stoull(body.substr(at + name_and_labels.size() + 2));
-}
-
 size_t failures(const std::vector<SteadyLoad::Result>& r, size_t from = 0) {
   size_t n = 0;
   for (size_t i = from; i < r.size(); ++i) n += !r[i].ok;

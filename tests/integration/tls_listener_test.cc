@@ -57,20 +57,10 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// The value of one sample of h2mesh's /metrics (0 when absent).
-uint64_t metric(uint16_t admin_port, const std::string& series) {
-  auto [status, body] = http_get(admin_port, "/metrics");
-  EXPECT_EQ(status, 200);
-  std::istringstream lines(body);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stoull(line.substr(series.size() + 1));
-  return 0;
-}
-
 uint64_t handshakes(uint16_t admin_port, const std::string& result) {
   return metric(admin_port,
-                "h2mesh_tls_handshakes_total{listener=\"tls\",result=\"" + result + "\"}");
+                "h2mesh_tls_handshakes_total{listener=\"tls\",result=\"" + result + "\"}")
+      .value_or(0);
 }
 
 struct TlsFiles {
@@ -379,7 +369,8 @@ TEST_F(TlsListenerTest, ExpiredServingCertificateFailsClientsAndReadiness) {
       metric(proxy_.admin_port,
              "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
              "cert=\"" +
-                 crt("expired") + "\"}");
+                 crt("expired") + "\"}")
+          .value_or(0);
   EXPECT_GT(not_after, 0u);
   EXPECT_LT(not_after, static_cast<uint64_t>(::time(nullptr)));
 }
@@ -392,7 +383,8 @@ TEST_F(TlsListenerTest, ReadyAndExpiryMetricWithValidCertificate) {
       metric(proxy_.admin_port,
              "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
              "cert=\"" +
-                 crt("server") + "\"}");
+                 crt("server") + "\"}")
+          .value_or(0);
   EXPECT_GT(not_after, static_cast<uint64_t>(::time(nullptr)));
 }
 
@@ -516,7 +508,8 @@ TEST_F(TlsListenerTest, RotationUnderLoadFailsNoCall) {
       metric(proxy_.admin_port,
              "h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"listener/tls\","
              "cert=\"" +
-                 secret + "/tls.crt\"}");
+                 secret + "/tls.crt\"}")
+          .value_or(0);
   EXPECT_GT(not_after, 0u);
 }
 
