@@ -81,7 +81,7 @@ struct Options {
   std::string mtls_secret_prefix{kDefaultMtlsSecretPrefix};
   // The inbound mode for pods without an h2mesh.io/mtls-mode annotation: "strict",
   // "permissive", or "" (nothing set: the sidecar's default, permissive).
-  std::string mtls_mode;
+  std::string mtls_mode{};
 };
 
 // "csi" or "secret" (the --mtls-source flag); false for anything else.
