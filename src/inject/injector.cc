@@ -98,7 +98,7 @@ struct PodSettings {
   std::optional<bool> mtls;  // the pod's h2mesh.io/mtls; unset: the options decide
   std::string mtls_mode;     // the pod's h2mesh.io/mtls-mode; "": the options decide
   std::string mtls_secret;   // the pod's h2mesh.io/mtls-secret; "": the options decide
-  std::string skip_ports;  // as given, for h2mesh-init's flags
+  std::string skip_ports;    // as given, for h2mesh-init's flags
   std::string skip_cidrs;
   std::string opaque_ports;
   std::string log_level;
@@ -316,8 +316,9 @@ Result<std::string> mtls_secret_name(const Json& spec, const Options& options,
   }
   const std::string name = options.mtls_secret_prefix + account;
   if (!is_dns_subdomain(name))
-    return invalid("spec." + std::string(from) + ": '" + account + "': the pod's mesh certificate " +
-                   "Secret would be named '" + name + "', but " + kSubdomainRule);
+    return invalid("spec." + std::string(from) + ": '" + account +
+                   "': the pod's mesh certificate Secret would be named '" + name + "', but " +
+                   kSubdomainRule);
   return name;
 }
 

@@ -70,8 +70,8 @@ const std::vector<Command>& commands() {
        "      (no certificate volume) unless a pod asks (h2mesh.io/mtls: enabled);\n"
        "      --mtls-mode: inbound mode of pods without an h2mesh.io/mtls-mode annotation;\n"
        "      --mtls-source: the pods' certificates from cert-manager's csi-driver (csi, default)\n"
-       "      or from the Secret PREFIX<serviceAccountName> (secret; default prefix h2mesh-mesh-tls-,\n"
-       "      deploy/mesh-certs/make-mesh-certs.sh writes them)",
+       "      or from the Secret PREFIX<serviceAccountName> (secret; default PREFIX\n"
+       "      h2mesh-mesh-tls-, as deploy/mesh-certs/make-mesh-certs.sh writes them)",
        {"-f", "--image", "--output", "--mtls-mode", "--mtls-source", "--mtls-secret-prefix"},
        {"--legacy-sidecar", "--no-mtls"}},
       {"uninject", "[-f FILE|-] [--output yaml|json]",
@@ -201,7 +201,8 @@ int read_mtls_source(const std::string& where, std::map<std::string, std::string
                      h2mesh::inject::Options* options) {
   if (flags.count("--mtls-source") &&
       !h2mesh::inject::parse_mtls_source(flags["--mtls-source"], &options->mtls_source))
-    return usage_error(where, "--mtls-source: '" + flags["--mtls-source"] + "' is not csi or secret",
+    return usage_error(where,
+                       "--mtls-source: '" + flags["--mtls-source"] + "' is not csi or secret",
                        flags["--mtls-source"], {"csi", "secret"});
   if (flags.count("--mtls-secret-prefix")) {
     if (options->mtls_source != h2mesh::inject::MtlsSource::Secret)
