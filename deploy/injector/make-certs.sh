@@ -44,50 +44,33 @@ fi
 command -v openssl >/dev/null || { echo "make-certs.sh: needs openssl" >&2; exit 1; }
 $apply && { command -v kubectl >/dev/null || { echo "make-certs.sh: needs kubectl" >&2; exit 1; }; }
 [[ -f "$template" ]] || { echo "make-certs.sh: missing $template" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../lib/pki.sh
+source "$here/../lib/pki.sh"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 umask 077
 
 dns="$service.$namespace.svc"
-# The CA: only signs certificates (keyCertSign), valid a little longer than what it signs.
-openssl ecparam -name prime256v1 -genkey -noout -out "$work/ca.key"
-openssl req -x509 -new -sha256 -key "$work/ca.key" -days "$((days + 1))" \
-  -subj "/CN=h2mesh sidecar injector CA" \
-  -addext "basicConstraints=critical,CA:TRUE" \
-  -addext "keyUsage=critical,keyCertSign,cRLSign" \
-  -out "$work/ca.crt" 2>/dev/null
+# The CA: valid a little longer than what it signs.
+pki_new_ca "$work/ca.key" "$work/ca.crt" "h2mesh sidecar injector CA" "$((days + 1))"
 # The serving certificate: the name the API server dials (the Service's DNS name) in the SAN;
 # the API server ignores the CN.
-openssl ecparam -name prime256v1 -genkey -noout -out "$work/tls.key"
-openssl req -new -sha256 -key "$work/tls.key" -subj "/CN=$dns" -out "$work/tls.csr"
 cat > "$work/ext.cnf" <<EXT
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:$dns,DNS:$dns.cluster.local,DNS:$service.$namespace
 EXT
-openssl x509 -req -sha256 -in "$work/tls.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
-  -CAcreateserial -days "$days" -extfile "$work/ext.cnf" -out "$work/tls.crt" 2>/dev/null
-openssl verify -CAfile "$work/ca.crt" "$work/tls.crt" >/dev/null
+pki_sign_leaf "$work/ca.key" "$work/ca.crt" "$work/tls.key" "$work/tls.crt" "$dns" "$days" \
+  "$work/ext.cnf"
 rm -f "$work/ca.key"
 
 b64() { base64 -w0 < "$1"; }
 {
   echo "# Written by deploy/injector/make-certs.sh: the webhook's serving certificate ($dns),"
   echo "# valid $days days from $(date -u +%Y-%m-%d)."
-  echo "apiVersion: v1"
-  echo "kind: Secret"
-  echo "metadata:"
-  echo "  name: $secret"
-  echo "  namespace: $namespace"
-  echo "  labels:"
-  echo "    app.kubernetes.io/part-of: h2mesh"
-  echo "type: kubernetes.io/tls"
-  echo "data:"
-  echo "  tls.crt: $(b64 "$work/tls.crt")"
-  echo "  tls.key: $(b64 "$work/tls.key")"
-  echo "  ca.crt: $(b64 "$work/ca.crt")"
+  pki_tls_secret "$secret" "$namespace" "$work/tls.crt" "$work/tls.key" "$work/ca.crt"
 } > "$work/h2mesh-webhook-tls.yaml"
 ca_bundle="$(b64 "$work/ca.crt")"
 grep -q '^      caBundle: ""$' "$template" || {

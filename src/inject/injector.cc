@@ -18,6 +18,28 @@ Error invalid(std::string message) {
 
 std::string port_text(uint16_t port) { return std::to_string(port); }
 
+// A Kubernetes object name such as a Secret's (RFC 1123 subdomain): at most 253 characters,
+// dot-separated labels of lowercase letters, digits and '-' that start and end alphanumeric.
+bool is_dns_subdomain(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('.', start);
+    if (end == std::string_view::npos) end = name.size();
+    std::string_view label = name.substr(start, end - start);
+    if (label.empty() || !alnum(label.front()) || !alnum(label.back())) return false;
+    for (char c : label)
+      if (!alnum(c) && c != '-') return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+constexpr char kSubdomainRule[] =
+    "a Secret name is lowercase letters, digits, '-' and '.', starts and ends with a letter or "
+    "digit, at most 253 characters";
+
 // The annotations map of `pod`, or null when there is none. An error when it is not a map.
 Result<const Json*> annotations_of(const Json& pod) {
   auto metadata = pod.find("metadata");
@@ -75,7 +97,8 @@ struct PodSettings {
   bool disabled = false;
   std::optional<bool> mtls;  // the pod's h2mesh.io/mtls; unset: the options decide
   std::string mtls_mode;     // the pod's h2mesh.io/mtls-mode; "": the options decide
-  std::string skip_ports;  // as given, for h2mesh-init's flags
+  std::string mtls_secret;   // the pod's h2mesh.io/mtls-secret; "": the options decide
+  std::string skip_ports;    // as given, for h2mesh-init's flags
   std::string skip_cidrs;
   std::string opaque_ports;
   std::string log_level;
@@ -119,6 +142,19 @@ Result<PodSettings> read_settings(const Json* annotations) {
     if (**mode != "strict" && **mode != "permissive")
       return bad(kMtlsModeAnnotation, **mode, "expected strict or permissive");
     s.mtls_mode = **mode;
+  }
+  auto secret = value_of(kMtlsSecretAnnotation);
+  if (!secret.ok()) return secret.error();
+  if (*secret) {
+    if (!is_dns_subdomain(**secret)) return bad(kMtlsSecretAnnotation, **secret, kSubdomainRule);
+    // A pod that names its certificate's Secret wants mesh mTLS; also saying it does not is a
+    // mistake to point out rather than to settle silently either way.
+    if (s.mtls == false)
+      return invalid("annotation " + std::string(kMtlsSecretAnnotation) + ": '" + **secret +
+                     "': names the pod's mesh certificate, but " + std::string(kMtlsAnnotation) +
+                     " is disabled (remove one of them)");
+    s.mtls = true;
+    s.mtls_secret = **secret;
   }
   auto ports = value_of("h2mesh.io/skip-outbound-ports");
   if (!ports.ok()) return ports.error();
@@ -257,6 +293,35 @@ bool runs_to_completion(const Json& pod, const Json& spec) {
 
 bool mtls_on(const Options& options, const PodSettings& s) { return s.mtls.value_or(options.mtls); }
 
+// The Secret the pod's mesh certificate comes from, or "" for cert-manager's csi-driver. With
+// MtlsSource::Secret it is derived from the service account the pod runs as, which the webhook
+// sees on the pod (the API server's ServiceAccount admission has set it by then) and which is
+// what the certificate's SPIFFE ID names: "default" when the spec names none.
+Result<std::string> mtls_secret_name(const Json& spec, const Options& options,
+                                     const PodSettings& s) {
+  if (!mtls_on(options, s)) return std::string();
+  if (!s.mtls_secret.empty()) return s.mtls_secret;
+  if (options.mtls_source != MtlsSource::Secret) return std::string();
+  std::string account = "default";
+  const char* from = "serviceAccountName";
+  // serviceAccount is the deprecated spelling, used by Kubernetes when serviceAccountName is
+  // not set.
+  for (const char* field : {"serviceAccount", "serviceAccountName"}) {
+    auto it = spec.find(field);
+    if (it == spec.end() || it->is_null()) continue;
+    if (!it->is_string()) return invalid("spec." + std::string(field) + ": not a string");
+    if (it->get<std::string>().empty()) continue;
+    account = it->get<std::string>();
+    from = field;
+  }
+  const std::string name = options.mtls_secret_prefix + account;
+  if (!is_dns_subdomain(name))
+    return invalid("spec." + std::string(from) + ": '" + account +
+                   "': the pod's mesh certificate Secret would be named '" + name + "', but " +
+                   kSubdomainRule);
+  return name;
+}
+
 Json init_container(const Options& options, const PodSettings& s) {
   Json args = Json::array({"iptables", "install", "--proxy-uid", std::to_string(kProxyUid),
                            "--outbound-port", port_text(kOutboundPort), "--admin-port",
@@ -381,10 +446,20 @@ Json proxy_container(const Options& options, const PodSettings& s) {
   return c;
 }
 
-// The pod's mesh certificate: cert-manager's csi-driver makes a key in the pod's volume and has
-// it signed by the mesh issuer, with the pod's SPIFFE ID (the driver fills in the pod's
-// namespace and service account), readable by the proxy's group, renewed before it expires.
-Json tls_volume(const Options& options) {
+// The pod's mesh certificate. From a Secret (`secret` not empty): the kubelet updates the files
+// when the Secret changes (a symlink swap the sidecar's reload follows). The files are root's
+// unless the pod sets fsGroup, and the proxy runs as uid and gid 1337 without capabilities, so
+// they must be world-readable (0444) for it to read the key; that does not widen who can read
+// it, because only the proxy container mounts the volume. Setting the pod's fsGroup instead
+// would change what the user wrote and make the kubelet chown every volume of the pod.
+// From cert-manager's csi-driver otherwise: it makes a key in the pod's volume and has it signed
+// by the mesh issuer, with the pod's SPIFFE ID (the driver fills in the pod's namespace and
+// service account), readable by the proxy's group, renewed before it expires.
+Json tls_volume(const Options& options, const std::string& secret) {
+  if (!secret.empty()) {
+    Json source = Json::object({{"secretName", secret}, {"defaultMode", 0444}});
+    return Json::object({{"name", kTlsVolumeName}, {"secret", std::move(source)}});
+  }
   Json attributes = Json::object();
   attributes["csi.cert-manager.io/issuer-name"] = options.mtls_issuer;
   attributes["csi.cert-manager.io/issuer-kind"] = options.mtls_issuer_kind;
@@ -468,6 +543,26 @@ bool remove_named(Json& spec, const char* field, std::string_view name) {
 
 }  // namespace
 
+bool parse_mtls_source(std::string_view text, MtlsSource* out) {
+  if (text == "csi") {
+    *out = MtlsSource::Csi;
+  } else if (text == "secret") {
+    *out = MtlsSource::Secret;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+Result<void> check_options(const Options& options) {
+  // Any service account name appended must be able to make a valid name: the prefix followed by
+  // a one-letter name must already be one.
+  if (!is_dns_subdomain(options.mtls_secret_prefix + "a"))
+    return invalid("'" + options.mtls_secret_prefix + "' cannot begin a Secret name (" +
+                   kSubdomainRule + ")");
+  return {};
+}
+
 Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
   if (!pod.is_object()) return invalid("not a map");
   auto annotations = annotations_of(pod);
@@ -497,6 +592,8 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
                          "exits, so it would never complete; use native sidecars (no "
                          "--legacy-sidecar, Kubernetes 1.29 or later)"};
   if (auto conflict = check_conflicts(spec); !conflict.ok()) return conflict.error();
+  auto secret = mtls_secret_name(spec, options, *settings);
+  if (!secret.ok()) return secret.error();
 
   // Everything checked: from here on nothing fails, so an error never leaves a half-done pod.
   // (An ordered_json object is a vector: adding a key moves its values, so no reference into
@@ -532,7 +629,7 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
   volumes.push_back(kube_api_volume());
   volumes.push_back(
       Json::object({{"name", kXtablesVolumeName}, {"emptyDir", Json::object()}}));
-  if (mtls_on(options, *settings)) volumes.push_back(tls_volume(options));
+  if (mtls_on(options, *settings)) volumes.push_back(tls_volume(options, *secret));
   return InjectOutcome{Outcome::Injected, {}};
 }
 

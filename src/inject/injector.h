@@ -36,17 +36,31 @@ inline constexpr std::string_view kVolumeName = "h2mesh-kube-api";
 // An emptyDir at h2mesh-init's /run: iptables' legacy backend takes its lock in
 // /run/xtables.lock, which a read-only root filesystem would refuse.
 inline constexpr std::string_view kXtablesVolumeName = "h2mesh-xtables-lock";
-// Mesh mTLS: the pod's certificate from cert-manager's csi-driver (a CSI inline volume: each
-// pod gets its own key and certificate, with its SPIFFE ID as URI SAN, renewed by the driver).
+// Mesh mTLS: the pod's certificate, from cert-manager's csi-driver (a CSI inline volume: each
+// pod gets its own key and certificate, with its SPIFFE ID as URI SAN, renewed by the driver) or
+// from a Secret of its service account (MtlsSource::Secret). Same name and path either way.
 inline constexpr std::string_view kTlsVolumeName = "h2mesh-tls";
 inline constexpr std::string_view kTlsMountPath = "/var/run/h2mesh/tls";
 inline constexpr std::string_view kMtlsAnnotation = "h2mesh.io/mtls";  // enabled | disabled
 // strict | permissive: whether the pod's sidecar also takes clear text inbound (permissive, the
 // sidecar's default) or only mesh mTLS. Also a namespace label for the webhook.
 inline constexpr std::string_view kMtlsModeAnnotation = "h2mesh.io/mtls-mode";
+// The name of a Secret (tls.crt, tls.key, ca.crt) in the pod's namespace to mount as the pod's
+// mesh certificate, whatever Options::mtls_source says; implies mesh mTLS for the pod.
+inline constexpr std::string_view kMtlsSecretAnnotation = "h2mesh.io/mtls-secret";
+// What deploy/mesh-certs/make-mesh-certs.sh names a service account's Secret: prefix + name.
+inline constexpr std::string_view kDefaultMtlsSecretPrefix = "h2mesh-mesh-tls-";
 
 inline constexpr std::string_view kInjectAnnotation = "h2mesh.io/inject";  // enabled | disabled
 inline constexpr std::string_view kStatusAnnotation = "h2mesh.io/inject-status";
+
+// Where an injected pod's mesh certificate comes from, unless its h2mesh.io/mtls-secret
+// annotation names a Secret.
+enum class MtlsSource {
+  Csi,     // cert-manager's csi-driver, from mtls_issuer (deploy/cert-manager/mesh-ca.yaml)
+  Secret,  // the Secret <mtls_secret_prefix><the pod's serviceAccountName> of the pod's namespace
+           // (deploy/mesh-certs/make-mesh-certs.sh writes them)
+};
 
 struct Options {
   std::string image{kDefaultImage};
@@ -60,10 +74,24 @@ struct Options {
   // The cert-manager issuer of the pods' certificates.
   std::string mtls_issuer = "h2mesh-mesh-ca";
   std::string mtls_issuer_kind = "ClusterIssuer";
+  MtlsSource mtls_source = MtlsSource::Csi;
+  // With MtlsSource::Secret: the Secret's name is this + the pod's service account's name (one
+  // Secret per service account, as the SPIFFE ID is per service account). check_options says
+  // whether it can begin a Secret name.
+  std::string mtls_secret_prefix{kDefaultMtlsSecretPrefix};
   // The inbound mode for pods without an h2mesh.io/mtls-mode annotation: "strict",
   // "permissive", or "" (nothing set: the sidecar's default, permissive).
-  std::string mtls_mode;
+  std::string mtls_mode{};
 };
+
+// "csi" or "secret" (the --mtls-source flag); false for anything else.
+bool parse_mtls_source(std::string_view text, MtlsSource* out);
+
+// Options a user set that no pod could be injected with: an error (InvalidArgument). Today only
+// mtls_secret_prefix is checked (the message starts with its value: "'Certs_' cannot begin a
+// Secret name (...)"). Called once when the options are read (the commands turn it into a usage
+// error naming the flag), so each inject_pod does not repeat it.
+Result<void> check_options(const Options& options);
 
 enum class Outcome {
   Injected,
@@ -81,7 +109,8 @@ struct InjectOutcome {
 // Skipped or AlreadyInjected, `pod` is unchanged. An error (InvalidArgument, message naming the
 // field) for an annotation with a bad value or a pod the sidecar cannot work in (a container
 // already on port 9901 or 15001, an app running as uid 1337, a foreign h2mesh-kube-api or
-// h2mesh-xtables-lock volume); `pod` is then unchanged too.
+// h2mesh-xtables-lock volume, a service account whose Secret name would be invalid); `pod` is
+// then unchanged too.
 //
 // With legacy_sidecar, a pod that runs to completion (restartPolicy Never or OnFailure, as every
 // Job's, or owned by a Job) is Skipped: a regular sidecar container never exits.

@@ -2,7 +2,8 @@
 """`h2mesh inject` produces pod specs Kubernetes would accept: every manifest of
 deploy/grpcdemo/, tests/deploy/testdata/workloads.yaml (every workload kind, the user's own init
 containers, every annotation the injector reads) and the injector's golden inputs
-(tests/unit/inject/golden/*.in.yaml) are injected, native and --legacy-sidecar, and each result
+(tests/unit/inject/golden/*.in.yaml) are injected, native, --legacy-sidecar and with
+certificates from Secrets (--mtls-source secret), and each result
 is validated by tests/deploy/pod_schema.py (python3-kubernetes' API models plus the API server's
 validation rules). Each injected pod is also checked to hold the contract's containers in the
 contract's order, so an injection that silently did nothing cannot pass.
@@ -58,7 +59,23 @@ def names(containers):
     return [c.get("name") for c in containers or []]
 
 
-def shape_errors(original, injected, legacy, where):
+def tls_volume_errors(m0, s0, s1, secret_source, where):
+    """Where the pod's mesh certificate comes from: the Secret its annotation names, else with
+    --mtls-source secret its service account's Secret, else cert-manager's csi-driver."""
+    vol = next((v for v in s1.get("volumes") or [] if v.get("name") == "h2mesh-tls"), None)
+    if vol is None:
+        return []
+    named = (m0.get("annotations") or {}).get("h2mesh.io/mtls-secret")
+    account = s0.get("serviceAccountName") or s0.get("serviceAccount") or "default"
+    want = named or ("h2mesh-mesh-tls-" + account if secret_source else None)
+    if want is None:
+        return [] if "csi" in vol else [f"{where}: h2mesh-tls is not the csi-driver's: {vol}"]
+    if (vol.get("secret") or {}).get("secretName") != want:
+        return [f"{where}: h2mesh-tls {vol}, expected Secret {want}"]
+    return []
+
+
+def shape_errors(original, injected, legacy, where, secret_source=False):
     """The contract's additions, in its order, and nothing of the user's lost."""
     out = []
     before = pod_templates(original)
@@ -93,6 +110,7 @@ def shape_errors(original, injected, legacy, where):
         ours = ["h2mesh-kube-api", "h2mesh-xtables-lock"] + (["h2mesh-tls"] if mtls else [])
         if vols != names(s0.get("volumes")) + ours:
             out.append(f"{where}: volumes {vols}")
+        out += tls_volume_errors(m0, s0, s1, secret_source, where)
     return out
 
 
@@ -110,10 +128,11 @@ def main():
     for path in inputs:
         rel = path.relative_to(source) if path.is_relative_to(source) else path
         originals = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-        for legacy in (False, True):
-            mode = "--legacy-sidecar" if legacy else "native"
-            argv = [args.h2mesh, "inject", "-f", str(path)] + (["--legacy-sidecar"] if legacy
-                                                                else [])
+        for legacy, secret_source in ((False, False), (True, False), (False, True)):
+            flags = (["--legacy-sidecar"] if legacy else []) + \
+                (["--mtls-source", "secret"] if secret_source else [])
+            mode = " ".join(flags) or "native"
+            argv = [args.h2mesh, "inject", "-f", str(path)] + flags
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
             problems = []
             if proc.returncode != 0:
@@ -129,7 +148,7 @@ def main():
                     before = {where_of(m) for m in pod_schema.object_errors(o)[0]}
                     e, _ = pod_schema.object_errors(d)
                     problems += [m for m in e if where_of(m) not in before]
-                    problems += shape_errors(o, d, legacy, f"document {i + 1}")
+                    problems += shape_errors(o, d, legacy, f"document {i + 1}", secret_source)
                     injected_pods += sum(1 for m, _ in pod_templates(d)
                                          if STATUS in (m.get("annotations") or {}))
             name = f"{rel} ({mode}): injected pods are valid Kubernetes"
@@ -140,7 +159,7 @@ def main():
                 passed += 1
                 print(f"ok   {name}")
     # The checks above ran on real injections, not on inputs passed through unchanged.
-    if injected_pods >= 2 * 4:
+    if injected_pods >= 3 * 4:
         passed += 1
         print(f"ok   {injected_pods} injected pod templates validated")
     else:

@@ -439,6 +439,18 @@ def _volume_errors(volumes, where):
         found = [s for s in sources if v.get(s) is not None]
         if len(found) != 1:
             out.append(f"{vw}: must specify exactly one volume source, has {found or 'none'}")
+        # Secret and ConfigMap volumes: the object's name is required, and file modes are
+        # permission bits (0 to 0777; YAML's 0444 is octal, JSON's 292 decimal, both fine).
+        for k, name_key in (("secret", "secretName"), ("configMap", "name")):
+            src = v.get(k)
+            if not isinstance(src, dict):
+                continue
+            if not src.get(name_key):
+                out.append(f"{vw}.{k}.{name_key}: required")
+            mode = src.get("defaultMode")
+            if isinstance(mode, int) and not 0 <= mode <= 0o777:
+                out.append(f"{vw}.{k}.defaultMode: {mode} must be a number between 0 and 0777 "
+                           f"(octal), both inclusive")
         for j, item in enumerate(_listing(_mapping(v.get("downwardAPI")).get("items"))):
             if isinstance(item, dict) and isinstance(item.get("fieldRef"), dict):
                 out += _field_ref_errors(item["fieldRef"], VOLUME_FIELD_PATHS,

@@ -142,6 +142,14 @@ BAD = [
     ("volume with two sources",
      _with(lambda p: p["spec"]["volumes"][0].update(emptyDir={})),
      "volumes[0]: must specify exactly one volume source"),
+    ("Secret volume without secretName",
+     _with(lambda p: p["spec"]["volumes"].append({"name": "h2mesh-tls", "secret": {
+         "defaultMode": 0o444}})),
+     "volumes[1].secret.secretName: required"),
+    ("Secret volume with a mode beyond 0777 (644 in decimal, meant as octal)",
+     _with(lambda p: p["spec"]["volumes"].append({"name": "h2mesh-tls", "secret": {
+         "secretName": "h2mesh-mesh-tls-default", "defaultMode": 644}})),
+     "volumes[1].secret.defaultMode: 644 must be a number between 0 and 0777"),
     ("volumeMount naming no volume",
      _with(lambda p: proxy(p)["volumeMounts"][0].update(name="kube-api")),
      "volumeMounts[0].name: volume 'kube-api' is not in spec.volumes"),

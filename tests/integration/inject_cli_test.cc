@@ -138,6 +138,54 @@ TEST_F(InjectCliTest, UsageMistakesExitTwo) {
   }
 }
 
+// Clusters without cert-manager: `--mtls-source secret` mounts each pod's service-account
+// Secret (deploy/mesh-certs/make-mesh-certs.sh writes them); the flags' mistakes are usage errors
+// naming the flag, for inject and webhook alike.
+TEST_F(InjectCliTest, MtlsSourceSecretMountsTheServiceAccountsSecret) {
+  std::string deployment = kDeployment;
+  deployment.replace(deployment.find("      containers:"), 0,
+                     "      serviceAccountName: web-frontend\n");
+  auto r = h2mesh({"inject", "--mtls-source", "secret", "--mtls-secret-prefix", "mesh-",
+                   "--output", "json"},
+                  deployment);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json volumes =
+      nlohmann::json::parse(r.out)["spec"]["template"]["spec"]["volumes"];
+  EXPECT_EQ(volumes.back(), nlohmann::json::parse(R"({"name":"h2mesh-tls","secret":{
+                "secretName":"mesh-web-frontend","defaultMode":292}})"));
+  // The default prefix, and the default source (the csi-driver).
+  r = h2mesh({"inject", "--mtls-source", "secret"}, deployment);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("secretName: h2mesh-mesh-tls-web-frontend"), std::string::npos) << r.out;
+  r = h2mesh({"inject"}, deployment);
+  EXPECT_NE(r.out.find("driver: csi.cert-manager.io"), std::string::npos) << r.out;
+
+  for (const std::string command : {"inject", "webhook"}) {
+    std::vector<std::string> base = {command};
+    if (command == "webhook") base = {"webhook", "--cert", "c.pem", "--key", "k.pem"};
+    auto with = [&](std::vector<std::string> extra) {
+      std::vector<std::string> args = base;
+      args.insert(args.end(), extra.begin(), extra.end());
+      return h2mesh(args);
+    };
+    r = with({"--mtls-source", "secrets"});
+    EXPECT_EQ(r.exit_code, 2) << command;
+    EXPECT_NE(r.err.find("--mtls-source: 'secrets' is not csi or secret (did you mean secret?)"),
+              std::string::npos)
+        << r.err;
+    r = with({"--mtls-secret-prefix", "mesh-"});
+    EXPECT_EQ(r.exit_code, 2) << command;
+    EXPECT_NE(r.err.find("--mtls-secret-prefix needs --mtls-source secret"), std::string::npos)
+        << r.err;
+    r = with({"--mtls-source", "secret", "--mtls-secret-prefix", "Mesh_"});
+    EXPECT_EQ(r.exit_code, 2) << command;
+    EXPECT_NE(r.err.find("--mtls-secret-prefix: 'Mesh_' cannot begin a Secret name"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
 // What the injected containers run is accepted by this h2mesh: the init container's flags
 // (with both skip annotations) by `iptables install --dry-run`, the proxy's environment by
 // `run --mesh` (a bad H2MESH_OPAQUE_PORTS is refused naming the flag, as the annotation is).

@@ -93,10 +93,43 @@ class InjectedPodTest : public MeshTest {
     return pod;
   }
 
-  // What the kubelet executes for `container` of `pod`.
+  // The directory the kubelet would mount for the volume `name` of `pod` at /var/run/h2mesh/tls.
+  std::string mesh_certificate(const Json& pod, const std::string& name) {
+    for (const Json& volume : pod["spec"]["volumes"])
+      if (volume["name"] == name && member(volume, "secret")) return secret_volume(pod, volume);
+    return csi_volume(pod);
+  }
+
+  // A Secret volume as the kubelet materialises one: the Secret's keys as files owned by root
+  // (the pod sets no fsGroup) with the volume's defaultMode (Kubernetes' default 0644 without
+  // one), in a directory anyone may enter. The Secret is what deploy/mesh-certs/
+  // make-mesh-certs.sh writes for the pod's service account; the proxy, uid 1337, must read it.
+  std::string secret_volume(const Json& pod, const Json& volume) {
+    const std::string account = pod["spec"].value("serviceAccountName", std::string("default"));
+    EXPECT_EQ(volume["secret"]["secretName"], "h2mesh-mesh-tls-" + account)
+        << "make-mesh-certs.sh names the Secret of a service account so";
+    const std::string pki = dir() + "/mesh-secrets";
+    const std::string out = pki + "/volume";
+    if (std::filesystem::exists(out + "/tls.crt")) return out;
+    auto r = h2mesh::run_command(
+        {"/usr/bin/python3", std::string(H2MESH_SOURCE_DIR) + "/tests/fakes/mesh_certs_files.py",
+         "--script", std::string(H2MESH_SOURCE_DIR) + "/deploy/mesh-certs/make-mesh-certs.sh",
+         "--dir", pki, "pod=" + std::string(kNamespace) + "/" + account});
+    EXPECT_TRUE(r.ok() && r->exit_code == 0) << (r.ok() ? r->err : r.error().message);
+    std::filesystem::create_directories(out);
+    const int mode = volume["secret"].value("defaultMode", 0644);
+    for (auto [from, to] : {std::pair{"pod.crt", "tls.crt"}, {"pod.key", "tls.key"},
+                            {"meshca.crt", "ca.crt"}}) {
+      std::filesystem::copy_file(pki + "/" + from, out + "/" + to);
+      chmod((out + "/" + to).c_str(), static_cast<mode_t>(mode));
+    }
+    for (const std::string& d : {pki, out}) chmod(d.c_str(), 0755);
+    return out;
+  }
+
   // The directory the csi-driver would mount for `pod`: tls.crt, tls.key and ca.crt (one test
   // mesh CA for every pod), readable by the proxy's uid.
-  std::string mesh_certificate(const Json& pod) {
+  std::string csi_volume(const Json& pod) {
     const std::string pki = dir() + "/mesh-pki";
     const std::string name = pod["metadata"].value("name", std::string("pod"));
     const std::string out = pki + "/" + name;
@@ -121,6 +154,7 @@ class InjectedPodTest : public MeshTest {
     return out;
   }
 
+  // What the kubelet executes for `container` of `pod`.
   std::vector<std::string> container_argv(const Json& pod, const Json& container) {
     const Json& spec = pod["spec"];
     std::vector<std::string> words;
@@ -171,8 +205,9 @@ class InjectedPodTest : public MeshTest {
         if (path == "/run") continue;
         if (path == "/var/run/h2mesh/tls") {
           // cert-manager's csi-driver: the pod's own key and certificate from the mesh CA, with
-          // its SPIFFE ID, made here by the test CA; the spec's env names the files in the mount.
-          const std::string files = mesh_certificate(pod);
+          // its SPIFFE ID, made here by the test CA; or the Secret of a Secret volume. The
+          // spec's env names the files in the mount.
+          const std::string files = mesh_certificate(pod, mount["name"].get<std::string>());
           for (const char* name : {"tls.crt", "tls.key", "ca.crt"}) {
             const std::string var = std::string(name) == "tls.crt"   ? "H2MESH_MESH_CERT"
                                     : std::string(name) == "tls.key" ? "H2MESH_MESH_KEY"
@@ -356,6 +391,39 @@ TEST_F(InjectedPodTest, NativeSidecarStartsFirstAndTheAppsCallsAreBalanced) {
   expect_spread(counts, 24, {1, 2, 3, 4});
 
   // The app exited: the kubelet stops the sidecar, which goes at once (nothing left to drain).
+  stop_sidecar(pod, *sidecars[0]);
+}
+
+// A cluster without cert-manager: `--mtls-source secret` mounts the service account's Secret from
+// make-mesh-certs.sh with mode 0444, root's files, and the proxy (uid 1337) starts with them.
+TEST_F(InjectedPodTest, SecretSourcedMeshCertificateIsReadByTheProxy) {
+  std::string manifest = client_pod_manifest(
+      R"([greeter, call, --target, "greeter.grpcdemo.svc.cluster.local:50051", -n, "8"])");
+  manifest.replace(manifest.find("spec:\n") + 6, 0, "  serviceAccountName: greeter-client\n");
+  Json pod = inject(manifest, {"--mtls-source", "secret"});
+  ASSERT_TRUE(pod.is_object());
+  ASSERT_EQ(pod["spec"]["volumes"].back()["secret"]["secretName"],
+            "h2mesh-mesh-tls-greeter-client")
+      << pod.dump(2);
+  auto sidecars = run_init_containers(pod, [](const std::string&, CallCounts) {});
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(sidecars.size(), 1u);
+  // The sidecar serves the Secret's certificate: its expiry is on /metrics.
+  auto metrics = h2mesh::lab::http_get_in(client().netns, "127.0.0.1", 9901, "/metrics", 10000);
+  ASSERT_TRUE(metrics.ok()) << metrics.error().message;
+  EXPECT_NE(metrics->body.find("h2mesh_tls_certificate_expiry_timestamp_seconds{owner=\"mesh\",cert=\"" +
+                               dir() + "/mesh-secrets/volume/tls.crt\"}"),
+            std::string::npos)
+      << metrics->body << sidecars[0]->read_all(Subprocess::Stream::Stderr);
+
+  const Json& app = pod["spec"]["containers"][0];
+  auto p = spawn_in(client(), container_argv(pod, app), "app");
+  ASSERT_TRUE(p);
+  CallCounts counts;
+  counts.exit_code = p->wait(std::chrono::seconds(60));
+  counts.output = p->read_all(Subprocess::Stream::Stdout) + p->read_all(Subprocess::Stream::Stderr);
+  count_greetings(counts);
+  expect_spread(counts, 8, {1, 2, 3, 4});
   stop_sidecar(pod, *sidecars[0]);
 }
 

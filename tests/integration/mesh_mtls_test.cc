@@ -1,6 +1,7 @@
 // Mesh mTLS between sidecars (issue 14 part 3), as root in the mesh tests' lab (mesh_fixture.h):
 // the client pod's sidecar and sidecars in greeter pods, each with its own certificate from one
-// mesh CA (tests/fakes/test_pki.py). A raw AF_PACKET socket on a greeter pod's eth0 (in the pod's
+// mesh CA (tests/fakes/test_pki.py, or for the wire test also deploy/mesh-certs/
+// make-mesh-certs.sh's Secrets). A raw AF_PACKET socket on a greeter pod's eth0 (in the pod's
 // network namespace) sees what crosses the pod network; the app in that pod still gets clear text
 // from its sidecar over lo. Skipped when not root.
 
@@ -99,12 +100,30 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// Where the sidecars' certificates come from: tests/fakes/test_pki.py (python3-cryptography), or
+// what a cluster without cert-manager mounts, deploy/mesh-certs/make-mesh-certs.sh's Secrets.
+enum class CertSource { TestPki, MakeMeshCerts };
+
 class MeshMtlsTest : public MeshTest {
  protected:
   void SetUp() override {
     MeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     pki_ = dir() + "/pki";
+    if (cert_source() == CertSource::MakeMeshCerts) {
+      // One Secret per service account: the four greeter pods share greeter's.
+      std::vector<std::string> argv = {
+          "/usr/bin/python3", std::string(H2MESH_SOURCE_DIR) + "/tests/fakes/mesh_certs_files.py",
+          "--script", std::string(H2MESH_SOURCE_DIR) + "/deploy/mesh-certs/make-mesh-certs.sh",
+          "--dir", pki_, "greeter-client=grpcdemo/greeter-client"};
+      for (int n = 1; n <= 4; ++n)
+        argv.push_back("greeter-" + std::to_string(n) + "=grpcdemo/greeter");
+      auto r = h2mesh::run_command(argv);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      ASSERT_EQ(r->exit_code, 0) << r->err;
+      chmod(pki_.c_str(), 0755);
+      return;
+    }
     ASSERT_NO_FATAL_FAILURE(pki({"ca", "meshca"}));
     ASSERT_NO_FATAL_FAILURE(leaf("greeter-client", kClientId));
     for (int n = 1; n <= 4; ++n)
@@ -112,6 +131,7 @@ class MeshMtlsTest : public MeshTest {
           leaf("greeter-" + std::to_string(n), "spiffe://cluster.local/ns/grpcdemo/sa/greeter"));
     ASSERT_NO_FATAL_FAILURE(leaf("stranger", "spiffe://other.example/ns/x/sa/y"));
   }
+  virtual CertSource cert_source() const { return CertSource::TestPki; }
 
   void pki(std::vector<std::string> args) {
     std::vector<std::string> argv = {"/usr/bin/python3", std::string(H2MESH_SOURCE_DIR) +
@@ -183,7 +203,14 @@ class MeshMtlsTest : public MeshTest {
   std::map<int, std::unique_ptr<h2mesh::Subprocess>> pod_sidecars_;
 };
 
-TEST_F(MeshMtlsTest, SidecarsTalkMtlsOnTheWireAndPodsWithoutOneStillAnswerInClearText) {
+// The wire test with each source of certificates.
+class MeshMtlsCertSourceTest : public MeshMtlsTest,
+                               public ::testing::WithParamInterface<CertSource> {
+ protected:
+  CertSource cert_source() const override { return GetParam(); }
+};
+
+TEST_P(MeshMtlsCertSourceTest, SidecarsTalkMtlsOnTheWireAndPodsWithoutOneStillAnswerInClearText) {
   ASSERT_NO_FATAL_FAILURE(start_pod_sidecar(1));
   ASSERT_NO_FATAL_FAILURE(start_pod_sidecar(2));
   ASSERT_NO_FATAL_FAILURE(start_sidecar({}, mesh_tls("greeter-client")));
@@ -221,6 +248,13 @@ TEST_F(MeshMtlsTest, SidecarsTalkMtlsOnTheWireAndPodsWithoutOneStillAnswerInClea
             2u)
       << sidecar_log();
 }
+
+INSTANTIATE_TEST_SUITE_P(CertSources, MeshMtlsCertSourceTest,
+                         ::testing::Values(CertSource::TestPki, CertSource::MakeMeshCerts),
+                         [](const ::testing::TestParamInfo<CertSource>& info) {
+                           return info.param == CertSource::TestPki ? "test_pki"
+                                                                    : "make_mesh_certs";
+                         });
 
 TEST_F(MeshMtlsTest, AllowListRefusesOtherIdentitiesWithPermissionDenied) {
   ASSERT_NO_FATAL_FAILURE(

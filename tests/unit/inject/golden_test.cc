@@ -54,13 +54,15 @@ bool updating() {
 struct Case {
   const char* name;
   bool legacy;
+  bool secret = false;  // --mtls-source secret: certificates from Secrets, not the csi-driver
 };
 
 class GoldenTest : public ::testing::TestWithParam<Case> {};
 
-std::string inject_text(const std::string& text, bool legacy) {
+std::string inject_text(const std::string& text, bool legacy, bool secret = false) {
   Options options;
   options.legacy_sidecar = legacy;
+  if (secret) options.mtls_source = MtlsSource::Secret;
   auto out = inject_manifest(text, options, OutputFormat::Yaml, nullptr);
   EXPECT_TRUE(out.ok()) << (out.ok() ? "" : out.error().message);
   return out.ok() ? *out : std::string();
@@ -70,9 +72,9 @@ TEST_P(GoldenTest, InjectedManifestMatchesGoldenFile) {
   const Case c = GetParam();
   const std::string input = input_of(c.name);
   ASSERT_FALSE(input.empty()) << "missing input for " << c.name;
-  const std::string expected_path =
-      golden_path(std::string(c.name) + (c.legacy ? ".legacy.out.yaml" : ".out.yaml"));
-  const std::string out = inject_text(input, c.legacy);
+  const std::string expected_path = golden_path(std::string(c.name) + (c.legacy ? ".legacy" : "") +
+                                                (c.secret ? ".secret" : "") + ".out.yaml");
+  const std::string out = inject_text(input, c.legacy, c.secret);
   if (updating()) {
     std::ofstream(expected_path, std::ios::binary) << out;
     GTEST_SKIP() << "rewrote " << expected_path;
@@ -84,18 +86,19 @@ TEST_P(GoldenTest, InjectedManifestMatchesGoldenFile) {
 TEST_P(GoldenTest, InjectingTwiceChangesNothingMore) {
   const Case c = GetParam();
   const std::string input = input_of(c.name);
-  const std::string once = inject_text(input, c.legacy);
-  EXPECT_EQ(inject_text(once, c.legacy), once);
-  // The other mode sees the same status annotation: no second sidecar.
+  const std::string once = inject_text(input, c.legacy, c.secret);
+  EXPECT_EQ(inject_text(once, c.legacy, c.secret), once);
+  // The other modes see the same status annotation: no second sidecar.
   if (once != input) {
-    EXPECT_EQ(inject_text(once, !c.legacy), once);
+    EXPECT_EQ(inject_text(once, !c.legacy, c.secret), once);
+    EXPECT_EQ(inject_text(once, c.legacy, !c.secret), once);
   }
 }
 
 TEST_P(GoldenTest, UninjectGivesBackTheOriginalData) {
   const Case c = GetParam();
   const std::string input = input_of(c.name);
-  const std::string injected = inject_text(input, c.legacy);
+  const std::string injected = inject_text(input, c.legacy, c.secret);
   auto uninjected = uninject_manifest(injected, OutputFormat::Json, nullptr);
   ASSERT_TRUE(uninjected.ok()) << uninjected.error().message;
   auto original = uninject_manifest(input, OutputFormat::Json, nullptr);
@@ -109,9 +112,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"daemonset", false}, Case{"replicaset", false}, Case{"job", false},
                       Case{"cronjob", false}, Case{"list", false}, Case{"anchors", false},
                       Case{"deployment", true}, Case{"job", true}, Case{"cronjob", true},
-                      Case{"grpcdemo", false}, Case{"grpcdemo", true}),
+                      Case{"grpcdemo", false}, Case{"grpcdemo", true},
+                      Case{"grpcdemo", false, true}, Case{"serviceaccounts", false},
+                      Case{"serviceaccounts", false, true}, Case{"serviceaccounts", true, true}),
     [](const ::testing::TestParamInfo<Case>& info) {
-      return std::string(info.param.name) + (info.param.legacy ? "_legacy" : "");
+      return std::string(info.param.name) + (info.param.legacy ? "_legacy" : "") +
+             (info.param.secret ? "_secret" : "");
     });
 
 // Written in the emitter's own style and without comments, a manifest comes back from

@@ -256,6 +256,154 @@ TEST(InjectPod, StrictModeComesFromThePodsAnnotationOrTheOptions) {
   EXPECT_NE(error_of(bad).find("h2mesh.io/mtls-mode"), std::string::npos);
 }
 
+Options secret_source() {
+  Options options;
+  options.mtls_source = MtlsSource::Secret;
+  return options;
+}
+
+const Json& tls_volume_of(const Json& pod) {
+  for (const Json& v : pod["spec"]["volumes"])
+    if (v["name"] == "h2mesh-tls") return v;
+  static const Json kNone;
+  ADD_FAILURE() << "no h2mesh-tls volume in " << pod["spec"].dump();
+  return kNone;
+}
+
+TEST(InjectPod, SecretSourceMountsTheServiceAccountsSecretReadableByTheProxy) {
+  Json pod = app_pod();
+  pod["spec"]["serviceAccountName"] = "greeter-client";
+  ASSERT_TRUE(inject_pod(pod, secret_source()).ok());
+  // The same files where the sidecar reads them as with the csi-driver; only the volume differs.
+  const Json& proxy = pod["spec"]["initContainers"][1];
+  EXPECT_EQ((*find_env(proxy, "H2MESH_MESH_KEY"))["value"], "/var/run/h2mesh/tls/tls.key");
+  EXPECT_EQ(proxy["volumeMounts"][1],
+            Json::parse(R"({"name":"h2mesh-tls","mountPath":"/var/run/h2mesh/tls",
+                            "readOnly":true})"));
+  EXPECT_EQ(tls_volume_of(pod), Json::parse(R"({"name":"h2mesh-tls","secret":{
+                "secretName":"h2mesh-mesh-tls-greeter-client","defaultMode":292}})"))
+      << "0444: without a pod fsGroup the files are root's, and the proxy runs as uid 1337";
+  // The pod is otherwise the one the csi source makes.
+  Json csi = app_pod();
+  csi["spec"]["serviceAccountName"] = "greeter-client";
+  ASSERT_TRUE(inject(csi).ok());
+  Json a = pod, b = csi;
+  a["spec"]["volumes"].erase(a["spec"]["volumes"].size() - 1);
+  b["spec"]["volumes"].erase(b["spec"]["volumes"].size() - 1);
+  EXPECT_EQ(a, b);
+  // Uninject removes the volume as it removes the csi one.
+  ASSERT_TRUE(uninject_pod(pod).ok());
+  Json original = app_pod();
+  original["spec"]["serviceAccountName"] = "greeter-client";
+  EXPECT_EQ(pod, original);
+}
+
+TEST(InjectPod, SecretNameFollowsTheServiceAccountWithDefaultAndDeprecatedField) {
+  Json none = app_pod();
+  ASSERT_TRUE(inject_pod(none, secret_source()).ok());
+  EXPECT_EQ(tls_volume_of(none)["secret"]["secretName"], "h2mesh-mesh-tls-default")
+      << "a pod that names no service account runs as \"default\"";
+  Json deprecated = app_pod();
+  deprecated["spec"]["serviceAccount"] = "old-style";
+  ASSERT_TRUE(inject_pod(deprecated, secret_source()).ok());
+  EXPECT_EQ(tls_volume_of(deprecated)["secret"]["secretName"], "h2mesh-mesh-tls-old-style");
+  Json both = app_pod();
+  both["spec"]["serviceAccount"] = "old-style";
+  both["spec"]["serviceAccountName"] = "new-style";
+  ASSERT_TRUE(inject_pod(both, secret_source()).ok());
+  EXPECT_EQ(tls_volume_of(both)["secret"]["secretName"], "h2mesh-mesh-tls-new-style");
+  Options prefixed = secret_source();
+  prefixed.mtls_secret_prefix = "mesh.";
+  Json dotted = app_pod();
+  dotted["spec"]["serviceAccountName"] = "api";
+  ASSERT_TRUE(inject_pod(dotted, prefixed).ok());
+  EXPECT_EQ(tls_volume_of(dotted)["secret"]["secretName"], "mesh.api");
+  // The pod says its mesh mTLS is off: no Secret is needed, none is mounted.
+  Json off = app_pod();
+  annotations(off)["h2mesh.io/mtls"] = "disabled";
+  ASSERT_TRUE(inject_pod(off, secret_source()).ok());
+  EXPECT_EQ(names(off["spec"]["volumes"]),
+            (std::vector<std::string>{"h2mesh-kube-api", "h2mesh-xtables-lock"}));
+}
+
+TEST(InjectPod, MtlsSecretAnnotationWinsOverEitherSourceAndImpliesMtls) {
+  for (bool secret : {false, true}) {
+    Options options = secret ? secret_source() : Options();
+    options.mtls = false;  // --no-mtls: only pods that ask get mesh mTLS; naming a Secret asks
+    Json pod = app_pod();
+    pod["spec"]["serviceAccountName"] = "greeter";
+    annotations(pod)["h2mesh.io/mtls-secret"] = "shared-mesh-cert";
+    ASSERT_TRUE(inject_pod(pod, options).ok());
+    EXPECT_EQ(tls_volume_of(pod)["secret"]["secretName"], "shared-mesh-cert");
+    EXPECT_NE(find_env(pod["spec"]["initContainers"][1], "H2MESH_MESH_CERT"), nullptr);
+    EXPECT_EQ(pod["spec"]["initContainers"][0]["args"].back(), "15006") << "--inbound-port";
+  }
+}
+
+TEST(InjectPod, BadSecretNamesAreErrorsNamingTheField) {
+  for (const char* bad : {"Upper", "under_score", "-leading", "trailing-", "a..b", ""}) {
+    Json pod = app_pod();
+    annotations(pod)["h2mesh.io/mtls-secret"] = bad;
+    const std::string error = error_of(pod);
+    EXPECT_EQ(error.find("annotation h2mesh.io/mtls-secret: '" + std::string(bad) + "'"), 0u)
+        << error;
+  }
+  Json long_name = app_pod();
+  annotations(long_name)["h2mesh.io/mtls-secret"] = std::string(254, 'a');
+  EXPECT_NE(error_of(long_name).find("h2mesh.io/mtls-secret"), std::string::npos);
+  Json number = app_pod();
+  annotations(number)["h2mesh.io/mtls-secret"] = 3;
+  EXPECT_NE(error_of(number).find("quote it"), std::string::npos);
+  // Naming a Secret and turning mTLS off contradict each other.
+  Json contradiction = app_pod();
+  annotations(contradiction)["h2mesh.io/mtls-secret"] = "mesh-cert";
+  annotations(contradiction)["h2mesh.io/mtls"] = "disabled";
+  EXPECT_NE(error_of(contradiction).find("h2mesh.io/mtls is disabled"), std::string::npos);
+
+  // A service account whose Secret name would be too long (the prefix + 253 characters).
+  Json long_account = app_pod();
+  long_account["spec"]["serviceAccountName"] = std::string(250, 'a');
+  const Json before = long_account;
+  auto r = inject_pod(long_account, secret_source());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.find("spec.serviceAccountName: '"), 0u) << r.error().message;
+  EXPECT_EQ(long_account, before);
+  Json not_string = app_pod();
+  not_string["spec"]["serviceAccount"] = 7;
+  r = inject_pod(not_string, secret_source());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "spec.serviceAccount: not a string");
+  // With the csi source the service account's name plays no part.
+  Json csi = app_pod();
+  csi["spec"]["serviceAccountName"] = std::string(250, 'a');
+  EXPECT_TRUE(inject(csi).ok());
+}
+
+TEST(InjectOptions, SourceParsesAndThePrefixMustBeginASecretName) {
+  MtlsSource source = MtlsSource::Csi;
+  EXPECT_TRUE(parse_mtls_source("secret", &source));
+  EXPECT_EQ(source, MtlsSource::Secret);
+  EXPECT_TRUE(parse_mtls_source("csi", &source));
+  EXPECT_EQ(source, MtlsSource::Csi);
+  EXPECT_FALSE(parse_mtls_source("Secret", &source));
+  EXPECT_FALSE(parse_mtls_source("", &source));
+  Options options;
+  EXPECT_TRUE(check_options(options).ok()) << "the default prefix";
+  for (const char* good : {"mesh-", "mesh.", "m", "tls-for-"}) {
+    options.mtls_secret_prefix = good;
+    EXPECT_TRUE(check_options(options).ok()) << good;
+  }
+  for (const char* bad : {"Mesh-", "-mesh", "mesh_", "mesh-.", "mesh/"}) {
+    options.mtls_secret_prefix = bad;
+    auto r = check_options(options);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().message.find("'" + std::string(bad) + "' cannot begin a Secret name"), 0u)
+        << r.error().message;
+  }
+  options.mtls_secret_prefix = std::string(253, 'a');
+  EXPECT_FALSE(check_options(options).ok()) << "no room left for the service account's name";
+}
+
 TEST(InjectPod, AnnotationsReachInitFlagsProxyEnvAndResources) {
   Json pod = app_pod();
   annotations(pod) = Json::parse(R"({

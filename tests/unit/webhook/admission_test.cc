@@ -143,6 +143,31 @@ TEST_F(Admission, LegacyOptionGivesTheLegacyPod) {
   EXPECT_EQ(after["spec"]["containers"][0]["name"], "h2mesh-proxy");
 }
 
+// By the time a webhook is called the API server's ServiceAccount admission has set the pod's
+// serviceAccountName; with --mtls-source secret the patch mounts that account's Secret.
+TEST_F(Admission, SecretSourceMountsTheSecretOfThePodsServiceAccount) {
+  options_.mtls_source = inject::MtlsSource::Secret;
+  Json p = pod();
+  p["spec"]["serviceAccountName"] = "greeter";
+  Review r = run(request(p, "grpcdemo"));
+  ASSERT_EQ(r.result, ReviewResult::Injected);
+  Json after = patched(p, response_of(r));
+  EXPECT_TRUE(same(after, injected(p)));
+  EXPECT_EQ(after["spec"]["volumes"].back(),
+            Json::parse(R"({"name":"h2mesh-tls","secret":{"secretName":"h2mesh-mesh-tls-greeter",
+                            "defaultMode":292}})"));
+  // A service account whose Secret name would be invalid: admitted unchanged, with a warning
+  // naming the field.
+  p["spec"]["serviceAccountName"] = std::string(250, 'a');
+  Review bad = run(request(p, "grpcdemo"));
+  EXPECT_EQ(bad.result, ReviewResult::Error);
+  Json response = response_of(bad);
+  EXPECT_FALSE(response.contains("patch"));
+  EXPECT_NE(response["warnings"][0].get<std::string>().find("spec.serviceAccountName"),
+            std::string::npos)
+      << response.dump();
+}
+
 TEST_F(Admission, UnlabelledOrUnknownNamespaceIsNotSelected) {
   for (const char* ns : {"plain", "off", "nowhere", ""}) {
     Review r = run(request(pod(), ns));
