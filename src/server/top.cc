@@ -155,6 +155,7 @@ std::optional<std::string> format_top(const std::string& live_json, const std::s
          (bad.empty() ? "" : " (" + bad + ")"));
     const std::string by_status = statuses(c["by_status"]);
     if (!by_status.empty()) line("  statuses: " + by_status);
+    if (c["endpoints"].empty() && !c["others"].is_object()) continue;
     size_t address_width = 8;
     for (const Json& e : c["endpoints"]) address_width = std::max(address_width, text(e, "address").size());
     address_width = std::min<size_t>(address_width, 40);
