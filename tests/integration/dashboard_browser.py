@@ -157,11 +157,13 @@ def main():
         tools.call("Page.navigate", url=base + "/")
 
         # 1. Every endpoint listed, each with calls in the window (bounded: 30 s).
+        # The page's first poll has no window yet (counts since the start): wait for one that has.
         rows = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             rows = json.loads(tools.evaluate(ROWS_JS) or "[]")
-            if len(rows) == args.endpoints and all(r["share"] > 0 for r in rows):
+            windowed = "s window" in (tools.evaluate("document.getElementById('status').textContent") or "")
+            if windowed and len(rows) == args.endpoints and all(r["share"] > 0 for r in rows):
                 break
             time.sleep(0.2)
         with urllib.request.urlopen(base + "/clusters", timeout=10) as r:
@@ -169,7 +171,8 @@ def main():
         report["rows"] = rows
         report["status_line"] = tools.evaluate("document.getElementById('status').textContent")
 
-        # 2. The picture.
+        # 2. The picture (once the bars' transition has settled).
+        time.sleep(0.5)
         screenshot(tools, args.screenshot)
 
         # 3. A backend dies: its row must leave "available".
