@@ -78,10 +78,14 @@ class AdminServer::Connection final : public net::IoHandler, public net::Deletab
     }
     std::string method = request_.substr(0, sp1);
     std::string path = request_.substr(sp1 + 1, sp2 - sp1 - 1);
-    if (size_t q = path.find('?'); q != std::string::npos) path.resize(q);
+    std::string query;
+    if (size_t q = path.find('?'); q != std::string::npos) {
+      query = path.substr(q + 1);
+      path.resize(q);
+    }
     std::weak_ptr<bool> alive = alive_;
     Connection* self = this;
-    server_.handler_(method, path, [alive, self](HttpResponse r) {
+    server_.handler_(method, path, query, [alive, self](HttpResponse r) {
       if (auto a = alive.lock(); a && *a) self->respond(std::move(r));
     });
   }

@@ -21,7 +21,9 @@ struct HttpResponse {
 class AdminServer {
  public:
   using Reply = std::function<void(HttpResponse)>;
-  using Handler = std::function<void(const std::string& method, const std::string& path, Reply)>;
+  // `path` without the query string; `query`: what followed '?' (empty when nothing did).
+  using Handler = std::function<void(const std::string& method, const std::string& path,
+                                     const std::string& query, Reply)>;
 
   // Takes ownership of the listening socket.
   AdminServer(net::EventLoop& loop, int listen_fd, Handler handler);

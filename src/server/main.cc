@@ -20,6 +20,7 @@
 #include "server/cluster_tls_check.h"
 #include "server/demo.h"
 #include "server/server.h"
+#include "server/top.h"
 #include "server/wait_ready.h"
 #include "webhook/webhook_command.h"
 
@@ -78,6 +79,12 @@ const std::vector<Command>& commands() {
        "remove what inject added from every workload of a manifest and print it",
        {"-f", "--output"},
        {}},
+      {"top", "[--admin HOST:PORT] [--interval DURATION] [--window SECONDS] [--once]",
+       "the live view of the admin page in a terminal: each cluster's endpoints with their share\n"
+       "      of calls, rate, p99, errors and health over the last --window seconds (default\n"
+       "      127.0.0.1:9901, every 1s, 10s window); --once, or stdout not a terminal: plain lines",
+       {"--admin", "--interval", "--window"},
+       {"--once"}},
       {"wait-ready", "[--admin HOST:PORT] [--timeout DURATION]",
        "wait until the proxy's admin server answers GET /ready (default 127.0.0.1:9901, 60s);\n"
        "      exit code 1 when it did not within the timeout",
@@ -282,6 +289,27 @@ int wait_ready_command(std::map<std::string, std::string>& flags) {
   return 1;
 }
 
+int top_command(std::map<std::string, std::string>& flags) {
+  h2mesh::server::TopSettings settings;
+  std::string error, hint;
+  if (flags.count("--admin") &&
+      !h2mesh::config::parse_socket_address(flags["--admin"], &settings.admin, &error))
+    return usage_error("h2mesh top", "--admin: " + error);
+  h2mesh::config::Millis interval(1000);
+  if (flags.count("--interval") &&
+      !h2mesh::config::parse_duration_text(flags["--interval"], &interval, &error, &hint))
+    return usage_error("h2mesh top", "--interval: " + error);
+  if (interval.count() < 100) return usage_error("h2mesh top", "--interval must be at least 100ms");
+  settings.interval = std::chrono::milliseconds(interval.count());
+  if (flags.count("--window")) {
+    settings.window = atoi(flags["--window"].c_str());
+    if (settings.window < 1 || settings.window > 60)
+      return usage_error("h2mesh top", "--window must be 1 to 60 (seconds)");
+  }
+  settings.once = flags.count("--once") != 0;
+  return h2mesh::server::run_top(settings);
+}
+
 // "HOST:PORT", or ":PORT" for every IPv4 address.
 bool parse_listen(const std::string& text, h2mesh::config::SocketAddress* out, std::string* why) {
   return h2mesh::config::parse_socket_address(text.starts_with(":") ? "0.0.0.0" + text : text, out,
@@ -366,6 +394,7 @@ int main(int argc, char** argv) {
   }
   if (name == "inject" || name == "uninject") return rewrite_manifest(name, flags);
   if (name == "wait-ready") return wait_ready_command(flags);
+  if (name == "top") return top_command(flags);
   if (name == "webhook") return run_webhook_command(flags);
   if (name == "demo") {
     int calls = flags.count("--calls") ? atoi(flags["--calls"].c_str()) : 24;

@@ -243,9 +243,11 @@ int Server::run() {
     bound.port = net::local_port(*fd);
     LOG_INFO("admin listening on %s", bound.to_string().c_str());
     admin_ = std::make_unique<admin::AdminServer>(
-        loop_, *fd, [this](const std::string& m, const std::string& p, admin::AdminServer::Reply r) {
-          handle_admin(m, p, std::move(r));
-        });
+        loop_, *fd,
+        [this](const std::string& m, const std::string& p, const std::string& q,
+               admin::AdminServer::Reply r) { handle_admin(m, p, q, std::move(r)); });
+    dashboard_ = std::make_unique<admin::Dashboard>(
+        loop_, [this](std::function<void(proxy::WorkerStats)> done) { collect(std::move(done)); });
   }
 
   registry_ = std::make_unique<cluster::ClusterRegistry>(loop_, config_->clusters);
@@ -451,7 +453,7 @@ void Server::on_worker_drained() {
 }
 
 void Server::handle_admin(const std::string& method, const std::string& path,
-                          admin::AdminServer::Reply reply) {
+                          const std::string& query, admin::AdminServer::Reply reply) {
   if (method != "GET") {
     reply(admin::HttpResponse{405, "text/plain", "only GET\n"});
     return;
@@ -481,19 +483,35 @@ void Server::handle_admin(const std::string& method, const std::string& path,
     }
     return;
   }
+  if (path == "/") {
+    reply(admin::HttpResponse{200, "text/html; charset=utf-8", std::string(admin::dashboard_page())});
+    return;
+  }
+  if (path == "/live.json") {
+    const admin::LiveOptions options = admin::parse_live_options(query);
+    dashboard_->with_fresh([this, options, reply = std::move(reply)](const admin::LiveHistory& h) {
+      proxy::MeshTablePtr table = mesh_ ? mesh_->table() : nullptr;
+      const admin::LiveSample* newest = h.newest();
+      auto health = admin_health(
+          [&](const std::string& c) { return newest && newest->clusters.count(c) != 0; });
+      const double unix_now =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      reply(admin::HttpResponse{200, "application/json",
+                                admin::render_live_json(h, health, *config_, table.get(), options,
+                                                        unix_now)});
+    });
+    return;
+  }
   if (path != "/metrics" && path != "/clusters") {
-    reply(admin::HttpResponse{404, "text/plain", "try /ready, /metrics or /clusters\n"});
+    reply(admin::HttpResponse{
+        404, "text/plain", "try / (the dashboard), /live.json, /ready, /metrics or /clusters\n"});
     return;
   }
   bool metrics = path == "/metrics";
   collect([this, metrics, reply = std::move(reply)](proxy::WorkerStats total) {
-    auto health = registry_->health();
+    // The endpoints of Services some worker called; the others have no series yet.
+    auto health = admin_health([&](const std::string& c) { return total.clusters.count(c) != 0; });
     proxy::MeshTablePtr table = mesh_ ? mesh_->table() : nullptr;
-    if (mesh_) {
-      // The endpoints of Services some worker called; the others have no series yet.
-      for (auto& [name, hosts] : mesh_->health())
-        if (total.clusters.count(name)) health.emplace(name, std::move(hosts));
-    }
     if (metrics) {
       std::optional<discovery::ServiceMapWatcher::Counters> api;
       if (mesh_ && mesh_->watcher()) api = mesh_->watcher()->counters();
@@ -506,6 +524,16 @@ void Server::handle_admin(const std::string& method, const std::string& path,
           admin::render_clusters_json(total, health, *config_, table.get())});
     }
   });
+}
+
+admin::HealthView Server::admin_health(
+    const std::function<bool(const std::string&)>& called) const {
+  auto health = registry_->health();
+  if (mesh_) {
+    for (auto& [name, hosts] : mesh_->health())
+      if (called(name)) health.emplace(name, std::move(hosts));
+  }
+  return health;
 }
 
 void Server::collect(std::function<void(proxy::WorkerStats)> done) {

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "admin/admin_server.h"
+#include "admin/dashboard.h"
+#include "admin/render.h"
 #include "cluster/registry.h"
 #include "discovery/resolver.h"
 #include "config/config.h"
@@ -57,8 +59,11 @@ class Server {
   bool discovery_synced(std::string* why) const;
   // Every worker's counters added up, handed to `done` on the main thread.
   void collect(std::function<void(proxy::WorkerStats)> done);
-  void handle_admin(const std::string& method, const std::string& path,
+  void handle_admin(const std::string& method, const std::string& path, const std::string& query,
                     admin::AdminServer::Reply reply);
+  // The registry's endpoint health, and in mesh mode the Services' whose cluster `called` names
+  // (the views show only the Services some worker called).
+  admin::HealthView admin_health(const std::function<bool(const std::string&)>& called) const;
   void begin_shutdown(const char* why);
   void on_worker_drained();
 
@@ -77,6 +82,7 @@ class Server {
   std::string config_path_;
   std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<admin::Dashboard> dashboard_;  // /live.json's sampling (with admin_)
   std::unique_ptr<RateLimitCoordinator> rate_limits_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<net::Timer> drain_deadline_;

@@ -214,7 +214,8 @@ int run_webhook(const WebhookSettings& settings) {
 
   admin::AdminServer admin(
       loop, *admin_fd,
-      [&](const std::string& method, const std::string& path, admin::AdminServer::Reply reply) {
+      [&](const std::string& method, const std::string& path, const std::string&,
+          admin::AdminServer::Reply reply) {
         if (method != "GET") {
           reply(admin::HttpResponse{405, "text/plain", "only GET\n"});
         } else if (path == "/ready") {
