@@ -109,7 +109,12 @@ void AccessLogWriter::run() {
       next_output_ = -1;
       flush_ticket = flush_requested_;
     }
+    // Lines queued before a switch go to the output they were made for, if there was one.
     // Taken after the commands: every line pushed before a command is in this turn.
+    if (switch_output && out_ < 0) {
+      out_ = next;
+      switch_output = false;
+    }
     drain();
     if (switch_output) {
       if (out_ >= 0) ::close(out_);

@@ -66,7 +66,7 @@ class AccessLogWriter {
 
   // Main thread. Lines go to `fd` (owned; -1: nowhere, they are dropped and counted) from the
   // writer's next turn; what the rings hold at that turn is written to the previous output
-  // first, which is then closed. Returns at once.
+  // first (when there is one), which is then closed. Returns at once.
   void set_output(int fd);
   // Main thread, tests: returns once every line pushed before the call is written (or dropped).
   void flush();
