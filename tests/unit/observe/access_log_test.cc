@@ -192,6 +192,7 @@ TEST_F(AccessLogTest, NewOutputGetsTheLinesAfterTheSwitch) {
   const std::string path = dir_ + "/access.log";
   AccessLogWriter writer(1, 1 << 16);
   writer.set_output(open_append(path));
+  writer.flush();  // in use (a second switch before the writer's turn would replace it unused)
   Random random(1);
   AccessLogObserver observer(format(1, {"request_bytes"}), writer.ring(0), random);
   for (int i = 0; i < 3; ++i) observer.on_call_end(call_number(i));
