@@ -216,6 +216,22 @@ Result<int> open_access_log(const std::string& path) {
   return fd;
 }
 
+std::string check_access_log_path(const std::string& path) {
+  if (path == "stdout") return "";
+  if (::access(path.c_str(), F_OK) == 0) {
+    if (::access(path.c_str(), W_OK) != 0)
+      return "access log: " + path + " is not writable: " + strerror(errno);
+    return "";
+  }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return "access log: cannot create " + path + " in " + dir + ": " + strerror(errno);
+  return "";
+}
+
 std::string render_access_log_metrics(const AccessLogWriter::Counters& c) {
   std::string out;
   out +=

@@ -115,6 +115,10 @@ class AccessLogWriter {
 // output, so that closing it leaves stdout alone). Main thread (a blocking open).
 Result<int> open_access_log(const std::string& path);
 
+// `h2mesh check`: why `path` could not be opened for appending ("" when it could), without
+// creating or changing anything.
+std::string check_access_log_path(const std::string& path);
+
 // The access log's counters in Prometheus text: h2mesh_access_log_lines_total and
 // h2mesh_access_log_dropped_total (0 when the log was never on).
 std::string render_access_log_metrics(const AccessLogWriter::Counters& counters);
