@@ -555,7 +555,6 @@ void Server::collect(std::function<void(proxy::WorkerStats)> done) {
   }
 }
 
-
 bool Server::open_access_log(const std::optional<config::AccessLog>& next, int* fd,
                              std::string* error) {
   if (!next) return true;
