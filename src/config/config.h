@@ -344,6 +344,22 @@ struct Mesh {
   }
 };
 
+// `access_log:` (docs/observability.md#access-log): one line per call, written by a thread of
+// its own from per-worker queues. Absent: no access log (the workers do nothing per call).
+struct AccessLog {
+  enum class Format { Json, Text };
+  std::string path;  // a file (opened for append), or "stdout"
+  Format format = Format::Json;
+  // Names of H2MESH_CALL_FIELDS (proxy/call_event.h), "time" and "trace_id", in the order
+  // written; empty: all of them ("time" first, "trace_id" last).
+  std::vector<std::string> fields;
+  double sample_ratio = 1.0;  // share of calls logged, 0..1
+  // Per worker: lines formatted and waiting for the writer thread (rounded up to a power of
+  // two). When full, lines are dropped and counted. Changes only with a restart.
+  int64_t queue_bytes = int64_t{1} << 20;
+  bool operator==(const AccessLog&) const = default;
+};
+
 struct Config {
   std::string source;    // file the config came from (for messages)
   uint32_t workers = 0;  // 0: one per core
@@ -354,6 +370,7 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
   Mesh mesh;  // mesh.enabled: listeners and clusters may be empty
+  std::optional<AccessLog> access_log;  // absent: off
 
   const Cluster* find_cluster(const std::string& name) const {
     for (const auto& c : clusters)

@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 
+#include "config/access_log_reader.h"
 #include "config/address_parser.h"
 #include "config/cluster_tls_reader.h"
 #include "config/discovery_reader.h"
@@ -135,7 +136,7 @@ std::optional<SocketAddress> ConfigReader::read_address(const Located& value, Ad
 void ConfigReader::read(const Located& root, Config* config) {
   MapReader map(root,
                 {"workers", "log_level", "drain_timeout", "admin", "buffers", "listeners",
-                 "clusters", "mesh"},
+                 "clusters", "mesh", "access_log"},
                 diag_);
   set_uint(map, "workers", 0, 256, &config->workers);
   if (auto value = map.get("log_level")) {
@@ -147,6 +148,8 @@ void ConfigReader::read(const Located& root, Config* config) {
   if (auto value = map.get("admin")) read_admin(*value, &config->admin);
   if (auto value = map.get("buffers")) read_buffers(*value, &config->buffers);
   if (auto value = map.get("mesh")) read_mesh(*value, &config->mesh);
+  if (auto value = map.get("access_log"))
+    read_access_log(*value, &config->access_log.emplace(), diag_);
   // In mesh mode the Services are the clusters: listeners and clusters of one's own are optional.
   const char* sketch = "a config needs at least one listener and one cluster (or a 'mesh' block)";
   if (config->mesh.enabled) {

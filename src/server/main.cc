@@ -17,6 +17,7 @@
 #include "inject/manifest_io.h"
 #include "mesh/iptables_command.h"
 #include "net/tls_files.h"
+#include "observe/access_log.h"
 #include "server/cluster_tls_check.h"
 #include "server/demo.h"
 #include "server/server.h"
@@ -486,6 +487,13 @@ int main(int argc, char** argv) {
     if (tls_errors) {
       fprintf(stderr, "%s: %zu TLS file error(s)\n", path.c_str(), tls_errors);
       return 1;
+    }
+    if (config.access_log) {  // `run` would stop at it
+      const std::string problem = h2mesh::observe::check_access_log_path(config.access_log->path);
+      if (!problem.empty()) {
+        fprintf(stderr, "%s: error: %s\n", path.c_str(), problem.c_str());
+        return 1;
+      }
     }
     printf("%s: OK (%zu listener(s), %zu cluster(s)%s)\n", path.c_str(), config.listeners.size(),
            config.clusters.size(),

@@ -63,6 +63,7 @@ sigset_t handled_signals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);  // reopen the access log (logrotate)
   return set;
 }
 }  // namespace
@@ -83,6 +84,8 @@ class Server::SignalHandler final : public net::IoHandler {
     while (::read(fd_, &info, sizeof(info)) == sizeof(info)) {
       if (info.ssi_signo == SIGHUP) {
         server_.reload("SIGHUP");
+      } else if (info.ssi_signo == SIGUSR1) {
+        server_.reopen_access_log();
       } else {
         server_.begin_shutdown(info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
       }
@@ -104,6 +107,7 @@ Server::~Server() {
   for (auto& w : workers_) w->stop_and_join();
   rate_limits_.reset();
   workers_.clear();
+  access_log_.reset();  // writes what the workers left in their rings
   resolvers_.clear();
   mesh_.reset();
   registry_.reset();
@@ -250,6 +254,12 @@ int Server::run() {
         loop_, [this](std::function<void(proxy::WorkerStats)> done) { collect(std::move(done)); });
   }
 
+  int access_log_fd = -1;
+  std::string access_log_error;
+  if (!open_access_log(config_->access_log, &access_log_fd, &access_log_error)) {
+    LOG_ERROR("%s", access_log_error.c_str());
+    return 1;
+  }
   registry_ = std::make_unique<cluster::ClusterRegistry>(loop_, config_->clusters);
   auto snapshots = registry_->snapshots();
   auto report_outlier = [this](const std::string& cluster, const std::string& host) {
@@ -263,6 +273,7 @@ int Server::run() {
                                                 std::move(outbound[i]), std::move(inbound[i]),
                                                 std::move(mesh_tls[i])));
   }
+  apply_access_log(std::nullopt, access_log_fd);
   registry_->set_publish([this](cluster::ClusterSnapshotPtr snap) {
     for (auto& w : workers_) w->post_snapshot(snap);
   });
@@ -374,6 +385,18 @@ void Server::reload(const char* trigger) {
               tls_error.c_str());
     return;
   }
+  if (next.access_log && access_log_ &&
+      static_cast<size_t>(next.access_log->queue_bytes) != access_log_->queue_bytes()) {
+    LOG_WARN("reload: access_log.queue_bytes changes only with a restart");
+    next.access_log->queue_bytes = static_cast<int64_t>(access_log_->queue_bytes());
+  }
+  int access_log_fd = -1;
+  std::string access_log_error;
+  if (!open_access_log(next.access_log, &access_log_fd, &access_log_error)) {
+    LOG_ERROR("reload (%s) refused: %s; the running configuration stays", trigger,
+              access_log_error.c_str());
+    return;
+  }
   // Listeners that stay (same name and address) keep their sockets; new ones are bound first,
   // so a failure leaves everything as it was.
   std::vector<BoundListener> bound;
@@ -394,10 +417,12 @@ void Server::reload(const char* trigger) {
           for (int fd : nb.fds) ::close(fd);
       }
       LOG_ERROR("reload (%s) refused: cannot bind listener %s", trigger, l.name.c_str());
+      if (access_log_fd >= 0) ::close(access_log_fd);
       return;
     }
     bound.push_back(std::move(b));
   }
+  const std::optional<config::AccessLog> access_log_before = config_->access_log;
   config_ = std::make_shared<const config::Config>(std::move(next));
   bound_ = std::move(bound);
   log::Level level;
@@ -410,6 +435,7 @@ void Server::reload(const char* trigger) {
     workers_[w]->post_config(config_, std::move(fds));
   }
   rate_limits_->set_config(config_);
+  apply_access_log(access_log_before, access_log_fd);
   start_discovery();
   if (mesh_) mesh_->set_config(config_);
   LOG_INFO("configuration reloaded (%s): %zu listener(s), %zu cluster(s)", trigger,
@@ -515,9 +541,11 @@ void Server::handle_admin(const std::string& method, const std::string& path,
     if (metrics) {
       std::optional<discovery::ServiceMapWatcher::Counters> api;
       if (mesh_ && mesh_->watcher()) api = mesh_->watcher()->counters();
-      reply(admin::HttpResponse{200, "text/plain; version=0.0.4",
-                                admin::render_metrics(total, health, *config_, table.get(),
-                                                      api ? &*api : nullptr)});
+      reply(admin::HttpResponse{
+          200, "text/plain; version=0.0.4",
+          admin::render_metrics(total, health, *config_, table.get(), api ? &*api : nullptr) +
+              observe::render_access_log_metrics(
+                  access_log_ ? access_log_->counters() : observe::AccessLogWriter::Counters{})});
     } else {
       reply(admin::HttpResponse{
           200, "application/json",
@@ -553,6 +581,65 @@ void Server::collect(std::function<void(proxy::WorkerStats)> done) {
       });
     });
   }
+}
+
+bool Server::open_access_log(const std::optional<config::AccessLog>& next, int* fd,
+                             std::string* error) {
+  if (!next) return true;
+  // The running output stays while the path does (SIGUSR1 reopens it).
+  if (access_log_ && config_->access_log && config_->access_log->path == next->path) return true;
+  auto opened = observe::open_access_log(next->path);
+  if (!opened) {
+    *error = opened.error().message;
+    return false;
+  }
+  *fd = *opened;
+  return true;
+}
+
+void Server::apply_access_log(const std::optional<config::AccessLog>& before, int fd) {
+  const std::optional<config::AccessLog>& now = config_->access_log;
+  if (now && !access_log_)
+    access_log_ = std::make_unique<observe::AccessLogWriter>(workers_.size(),
+                                                             static_cast<size_t>(now->queue_bytes));
+  if (fd >= 0) access_log_->set_output(fd);
+  if (now == before) return;
+  const uint64_t change = ++access_log_changes_;
+  if (now) {
+    auto format = std::make_shared<const observe::LineFormat>(*now);
+    for (size_t i = 0; i < workers_.size(); ++i)
+      workers_[i]->post_access_log(format, &access_log_->ring(i));
+    LOG_INFO("access log: %s (%s, sample_ratio %g)", now->path.c_str(),
+             now->format == config::AccessLog::Format::Json ? "json" : "text", now->sample_ratio);
+    return;
+  }
+  // Off: the file closes once no worker can add a line any more.
+  auto remaining = std::make_shared<size_t>(workers_.size());
+  for (auto& w : workers_) {
+    w->post_access_log(nullptr, nullptr, [this, remaining, change] {
+      loop_.post([this, remaining, change] {
+        if (--*remaining == 0 && change == access_log_changes_) access_log_->set_output(-1);
+      });
+    });
+  }
+  LOG_INFO("access log: off");
+}
+
+void Server::reopen_access_log() {
+  if (!config_->access_log || !access_log_) {
+    LOG_INFO("SIGUSR1: no access log to reopen");
+    return;
+  }
+  const std::string& path = config_->access_log->path;
+  if (path == "stdout") return;
+  auto opened = observe::open_access_log(path);
+  if (!opened) {
+    LOG_ERROR("SIGUSR1: %s; still writing to the file opened before",
+              opened.error().message.c_str());
+    return;
+  }
+  access_log_->set_output(*opened);
+  LOG_INFO("SIGUSR1: access log %s reopened", path.c_str());
 }
 
 }  // namespace h2mesh::server

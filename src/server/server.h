@@ -65,6 +65,13 @@ class Server {
   // (the views show only the Services some worker called).
   admin::HealthView admin_health(const std::function<bool(const std::string&)>& called) const;
   void begin_shutdown(const char* why);
+  // The access log (observe/access_log.h). `open_access_log` opens the output `next` needs when
+  // it is not the running one's (*fd stays -1 otherwise); false with *error when it cannot.
+  // Before config_ is replaced.
+  // `apply_access_log` starts, changes or stops the log after config_ became the new config.
+  bool open_access_log(const std::optional<config::AccessLog>& next, int* fd, std::string* error);
+  void apply_access_log(const std::optional<config::AccessLog>& before, int fd);
+  void reopen_access_log();  // SIGUSR1
   void on_worker_drained();
 
   std::shared_ptr<const config::Config> config_;
@@ -85,6 +92,9 @@ class Server {
   std::unique_ptr<admin::Dashboard> dashboard_;  // /live.json's sampling (with admin_)
   std::unique_ptr<RateLimitCoordinator> rate_limits_;
   std::unique_ptr<SignalHandler> signals_;
+  // Made when a config first turns the access log on; outlives the workers (their rings).
+  std::unique_ptr<observe::AccessLogWriter> access_log_;
+  uint64_t access_log_changes_ = 0;  // so that a late "workers stopped logging" is ignored
   std::unique_ptr<net::Timer> drain_deadline_;
   size_t workers_drained_ = 0;
   bool shutting_down_ = false;

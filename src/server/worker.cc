@@ -227,6 +227,21 @@ void Worker::stop_and_join() {
   thread_.join();
 }
 
+void Worker::post_access_log(std::shared_ptr<const observe::LineFormat> format,
+                             observe::LineRing* ring, std::function<void()> done) {
+  loop_.post([this, format = std::move(format), ring, done = std::move(done)] {
+    proxy::CallObservers& observers = ctx_.call_observers;
+    if (access_log_)
+      observers.erase(std::find(observers.begin(), observers.end(), access_log_.get()));
+    access_log_.reset();
+    if (format) {
+      access_log_ = std::make_unique<observe::AccessLogObserver>(format, *ring, ctx_.random);
+      observers.push_back(access_log_.get());
+    }
+    if (done) done();
+  });
+}
+
 void Worker::accept_connection(int fd, const proxy::ListenerContextPtr& listener,
                                std::unique_ptr<net::Transport> transport, bool inbound) {
   downstream_opts_.max_concurrent_streams = listener->listener.max_concurrent_streams;

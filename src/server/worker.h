@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "net/event_loop.h"
 #include "net/tls_context.h"
+#include "observe/access_log.h"
 #include "proxy/cluster_manager.h"
 #include "proxy/downstream.h"
 #include "proxy/mesh_table.h"
@@ -67,6 +68,11 @@ class Worker {
   // New shares per limit of `config`; ignored when the worker runs another config.
   void post_rate_limit_shares(std::shared_ptr<const config::Config> config,
                               std::vector<proxy::RateShare> shares);
+  // The access log: from now on this worker's calls are logged with `format` into `ring` (owned
+  // by the main thread's AccessLogWriter, which outlives the worker); a null format: not at all.
+  // `done` (may be empty) runs on the worker thread once the change is made.
+  void post_access_log(std::shared_ptr<const observe::LineFormat> format, observe::LineRing* ring,
+                       std::function<void()> done = {});
 
  private:
   class Listener;
@@ -101,6 +107,7 @@ class Worker {
   std::shared_ptr<const config::Config> config_;
   net::EventLoop loop_;
   proxy::WorkerContext ctx_;
+  std::unique_ptr<observe::AccessLogObserver> access_log_;  // in ctx_.call_observers when set
   proxy::ClusterManager clusters_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<proxy::DownstreamConnection*, std::unique_ptr<proxy::DownstreamConnection>>
