@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-// Only for the H2MESH_CALL_FIELDS table (a macro; nothing of proxy/ is linked): the names a user
-// may select are the table's, so a new per-call field is selectable without a line here.
-#include "proxy/call_event.h"
+// The names a user may select are the call table's, so a new per-call field is selectable
+// without a line here.
+#include "common/call_fields.h"
 
 namespace h2mesh::config {
 namespace {
