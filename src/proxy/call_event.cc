@@ -26,6 +26,11 @@ void MetricsObserver::on_attempt_end(const CallEvent& call, const AttemptEvent& 
 void MetricsObserver::on_call_end(const CallEvent& call) {
   const size_t slot = status_slot(call.grpc_status);
   const uint64_t us = micros(call.duration);
+  if (ListenerStats* l = call.listener_stats) {
+    l->calls_total++;
+    l->by_status[slot]++;
+    l->duration.record(us);
+  }
   if (ClusterStats* c = call.cluster_stats) {
     c->calls.in_flight--;
     c->calls.by_status[slot]++;
