@@ -16,6 +16,8 @@ if [[ "${1:-}" == "--tests" ]]; then
   # tests/deploy/pod_schema.py: the Kubernetes API's generated models, an independent schema;
   # tests/fakes/test_pki.py: certificates for the TLS tests.
   packages+=(python3-kubernetes python3-cryptography)
+  # tests/integration/metrics_check.py: an independent parser of /metrics.
+  packages+=(python3-prometheus-client)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   # The peers and the load generator of bench/run. In Debian 12 the nginx binary (with

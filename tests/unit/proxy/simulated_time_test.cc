@@ -542,8 +542,9 @@ TEST_F(SimulatedTimeTest, RetriedCallReportsTwoAttemptsAndEachAttemptsUpstreamDu
   route_.retry.budget_min_per_second = 1000;
   cluster_.outlier_detection.enabled = false;
   start({kA, kB});
-  backend(kA).behaviour = {.status = 14, .delay = 10ms};  // fails after 10 ms
-  backend(kB).behaviour.delay = 40ms;                     // answers after 40 ms
+  backend(kA).behaviour.status = 14;  // fails after 10 ms
+  backend(kA).behaviour.delay = 10ms;
+  backend(kB).behaviour.delay = 40ms;  // answers after 40 ms
   auto client = connect_client();
   for (int i = 0; i < 4; ++i) EXPECT_EQ(call_and_wait(*client).grpc_status(), "0");
 
@@ -573,7 +574,7 @@ TEST_F(SimulatedTimeTest, RetriedCallReportsTwoAttemptsAndEachAttemptsUpstreamDu
 }
 
 TEST_F(SimulatedTimeTest, CallWithoutARouteCountsOnTheListenerOnly) {
-  route_.match = config::RouteMatch{.prefix = "/other.Service/"};
+  route_.match = config::RouteMatch{"", "/other.Service/", ""};
   start({kA});
   backend(kA);
   auto client = connect_client();
