@@ -284,9 +284,9 @@ void render_table(Prom& p, const Row<Stats> (&rows)[N], EachSeries each_series) 
 constexpr const char* kDurationLe[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
                                        "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
                                        "1",      "2.5",     "5",      "10",    "25",     "50"};
-constexpr uint64_t kDurationLeMicros[] = {100,     250,     500,      1000,     2500,    5000,
-                                          10000,   25000,   50000,    100000,   250000,  500000,
-                                          1000000, 2500000, 5000000,  10000000, 25000000, 50000000};
+constexpr uint64_t kDurationLeMicros[] = {100,     250,     500,     1000,     2500,     5000,
+                                          10000,   25000,   50000,   100000,   250000,   500000,
+                                          1000000, 2500000, 5000000, 10000000, 25000000, 50000000};
 constexpr size_t kDurationBounds = std::size(kDurationLe);
 static_assert(std::size(kDurationLeMicros) == kDurationBounds);
 
@@ -351,7 +351,8 @@ void render_listeners(Prom& p, const proxy::WorkerStats& s) {
   p.family("h2mesh_listener_calls_total", "counter",
            "Calls that ended on the listener (all of them, also those answered without a route).");
   size_t i = 0;
-  for (const auto& [name, l] : s.listeners) p.sample("h2mesh_listener_calls_total", labels[i++], l.calls_total);
+  for (const auto& [name, l] : s.listeners)
+    p.sample("h2mesh_listener_calls_total", labels[i++], l.calls_total);
   p.family("h2mesh_listener_calls_by_status_total", "counter",
            "Calls that ended on the listener by grpc-status (NONE: reset without a status).");
   i = 0;
@@ -431,9 +432,8 @@ void render_clusters(Prom& p, const std::vector<ClusterSeries>& clusters) {
   for (const ClusterSeries& c : clusters) {
     if (!c.stats->tls) continue;
     for (size_t i = 0; i < c.stats->tls_handshakes.size(); ++i) {
-      p.sample(
-          "h2mesh_upstream_tls_handshakes_total", c.labels, c.stats->tls_handshakes[i],
-          label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))));
+      p.sample("h2mesh_upstream_tls_handshakes_total", c.labels, c.stats->tls_handshakes[i],
+               label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))));
     }
   }
   // Sums over every endpoint the cluster ever had: they do not drop when the series of an
@@ -445,7 +445,8 @@ void render_clusters(Prom& p, const std::vector<ClusterSeries>& clusters) {
   for (const EndpointRow& row : kEndpointRows) {
     if (!row.cluster_name) continue;
     p.family(row.cluster_name, row.type, row.cluster_help);
-    for (const ClusterSeries& c : clusters) p.sample(row.cluster_name, c.labels, c.totals.*row.member);
+    for (const ClusterSeries& c : clusters)
+      p.sample(row.cluster_name, c.labels, c.totals.*row.member);
   }
   p.family("h2mesh_cluster_call_duration_seconds", "histogram",
            "Calls of the cluster: from the client's request headers to the end of the stream "
@@ -476,13 +477,15 @@ void render_endpoints(Prom& p, const std::vector<ClusterSeries>& clusters) {
   for (const EndpointRow& row : kEndpointRows) {
     p.family(row.name, row.type, row.help);
     for (const ClusterSeries& c : clusters)
-      for (const EndpointSeries& e : c.endpoints) p.sample(row.name, e.labels, e.stats->*row.member);
+      for (const EndpointSeries& e : c.endpoints)
+        p.sample(row.name, e.labels, e.stats->*row.member);
   }
   p.family("h2mesh_endpoint_calls_by_status_total", "counter",
            "Finished calls of the endpoint by grpc-status.");
   for (const ClusterSeries& c : clusters)
     for (const EndpointSeries& e : c.endpoints)
-      status_samples(p, "h2mesh_endpoint_calls_by_status_total", e.labels, e.stats->calls.by_status);
+      status_samples(p, "h2mesh_endpoint_calls_by_status_total", e.labels,
+                     e.stats->calls.by_status);
   // Only the endpoints that recorded something: an endpoint nobody called yet would add 21
   // lines of zeros per histogram, and a cluster can have hundreds.
   p.family("h2mesh_endpoint_call_duration_seconds", "histogram",

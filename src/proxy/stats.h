@@ -62,8 +62,9 @@ struct CallCounters {
   X(connect_failures, "h2mesh_endpoint_connect_failures_total",                                  \
     "h2mesh_cluster_connect_failures_total", counter, "Failed connection attempts.",             \
     "Failed connection attempts to the cluster's endpoints.")                                    \
-  X(upstream_resets, "h2mesh_endpoint_upstream_resets_total", "h2mesh_cluster_upstream_resets_total", \
-    counter, "Streams the endpoint reset.", "Streams the cluster's endpoints reset.")
+  X(upstream_resets, "h2mesh_endpoint_upstream_resets_total",                                   \
+    "h2mesh_cluster_upstream_resets_total", counter, "Streams the endpoint reset.",              \
+    "Streams the cluster's endpoints reset.")
 
 struct EndpointStats {
   CallCounters calls;

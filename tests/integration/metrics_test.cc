@@ -7,9 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "harness.h"
@@ -46,8 +45,8 @@ class MetricsTest : public ProxyTest {
   // proxy's stream closes, a moment after the client has its answer), parsed and checked.
   json scrape_after(int calls) {
     std::string text;
-    const std::string want = "h2mesh_listener_calls_total{listener=\"grpc\"} " +
-                             std::to_string(calls) + "\n";
+    const std::string want =
+        "h2mesh_listener_calls_total{listener=\"grpc\"} " + std::to_string(calls) + "\n";
     EXPECT_TRUE(eventually(
         [&] {
           auto [code, body] = http_get(proxy_.admin_port, "/metrics");
@@ -56,9 +55,10 @@ class MetricsTest : public ProxyTest {
         },
         std::chrono::seconds(10)))
         << text;
-    auto checked = h2mesh::run_command({"/usr/bin/python3", std::string(H2MESH_SOURCE_DIR) +
-                                                                "/tests/integration/metrics_check.py"},
-                                       text);
+    auto checked =
+        h2mesh::run_command({"/usr/bin/python3", std::string(H2MESH_SOURCE_DIR) +
+                                                     "/tests/integration/metrics_check.py"},
+                            text);
     EXPECT_TRUE(checked.ok());
     if (!checked.ok()) return json();
     EXPECT_EQ(checked->exit_code, 0) << checked->err;
@@ -73,7 +73,7 @@ TEST_F(MetricsTest, KnownDelaysLandInTheirBucketsAndCountsMatchTheCalls) {
   auto first = stub();
   auto second = stub();
   {
-    SlowCalls fast(*first, 6, 60);   // (50 ms, 100 ms]
+    SlowCalls fast(*first, 6, 60);    // (50 ms, 100 ms]
     SlowCalls slow(*second, 4, 300);  // (250 ms, 500 ms]
     ASSERT_TRUE(fast.wait(std::chrono::seconds(20)));
     ASSERT_TRUE(slow.wait(std::chrono::seconds(20)));

@@ -31,11 +31,10 @@ std::string render(const proxy::WorkerStats& s) {
 
 // Buckets shown, in seconds, and the same bounds in microseconds.
 const std::vector<std::pair<std::string, uint64_t>> kShown = {
-    {"0.0001", 100},      {"0.00025", 250},     {"0.0005", 500},     {"0.001", 1000},
-    {"0.0025", 2500},     {"0.005", 5000},      {"0.01", 10000},     {"0.025", 25000},
-    {"0.05", 50000},      {"0.1", 100000},      {"0.25", 250000},    {"0.5", 500000},
-    {"1", 1000000},       {"2.5", 2500000},     {"5", 5000000},      {"10", 10000000},
-    {"25", 25000000},     {"50", 50000000}};
+    {"0.0001", 100},  {"0.00025", 250}, {"0.0005", 500},  {"0.001", 1000},  {"0.0025", 2500},
+    {"0.005", 5000},  {"0.01", 10000},  {"0.025", 25000}, {"0.05", 50000},  {"0.1", 100000},
+    {"0.25", 250000}, {"0.5", 500000},  {"1", 1000000},   {"2.5", 2500000}, {"5", 5000000},
+    {"10", 10000000}, {"25", 25000000}, {"50", 50000000}};
 
 TEST(RenderMetrics, ADurationOnAShownBoundCountsInThatBucketAndOneMicrosecondMoreInTheNext) {
   for (size_t i = 0; i < kShown.size(); ++i) {
@@ -44,7 +43,8 @@ TEST(RenderMetrics, ADurationOnAShownBoundCountsInThatBucketAndOneMicrosecondMor
     c.duration.record(kShown[i].second);
     c.duration.record(kShown[i].second + 1);
     const auto m = samples(render(s));
-    const std::string prefix = "h2mesh_cluster_call_duration_seconds_bucket{cluster=\"greeter\",le=\"";
+    const std::string prefix =
+        "h2mesh_cluster_call_duration_seconds_bucket{cluster=\"greeter\",le=\"";
     const std::string at = m.at(prefix + kShown[i].first + "\"}");
     EXPECT_EQ(at, "1") << "le=" << kShown[i].first;
     if (i > 0) {
@@ -112,7 +112,8 @@ TEST(RenderMetrics, EndpointHistogramsAppearOnceTheEndpointRecordedSomething) {
   const auto m = samples(render(s));
   const std::string one = "cluster=\"greeter\",endpoint=\"10.0.0.1:50051\"";
   const std::string two = "cluster=\"greeter\",endpoint=\"10.0.0.2:50051\"";
-  EXPECT_EQ(m.at("h2mesh_endpoint_upstream_duration_seconds_bucket{" + one + ",le=\"0.001\"}"), "0");
+  EXPECT_EQ(m.at("h2mesh_endpoint_upstream_duration_seconds_bucket{" + one + ",le=\"0.001\"}"),
+            "0");
   EXPECT_EQ(m.at("h2mesh_endpoint_upstream_duration_seconds_bucket{" + one + ",le=\"0.0025\"}"),
             "1");
   EXPECT_EQ(m.at("h2mesh_endpoint_upstream_duration_seconds_sum{" + one + "}"), "0.002");
@@ -134,12 +135,16 @@ TEST(RenderMetrics, ListenersShowCallsByStatusAndDuration) {
   EXPECT_EQ(m.at("h2mesh_listener_calls_total{listener=\"grpc\"}"), "3");
   EXPECT_EQ(m.at("h2mesh_listener_calls_by_status_total{listener=\"grpc\",grpc_status=\"OK\"}"),
             "1");
-  EXPECT_EQ(m.at("h2mesh_listener_calls_by_status_total{listener=\"grpc\",grpc_status=\"UNIMPLEMENTED\"}"),
-            "1");
+  EXPECT_EQ(
+      m.at(
+          "h2mesh_listener_calls_by_status_total{listener=\"grpc\",grpc_status=\"UNIMPLEMENTED\"}"),
+      "1");
   EXPECT_EQ(m.at("h2mesh_listener_calls_by_status_total{listener=\"grpc\",grpc_status=\"NONE\"}"),
             "1");
-  EXPECT_EQ(m.count("h2mesh_listener_calls_by_status_total{listener=\"grpc\",grpc_status=\"UNAVAILABLE\"}"),
-            0u);
+  EXPECT_EQ(
+      m.count(
+          "h2mesh_listener_calls_by_status_total{listener=\"grpc\",grpc_status=\"UNAVAILABLE\"}"),
+      0u);
   EXPECT_EQ(m.at("h2mesh_listener_call_duration_seconds_bucket{listener=\"grpc\",le=\"0.001\"}"),
             "2");
   EXPECT_EQ(m.at("h2mesh_listener_call_duration_seconds_sum{listener=\"grpc\"}"), "0.0033");
@@ -158,7 +163,7 @@ TEST(RenderMetrics, EveryTableCounterShowsItsMembersValue) {
     return std::string(name) + (labels.empty() ? "" : "{" + labels + "}");
   };
 #define H2MESH_EXPECT_ROW(member, name, label, type, help) \
-  target.member = ++next;                                 \
+  target.member = ++next;                                  \
   expected[key(name, labels, label)] = next;
   {
     auto& target = s;
@@ -177,8 +182,8 @@ TEST(RenderMetrics, EveryTableCounterShowsItsMembersValue) {
   }
 #undef H2MESH_EXPECT_ROW
 #define H2MESH_EXPECT_ENDPOINT_ROW(member, name, cluster_name, type, help, cluster_help) \
-  e.member = ++next;                                                                    \
-  expected[key(name, "cluster=\"greeter\",endpoint=\"10.0.0.1:50051\"", "")] = next;    \
+  e.member = ++next;                                                                     \
+  expected[key(name, "cluster=\"greeter\",endpoint=\"10.0.0.1:50051\"", "")] = next;     \
   if (cluster_name) expected[key(cluster_name, "cluster=\"greeter\"", "")] = next;
   H2MESH_ENDPOINT_COUNTERS(H2MESH_EXPECT_ENDPOINT_ROW)
 #undef H2MESH_EXPECT_ENDPOINT_ROW
