@@ -129,8 +129,13 @@ std::string label(const char* k, const std::string& v) {
 
 std::string Prom::cluster(const std::string& name) const {
   std::string out = label("cluster", name);
-  if (const proxy::MeshRoute* route = mesh_ ? mesh_->find_cluster(name) : nullptr)
-    out += "," + label("service", route->service) + "," + label("namespace", route->namespace_);
+  // Appended piece by piece: `"," + std::string` trips g++ 12's -Wrestrict in Release builds.
+  if (const proxy::MeshRoute* route = mesh_ ? mesh_->find_cluster(name) : nullptr) {
+    out += ',';
+    out += label("service", route->service);
+    out += ',';
+    out += label("namespace", route->namespace_);
+  }
   return out;
 }
 
