@@ -18,6 +18,8 @@ if [[ "${1:-}" == "--tests" ]]; then
   packages+=(python3-kubernetes python3-cryptography)
   # tests/integration/dashboard_test.cc: the admin page in headless Chromium.
   packages+=(chromium)
+  # tests/integration/metrics_check.py: an independent parser of /metrics.
+  packages+=(python3-prometheus-client)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   # The peers and the load generator of bench/run. In Debian 12 the nginx binary (with

@@ -1,7 +1,12 @@
 #include "admin/render.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <map>
+#include <span>
+#include <string_view>
+#include <vector>
 
 #include "grpc/status.h"
 #include "net/tls_client.h"
@@ -13,8 +18,11 @@ const char* status_label(size_t slot) {
   return slot == proxy::kNoStatusSlot ? "NONE" : grpc::status_name(static_cast<int>(slot));
 }
 
+// Appends the exposition text straight into one string: a scrape with hundreds of endpoints
+// writes tens of thousands of lines, so no line builds temporaries of its own.
 class Prom {
  public:
+  Prom() { out_.reserve(64 * 1024); }
   void family(const char* name, const char* type, const char* help) {
     out_ += "# HELP ";
     out_ += name;
@@ -26,12 +34,62 @@ class Prom {
     out_ += type;
     out_ += '\n';
   }
-  void sample(const char* name, const std::string& labels, uint64_t value) {
+  // `extra`: one more label ("" for none), e.g. a table row's.
+  void sample(const char* name, std::string_view labels, uint64_t value,
+              std::string_view extra = {}) {
     out_ += name;
-    if (!labels.empty()) out_ += "{" + labels + "}";
+    if (!labels.empty() || !extra.empty()) {
+      out_ += '{';
+      out_ += labels;
+      if (!labels.empty() && !extra.empty()) out_ += ',';
+      out_ += extra;
+      out_ += '}';
+    }
     out_ += ' ';
-    out_ += std::to_string(value);
+    number(value);
     out_ += '\n';
+  }
+  // One histogram series: `_bucket`s at the bounds `le` with the cumulative counts `at`, `+Inf`
+  // (= count), `_sum` (microseconds written as seconds, or as is) and `_count`.
+  void histogram(const char* name, std::string_view labels, std::span<const char* const> le,
+                 std::span<const uint64_t> at, uint64_t count, uint64_t sum, bool sum_in_micros) {
+    for (size_t i = 0; i <= le.size(); ++i) {
+      out_ += name;
+      out_ += "_bucket{";
+      out_ += labels;
+      if (!labels.empty()) out_ += ',';
+      out_ += "le=\"";
+      out_ += i < le.size() ? le[i] : "+Inf";
+      out_ += "\"} ";
+      number(i < le.size() ? at[i] : count);
+      out_ += '\n';
+    }
+    suffixed(name, "_sum", labels);
+    if (sum_in_micros) {
+      seconds(sum);
+    } else {
+      number(sum);
+    }
+    out_ += '\n';
+    suffixed(name, "_count", labels);
+    number(count);
+    out_ += '\n';
+  }
+  void number(uint64_t v) {
+    char buf[24];
+    out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  }
+  // Microseconds as seconds, exactly ("1.25", "0.000125").
+  void seconds(uint64_t us) {
+    number(us / 1000000);
+    if (uint64_t frac = us % 1000000) {
+      char digits[7] = "000000";
+      for (int i = 5; i >= 0; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
+      size_t n = 6;
+      while (digits[n - 1] == '0') --n;
+      out_ += '.';
+      out_.append(digits, n);
+    }
   }
   std::string take() { return std::move(out_); }
 
@@ -40,6 +98,17 @@ class Prom {
   std::string cluster(const std::string& name) const;
 
  private:
+  void suffixed(const char* name, const char* suffix, std::string_view labels) {
+    out_ += name;
+    out_ += suffix;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+  }
+
   std::string out_;
   const proxy::MeshTable* mesh_ = nullptr;
 };
@@ -60,8 +129,13 @@ std::string label(const char* k, const std::string& v) {
 
 std::string Prom::cluster(const std::string& name) const {
   std::string out = label("cluster", name);
-  if (const proxy::MeshRoute* route = mesh_ ? mesh_->find_cluster(name) : nullptr)
-    out += "," + label("service", route->service) + "," + label("namespace", route->namespace_);
+  // Appended piece by piece: `"," + std::string` trips g++ 12's -Wrestrict in Release builds.
+  if (const proxy::MeshRoute* route = mesh_ ? mesh_->find_cluster(name) : nullptr) {
+    out += ',';
+    out += label("service", route->service);
+    out += ',';
+    out += label("namespace", route->namespace_);
+  }
   return out;
 }
 
@@ -179,240 +253,264 @@ void render_listener_tls(Prom& p, const proxy::WorkerStats& s) {
 }
 }  // namespace
 
-std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health,
-                           const config::Config&, const proxy::MeshTable* mesh,
-                           const discovery::ServiceMapWatcher::Counters* api) {
-  Prom p;
-  p.set_mesh(mesh);
-  p.family("h2mesh_downstream_connections_total", "counter", "Client connections accepted.");
-  p.sample("h2mesh_downstream_connections_total", "", s.downstream_connections_total);
-  p.family("h2mesh_downstream_connections_active", "gauge", "Client connections open now.");
-  p.sample("h2mesh_downstream_connections_active", "", s.downstream_connections_active);
-  p.family("h2mesh_downstream_protocol_errors_total", "counter",
-           "Client connections closed for a protocol error.");
-  p.sample("h2mesh_downstream_protocol_errors_total", "", s.downstream_protocol_errors);
-  p.family("h2mesh_calls_no_route_total", "counter", "Calls answered UNIMPLEMENTED: no route.");
-  p.sample("h2mesh_calls_no_route_total", "", s.calls_no_route);
-  p.family("h2mesh_listener_rate_limited_total", "counter",
-           "Calls answered RESOURCE_EXHAUSTED by the listener's rate_limit.");
-  for (const auto& [key, limited] : s.rate_limited)
-    if (key.route < 0)
-      p.sample("h2mesh_listener_rate_limited_total", label("listener", key.listener), limited);
-  p.family("h2mesh_route_rate_limited_total", "counter",
-           "Calls answered RESOURCE_EXHAUSTED by a route's rate_limit (route: its position in the "
-           "listener, 0 = first).");
-  for (const auto& [key, limited] : s.rate_limited)
-    if (key.route >= 0)
-      p.sample("h2mesh_route_rate_limited_total",
-               label("listener", key.listener) + "," + label("route", std::to_string(key.route)),
-               limited);
-  p.family("h2mesh_calls_malformed_timeout_total", "counter",
-           "Calls answered INTERNAL (HTTP 400): malformed grpc-timeout.");
-  p.sample("h2mesh_calls_malformed_timeout_total", "", s.calls_malformed_timeout);
-  render_listener_tls(p, s);
+namespace {
 
-  if (mesh) {
-    const proxy::MeshStats& m = s.mesh;
-    p.family("h2mesh_mesh_services", "gauge",
-             "Service ports with a cluster IP the mesh knows from the Kubernetes API.");
-    p.sample("h2mesh_mesh_services", "", mesh->by_cluster.size());
-    p.family("h2mesh_mesh_connections_total", "counter",
-             "Connections redirected to the outbound port, by what became of them.");
-    const std::pair<const char*, uint64_t> kinds[] = {
-        {"http2", m.http2_connections},    {"unknown_destination", m.unknown_destination},
-        {"opaque_port", m.opaque},         {"not_http2", m.detected_other},
-        {"loop_refused", m.loops_refused}, {"no_destination", m.no_destination}};
-    for (const auto& [kind, count] : kinds)
-      p.sample("h2mesh_mesh_connections_total", label("outcome", kind), count);
-    const proxy::RelayStats& r = m.relay;
-    struct Single {
-      const char* name;
-      const char* type;
-      const char* help;
-      uint64_t value;
-    };
-    const Single relay[] = {
-        {"h2mesh_relay_connections_total", "counter", "TCP relays started.", r.connections_total},
-        {"h2mesh_relay_connections_active", "gauge", "TCP relays open now.", r.connections_active},
-        {"h2mesh_relay_connect_failures_total", "counter",
-         "TCP relays whose destination refused, was unreachable or timed out.", r.connect_failures},
-        {"h2mesh_relay_resets_total", "counter",
-         "TCP relays ended by a reset or error on one side, passed on as a reset.", r.resets},
-        {"h2mesh_relay_idle_timeouts_total", "counter", "TCP relays closed as idle.",
-         r.idle_timeouts},
-    };
-    for (const Single& one : relay) {
-      p.family(one.name, one.type, one.help);
-      p.sample(one.name, "", one.value);
-    }
-    p.family("h2mesh_relay_bytes_total", "counter", "Bytes relayed, by direction.");
-    p.sample("h2mesh_relay_bytes_total", label("direction", "upstream"), r.bytes_to_upstream);
-    p.sample("h2mesh_relay_bytes_total", label("direction", "downstream"), r.bytes_to_downstream);
-    p.family("h2mesh_inbound_connections_total", "counter",
-             "Connections redirected to the inbound port, by what became of them.");
-    const std::pair<const char*, uint64_t> inbound[] = {
-        {"mtls", m.inbound_mtls},
-        {"plaintext", m.inbound_plaintext},
-        {"relayed", m.inbound_relayed},
-        {"plaintext_refused", m.inbound_refused_plaintext},
-        {"loop_refused", m.inbound_loops_refused},
-        {"no_destination", m.inbound_no_destination}};
-    for (const auto& [kind, count] : inbound)
-      p.sample("h2mesh_inbound_connections_total", label("outcome", kind), count);
-    p.family("h2mesh_mesh_originations_total", "counter",
-             "Connections to Service endpoints with mesh mTLS on, by how they were made.");
-    const std::pair<const char*, uint64_t> origin[] = {
-        {"mtls", m.mtls_handshakes[static_cast<size_t>(net::TlsClientResult::Ok)] +
-                     m.mtls_handshakes[static_cast<size_t>(net::TlsClientResult::Resumed)]},
-        {"plaintext_fallback", m.plaintext_fallbacks},
-        {"plaintext_remembered", m.plaintext_remembered},
-        {"wrong_trust_domain", m.mtls_wrong_trust_domain}};
-    for (const auto& [kind, count] : origin)
-      p.sample("h2mesh_mesh_originations_total", label("outcome", kind), count);
-    p.family("h2mesh_mesh_tls_handshakes_total", "counter",
-             "Mesh mTLS handshakes towards Service endpoints, by how they ended.");
-    for (size_t i = 0; i < net::kTlsClientResults; ++i)
-      p.sample("h2mesh_mesh_tls_handshakes_total",
-               label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))),
-               m.mtls_handshakes[i]);
-    p.family("h2mesh_inbound_calls_total", "counter",
-             "Calls arriving at the pod through the sidecar, by the caller's mesh identity "
-             "(\"plaintext\" without mTLS; at most 100 identities, then \"other\").");
-    for (const auto& [identity, count] : m.inbound_calls)
-      p.sample("h2mesh_inbound_calls_total", label("identity", identity), count);
+// A row of a counter table of proxy/stats.h (H2MESH_*_COUNTERS).
+template <class Stats>
+struct Row {
+  uint64_t Stats::*member;
+  const char* name;
+  const char* label;
+  const char* type;
+  const char* help;
+};
+// Expanded where `Stats` names the table's struct.
+#define H2MESH_ROW(member, name, label, type, help) \
+  Row<Stats>{&Stats::member, name, label, #type, help},
+
+// The families of a table: rows that share a name next to each other are the samples of one
+// family. `each_series(emit)` calls emit(labels, stats) for each series (the worker, a cluster).
+template <class Stats, size_t N, class EachSeries>
+void render_table(Prom& p, const Row<Stats> (&rows)[N], EachSeries each_series) {
+  for (size_t first = 0; first < N;) {
+    size_t end = first + 1;
+    while (end < N && std::strcmp(rows[end].name, rows[first].name) == 0) ++end;
+    p.family(rows[first].name, rows[first].type, rows[first].help);
+    each_series([&](std::string_view labels, const Stats& stats) {
+      for (size_t r = first; r < end; ++r)
+        p.sample(rows[r].name, labels, stats.*rows[r].member, rows[r].label);
+    });
+    first = end;
   }
-  if (api) render_api(p, *api);
+}
+
+// The duration buckets /metrics shows (seconds, the 1-2.5-5 series Prometheus users expect),
+// each an upper bound of duration_histogram() (microseconds): 100 us to 50 s, then +Inf.
+constexpr const char* kDurationLe[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+                                       "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
+                                       "1",      "2.5",     "5",      "10",    "25",     "50"};
+constexpr uint64_t kDurationLeMicros[] = {100,     250,     500,     1000,     2500,     5000,
+                                          10000,   25000,   50000,   100000,   250000,   500000,
+                                          1000000, 2500000, 5000000, 10000000, 25000000, 50000000};
+constexpr size_t kDurationBounds = std::size(kDurationLe);
+static_assert(std::size(kDurationLeMicros) == kDurationBounds);
+
+// The bucket of duration_histogram() that each shown bound closes, found once.
+const std::array<size_t, kDurationBounds>& duration_bucket_index() {
+  static const std::array<size_t, kDurationBounds> index = [] {
+    std::array<size_t, kDurationBounds> out{};
+    const Histogram h = duration_histogram();
+    size_t b = 0;
+    for (size_t i = 0; i < kDurationBounds; ++i) {
+      while (b + 2 < h.bucket_count() && h.upper_bound(b) < kDurationLeMicros[i]) ++b;
+      out[i] = b;
+    }
+    return out;
+  }();
+  return index;
+}
+
+// One duration histogram series, in seconds: its buckets added up once, in one pass.
+void duration_series(Prom& p, const char* name, std::string_view labels, const Histogram& h) {
+  std::array<uint64_t, kDurationBounds> at{};
+  const auto& index = duration_bucket_index();
+  uint64_t below = 0;
+  for (size_t i = 0, b = 0; i < kDurationBounds; ++i) {
+    for (; b <= index[i]; ++b) below += h.bucket(b);
+    at[i] = below;
+  }
+  p.histogram(name, labels, kDurationLe, at, h.count(), h.sum(), /*sum_in_micros=*/true);
+}
+
+// Attempts per call: ClusterStats::attempts[n-1] counts the calls that made n attempts.
+void attempts_series(Prom& p, const char* name, std::string_view labels,
+                     const proxy::ClusterStats& c) {
+  static constexpr const char* kLe[] = {"1", "2", "3", "4", "5", "6", "7"};
+  std::array<uint64_t, std::size(kLe)> at{};
+  uint64_t count = 0, sum = 0;
+  for (size_t n = 0; n < c.attempts.size(); ++n) {
+    count += c.attempts[n];
+    sum += (n + 1) * c.attempts[n];
+    if (n < at.size()) at[n] = count;
+  }
+  p.histogram(name, labels, kLe, at, count, sum, /*sum_in_micros=*/false);
+}
+
+// Calls by grpc-status: the statuses seen, and OK always (so that a rate of errors over calls
+// has both series from the start).
+void status_samples(Prom& p, const char* name, const std::string& labels,
+                    const std::array<uint64_t, proxy::kStatusSlots>& by_status) {
+  std::string status = "grpc_status=\"";
+  for (size_t i = 0; i < proxy::kStatusSlots; ++i) {
+    if (by_status[i] == 0 && i != 0) continue;
+    status.resize(13);
+    status += status_label(i);
+    status += '"';
+    p.sample(name, labels, by_status[i], status);
+  }
+}
+
+void render_listeners(Prom& p, const proxy::WorkerStats& s) {
+  std::vector<std::string> labels;
+  for (const auto& [name, l] : s.listeners) labels.push_back(label("listener", name));
+  p.family("h2mesh_listener_calls_total", "counter",
+           "Calls that ended on the listener (all of them, also those answered without a route).");
+  size_t i = 0;
+  for (const auto& [name, l] : s.listeners)
+    p.sample("h2mesh_listener_calls_total", labels[i++], l.calls_total);
+  p.family("h2mesh_listener_calls_by_status_total", "counter",
+           "Calls that ended on the listener by grpc-status (NONE: reset without a status).");
+  i = 0;
+  for (const auto& [name, l] : s.listeners)
+    status_samples(p, "h2mesh_listener_calls_by_status_total", labels[i++], l.by_status);
+  p.family("h2mesh_listener_call_duration_seconds", "histogram",
+           "Calls of the listener: from the client's request headers to the end of the stream.");
+  i = 0;
+  for (const auto& [name, l] : s.listeners)
+    duration_series(p, "h2mesh_listener_call_duration_seconds", labels[i++], l.duration);
+}
+
+// The clusters and their endpoints with their labels, made once per scrape: every cluster and
+// endpoint family reuses them.
+struct EndpointSeries {
+  const proxy::EndpointStats* stats;
+  std::string labels;
+};
+struct ClusterSeries {
+  const proxy::ClusterStats* stats;
+  std::string labels;
+  proxy::EndpointStats totals;  // over every endpoint it ever had
+  std::vector<EndpointSeries> endpoints;
+};
+
+std::vector<ClusterSeries> cluster_series(const Prom& p, const proxy::WorkerStats& s) {
+  std::vector<ClusterSeries> out;
+  out.reserve(s.clusters.size());
+  for (const auto& [name, c] : s.clusters) {
+    ClusterSeries& series = out.emplace_back();
+    series.stats = &c;
+    series.labels = p.cluster(name);
+    series.totals = proxy::endpoint_totals(c);
+    series.endpoints.reserve(c.endpoints.size());
+    for (const auto& [address, e] : c.endpoints)
+      series.endpoints.push_back({&e, series.labels + "," + label("endpoint", address)});
+  }
+  return out;
+}
+
+// An endpoint counter (H2MESH_ENDPOINT_COUNTERS): per endpoint, and summed per cluster.
+struct EndpointRow {
+  uint64_t proxy::EndpointStats::*member;
+  const char* name;
+  const char* cluster_name;
+  const char* type;
+  const char* help;
+  const char* cluster_help;
+};
+#define H2MESH_ENDPOINT_ROW(member, name, cluster_name, type, help, cluster_help) \
+  EndpointRow{&proxy::EndpointStats::member, name, cluster_name, #type, help, cluster_help},
+constexpr EndpointRow kEndpointRows[] = {H2MESH_ENDPOINT_COUNTERS(H2MESH_ENDPOINT_ROW)};
+#undef H2MESH_ENDPOINT_ROW
+
+void render_clusters(Prom& p, const std::vector<ClusterSeries>& clusters) {
+  auto each_cluster = [&](auto emit) {
+    for (const ClusterSeries& c : clusters) emit(c.labels, *c.stats);
+  };
   p.family("h2mesh_cluster_calls_total", "counter", "Calls routed to the cluster.");
-  for (const auto& [name, c] : s.clusters)
-    p.sample("h2mesh_cluster_calls_total", p.cluster(name), c.calls.calls_total);
+  for (const ClusterSeries& c : clusters)
+    p.sample("h2mesh_cluster_calls_total", c.labels, c.stats->calls.calls_total);
   p.family("h2mesh_cluster_calls_in_flight", "gauge", "Calls of the cluster in flight.");
-  for (const auto& [name, c] : s.clusters)
-    p.sample("h2mesh_cluster_calls_in_flight", p.cluster(name), c.calls.in_flight);
+  for (const ClusterSeries& c : clusters)
+    p.sample("h2mesh_cluster_calls_in_flight", c.labels, c.stats->calls.in_flight);
   p.family("h2mesh_cluster_calls_by_status_total", "counter",
            "Finished calls by grpc-status (NONE: reset without a status).");
-  for (const auto& [name, c] : s.clusters)
-    for (size_t i = 0; i < proxy::kStatusSlots; ++i)
-      if (c.calls.by_status[i] || i == 0)
-        p.sample("h2mesh_cluster_calls_by_status_total",
-                 p.cluster(name) + "," + label("grpc_status", status_label(i)),
-                 c.calls.by_status[i]);
-  p.family("h2mesh_cluster_no_endpoint_total", "counter", "Calls failed: no endpoint to pick.");
-  for (const auto& [name, c] : s.clusters)
-    p.sample("h2mesh_cluster_no_endpoint_total", p.cluster(name), c.no_endpoint);
-  p.family("h2mesh_cluster_pending_overflow_total", "counter",
-           "Calls failed: the queue waiting for an upstream connection was full.");
-  for (const auto& [name, c] : s.clusters)
-    p.sample("h2mesh_cluster_pending_overflow_total", p.cluster(name), c.pending_overflow);
-
-  p.family("h2mesh_downstream_max_age_goaways_total", "counter",
-           "Client connections sent GOAWAY at max_connection_age.");
-  p.sample("h2mesh_downstream_max_age_goaways_total", "", s.downstream_max_age_goaways);
-  p.family("h2mesh_downstream_idle_closed_total", "counter",
-           "Client connections closed by idle_timeout.");
-  p.sample("h2mesh_downstream_idle_closed_total", "", s.downstream_idle_closed);
-  p.family("h2mesh_downstream_header_timeouts_total", "counter",
-           "Prefaces or request headers that did not arrive within header_timeout.");
-  p.sample("h2mesh_downstream_header_timeouts_total", "", s.downstream_header_timeouts);
-  p.family("h2mesh_downstream_header_limit_total", "counter",
-           "Request header blocks refused: over max_header_list_bytes or max_header_fields.");
-  p.sample("h2mesh_downstream_header_limit_total", "", s.downstream_header_limit);
-  p.family("h2mesh_downstream_flood_goaways_total", "counter",
-           "Client connections closed with ENHANCE_YOUR_CALM: a frame budget ran out.");
-  p.sample("h2mesh_downstream_flood_goaways_total", "", s.downstream_flood_goaways);
-
-  struct ClusterCounter {
-    const char* name;
-    const char* help;
-    uint64_t proxy::ClusterStats::*field;
-  };
-  static const ClusterCounter kCluster[] = {
-      {"h2mesh_cluster_circuit_breaker_overflow_total",
-       "Calls failed at once: max_calls or max_calls_per_endpoint reached.",
-       &proxy::ClusterStats::circuit_breaker_overflow},
-      {"h2mesh_cluster_retry_budget_exhausted_total", "Retries not made: the budget was spent.",
-       &proxy::ClusterStats::retry_budget_exhausted},
-      {"h2mesh_cluster_deadline_exceeded_total", "Calls the proxy ended at their deadline.",
-       &proxy::ClusterStats::deadline_exceeded},
-      {"h2mesh_cluster_response_header_limit_total",
-       "Responses refused: headers or trailers over the cluster's header limits.",
-       &proxy::ClusterStats::response_header_limit},
-  };
-  for (const ClusterCounter& k : kCluster) {
-    p.family(k.name, "counter", k.help);
-    for (const auto& [name, c] : s.clusters) p.sample(k.name, p.cluster(name), c.*k.field);
+  for (const ClusterSeries& c : clusters)
+    status_samples(p, "h2mesh_cluster_calls_by_status_total", c.labels, c.stats->calls.by_status);
+  {
+    using Stats = proxy::ClusterStats;
+    static const Row<Stats> kRows[] = {H2MESH_CLUSTER_COUNTERS(H2MESH_ROW)};
+    render_table(p, kRows, each_cluster);
   }
   p.family("h2mesh_upstream_tls_handshakes_total", "counter",
            "TLS handshakes with a cluster's endpoints by result: ok, resumed (an earlier session "
            "accepted), verify_failed, san_mismatch, no_alpn, protocol, timeout.");
-  for (const auto& [name, c] : s.clusters) {
-    if (!c.tls) continue;
-    for (size_t i = 0; i < c.tls_handshakes.size(); ++i) {
-      p.sample(
-          "h2mesh_upstream_tls_handshakes_total",
-          p.cluster(name) + "," +
-              label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))),
-          c.tls_handshakes[i]);
+  for (const ClusterSeries& c : clusters) {
+    if (!c.stats->tls) continue;
+    for (size_t i = 0; i < c.stats->tls_handshakes.size(); ++i) {
+      p.sample("h2mesh_upstream_tls_handshakes_total", c.labels, c.stats->tls_handshakes[i],
+               label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))));
     }
   }
-  p.family("h2mesh_cluster_retries_total", "counter",
-           "Retries by reason: connect_failure, refused_stream (both never processed), status.");
-  for (const auto& [name, c] : s.clusters) {
-    p.sample("h2mesh_cluster_retries_total",
-             p.cluster(name) + "," + label("reason", "connect_failure"), c.retries_connect_failure);
-    p.sample("h2mesh_cluster_retries_total",
-             p.cluster(name) + "," + label("reason", "refused_stream"), c.retries_refused_stream);
-    p.sample("h2mesh_cluster_retries_total", p.cluster(name) + "," + label("reason", "status"),
-             c.retries_status);
-  }
-
-  struct Gauge {
-    const char* name;
-    const char* type;
-    const char* help;
-    uint64_t (*get)(const proxy::EndpointStats&);
-  };
   // Sums over every endpoint the cluster ever had: they do not drop when the series of an
   // endpoint that left are retired.
-  static const Gauge kEndpointTotals[] = {
-      {"h2mesh_cluster_upstream_attempts_total", "counter",
-       "Call attempts sent to the cluster's endpoints (retries included).",
-       [](const proxy::EndpointStats& e) { return e.calls.calls_total; }},
-      {"h2mesh_cluster_upstream_connections_total", "counter",
-       "HTTP/2 connections opened to the cluster's endpoints.",
-       [](const proxy::EndpointStats& e) { return e.upstream_connections_total; }},
-      {"h2mesh_cluster_connect_failures_total", "counter",
-       "Failed connection attempts to the cluster's endpoints.",
-       [](const proxy::EndpointStats& e) { return e.connect_failures; }},
-      {"h2mesh_cluster_upstream_resets_total", "counter", "Streams the cluster's endpoints reset.",
-       [](const proxy::EndpointStats& e) { return e.upstream_resets; }},
-  };
-  std::map<std::string, proxy::EndpointStats> totals;
-  for (const auto& [name, c] : s.clusters) totals.emplace(name, proxy::endpoint_totals(c));
-  for (const Gauge& g : kEndpointTotals) {
-    p.family(g.name, g.type, g.help);
-    for (const auto& [name, t] : totals) p.sample(g.name, p.cluster(name), g.get(t));
+  p.family("h2mesh_cluster_upstream_attempts_total", "counter",
+           "Call attempts sent to the cluster's endpoints (retries included).");
+  for (const ClusterSeries& c : clusters)
+    p.sample("h2mesh_cluster_upstream_attempts_total", c.labels, c.totals.calls.calls_total);
+  for (const EndpointRow& row : kEndpointRows) {
+    if (!row.cluster_name) continue;
+    p.family(row.cluster_name, row.type, row.cluster_help);
+    for (const ClusterSeries& c : clusters)
+      p.sample(row.cluster_name, c.labels, c.totals.*row.member);
   }
-  static const Gauge kEndpoint[] = {
-      {"h2mesh_endpoint_calls_total", "counter", "Calls sent to the endpoint.",
-       [](const proxy::EndpointStats& e) { return e.calls.calls_total; }},
-      {"h2mesh_endpoint_calls_in_flight", "gauge", "Calls in flight on the endpoint.",
-       [](const proxy::EndpointStats& e) { return e.calls.in_flight; }},
-      {"h2mesh_endpoint_upstream_connections", "gauge", "Open HTTP/2 connections to the endpoint.",
-       [](const proxy::EndpointStats& e) { return e.upstream_connections; }},
-      {"h2mesh_endpoint_upstream_connections_total", "counter",
-       "HTTP/2 connections opened to the endpoint.",
-       [](const proxy::EndpointStats& e) { return e.upstream_connections_total; }},
-      {"h2mesh_endpoint_connect_failures_total", "counter", "Failed connection attempts.",
-       [](const proxy::EndpointStats& e) { return e.connect_failures; }},
-      {"h2mesh_endpoint_upstream_resets_total", "counter", "Streams the endpoint reset.",
-       [](const proxy::EndpointStats& e) { return e.upstream_resets; }},
-  };
-  for (const Gauge& g : kEndpoint) {
-    p.family(g.name, g.type, g.help);
-    for (const auto& [cname, c] : s.clusters)
-      for (const auto& [ename, e] : c.endpoints)
-        p.sample(g.name, p.cluster(cname) + "," + label("endpoint", ename), g.get(e));
+  p.family("h2mesh_cluster_call_duration_seconds", "histogram",
+           "Calls of the cluster: from the client's request headers to the end of the stream "
+           "(retries and backoffs included).");
+  for (const ClusterSeries& c : clusters)
+    duration_series(p, "h2mesh_cluster_call_duration_seconds", c.labels, c.stats->duration);
+  p.family("h2mesh_cluster_upstream_duration_seconds", "histogram",
+           "Attempts sent to the cluster's endpoints: from the pick of the endpoint to the end of "
+           "its response (or its failure).");
+  for (const ClusterSeries& c : clusters)
+    duration_series(p, "h2mesh_cluster_upstream_duration_seconds", c.labels,
+                    c.stats->upstream_duration);
+  p.family("h2mesh_cluster_call_attempts", "histogram",
+           "Attempts per call of the cluster (calls that made at least one).");
+  for (const ClusterSeries& c : clusters)
+    attempts_series(p, "h2mesh_cluster_call_attempts", c.labels, *c.stats);
+}
+
+void render_endpoints(Prom& p, const std::vector<ClusterSeries>& clusters) {
+  p.family("h2mesh_endpoint_calls_total", "counter", "Calls sent to the endpoint.");
+  for (const ClusterSeries& c : clusters)
+    for (const EndpointSeries& e : c.endpoints)
+      p.sample("h2mesh_endpoint_calls_total", e.labels, e.stats->calls.calls_total);
+  p.family("h2mesh_endpoint_calls_in_flight", "gauge", "Calls in flight on the endpoint.");
+  for (const ClusterSeries& c : clusters)
+    for (const EndpointSeries& e : c.endpoints)
+      p.sample("h2mesh_endpoint_calls_in_flight", e.labels, e.stats->calls.in_flight);
+  for (const EndpointRow& row : kEndpointRows) {
+    p.family(row.name, row.type, row.help);
+    for (const ClusterSeries& c : clusters)
+      for (const EndpointSeries& e : c.endpoints)
+        p.sample(row.name, e.labels, e.stats->*row.member);
   }
+  p.family("h2mesh_endpoint_calls_by_status_total", "counter",
+           "Finished calls of the endpoint by grpc-status.");
+  for (const ClusterSeries& c : clusters)
+    for (const EndpointSeries& e : c.endpoints)
+      status_samples(p, "h2mesh_endpoint_calls_by_status_total", e.labels,
+                     e.stats->calls.by_status);
+  // Only the endpoints that recorded something: an endpoint nobody called yet would add 21
+  // lines of zeros per histogram, and a cluster can have hundreds.
+  p.family("h2mesh_endpoint_call_duration_seconds", "histogram",
+           "Calls whose last attempt went to the endpoint: from the client's request headers to "
+           "the end of the stream.");
+  for (const ClusterSeries& c : clusters)
+    for (const EndpointSeries& e : c.endpoints)
+      if (e.stats->duration.count())
+        duration_series(p, "h2mesh_endpoint_call_duration_seconds", e.labels, e.stats->duration);
+  p.family("h2mesh_endpoint_upstream_duration_seconds", "histogram",
+           "Attempts sent to the endpoint: from its pick to the end of its response (or its "
+           "failure).");
+  for (const ClusterSeries& c : clusters)
+    for (const EndpointSeries& e : c.endpoints)
+      if (e.stats->upstream_duration.count())
+        duration_series(p, "h2mesh_endpoint_upstream_duration_seconds", e.labels,
+                        e.stats->upstream_duration);
+}
+
+void render_health(Prom& p, const HealthView& health) {
   struct HealthGauge {
     const char* name;
     const char* type;
@@ -434,22 +532,109 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
        "Healthy/unhealthy transitions from active health checks.",
        [](const cluster::HostHealth& h) { return h.health_transitions; }},
   };
+  std::vector<std::pair<const cluster::HostHealth*, std::string>> hosts;
+  for (const auto& [cname, by_endpoint] : health) {
+    const std::string cluster = p.cluster(cname);
+    for (const auto& [ename, h] : by_endpoint)
+      hosts.emplace_back(&h, cluster + "," + label("endpoint", ename));
+  }
   for (const HealthGauge& g : kHealth) {
     p.family(g.name, g.type, g.help);
-    for (const auto& [cname, hosts] : health)
-      for (const auto& [ename, h] : hosts)
-        p.sample(g.name, p.cluster(cname) + "," + label("endpoint", ename), g.get(h));
+    for (const auto& [h, labels] : hosts) p.sample(g.name, labels, g.get(*h));
   }
-  p.family("h2mesh_endpoint_calls_by_status_total", "counter",
-           "Finished calls of the endpoint by grpc-status.");
-  for (const auto& [cname, c] : s.clusters)
-    for (const auto& [ename, e] : c.endpoints)
-      for (size_t i = 0; i < proxy::kStatusSlots; ++i)
-        if (e.calls.by_status[i] || i == 0)
-          p.sample("h2mesh_endpoint_calls_by_status_total",
-                   p.cluster(cname) + "," + label("endpoint", ename) + "," +
-                       label("grpc_status", status_label(i)),
-                   e.calls.by_status[i]);
+}
+
+// Mesh mode: the Services, what became of the redirected connections, the TCP relays, mesh
+// mTLS origination and the callers' identities.
+void render_mesh(Prom& p, const proxy::MeshStats& m, const proxy::MeshTable& mesh) {
+  p.family("h2mesh_mesh_services", "gauge",
+           "Service ports with a cluster IP the mesh knows from the Kubernetes API.");
+  p.sample("h2mesh_mesh_services", "", mesh.by_cluster.size());
+  {
+    using Stats = proxy::MeshStats;
+    static const Row<Stats> kRows[] = {H2MESH_MESH_COUNTERS(H2MESH_ROW)};
+    render_table(p, kRows, [&](auto emit) { emit("", m); });
+  }
+  const proxy::RelayStats& r = m.relay;
+  struct Single {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t value;
+  };
+  const Single relay[] = {
+      {"h2mesh_relay_connections_total", "counter", "TCP relays started.", r.connections_total},
+      {"h2mesh_relay_connections_active", "gauge", "TCP relays open now.", r.connections_active},
+      {"h2mesh_relay_connect_failures_total", "counter",
+       "TCP relays whose destination refused, was unreachable or timed out.", r.connect_failures},
+      {"h2mesh_relay_resets_total", "counter",
+       "TCP relays ended by a reset or error on one side, passed on as a reset.", r.resets},
+      {"h2mesh_relay_idle_timeouts_total", "counter", "TCP relays closed as idle.",
+       r.idle_timeouts},
+  };
+  for (const Single& one : relay) {
+    p.family(one.name, one.type, one.help);
+    p.sample(one.name, "", one.value);
+  }
+  p.family("h2mesh_relay_bytes_total", "counter", "Bytes relayed, by direction.");
+  p.sample("h2mesh_relay_bytes_total", label("direction", "upstream"), r.bytes_to_upstream);
+  p.sample("h2mesh_relay_bytes_total", label("direction", "downstream"), r.bytes_to_downstream);
+  p.family("h2mesh_mesh_originations_total", "counter",
+           "Connections to Service endpoints with mesh mTLS on, by how they were made.");
+  const std::pair<const char*, uint64_t> origin[] = {
+      {"mtls", m.mtls_handshakes[static_cast<size_t>(net::TlsClientResult::Ok)] +
+                   m.mtls_handshakes[static_cast<size_t>(net::TlsClientResult::Resumed)]},
+      {"plaintext_fallback", m.plaintext_fallbacks},
+      {"plaintext_remembered", m.plaintext_remembered},
+      {"wrong_trust_domain", m.mtls_wrong_trust_domain}};
+  for (const auto& [kind, count] : origin)
+    p.sample("h2mesh_mesh_originations_total", label("outcome", kind), count);
+  p.family("h2mesh_mesh_tls_handshakes_total", "counter",
+           "Mesh mTLS handshakes towards Service endpoints, by how they ended.");
+  for (size_t i = 0; i < net::kTlsClientResults; ++i)
+    p.sample("h2mesh_mesh_tls_handshakes_total",
+             label("result", net::tls_client_result_name(static_cast<net::TlsClientResult>(i))),
+             m.mtls_handshakes[i]);
+  p.family("h2mesh_inbound_calls_total", "counter",
+           "Calls arriving at the pod through the sidecar, by the caller's mesh identity "
+           "(\"plaintext\" without mTLS; at most 100 identities, then \"other\").");
+  for (const auto& [identity, count] : m.inbound_calls)
+    p.sample("h2mesh_inbound_calls_total", label("identity", identity), count);
+}
+
+}  // namespace
+
+std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health,
+                           const config::Config&, const proxy::MeshTable* mesh,
+                           const discovery::ServiceMapWatcher::Counters* api) {
+  Prom p;
+  p.set_mesh(mesh);
+  {
+    using Stats = proxy::WorkerStats;
+    static const Row<Stats> kRows[] = {H2MESH_WORKER_COUNTERS(H2MESH_ROW)};
+    render_table(p, kRows, [&](auto emit) { emit("", s); });
+  }
+  p.family("h2mesh_listener_rate_limited_total", "counter",
+           "Calls answered RESOURCE_EXHAUSTED by the listener's rate_limit.");
+  for (const auto& [key, limited] : s.rate_limited)
+    if (key.route < 0)
+      p.sample("h2mesh_listener_rate_limited_total", label("listener", key.listener), limited);
+  p.family("h2mesh_route_rate_limited_total", "counter",
+           "Calls answered RESOURCE_EXHAUSTED by a route's rate_limit (route: its position in the "
+           "listener, 0 = first).");
+  for (const auto& [key, limited] : s.rate_limited)
+    if (key.route >= 0)
+      p.sample("h2mesh_route_rate_limited_total",
+               label("listener", key.listener) + "," + label("route", std::to_string(key.route)),
+               limited);
+  render_listeners(p, s);
+  render_listener_tls(p, s);
+  if (mesh) render_mesh(p, s.mesh, *mesh);
+  if (api) render_api(p, *api);
+  const std::vector<ClusterSeries> clusters = cluster_series(p, s);
+  render_clusters(p, clusters);
+  render_endpoints(p, clusters);
+  render_health(p, health);
   return p.take();
 }
 

@@ -18,15 +18,19 @@ uint64_t Histogram::upper_bound(size_t i) const {
 }
 
 size_t Histogram::bucket_of(uint64_t value) const {
-  // Find the decade first (a few multiplications), then the step inside it.
+  // It runs several times per call: no division. The decade first (its last bound is 8 times
+  // its base), then the step, comparing value x 100 with the bounds x 100 (for an integer value
+  // the same test as against the bounds truncated, as upper_bound() gives them).
   uint64_t base = first_bound_;
-  for (size_t d = 0; d < decades_; ++d, base *= 10) {
-    if (value <= base * kSteps[kPerDecade - 1] / 100) {
-      for (size_t s = 0; s < kPerDecade; ++s)
-        if (value <= base * kSteps[s] / 100) return d * kPerDecade + s;
-    }
+  size_t d = 0;
+  while (value > base * 8) {
+    if (++d == decades_) return bucket_count() - 1;
+    base *= 10;
   }
-  return bucket_count() - 1;
+  const uint64_t scaled = value * 100;
+  size_t s = 0;
+  while (scaled > base * kSteps[s]) ++s;
+  return d * kPerDecade + s;
 }
 
 uint64_t Histogram::count_at_most(uint64_t bound) const {

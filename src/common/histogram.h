@@ -30,9 +30,16 @@ class Histogram {
   constexpr Histogram(uint64_t first_bound, size_t decades)
       : first_bound_(first_bound), decades_(decades) {}
 
-  void record(uint64_t value) {
+  void record(uint64_t value) { record_in(bucket_of(value), value); }
+
+  // The bucket `value` lands in. With record_in(), a value recorded into several histograms of
+  // the same kind (a call's duration: its listener's, cluster's and endpoint's) is looked up
+  // once: the search is most of a record's cost.
+  size_t bucket_of(uint64_t value) const;
+  // `bucket` is bucket_of(value) of a histogram of the same kind.
+  void record_in(size_t bucket, uint64_t value) {
     if (counts_.empty()) counts_.assign(bucket_count(), 0);
-    counts_[bucket_of(value)]++;
+    counts_[bucket]++;
     count_++;
     sum_ += value;
   }
@@ -64,8 +71,6 @@ class Histogram {
   Histogram since(const Histogram& earlier) const;
 
  private:
-  size_t bucket_of(uint64_t value) const;
-
   uint64_t first_bound_;
   size_t decades_;
   std::vector<uint64_t> counts_;

@@ -22,6 +22,7 @@ namespace h2mesh::proxy {
 
 struct ClusterStats;
 struct EndpointStats;
+struct ListenerStats;
 
 // W3C trace context of a call (https://www.w3.org/TR/trace-context/): the trace it belongs to,
 // the span h2mesh made for it, and the caller's span. All zero (valid = false) when tracing is
@@ -47,6 +48,7 @@ struct CallEvent {
   // endpoint was picked). The metrics observer adds into them without a lookup.
   ClusterStats* cluster_stats = nullptr;
   EndpointStats* endpoint_stats = nullptr;
+  ListenerStats* listener_stats = nullptr;  // the connection's listener's (its cached entry)
 };
 
 // -1 in grpc_status: the call or attempt ended without a status (reset, connection lost).
@@ -82,7 +84,8 @@ inline std::chrono::system_clock::time_point wall_time(TimePoint t, TimePoint no
 }
 
 // The metrics observer: counts the call's status and records its durations and attempts in the
-// cluster's and the endpoint's histograms (proxy/stats.h). One per worker, no state of its own.
+// listener's, the cluster's and the endpoint's histograms (proxy/stats.h). One per worker, no
+// state of its own.
 class MetricsObserver final : public CallObserver {
  public:
   void on_attempt_end(const CallEvent& call, const AttemptEvent& attempt) override;

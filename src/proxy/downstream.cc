@@ -65,6 +65,7 @@ CallEvent DownstreamStream::describe() const {
   c.trace = trace_;
   c.cluster_stats = cluster_stats_;
   c.endpoint_stats = endpoint_stats_;
+  c.listener_stats = &conn_.listener_stats();
   return c;
 }
 
@@ -562,6 +563,7 @@ DownstreamConnection::DownstreamConnection(WorkerContext& ctx,
       ctx_(ctx),
       listener_ctx_(std::move(listener)),
       listener_(listener_ctx_->listener),
+      listener_stats_(ctx.stats.listeners[listener_.name]),
       rules_(listener_ctx_),
       header_timer_(ctx.loop, [this] { check_header_timeouts(); }),
       idle_timer_(ctx.loop,

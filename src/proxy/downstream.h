@@ -168,6 +168,8 @@ class DownstreamConnection final : public http2::Connection {
   // flight keep theirs (their context stays alive until the last of them is released).
   void set_rules(ListenerContextPtr rules);
   const config::Listener& listener() const { return listener_; }
+  // The listener's call stats in the worker's stats (a map entry, stable while the worker runs).
+  ListenerStats& listener_stats() const { return listener_stats_; }
   // Graceful drain: GOAWAY notice now, final GOAWAY shortly after, close when no call is left.
   // With a grace period, calls still running after it are cut.
   void start_drain(std::optional<Duration> grace = std::nullopt);
@@ -220,6 +222,7 @@ class DownstreamConnection final : public http2::Connection {
   // advertised, timeouts) stay for the connection's life.
   ListenerContextPtr listener_ctx_;
   const config::Listener& listener_;
+  ListenerStats& listener_stats_;
   ListenerContextPtr rules_;  // routes for new calls; replaced by reloads
   std::vector<ListenerContextPtr> retired_rules_;  // replaced, still followed by open streams
   // Owned: deleted through the loop's defer_delete when they close.

@@ -1,5 +1,7 @@
 #include "proxy/stats.h"
 
+#include <string_view>
+
 namespace h2mesh::proxy {
 
 EndpointStats endpoint_totals(const ClusterStats& cluster) {
@@ -28,9 +30,11 @@ bool retire_endpoints(ClusterStats& cluster, TimePoint now, Duration retention) 
     // Nothing is in flight or open any more: only the counters are left to keep.
     cluster.departed.calls.calls_total += e.calls.calls_total;
     for (size_t i = 0; i < kStatusSlots; ++i) cluster.departed.calls.by_status[i] += e.calls.by_status[i];
-    cluster.departed.upstream_connections_total += e.upstream_connections_total;
-    cluster.departed.connect_failures += e.connect_failures;
-    cluster.departed.upstream_resets += e.upstream_resets;
+    // Gauges (open connections) are zero by now and would mean nothing summed.
+#define H2MESH_FOLD_COUNTER(member, name, cluster_name, type, help, cluster_help) \
+  if constexpr (std::string_view(#type) == "counter") cluster.departed.member += e.member;
+    H2MESH_ENDPOINT_COUNTERS(H2MESH_FOLD_COUNTER)
+#undef H2MESH_FOLD_COUNTER
     it = cluster.endpoints.erase(it);
   }
   return waiting;

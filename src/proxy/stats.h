@@ -2,6 +2,14 @@
 
 // Plain per-worker counters: no atomics, only the owning worker writes them. The admin server
 // gets copies by posting a closure to each worker (server/worker.h) and adds them up.
+//
+// The plain counters of each struct are one table (an X-macro) of rows
+//   X(member, metric name, label, type, help)
+// from which the struct's members, its add() and the /metrics families (admin/render.cc) are
+// made, so that a new counter is one line. `label` is "" or one fixed `key="value"` pair: rows
+// that share a metric name next to each other are the samples of one family (its help is the
+// first row's); `type` is counter or gauge. Counters that are arrays, maps or computed stay out
+// of the tables and are written out by hand.
 
 #include <algorithm>
 #include <array>
@@ -12,12 +20,17 @@
 
 #include "common/histogram.h"
 #include "common/time.h"
+#include "config/config.h"
 #include "net/tls_client.h"
 #include "net/tls_context.h"
 #include "net/tls_transport.h"
 #include "proxy/tcp_relay.h"
 
 namespace h2mesh::proxy {
+
+// The member of one table row, and its share of add().
+#define H2MESH_STAT_MEMBER(member, name, label, type, help) uint64_t member = 0;
+#define H2MESH_STAT_ADD(member, name, label, type, help) member += o.member;
 
 // Index 0..16: grpc-status codes; 17: calls that ended without a status (reset, connection lost).
 constexpr size_t kStatusSlots = 18;
@@ -35,6 +48,24 @@ struct CallCounters {
   }
 };
 
+// An endpoint's counters. Each is shown per endpoint and, when the row names a cluster metric,
+// summed over every endpoint the cluster ever had (the departed ones too, so those sums never go
+// backwards): X(member, endpoint metric, cluster metric or nullptr, type, endpoint help,
+// cluster help).
+#define H2MESH_ENDPOINT_COUNTERS(X)                                                              \
+  X(upstream_connections, "h2mesh_endpoint_upstream_connections", nullptr, gauge,               \
+    "Open HTTP/2 connections to the endpoint.", nullptr)                                         \
+  X(upstream_connections_total, "h2mesh_endpoint_upstream_connections_total",                    \
+    "h2mesh_cluster_upstream_connections_total", counter,                                        \
+    "HTTP/2 connections opened to the endpoint.",                                                \
+    "HTTP/2 connections opened to the cluster's endpoints.")                                     \
+  X(connect_failures, "h2mesh_endpoint_connect_failures_total",                                  \
+    "h2mesh_cluster_connect_failures_total", counter, "Failed connection attempts.",             \
+    "Failed connection attempts to the cluster's endpoints.")                                    \
+  X(upstream_resets, "h2mesh_endpoint_upstream_resets_total",                                   \
+    "h2mesh_cluster_upstream_resets_total", counter, "Streams the endpoint reset.",              \
+    "Streams the cluster's endpoints reset.")
+
 struct EndpointStats {
   CallCounters calls;
   // Microseconds. duration: calls whose last attempt went to this endpoint, from the client's
@@ -42,10 +73,10 @@ struct EndpointStats {
   // the pick to its response's end (or its failure).
   Histogram duration = duration_histogram();
   Histogram upstream_duration = duration_histogram();
-  uint64_t upstream_connections = 0;        // open now
-  uint64_t upstream_connections_total = 0;  // ever opened
-  uint64_t connect_failures = 0;
-  uint64_t upstream_resets = 0;
+#define H2MESH_ENDPOINT_MEMBER(member, name, cluster_name, type, help, cluster_help) \
+  uint64_t member = 0;
+  H2MESH_ENDPOINT_COUNTERS(H2MESH_ENDPOINT_MEMBER)
+#undef H2MESH_ENDPOINT_MEMBER
   bool in_backoff = false;  // last connect failed; waiting to retry
   bool in_snapshot = true;  // false once discovery removed it (still draining)
 
@@ -58,31 +89,45 @@ struct EndpointStats {
     calls.add(o.calls);
     duration.add(o.duration);
     upstream_duration.add(o.upstream_duration);
-    upstream_connections += o.upstream_connections;
-    upstream_connections_total += o.upstream_connections_total;
-    connect_failures += o.connect_failures;
-    upstream_resets += o.upstream_resets;
+#define H2MESH_ENDPOINT_ADD(member, name, cluster_name, type, help, cluster_help) \
+  member += o.member;
+    H2MESH_ENDPOINT_COUNTERS(H2MESH_ENDPOINT_ADD)
+#undef H2MESH_ENDPOINT_ADD
     in_backoff = in_backoff || o.in_backoff;
     in_snapshot = in_snapshot && o.in_snapshot;
   }
 };
+
+// A cluster's counters, one series per cluster (labels: the cluster's, then the row's).
+#define H2MESH_CLUSTER_COUNTERS(X)                                                               \
+  X(no_endpoint, "h2mesh_cluster_no_endpoint_total", "", counter,                                \
+    "Calls failed: no endpoint to pick.")                                                        \
+  X(pending_overflow, "h2mesh_cluster_pending_overflow_total", "", counter,                      \
+    "Calls failed: the queue waiting for an upstream connection was full.")                      \
+  X(circuit_breaker_overflow, "h2mesh_cluster_circuit_breaker_overflow_total", "", counter,      \
+    "Calls failed at once: max_calls or max_calls_per_endpoint reached.")                        \
+  X(retry_budget_exhausted, "h2mesh_cluster_retry_budget_exhausted_total", "", counter,          \
+    "Retries not made: the budget was spent.")                                                   \
+  X(deadline_exceeded, "h2mesh_cluster_deadline_exceeded_total", "", counter,                    \
+    "Calls the proxy ended at their deadline.")                                                  \
+  X(response_header_limit, "h2mesh_cluster_response_header_limit_total", "", counter,            \
+    "Responses refused: headers or trailers over the cluster's header limits.")                  \
+  X(retries_connect_failure, "h2mesh_cluster_retries_total", "reason=\"connect_failure\"",       \
+    counter,                                                                                     \
+    "Retries by reason: connect_failure, refused_stream (both never processed), status.")        \
+  X(retries_refused_stream, "h2mesh_cluster_retries_total", "reason=\"refused_stream\"",         \
+    counter, "")                                                                                 \
+  X(retries_status, "h2mesh_cluster_retries_total", "reason=\"status\"", counter, "")
 
 struct ClusterStats {
   CallCounters calls;
   // Microseconds, as EndpointStats's, over all the cluster's calls and attempts.
   Histogram duration = duration_histogram();
   Histogram upstream_duration = duration_histogram();
-  // Calls by how many attempts they made: [n-1] for n attempts, the last slot for as many or more.
-  std::array<uint64_t, 8> attempts{};
-  uint64_t no_endpoint = 0;       // calls failed because no endpoint could take them
-  uint64_t pending_overflow = 0;  // calls failed because the pending queue was full
-  uint64_t circuit_breaker_overflow = 0;  // calls failed by max_calls / max_calls_per_endpoint
-  uint64_t retries_connect_failure = 0;   // retries after a failed or refused connect
-  uint64_t retries_refused_stream = 0;    // retries after REFUSED_STREAM / GOAWAY
-  uint64_t retries_status = 0;            // retries after a grpc-status in retry_on
-  uint64_t retry_budget_exhausted = 0;    // retries not made: the budget was spent
-  uint64_t deadline_exceeded = 0;         // calls the proxy ended at their deadline
-  uint64_t response_header_limit = 0;  // responses refused: headers/trailers over the limits
+  // Calls that made at least one attempt, by how many: [n-1] for n attempts (max_attempts is at
+  // most kMaxAttemptsLimit, so every count has its slot and the sum is exact).
+  std::array<uint64_t, config::RetryPolicy::kMaxAttemptsLimit> attempts{};
+  H2MESH_CLUSTER_COUNTERS(H2MESH_STAT_MEMBER)
   // Upstream TLS handshakes by result, indexed by net::TlsClientResult (net/tls_client.h);
   // `tls` says the cluster originates TLS (its series are shown even at zero).
   bool tls = false;
@@ -97,15 +142,7 @@ struct ClusterStats {
     duration.add(o.duration);
     upstream_duration.add(o.upstream_duration);
     for (size_t i = 0; i < attempts.size(); ++i) attempts[i] += o.attempts[i];
-    no_endpoint += o.no_endpoint;
-    pending_overflow += o.pending_overflow;
-    circuit_breaker_overflow += o.circuit_breaker_overflow;
-    retries_connect_failure += o.retries_connect_failure;
-    retries_refused_stream += o.retries_refused_stream;
-    retries_status += o.retries_status;
-    retry_budget_exhausted += o.retry_budget_exhausted;
-    deadline_exceeded += o.deadline_exceeded;
-    response_header_limit += o.response_header_limit;
+    H2MESH_CLUSTER_COUNTERS(H2MESH_STAT_ADD)
     tls = tls || o.tls;
     for (size_t i = 0; i < tls_handshakes.size(); ++i) tls_handshakes[i] += o.tls_handshakes[i];
     departed.add(o.departed);
@@ -128,23 +165,37 @@ EndpointStats endpoint_totals(const ClusterStats& cluster);
 // finds it so. Returns true while some entry still waits (the caller looks again later).
 bool retire_endpoints(ClusterStats& cluster, TimePoint now, Duration retention);
 
-// Mesh mode: what became of the connections redirected to the outbound port.
+// Mesh mode: what became of the connections redirected to the outbound port (http2: to a
+// Service's cluster IP, balanced per call; unknown_destination: relayed, not a Service's cluster
+// IP and port; opaque_port: relayed uninspected; not_http2: relayed, not HTTP/2 or nothing within
+// detect_timeout; loop_refused: the original destination was the outbound port itself), and to
+// the inbound port (mtls: mesh mTLS terminated; plaintext: clear-text HTTP/2 accepted
+// (permissive); relayed: clear text, not HTTP/2, or TLS without mesh.tls; plaintext_refused:
+// clear text closed (strict); loop_refused: the destination was an h2mesh port).
+#define H2MESH_MESH_COUNTERS(X)                                                                  \
+  X(http2_connections, "h2mesh_mesh_connections_total", "outcome=\"http2\"", counter,            \
+    "Connections redirected to the outbound port, by what became of them.")                      \
+  X(unknown_destination, "h2mesh_mesh_connections_total", "outcome=\"unknown_destination\"",     \
+    counter, "")                                                                                 \
+  X(opaque, "h2mesh_mesh_connections_total", "outcome=\"opaque_port\"", counter, "")             \
+  X(detected_other, "h2mesh_mesh_connections_total", "outcome=\"not_http2\"", counter, "")       \
+  X(loops_refused, "h2mesh_mesh_connections_total", "outcome=\"loop_refused\"", counter, "")     \
+  X(no_destination, "h2mesh_mesh_connections_total", "outcome=\"no_destination\"", counter, "")  \
+  X(inbound_mtls, "h2mesh_inbound_connections_total", "outcome=\"mtls\"", counter,               \
+    "Connections redirected to the inbound port, by what became of them.")                       \
+  X(inbound_plaintext, "h2mesh_inbound_connections_total", "outcome=\"plaintext\"", counter, "") \
+  X(inbound_relayed, "h2mesh_inbound_connections_total", "outcome=\"relayed\"", counter, "")     \
+  X(inbound_refused_plaintext, "h2mesh_inbound_connections_total",                              \
+    "outcome=\"plaintext_refused\"", counter, "")                                               \
+  X(inbound_loops_refused, "h2mesh_inbound_connections_total", "outcome=\"loop_refused\"",       \
+    counter, "")                                                                                 \
+  X(inbound_no_destination, "h2mesh_inbound_connections_total", "outcome=\"no_destination\"",    \
+    counter, "")
+
 struct MeshStats {
-  uint64_t http2_connections = 0;    // to a Service's cluster IP, HTTP/2: balanced per call
-  uint64_t unknown_destination = 0;  // relayed: not a Service's cluster IP and port
-  uint64_t opaque = 0;               // relayed: an opaque port, never inspected
-  uint64_t detected_other = 0;       // relayed: not HTTP/2, or nothing within detect_timeout
-  uint64_t loops_refused = 0;        // the original destination was the outbound port itself
-  uint64_t no_destination = 0;       // no original destination could be read
+  H2MESH_MESH_COUNTERS(H2MESH_STAT_MEMBER)
   RelayStats relay;
 
-  // The inbound side: connections redirected to the inbound port, by what became of them.
-  uint64_t inbound_mtls = 0;               // mesh mTLS terminated (handshake started)
-  uint64_t inbound_plaintext = 0;          // clear-text HTTP/2 accepted (permissive)
-  uint64_t inbound_relayed = 0;            // clear text, not HTTP/2 (or TLS without mesh.tls)
-  uint64_t inbound_refused_plaintext = 0;  // clear text closed (strict)
-  uint64_t inbound_loops_refused = 0;      // the original destination was an h2mesh port
-  uint64_t inbound_no_destination = 0;
   // Calls arriving on the inbound side by the caller's identity (its SPIFFE ID; "plaintext"
   // without mTLS). At most kMaxInboundIdentities keys; later identities count as "other".
   static constexpr size_t kMaxInboundIdentities = 100;
@@ -176,19 +227,8 @@ struct MeshStats {
     plaintext_fallbacks += o.plaintext_fallbacks;
     plaintext_remembered += o.plaintext_remembered;
     mtls_wrong_trust_domain += o.mtls_wrong_trust_domain;
-    inbound_mtls += o.inbound_mtls;
-    inbound_plaintext += o.inbound_plaintext;
-    inbound_relayed += o.inbound_relayed;
-    inbound_refused_plaintext += o.inbound_refused_plaintext;
-    inbound_loops_refused += o.inbound_loops_refused;
-    inbound_no_destination += o.inbound_no_destination;
+    H2MESH_MESH_COUNTERS(H2MESH_STAT_ADD)
     for (const auto& [identity, n] : o.inbound_calls) count_inbound_call(identity, n);
-    http2_connections += o.http2_connections;
-    unknown_destination += o.unknown_destination;
-    opaque += o.opaque;
-    detected_other += o.detected_other;
-    loops_refused += o.loops_refused;
-    no_destination += o.no_destination;
     relay.add(o.relay);
   }
 };
@@ -222,17 +262,45 @@ struct TlsListenerStats {
   }
 };
 
+// A listener's calls as they end (all of them: also those answered before a cluster was chosen),
+// filled by the metrics observer (proxy/call_event.h).
+struct ListenerStats {
+  uint64_t calls_total = 0;
+  std::array<uint64_t, kStatusSlots> by_status{};
+  Histogram duration = duration_histogram();  // microseconds, request headers to stream end
+
+  void add(const ListenerStats& o) {
+    calls_total += o.calls_total;
+    for (size_t i = 0; i < kStatusSlots; ++i) by_status[i] += o.by_status[i];
+    duration.add(o.duration);
+  }
+};
+
+#define H2MESH_WORKER_COUNTERS(X)                                                                \
+  X(downstream_connections_total, "h2mesh_downstream_connections_total", "", counter,            \
+    "Client connections accepted.")                                                              \
+  X(downstream_connections_active, "h2mesh_downstream_connections_active", "", gauge,            \
+    "Client connections open now.")                                                              \
+  X(downstream_protocol_errors, "h2mesh_downstream_protocol_errors_total", "", counter,          \
+    "Client connections closed for a protocol error.")                                           \
+  X(downstream_max_age_goaways, "h2mesh_downstream_max_age_goaways_total", "", counter,          \
+    "Client connections sent GOAWAY at max_connection_age.")                                     \
+  X(downstream_idle_closed, "h2mesh_downstream_idle_closed_total", "", counter,                  \
+    "Client connections closed by idle_timeout.")                                                \
+  X(downstream_header_timeouts, "h2mesh_downstream_header_timeouts_total", "", counter,          \
+    "Prefaces or request headers that did not arrive within header_timeout.")                    \
+  X(downstream_header_limit, "h2mesh_downstream_header_limit_total", "", counter,                \
+    "Request header blocks refused: over max_header_list_bytes or max_header_fields.")           \
+  X(downstream_flood_goaways, "h2mesh_downstream_flood_goaways_total", "", counter,              \
+    "Client connections closed with ENHANCE_YOUR_CALM: a frame budget ran out.")                 \
+  X(calls_no_route, "h2mesh_calls_no_route_total", "", counter,                                  \
+    "Calls answered UNIMPLEMENTED: no route.")                                                   \
+  X(calls_malformed_timeout, "h2mesh_calls_malformed_timeout_total", "", counter,                \
+    "Calls answered INTERNAL (HTTP 400): malformed grpc-timeout.")
+
 struct WorkerStats {
-  uint64_t downstream_connections_total = 0;
-  uint64_t downstream_connections_active = 0;
-  uint64_t downstream_protocol_errors = 0;
-  uint64_t downstream_max_age_goaways = 0;  // connections sent GOAWAY at max_connection_age
-  uint64_t downstream_idle_closed = 0;      // connections closed by idle_timeout
-  uint64_t downstream_header_timeouts = 0;  // prefaces or request headers too slow
-  uint64_t downstream_header_limit = 0;     // request header blocks over the listener's limits
-  uint64_t downstream_flood_goaways = 0;    // connections closed: a frame budget ran out
-  uint64_t calls_no_route = 0;
-  uint64_t calls_malformed_timeout = 0;  // answered INTERNAL: grpc-timeout not valid
+  H2MESH_WORKER_COUNTERS(H2MESH_STAT_MEMBER)
+  std::map<std::string, ListenerStats> listeners;  // by listener name
   std::map<std::string, ClusterStats> clusters;
   std::map<RateLimitKey, uint64_t> rate_limited;  // calls refused by each configured rate limit
   MeshStats mesh;
@@ -242,16 +310,8 @@ struct WorkerStats {
   std::map<std::string, std::vector<net::TlsCertificateInfo>> cluster_certificates;
 
   void add(const WorkerStats& o) {
-    downstream_connections_total += o.downstream_connections_total;
-    downstream_connections_active += o.downstream_connections_active;
-    downstream_protocol_errors += o.downstream_protocol_errors;
-    downstream_max_age_goaways += o.downstream_max_age_goaways;
-    downstream_idle_closed += o.downstream_idle_closed;
-    downstream_header_timeouts += o.downstream_header_timeouts;
-    downstream_header_limit += o.downstream_header_limit;
-    downstream_flood_goaways += o.downstream_flood_goaways;
-    calls_no_route += o.calls_no_route;
-    calls_malformed_timeout += o.calls_malformed_timeout;
+    H2MESH_WORKER_COUNTERS(H2MESH_STAT_ADD)
+    for (const auto& [k, v] : o.listeners) listeners[k].add(v);
     for (const auto& [k, v] : o.clusters) clusters[k].add(v);
     for (const auto& [k, v] : o.rate_limited) rate_limited[k] += v;
     mesh.add(o.mesh);

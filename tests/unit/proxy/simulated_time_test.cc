@@ -505,5 +505,88 @@ TEST_F(SimulatedTimeTest, VanishedClientIsClosedByDownstreamKeepalive) {
   (void)t0;
 }
 
+// ---- call metrics (MetricsObserver) -----------------------------------------------------------
+// Durations on simulated time are exact: a backend answering after x-delay-ms makes a call and
+// its attempt last exactly that long, so each lands in a known bucket of the histograms.
+
+TEST_F(SimulatedTimeTest, CallsWithKnownDelaysLandInTheirBucketsExactly) {
+  start({kA});
+  backend(kA);
+  auto client = connect_client();
+  for (const char* delay : {"25", "25", "26", "250"})
+    EXPECT_EQ(call_and_wait(*client, {{"x-delay-ms", delay}}).grpc_status(), "0");
+
+  const ListenerStats& l = ctx_->stats.listeners["test"];
+  const EndpointStats& e = cluster_stats().endpoints[kA];
+  const Histogram* all[] = {&cluster_stats().duration, &cluster_stats().upstream_duration,
+                            &e.duration, &e.upstream_duration, &l.duration};
+  for (const Histogram* h : all) {
+    EXPECT_EQ(h->count(), 4u);
+    EXPECT_EQ(h->sum(), 326000u) << "microseconds";
+    EXPECT_EQ(h->count_at_most(20000), 0u);
+    EXPECT_EQ(h->count_at_most(25000), 2u) << "25 ms is the bucket's upper bound: inside";
+    EXPECT_EQ(h->count_at_most(32000), 3u);
+    EXPECT_EQ(h->count_at_most(200000), 3u);
+    EXPECT_EQ(h->count_at_most(250000), 4u);
+  }
+  EXPECT_EQ(cluster_stats().attempts[0], 4u);
+  EXPECT_EQ(l.calls_total, 4u);
+  EXPECT_EQ(l.by_status[0], 4u);
+}
+
+TEST_F(SimulatedTimeTest, RetriedCallReportsTwoAttemptsAndEachAttemptsUpstreamDuration) {
+  route_.retry.max_attempts = 2;
+  route_.retry.retry_on = {14};
+  route_.retry.backoff_base = config::Millis(1);
+  route_.retry.backoff_max = config::Millis(1);
+  route_.retry.budget_min_per_second = 1000;
+  cluster_.outlier_detection.enabled = false;
+  start({kA, kB});
+  backend(kA).behaviour.status = 14;  // fails after 10 ms
+  backend(kA).behaviour.delay = 10ms;
+  backend(kB).behaviour.delay = 40ms;  // answers after 40 ms
+  auto client = connect_client();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(call_and_wait(*client).grpc_status(), "0");
+
+  // A call that tried A first was retried on B; one that went to B first was not.
+  const uint64_t retried = backend(kA).requests().size();
+  ASSERT_GE(retried, 1u);
+  ASSERT_EQ(backend(kB).requests().size(), 4u);
+  EXPECT_EQ(cluster_stats().attempts[0], 4 - retried);
+  EXPECT_EQ(cluster_stats().attempts[1], retried);
+
+  const EndpointStats& a = cluster_stats().endpoints[kA];
+  const EndpointStats& b = cluster_stats().endpoints[kB];
+  EXPECT_EQ(a.upstream_duration.count(), retried);
+  EXPECT_EQ(a.upstream_duration.sum(), retried * 10000);
+  EXPECT_EQ(b.upstream_duration.count(), 4u);
+  EXPECT_EQ(b.upstream_duration.sum(), 4 * 40000u);
+  EXPECT_EQ(cluster_stats().upstream_duration.count(), 4 + retried);
+  EXPECT_EQ(cluster_stats().upstream_duration.count_at_most(10000), retried);
+  // Calls count at the endpoint of their last attempt, with their whole duration: a retried
+  // call took 10 ms, its backoff (at most 1 ms), then 40 ms.
+  EXPECT_EQ(a.duration.count(), 0u);
+  EXPECT_EQ(b.duration.count(), 4u);
+  EXPECT_EQ(cluster_stats().duration.count_at_most(40000), 4 - retried);
+  EXPECT_EQ(cluster_stats().duration.count_at_most(64000), 4u);
+  EXPECT_GE(cluster_stats().duration.sum(), 4 * 40000 + retried * 10000);
+  EXPECT_LE(cluster_stats().duration.sum(), 4 * 40000 + retried * 11000);
+}
+
+TEST_F(SimulatedTimeTest, CallWithoutARouteCountsOnTheListenerOnly) {
+  route_.match = config::RouteMatch{"", "/other.Service/", ""};
+  start({kA});
+  backend(kA);
+  auto client = connect_client();
+  EXPECT_EQ(call_and_wait(*client).grpc_status(),
+            std::to_string(static_cast<int>(grpc::StatusCode::Unimplemented)));
+  const ListenerStats& l = ctx_->stats.listeners["test"];
+  EXPECT_EQ(l.calls_total, 1u);
+  EXPECT_EQ(l.by_status[static_cast<size_t>(grpc::StatusCode::Unimplemented)], 1u);
+  EXPECT_EQ(l.duration.count(), 1u);
+  EXPECT_EQ(cluster_stats().duration.count(), 0u);
+  EXPECT_EQ(ctx_->stats.calls_no_route, 1u);
+}
+
 }  // namespace
 }  // namespace h2mesh::proxy

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string_view>
+#include <utility>
+#include <vector>
+
 namespace h2mesh::proxy {
 namespace {
 
@@ -108,6 +112,70 @@ TEST(InboundCalls, AtMostAHundredIdentitiesThenOtherAlsoWhenWorkersAreAdded) {
   uint64_t total = 0;
   for (const auto& [id, n] : sum.inbound_calls) total += n;
   EXPECT_EQ(total, 108u);
+}
+
+// The counter tables: add() sums every row, and an endpoint that departs folds every counter
+// row into the cluster's totals.
+TEST(StatsTables, AddSumsEveryTableCounterAndTheListeners) {
+  WorkerStats a, b;
+  uint64_t next = 0;
+  std::vector<std::pair<uint64_t*, uint64_t>> sums;  // a's member, expected after a.add(b)
+#define H2MESH_SET(target_a, target_b, member)   \
+  target_a.member = ++next;                      \
+  target_b.member = 1000 * next;                 \
+  sums.emplace_back(&target_a.member, 1001 * next);
+#define H2MESH_ROW(member, name, label, type, help) H2MESH_SET(a, b, member)
+  H2MESH_WORKER_COUNTERS(H2MESH_ROW)
+#undef H2MESH_ROW
+#define H2MESH_ROW(member, name, label, type, help) H2MESH_SET(a.mesh, b.mesh, member)
+  H2MESH_MESH_COUNTERS(H2MESH_ROW)
+#undef H2MESH_ROW
+  ClusterStats& ca = a.clusters["greeter"];
+  ClusterStats& cb = b.clusters["greeter"];
+#define H2MESH_ROW(member, name, label, type, help) H2MESH_SET(ca, cb, member)
+  H2MESH_CLUSTER_COUNTERS(H2MESH_ROW)
+#undef H2MESH_ROW
+  EndpointStats& ea = ca.endpoints["10.0.0.1:50051"];
+  EndpointStats& eb = cb.endpoints["10.0.0.1:50051"];
+#define H2MESH_ROW(member, name, cluster_name, type, help, cluster_help) H2MESH_SET(ea, eb, member)
+  H2MESH_ENDPOINT_COUNTERS(H2MESH_ROW)
+#undef H2MESH_ROW
+#undef H2MESH_SET
+  a.listeners["grpc"].calls_total = 2;
+  a.listeners["grpc"].by_status[0] = 2;
+  a.listeners["grpc"].duration.record(100);
+  b.listeners["grpc"].calls_total = 1;
+  b.listeners["grpc"].by_status[14] = 1;
+  b.listeners["grpc"].duration.record(5000);
+  b.listeners["admin"].calls_total = 1;
+
+  a.add(b);
+  for (const auto& [member, expected] : sums) EXPECT_EQ(*member, expected);
+  EXPECT_EQ(a.listeners["grpc"].calls_total, 3u);
+  EXPECT_EQ(a.listeners["grpc"].by_status[0], 2u);
+  EXPECT_EQ(a.listeners["grpc"].by_status[14], 1u);
+  EXPECT_EQ(a.listeners["grpc"].duration.count(), 2u);
+  EXPECT_EQ(a.listeners["grpc"].duration.sum(), 5100u);
+  EXPECT_EQ(a.listeners["admin"].calls_total, 1u);
+}
+
+TEST(StatsTables, ADepartedEndpointFoldsEveryCounterRowIntoTheClusterTotals) {
+  ClusterStats c;
+  EndpointStats& e = c.endpoints["10.0.0.1:50051"] = departed_endpoint(3);
+  uint64_t next = 100;
+  std::vector<std::pair<uint64_t EndpointStats::*, uint64_t>> counters;
+#define H2MESH_ROW(member, name, cluster_name, type, help, cluster_help) \
+  if (std::string_view(#type) == "counter") {                          \
+    e.member = ++next;                                                 \
+    counters.emplace_back(&EndpointStats::member, next);               \
+  }
+  H2MESH_ENDPOINT_COUNTERS(H2MESH_ROW)
+#undef H2MESH_ROW
+  ASSERT_FALSE(counters.empty());
+  EXPECT_FALSE(retire_endpoints(c, TimePoint{}, milliseconds(0)));
+  ASSERT_TRUE(c.endpoints.empty());
+  const EndpointStats totals = endpoint_totals(c);
+  for (const auto& [member, value] : counters) EXPECT_EQ(totals.*member, value);
 }
 
 }  // namespace
