@@ -199,29 +199,29 @@ Json cluster_json(const std::string& name, const LiveClusterSample& now,
   return out;
 }
 
-// A listener's view, summed over the clusters its routes lead to: the best the per-cluster
-// counters can tell (a cluster two listeners share counts in both). "source" says so. The
-// switch to per-listener counters (WorkerStats::listeners) replaces only this function.
-Json listener_json_from_clusters(const config::Listener& listener, const LiveSample& now,
-                                 const LiveSample* before, double seconds) {
+// A listener's view, from its own counters (WorkerStats::listeners: every call that arrived on
+// it, routed or not), with the clusters its routes lead to.
+Json listener_json(const config::Listener& listener, const LiveSample& now, const LiveSample* before,
+                   double seconds) {
   std::vector<std::string> clusters;
   for (const auto& route : listener.routes)
     if (std::find(clusters.begin(), clusters.end(), route.cluster) == clusters.end())
       clusters.push_back(route.cluster);
   Window total;
-  for (const auto& name : clusters) {
-    auto it = now.clusters.find(name);
-    if (it == now.clusters.end()) continue;
+  if (auto it = now.listeners.find(listener.name); it != now.listeners.end()) {
     const LiveClusterSample* b = nullptr;
     if (before)
-      if (auto bt = before->clusters.find(name); bt != before->clusters.end()) b = &bt->second;
-    total.add(Window(it->second.calls, it->second.duration, b ? &b->calls : nullptr,
-                     b ? &b->duration : nullptr));
+      if (auto bt = before->listeners.find(listener.name); bt != before->listeners.end())
+        b = &bt->second;
+    total = Window(it->second.calls, it->second.duration, b ? &b->calls : nullptr,
+                   b ? &b->duration : nullptr);
   }
+  // The listener counts a call when it ends: what is in flight is its clusters'.
+  for (const auto& name : clusters)
+    if (auto c = now.clusters.find(name); c != now.clusters.end()) total.in_flight += c->second.calls.in_flight;
   Json out;
   out["name"] = listener.name;
   out["address"] = listener.address.to_string();
-  out["source"] = "clusters";
   out["clusters"] = clusters;
   put_window(out, total, seconds);
   return out;
@@ -232,6 +232,12 @@ Json listener_json_from_clusters(const config::Listener& listener, const LiveSam
 LiveSample make_live_sample(const proxy::WorkerStats& stats, TimePoint at) {
   LiveSample s;
   s.at = at;
+  for (const auto& [name, l] : stats.listeners) {
+    LiveClusterSample& out = s.listeners[name];
+    out.calls.calls_total = l.calls_total;
+    out.calls.by_status = l.by_status;
+    out.duration = l.duration;
+  }
   for (const auto& [name, c] : stats.clusters) {
     LiveClusterSample& out = s.clusters[name];
     out.calls = c.calls;
@@ -320,7 +326,7 @@ std::string render_live_json(const LiveHistory& history, const HealthView& healt
   out["top"] = options.top;
   Json listeners = Json::array();
   for (const auto& l : config.listeners)
-    listeners.push_back(listener_json_from_clusters(l, now, before, seconds));
+    listeners.push_back(listener_json(l, now, before, seconds));
   out["listeners"] = std::move(listeners);
 
   // The config's clusters (each, even before its first call), then the mesh's Services some

@@ -44,6 +44,7 @@ struct LiveClusterSample {
 struct LiveSample {
   TimePoint at{};  // when the collection finished (the admin loop's clock)
   std::map<std::string, LiveClusterSample> clusters;
+  std::map<std::string, LiveClusterSample> listeners;  // by name; no endpoints
 };
 
 // Admin thread. Keeps the stats the view needs, dropping the rest of `stats`.

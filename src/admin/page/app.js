@@ -192,7 +192,7 @@ function updateListeners(listeners) {
     const values = [l.name, l.address, rate(l.calls_per_second), pct(l.error_rate),
       ms(l.latency_ms.p50), ms(l.latency_ms.p90), ms(l.latency_ms.p99), String(l.in_flight)];
     values.forEach((v, i) => setText(r.cells[i], v));
-    r.cells[0].title = l.source === "clusters" ? "summed over the clusters its routes lead to: " + l.clusters.join(", ") : "";
+    r.cells[0].title = "routes lead to: " + l.clusters.join(", ");
   }
 }
 

@@ -90,6 +90,39 @@ TEST(LiveJson, SharesAndRatesCoverOnlyTheWindow) {
   EXPECT_TRUE(live["clusters"][1]["latency_ms"]["p99"].is_null());
 }
 
+TEST(LiveJson, ListenerShowsItsOwnCallsInTheWindowAndItsClustersInFlight) {
+  proxy::WorkerStats s;
+  proxy::ListenerStats& l = s.listeners["grpc"];
+  for (int i = 0; i < 400; ++i) {  // before the window: 400 OK calls of 1 ms
+    l.calls_total++;
+    l.by_status[0]++;
+    l.duration.record(1000);
+  }
+  LiveHistory h;
+  h.push(make_live_sample(s, kStart));
+  // In the window (5 s): 40 calls, 10 of them UNIMPLEMENTED (no route: no cluster saw them).
+  for (int i = 0; i < 40; ++i) {
+    l.calls_total++;
+    l.by_status[i < 10 ? 12 : 0]++;
+    l.duration.record(i < 10 ? 100 : 20'000);
+  }
+  s.clusters["greeter"].calls.in_flight = 3;
+  h.push(make_live_sample(s, kStart + std::chrono::seconds(5)));
+
+  const Json live = render(h);
+  ASSERT_EQ(live["listeners"].size(), 1u);
+  const Json& g = live["listeners"][0];
+  EXPECT_EQ(g["name"], "grpc");
+  EXPECT_EQ(g["clusters"], Json::array({"greeter"}));
+  EXPECT_EQ(g["calls"], 40);
+  EXPECT_DOUBLE_EQ(g["calls_per_second"].get<double>(), 8.0);
+  EXPECT_EQ(g["errors"], 10);
+  EXPECT_EQ(g["in_flight"], 3);
+  // p99 of the window: the 20 ms calls, not the 1 ms ones before it.
+  EXPECT_GT(g["latency_ms"]["p99"].get<double>(), 15.0);
+  EXPECT_LE(g["latency_ms"]["p99"].get<double>(), 25.0);
+}
+
 TEST(LiveJson, FirstSampleCountsSinceStartWithoutRates) {
   proxy::WorkerStats s;
   add_calls(s, "a", 3, 100);
@@ -169,7 +202,7 @@ TEST(LiveJson, ManyEndpointsListTheTopAndSumTheOthers) {
 
 TEST(LiveHistory, WindowStartsFromTheSampleThatOldAndThinsOldSamples) {
   LiveHistory h;
-  for (int i = 0; i <= 120; ++i) h.push(LiveSample{kStart + std::chrono::seconds(i), {}});
+  for (int i = 0; i <= 120; ++i) h.push(LiveSample{kStart + std::chrono::seconds(i), {}, {}});
   const TimePoint newest = h.newest()->at;
   EXPECT_EQ(newest, kStart + std::chrono::seconds(120));
   for (int window : {1, 5, 10, 30, 60}) {
@@ -191,9 +224,9 @@ TEST(LiveHistory, WindowStartsFromTheSampleThatOldAndThinsOldSamples) {
 
 TEST(LiveHistory, ShortHistoryGivesTheOldestAndOneSampleNone) {
   LiveHistory h;
-  h.push(LiveSample{kStart, {}});
+  h.push(LiveSample{kStart, {}, {}});
   EXPECT_EQ(h.start_of(10), nullptr);
-  h.push(LiveSample{kStart + std::chrono::seconds(3), {}});
+  h.push(LiveSample{kStart + std::chrono::seconds(3), {}, {}});
   ASSERT_NE(h.start_of(10), nullptr);
   EXPECT_EQ(h.start_of(10)->at, kStart);
 }
