@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -121,46 +120,9 @@ bool is_ip_literal(const std::string& text) {
   return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
-int send_nosignal(BIO* bio, const char* data, int len) {
-  int fd = -1;
-  S().BIO_ctrl(bio, BIO_C_GET_FD, 0, &fd);
-  errno = 0;
-  const ssize_t n = ::send(fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
-  S().BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    S().BIO_set_flags(bio, BIO_FLAGS_WRITE | BIO_FLAGS_SHOULD_RETRY);
-  return static_cast<int>(n);
-}
-
-// OpenSSL's socket BIO with its write replaced; made once.
-BIO_METHOD* socket_method() {
-  static BIO_METHOD* method = [] {
-    const BIO_METHOD* base = S().BIO_s_socket();
-    BIO_METHOD* m = S().BIO_meth_new(
-        S().BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "h2mesh socket");
-    if (!m) return m;
-    S().BIO_meth_set_write(m, send_nosignal);
-    S().BIO_meth_set_read(m, S().BIO_meth_get_read(base));
-    S().BIO_meth_set_ctrl(m, S().BIO_meth_get_ctrl(base));
-    S().BIO_meth_set_create(m, S().BIO_meth_get_create(base));
-    S().BIO_meth_set_destroy(m, S().BIO_meth_get_destroy(base));
-    return m;
-  }();
-  return method;
-}
-
 }  // namespace
 
 bool verifies_peer(SSL_CTX* ctx) { return S().SSL_CTX_get_verify_mode(ctx) != SSL_VERIFY_NONE; }
-
-bool set_socket(SSL* ssl, int fd) {
-  BIO_METHOD* method = socket_method();
-  BIO* bio = method ? S().BIO_new(method) : nullptr;
-  if (!bio) return false;
-  S().BIO_int_ctrl(bio, BIO_C_SET_FD, BIO_NOCLOSE, fd);
-  S().SSL_set_bio(ssl, bio, bio);  // one reference for both directions
-  return true;
-}
 
 const char* tls_client_result_name(TlsClientResult result) {
   switch (result) {
@@ -197,6 +159,9 @@ Result<SslCtxHandle> make_client_ssl_ctx(const TlsClientPem& pem) {
   SSL_CTX* c = ctx.get();
   S().SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   S().SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read-ahead: one read(2) takes every record the socket holds (up to OpenSSL's read buffer),
+  // not a 5-byte header and then its body (net/tls_transport.cc).
+  S().SSL_CTX_set_read_ahead(c, 1);
   // No renegotiation, no compression. A peer closing without close_notify ends the stream like
   // one that sends it: what we read is framed (HTTP/2 frames, Content-Length or chunks), so a
   // truncation is still noticed. Tickets stay on: they are how sessions resume.

@@ -145,11 +145,6 @@ struct TlsPeerCheck {
 // verify = false).
 bool verifies_peer(SSL_CTX* ctx);
 
-// Connects `ssl` to the socket `fd` (not owned) like SSL_set_fd, except that writes never raise
-// SIGPIPE when the peer is gone (OpenSSL's socket BIO uses write(2); this one send(2) with
-// MSG_NOSIGNAL), so that a process or test that does not ignore SIGPIPE survives a reset peer.
-bool set_socket(SSL* ssl, int fd);
-
 // Whether `cert` carries one of `names` (see TlsPeerCheck::names). On a mismatch, *why says what
 // the certificate does carry.
 bool check_peer_names(X509* cert, const std::vector<std::string>& names, std::string* why);

@@ -159,8 +159,10 @@ Result<SslCtxHandle> TlsContext::make_one(const TlsCertificateFiles& files,
   if (!ctx) return tls_error("cannot create a TLS context: " + openssl_error_text("unknown error"));
   SSL_CTX* c = ctx.get();
   S().SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-  // Partial writes: the transport hands over whole frame batches and takes what fits.
+  // Partial writes: each SSL_write makes one record, which TlsTransport accounts for
+  // (net/tls_transport.cc); read-ahead: one read(2) takes every record the socket holds.
   S().SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  S().SSL_CTX_set_read_ahead(c, 1);
   // No renegotiation (a client could make us redo the expensive half of a handshake at will);
   // a client closing without close_notify is an end of stream like any other (every request is
   // framed, so a truncated one is still noticed).
