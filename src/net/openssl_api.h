@@ -59,4 +59,8 @@ struct OpenSsl {
 // *error, when the library or one of its functions cannot be found.
 const OpenSsl* openssl(std::string* error);
 
+// The table, for code that runs only once openssl() succeeded (a TLS context exists): the TLS
+// code calls OpenSSL as S().SSL_read(...).
+inline const OpenSsl& S() { return *openssl(nullptr); }
+
 }  // namespace h2mesh::net

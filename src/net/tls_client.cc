@@ -13,12 +13,6 @@
 namespace h2mesh::net {
 namespace {
 
-const OpenSsl& S() { return *openssl(nullptr); }
-
-Error tls_error(std::string message) {
-  return make_error(ErrorCode::InvalidArgument, std::move(message));
-}
-
 constexpr size_t kMaxPemBytes = 1 << 20;
 
 struct BioFree {
@@ -154,21 +148,10 @@ Result<SslCtxHandle> make_client_ssl_ctx(const TlsClientPem& pem) {
     alpn_wire += p;
   }
   S().ERR_clear_error();
-  SslCtxHandle ctx(S().SSL_CTX_new(S().TLS_client_method()));
-  if (!ctx) return tls_error("cannot create a TLS context: " + openssl_error_text("unknown error"));
+  auto made = new_ssl_ctx(S().TLS_client_method());
+  if (!made) return made.error();
+  SslCtxHandle ctx = std::move(*made);
   SSL_CTX* c = ctx.get();
-  S().SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-  S().SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  // Read-ahead: one read(2) takes every record the socket holds (up to OpenSSL's read buffer),
-  // not a 5-byte header and then its body (net/tls_transport.cc).
-  S().SSL_CTX_set_read_ahead(c, 1);
-  // No renegotiation, no compression. A peer closing without close_notify ends the stream like
-  // one that sends it: what we read is framed (HTTP/2 frames, Content-Length or chunks), so a
-  // truncation is still noticed. Tickets stay on: they are how sessions resume.
-  S().SSL_CTX_set_options(
-      c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-  if (S().SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1)
-    return tls_error("cannot set the TLS 1.2 ciphers: " + openssl_error_text("unknown error"));
   if (!pem.verify) {
     S().SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
   } else {
@@ -197,10 +180,10 @@ Result<SslCtxHandle> make_client_ssl_ctx(const TlsClientPem& pem) {
 
 // ---- TlsClientContext -----------------------------------------------------------------------
 
-bool TlsClientContext::FileStamp::operator==(const FileStamp& o) const {
-  return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
-         mtime.tv_nsec == o.mtime.tv_nsec;
-}
+TlsClientContext::TlsClientContext(TlsClientFiles files)
+    : files_(std::move(files)),
+      watched_({files_.ca, files_.cert, files_.key}, files_.check_interval,
+               "the client TLS files", "the previous ones stay in use") {}
 
 Result<std::unique_ptr<TlsClientContext>> TlsClientContext::load(TlsClientFiles files) {
   if (files.cert.empty() != files.key.empty())
@@ -208,12 +191,10 @@ Result<std::unique_ptr<TlsClientContext>> TlsClientContext::load(TlsClientFiles 
   std::string why;
   if (!openssl(&why)) return tls_error(why);
   std::unique_ptr<TlsClientContext> c(new TlsClientContext(std::move(files)));
-  auto st = c->stamp();
-  if (!st) return st.error();
+  if (auto st = c->watched_.start(); !st) return st.error();
   auto ctx = c->make();
   if (!ctx) return ctx.error();
   c->use(std::move(*ctx));
-  c->loaded_ = std::move(*st);
   return c;
 }
 
@@ -225,22 +206,6 @@ void TlsClientContext::use(SslCtxHandle ctx) {
     certificates_.push_back(TlsCertificateInfo{
         files_.cert, asn1_time_to_unix(S().X509_get0_notAfter(leaf)),
         asn1_time_to_unix(S().X509_get0_notBefore(leaf)), serial_hex(leaf)});
-}
-
-Result<TlsClientContext::Stamps> TlsClientContext::stamp() const {
-  Stamps stamps;
-  for (const std::string* path : {&files_.ca, &files_.cert, &files_.key}) {
-    FileStamp s;
-    if (!path->empty()) {
-      struct stat st {};
-      // stat, not lstat: a Secret volume's files are symlinks into a directory that is swapped.
-      if (::stat(path->c_str(), &st) != 0)
-        return tls_error("cannot read " + *path + ": " + strerror(errno));
-      s = FileStamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
-    }
-    stamps.push_back(s);
-  }
-  return stamps;
 }
 
 Result<SslCtxHandle> TlsClientContext::make() const {
@@ -266,35 +231,15 @@ Result<SslCtxHandle> TlsClientContext::make() const {
 }
 
 SSL_CTX* TlsClientContext::current(TimePoint now) {
-  if (now - checked_ < files_.check_interval) return ctx_.get();
-  checked_ = now;
-  auto st = stamp();
-  if (st && *st == loaded_) return ctx_.get();
-  if (st && have_failed_ && *st == failed_) return ctx_.get();  // logged already
-  Result<SslCtxHandle> next = st ? make() : Result<SslCtxHandle>(st.error());
-  if (!next) {
-    ++reload_failures_;
-    if (st) {
-      failed_ = *st;
-      have_failed_ = true;
-    }
-    if (next.error().message != logged_failure_) {
-      logged_failure_ = next.error().message;
-      LOG_WARN(
-          "tls: the client TLS files changed but do not load (%s); the previous ones stay "
-          "in use",
-          logged_failure_.c_str());
-    }
-    return ctx_.get();
-  }
-  use(std::move(*next));
-  loaded_ = std::move(*st);
-  have_failed_ = false;
-  logged_failure_.clear();
-  ++reloads_;
-  LOG_INFO("tls: reloaded the client TLS files (CA %s, certificate %s)",
-           files_.ca.empty() ? "system store" : files_.ca.c_str(),
-           files_.cert.empty() ? "none" : files_.cert.c_str());
+  watched_.check(now, [this]() -> Result<void> {
+    auto next = make();
+    if (!next) return next.error();
+    use(std::move(*next));
+    LOG_INFO("tls: reloaded the client TLS files (CA %s, certificate %s)",
+             files_.ca.empty() ? "system store" : files_.ca.c_str(),
+             files_.cert.empty() ? "none" : files_.cert.c_str());
+    return {};
+  });
   return ctx_.get();
 }
 

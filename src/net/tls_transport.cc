@@ -16,8 +16,6 @@
 
 namespace h2mesh::net {
 namespace {
-const OpenSsl& S() { return *openssl(nullptr); }
-
 // The owner's bytes one write() encrypts at most: their records wait in out_ until the kernel
 // takes them, so this bounds the memory a connection whose peer does not read holds beyond the
 // socket's buffer (an HTTP/2 connection offers at most ~64 KiB per flush anyway).
@@ -150,9 +148,9 @@ long TlsTransport::bio_ctrl(BIO* bio, int cmd, long, void* ptr) {
   }
 }
 
-Result<std::unique_ptr<TlsTransport>> TlsTransport::accept(EventLoop& loop, SSL_CTX* ctx, int fd,
-                                                           Duration handshake_timeout,
-                                                           TlsHandshakeCounters* counters) {
+Result<std::unique_ptr<TlsTransport>> TlsTransport::make(EventLoop& loop, SSL_CTX* ctx, int fd,
+                                                         Duration handshake_timeout,
+                                                         TlsHandshakeCounters* counters) {
   S().ERR_clear_error();
   SSL* ssl = S().SSL_new(ctx);
   if (!ssl) {
@@ -165,17 +163,18 @@ Result<std::unique_ptr<TlsTransport>> TlsTransport::accept(EventLoop& loop, SSL_
   return t;
 }
 
+Result<std::unique_ptr<TlsTransport>> TlsTransport::accept(EventLoop& loop, SSL_CTX* ctx, int fd,
+                                                           Duration handshake_timeout,
+                                                           TlsHandshakeCounters* counters) {
+  return make(loop, ctx, fd, handshake_timeout, counters);
+}
+
 Result<std::unique_ptr<TlsTransport>> TlsTransport::connect(EventLoop& loop, SSL_CTX* ctx, int fd,
                                                             TlsPeerCheck check) {
-  S().ERR_clear_error();
-  SSL* ssl = S().SSL_new(ctx);
-  if (!ssl) {
-    std::string why = openssl_error_text("cannot create a TLS session");
-    ::close(fd);
-    return make_error(ErrorCode::Internal, why);
-  }
-  std::unique_ptr<TlsTransport> t(new TlsTransport(loop, ssl, fd, Duration::zero(), nullptr));
-  if (auto ok = attach_bio(ssl, t.get()); !ok) return ok.error();
+  auto made = make(loop, ctx, fd, Duration::zero(), nullptr);
+  if (!made) return made.error();
+  std::unique_ptr<TlsTransport> t = std::move(*made);
+  SSL* ssl = t->ssl_;
   // SNI carries names only; the names themselves are checked after the handshake.
   if (!check.sni.empty()) S().SSL_set_tlsext_host_name(ssl, check.sni.c_str());
   if (check.sessions) {

@@ -95,6 +95,10 @@ class TlsTransport final : public Transport, private IoHandler {
  private:
   TlsTransport(EventLoop& loop, SSL* ssl, int fd, Duration handshake_timeout,
                TlsHandshakeCounters* counters);
+  // What accept and connect share: the session on its BIO. An error closes `fd`.
+  static Result<std::unique_ptr<TlsTransport>> make(EventLoop& loop, SSL_CTX* ctx, int fd,
+                                                    Duration handshake_timeout,
+                                                    TlsHandshakeCounters* counters);
   void on_io(uint32_t events) override;
   void handshake();
   void handshake_failed(TlsHandshakeResult result, const std::string& why);
