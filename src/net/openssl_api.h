@@ -24,11 +24,11 @@ namespace h2mesh::net {
   X(SSL_CTX_set_options) X(SSL_CTX_set_verify) X(SSL_CTX_use_PrivateKey)                    \
   X(SSL_CTX_use_certificate) X(SSL_connect) X(SSL_ctrl) X(SSL_free) X(SSL_get0_param)       \
   X(SSL_get_error) X(SSL_get_verify_result) X(SSL_new) X(SSL_read) X(SSL_set1_host)         \
-  X(SSL_set_fd) X(SSL_write) X(TLS_client_method) X(X509_STORE_add_cert) X(X509_free)       \
+  X(SSL_write) X(TLS_client_method) X(X509_STORE_add_cert) X(X509_free)       \
   X(X509_VERIFY_PARAM_set1_ip_asc) X(X509_verify_cert_error_string) X(TLS_server_method)     \
   X(SSL_CTX_use_certificate_chain_file) X(SSL_CTX_use_PrivateKey_file)                      \
   X(SSL_CTX_set_cipher_list) X(SSL_CTX_set_alpn_select_cb) X(SSL_select_next_proto)         \
-  X(SSL_accept) X(SSL_pending) X(SSL_shutdown) X(SSL_get0_alpn_selected)                    \
+  X(SSL_accept) X(SSL_has_pending) X(SSL_shutdown) X(SSL_get0_alpn_selected)                    \
   X(SSL_CTX_load_verify_locations) X(SSL_CTX_callback_ctrl) X(SSL_get_servername)           \
   X(SSL_set_SSL_CTX) X(SSL_CTX_get0_certificate) X(X509_check_host) X(SSL_CTX_set_ex_data)  \
   X(SSL_CTX_get_ex_data) X(CRYPTO_get_ex_new_index) X(SSL_get1_peer_certificate)            \
@@ -39,17 +39,15 @@ namespace h2mesh::net {
   H2MESH_OPENSSL_CLIENT_FUNCTIONS(X)
 
 // Client side (upstream TLS, the Kubernetes API client): ALPN offer, session resumption, the
-// peer certificate's names, certificate files for `h2mesh check`, the MSG_NOSIGNAL socket BIO.
-// (The listener side's list above already has the functions both use.)
+// peer certificate's names, certificate files for `h2mesh check`; and TlsTransport's own socket
+// BIO (both sides). (The listener side's list above already has the functions both use.)
 #define H2MESH_OPENSSL_CLIENT_FUNCTIONS(X) \
   X(SSL_CTX_set_alpn_protos) X(SSL_CTX_sess_set_new_cb) X(SSL_set_session) \
   X(SSL_session_reused) X(SSL_SESSION_free) X(SSL_SESSION_is_resumable) X(SSL_set_ex_data) \
   X(SSL_get_ex_data) X(X509_check_ip_asc) X(PEM_read_X509) X(PEM_read_PrivateKey) \
-  X(X509_cmp_time) X(SSL_CTX_get_verify_mode) X(BIO_s_socket) X(BIO_meth_new) \
-  X(BIO_meth_set_write) X(BIO_meth_get_read) X(BIO_meth_set_read) X(BIO_meth_get_ctrl) \
-  X(BIO_meth_set_ctrl) X(BIO_meth_get_create) X(BIO_meth_set_create) \
-  X(BIO_meth_get_destroy) X(BIO_meth_set_destroy) X(BIO_get_new_index) X(BIO_new) \
-  X(BIO_ctrl) X(BIO_int_ctrl) X(BIO_set_flags) X(BIO_clear_flags) X(SSL_set_bio)
+  X(X509_cmp_time) X(SSL_CTX_get_verify_mode) X(BIO_meth_new) X(BIO_meth_set_write) \
+  X(BIO_meth_set_read) X(BIO_meth_set_ctrl) X(BIO_get_new_index) X(BIO_new) X(BIO_set_data) \
+  X(BIO_get_data) X(BIO_set_init) X(BIO_set_flags) X(BIO_clear_flags) X(SSL_set_bio)
 
 struct OpenSsl {
 #define H2MESH_OPENSSL_MEMBER(name) decltype(&::name) name = nullptr;
@@ -60,5 +58,9 @@ struct OpenSsl {
 // The table, loading libssl.so.3 on the first call (thread-safe). Null, with the reason in
 // *error, when the library or one of its functions cannot be found.
 const OpenSsl* openssl(std::string* error);
+
+// The table, for code that runs only once openssl() succeeded (a TLS context exists): the TLS
+// code calls OpenSSL as S().SSL_read(...).
+inline const OpenSsl& S() { return *openssl(nullptr); }
 
 }  // namespace h2mesh::net

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,12 +12,6 @@
 
 namespace h2mesh::net {
 namespace {
-
-const OpenSsl& S() { return *openssl(nullptr); }
-
-Error tls_error(std::string message) {
-  return make_error(ErrorCode::InvalidArgument, std::move(message));
-}
 
 constexpr size_t kMaxPemBytes = 1 << 20;
 
@@ -121,46 +114,9 @@ bool is_ip_literal(const std::string& text) {
   return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
-int send_nosignal(BIO* bio, const char* data, int len) {
-  int fd = -1;
-  S().BIO_ctrl(bio, BIO_C_GET_FD, 0, &fd);
-  errno = 0;
-  const ssize_t n = ::send(fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
-  S().BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    S().BIO_set_flags(bio, BIO_FLAGS_WRITE | BIO_FLAGS_SHOULD_RETRY);
-  return static_cast<int>(n);
-}
-
-// OpenSSL's socket BIO with its write replaced; made once.
-BIO_METHOD* socket_method() {
-  static BIO_METHOD* method = [] {
-    const BIO_METHOD* base = S().BIO_s_socket();
-    BIO_METHOD* m = S().BIO_meth_new(
-        S().BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "h2mesh socket");
-    if (!m) return m;
-    S().BIO_meth_set_write(m, send_nosignal);
-    S().BIO_meth_set_read(m, S().BIO_meth_get_read(base));
-    S().BIO_meth_set_ctrl(m, S().BIO_meth_get_ctrl(base));
-    S().BIO_meth_set_create(m, S().BIO_meth_get_create(base));
-    S().BIO_meth_set_destroy(m, S().BIO_meth_get_destroy(base));
-    return m;
-  }();
-  return method;
-}
-
 }  // namespace
 
 bool verifies_peer(SSL_CTX* ctx) { return S().SSL_CTX_get_verify_mode(ctx) != SSL_VERIFY_NONE; }
-
-bool set_socket(SSL* ssl, int fd) {
-  BIO_METHOD* method = socket_method();
-  BIO* bio = method ? S().BIO_new(method) : nullptr;
-  if (!bio) return false;
-  S().BIO_int_ctrl(bio, BIO_C_SET_FD, BIO_NOCLOSE, fd);
-  S().SSL_set_bio(ssl, bio, bio);  // one reference for both directions
-  return true;
-}
 
 const char* tls_client_result_name(TlsClientResult result) {
   switch (result) {
@@ -192,18 +148,10 @@ Result<SslCtxHandle> make_client_ssl_ctx(const TlsClientPem& pem) {
     alpn_wire += p;
   }
   S().ERR_clear_error();
-  SslCtxHandle ctx(S().SSL_CTX_new(S().TLS_client_method()));
-  if (!ctx) return tls_error("cannot create a TLS context: " + openssl_error_text("unknown error"));
+  auto made = new_ssl_ctx(S().TLS_client_method());
+  if (!made) return made.error();
+  SslCtxHandle ctx = std::move(*made);
   SSL_CTX* c = ctx.get();
-  S().SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-  S().SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  // No renegotiation, no compression. A peer closing without close_notify ends the stream like
-  // one that sends it: what we read is framed (HTTP/2 frames, Content-Length or chunks), so a
-  // truncation is still noticed. Tickets stay on: they are how sessions resume.
-  S().SSL_CTX_set_options(
-      c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-  if (S().SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1)
-    return tls_error("cannot set the TLS 1.2 ciphers: " + openssl_error_text("unknown error"));
   if (!pem.verify) {
     S().SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
   } else {
@@ -232,10 +180,10 @@ Result<SslCtxHandle> make_client_ssl_ctx(const TlsClientPem& pem) {
 
 // ---- TlsClientContext -----------------------------------------------------------------------
 
-bool TlsClientContext::FileStamp::operator==(const FileStamp& o) const {
-  return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
-         mtime.tv_nsec == o.mtime.tv_nsec;
-}
+TlsClientContext::TlsClientContext(TlsClientFiles files)
+    : files_(std::move(files)),
+      watched_({files_.ca, files_.cert, files_.key}, files_.check_interval,
+               "the client TLS files", "the previous ones stay in use") {}
 
 Result<std::unique_ptr<TlsClientContext>> TlsClientContext::load(TlsClientFiles files) {
   if (files.cert.empty() != files.key.empty())
@@ -243,12 +191,10 @@ Result<std::unique_ptr<TlsClientContext>> TlsClientContext::load(TlsClientFiles 
   std::string why;
   if (!openssl(&why)) return tls_error(why);
   std::unique_ptr<TlsClientContext> c(new TlsClientContext(std::move(files)));
-  auto st = c->stamp();
-  if (!st) return st.error();
+  if (auto st = c->watched_.start(); !st) return st.error();
   auto ctx = c->make();
   if (!ctx) return ctx.error();
   c->use(std::move(*ctx));
-  c->loaded_ = std::move(*st);
   return c;
 }
 
@@ -260,22 +206,6 @@ void TlsClientContext::use(SslCtxHandle ctx) {
     certificates_.push_back(TlsCertificateInfo{
         files_.cert, asn1_time_to_unix(S().X509_get0_notAfter(leaf)),
         asn1_time_to_unix(S().X509_get0_notBefore(leaf)), serial_hex(leaf)});
-}
-
-Result<TlsClientContext::Stamps> TlsClientContext::stamp() const {
-  Stamps stamps;
-  for (const std::string* path : {&files_.ca, &files_.cert, &files_.key}) {
-    FileStamp s;
-    if (!path->empty()) {
-      struct stat st {};
-      // stat, not lstat: a Secret volume's files are symlinks into a directory that is swapped.
-      if (::stat(path->c_str(), &st) != 0)
-        return tls_error("cannot read " + *path + ": " + strerror(errno));
-      s = FileStamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
-    }
-    stamps.push_back(s);
-  }
-  return stamps;
 }
 
 Result<SslCtxHandle> TlsClientContext::make() const {
@@ -301,35 +231,15 @@ Result<SslCtxHandle> TlsClientContext::make() const {
 }
 
 SSL_CTX* TlsClientContext::current(TimePoint now) {
-  if (now - checked_ < files_.check_interval) return ctx_.get();
-  checked_ = now;
-  auto st = stamp();
-  if (st && *st == loaded_) return ctx_.get();
-  if (st && have_failed_ && *st == failed_) return ctx_.get();  // logged already
-  Result<SslCtxHandle> next = st ? make() : Result<SslCtxHandle>(st.error());
-  if (!next) {
-    ++reload_failures_;
-    if (st) {
-      failed_ = *st;
-      have_failed_ = true;
-    }
-    if (next.error().message != logged_failure_) {
-      logged_failure_ = next.error().message;
-      LOG_WARN(
-          "tls: the client TLS files changed but do not load (%s); the previous ones stay "
-          "in use",
-          logged_failure_.c_str());
-    }
-    return ctx_.get();
-  }
-  use(std::move(*next));
-  loaded_ = std::move(*st);
-  have_failed_ = false;
-  logged_failure_.clear();
-  ++reloads_;
-  LOG_INFO("tls: reloaded the client TLS files (CA %s, certificate %s)",
-           files_.ca.empty() ? "system store" : files_.ca.c_str(),
-           files_.cert.empty() ? "none" : files_.cert.c_str());
+  watched_.check(now, [this]() -> Result<void> {
+    auto next = make();
+    if (!next) return next.error();
+    use(std::move(*next));
+    LOG_INFO("tls: reloaded the client TLS files (CA %s, certificate %s)",
+             files_.ca.empty() ? "system store" : files_.ca.c_str(),
+             files_.cert.empty() ? "none" : files_.cert.c_str());
+    return {};
+  });
   return ctx_.get();
 }
 

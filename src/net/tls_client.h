@@ -8,7 +8,6 @@
 // handshake is done (check_peer_names), so that a wrong chain and a wrong name are told apart.
 
 #include <openssl/ssl.h>
-#include <sys/stat.h>
 
 #include <array>
 #include <cstdint>
@@ -20,6 +19,7 @@
 #include "common/result.h"
 #include "common/time.h"
 #include "net/tls_context.h"
+#include "net/tls_files.h"
 
 namespace h2mesh::net {
 
@@ -73,24 +73,14 @@ class TlsClientContext {
   // The context for a connection opened at `now`. Never null; SSL_new takes its own reference.
   SSL_CTX* current(TimePoint now);
   // Bumped at every reload: sessions made under an older context (an older CA) are not offered.
-  uint64_t generation() const { return reloads_; }
-  uint64_t reload_failures() const { return reload_failures_; }
+  uint64_t generation() const { return watched_.reloads(); }
+  uint64_t reload_failures() const { return watched_.reload_failures(); }
   const TlsClientFiles& files() const { return files_; }
   // The client certificate of the context in use (empty without one): for the expiry metric.
   const std::vector<TlsCertificateInfo>& certificates() const { return certificates_; }
 
  private:
-  struct FileStamp {
-    dev_t dev = 0;
-    ino_t ino = 0;
-    off_t size = 0;
-    timespec mtime{};
-    bool operator==(const FileStamp& o) const;
-  };
-  using Stamps = std::vector<FileStamp>;
-
-  explicit TlsClientContext(TlsClientFiles files) : files_(std::move(files)) {}
-  Result<Stamps> stamp() const;
+  explicit TlsClientContext(TlsClientFiles files);
   Result<SslCtxHandle> make() const;
 
   // Sets ctx_ and what certificates() says of it.
@@ -99,12 +89,7 @@ class TlsClientContext {
   const TlsClientFiles files_;
   SslCtxHandle ctx_;
   std::vector<TlsCertificateInfo> certificates_;
-  Stamps loaded_, failed_;
-  bool have_failed_ = false;
-  std::string logged_failure_;
-  TimePoint checked_{};
-  uint64_t reloads_ = 0;
-  uint64_t reload_failures_ = 0;
+  WatchedFiles watched_;  // the CA, the certificate and the key
 };
 
 // The last session an endpoint gave us, offered on the next connection to it (resumption saves
@@ -144,11 +129,6 @@ struct TlsPeerCheck {
 // Whether connections of `ctx` verify the peer's chain (false only for make_client_ssl_ctx with
 // verify = false).
 bool verifies_peer(SSL_CTX* ctx);
-
-// Connects `ssl` to the socket `fd` (not owned) like SSL_set_fd, except that writes never raise
-// SIGPIPE when the peer is gone (OpenSSL's socket BIO uses write(2); this one send(2) with
-// MSG_NOSIGNAL), so that a process or test that does not ignore SIGPIPE survives a reset peer.
-bool set_socket(SSL* ssl, int fd);
 
 // Whether `cert` carries one of `names` (see TlsPeerCheck::names). On a mismatch, *why says what
 // the certificate does carry.

@@ -6,30 +6,22 @@
 
 namespace h2mesh::net {
 
-TlsConnector::TlsConnector(config::ClusterTls settings, std::string owner,
-                           TlsClientCounters* counters)
-    : settings_(std::move(settings)), owner_(std::move(owner)), counters_(counters) {}
-
-TlsConnector::~TlsConnector() = default;
-
-std::vector<TlsCertificateInfo> TlsConnector::certificates(TimePoint now) {
-  if (!ctx_) return {};
-  ctx_->current(now);
-  return ctx_->certificates();
+TlsClientSource::TlsClientSource(std::string ca, std::string cert, std::string key,
+                                 std::string what)
+    : what_(std::move(what)) {
+  files_.ca = std::move(ca);
+  files_.cert = std::move(cert);
+  files_.key = std::move(key);
 }
 
-Result<std::unique_ptr<Transport>> TlsConnector::connect(EventLoop& loop,
-                                                         const config::SocketAddress& address) {
+TlsClientSource::~TlsClientSource() = default;
+
+Result<SSL_CTX*> TlsClientSource::context(TimePoint now) {
   if (!ctx_) {
-    TlsClientFiles files;
-    files.ca = settings_.ca;
-    files.cert = settings_.cert;
-    files.key = settings_.key;
-    auto loaded = TlsClientContext::load(std::move(files));
+    auto loaded = TlsClientContext::load(files_);
     if (!loaded) {
       Error why =
-          make_error(ErrorCode::ConnectFailed,
-                     "the TLS files of " + owner_ + " do not load: " + loaded.error().message);
+          make_error(ErrorCode::ConnectFailed, what_ + " do not load: " + loaded.error().message);
       if (why.message != logged_error_) {
         logged_error_ = why.message;
         LOG_ERROR("%s", why.message.c_str());
@@ -39,7 +31,35 @@ Result<std::unique_ptr<Transport>> TlsConnector::connect(EventLoop& loop,
     ctx_ = std::move(*loaded);
     logged_error_.clear();
   }
-  SSL_CTX* ctx = ctx_->current(loop.now());
+  return ctx_->current(now);
+}
+
+void TlsClientSource::offer_session(const std::string& endpoint, TlsPeerCheck* check) {
+  std::shared_ptr<TlsSessionSlot>& slot = sessions_[endpoint];
+  if (!slot) slot = std::make_shared<TlsSessionSlot>();
+  check->sessions = slot;
+  check->generation = ctx_ ? ctx_->generation() : 0;
+}
+
+TlsConnector::TlsConnector(config::ClusterTls settings, std::string owner,
+                           TlsClientCounters* counters)
+    : settings_(std::move(settings)),
+      counters_(counters),
+      source_(settings_.ca, settings_.cert, settings_.key, "the TLS files of " + owner) {}
+
+TlsConnector::~TlsConnector() = default;
+
+std::vector<TlsCertificateInfo> TlsConnector::certificates(TimePoint now) {
+  TlsClientContext* ctx = source_.loaded();
+  if (!ctx) return {};
+  ctx->current(now);
+  return ctx->certificates();
+}
+
+Result<std::unique_ptr<Transport>> TlsConnector::connect(EventLoop& loop,
+                                                         const config::SocketAddress& address) {
+  auto ctx = source_.context(loop.now());
+  if (!ctx) return ctx.error();
   auto fd = connect_tcp(address);
   if (!fd) return fd.error();
 
@@ -52,18 +72,15 @@ Result<std::unique_ptr<Transport>> TlsConnector::connect(EventLoop& loop,
   else
     check.names = {address.host};
   check.alpn = "h2";
-  std::shared_ptr<TlsSessionSlot>& slot = sessions_[address.to_string()];
-  if (!slot) slot = std::make_shared<TlsSessionSlot>();
-  check.sessions = slot;
-  check.generation = ctx_->generation();
+  source_.offer_session(address.to_string(), &check);
   check.counters = counters_;
-  auto transport = TlsTransport::connect(loop, ctx, *fd, std::move(check));
+  auto transport = TlsTransport::connect(loop, *ctx, *fd, std::move(check));
   if (!transport) return transport.error();
   return std::unique_ptr<Transport>(std::move(*transport));
 }
 
 void TlsConnector::forget(const config::SocketAddress& address) {
-  sessions_.erase(address.to_string());
+  source_.forget(address.to_string());
 }
 
 }  // namespace h2mesh::net

@@ -10,6 +10,35 @@
 
 namespace h2mesh::net {
 
+// What the connectors that open client TLS connections from files share (TlsConnector below, the
+// mesh's proxy::MeshConnector): the client context, made from a CA, a certificate and a key on
+// the first connection and then watched (TlsClientContext), and the last session each endpoint
+// gave (resumption; a reload of the files drops them). Files that do not load fail that
+// connection, logged once per reason, and are tried again on the next. One per connector, used
+// on its worker's thread.
+class TlsClientSource {
+ public:
+  // `what` starts the error of files that do not load: "<what> do not load: <why>".
+  TlsClientSource(std::string ca, std::string cert, std::string key, std::string what);
+  ~TlsClientSource();
+
+  // The context for a connection opened at `now` (never null), or ConnectFailed.
+  Result<SSL_CTX*> context(TimePoint now);
+  // Points `check` at the session slot of `endpoint` (made on first use), under the generation
+  // of the context context() gave.
+  void offer_session(const std::string& endpoint, TlsPeerCheck* check);
+  void forget(const std::string& endpoint) { sessions_.erase(endpoint); }
+  // Null until the files loaded once.
+  TlsClientContext* loaded() { return ctx_.get(); }
+
+ private:
+  TlsClientFiles files_;
+  const std::string what_;
+  std::unique_ptr<TlsClientContext> ctx_;
+  std::string logged_error_;
+  std::unordered_map<std::string, std::shared_ptr<TlsSessionSlot>> sessions_;
+};
+
 // Opens TLS connections to a cluster's endpoints (`clusters[].tls`): a non-blocking TCP connect,
 // then a client handshake that offers ALPN h2 and requires it, sends `server_name` as SNI, and
 // verifies the chain (`ca` or the system store) and a name: one of `san`, else `server_name`,
@@ -36,11 +65,8 @@ class TlsConnector final : public Connector {
 
  private:
   const config::ClusterTls settings_;
-  const std::string owner_;  // "cluster NAME", for log lines
   TlsClientCounters* counters_;
-  std::unique_ptr<TlsClientContext> ctx_;
-  std::string logged_error_;
-  std::unordered_map<std::string, std::shared_ptr<TlsSessionSlot>> sessions_;
+  TlsClientSource source_;
 };
 
 }  // namespace h2mesh::net

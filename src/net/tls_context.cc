@@ -1,7 +1,5 @@
 #include "net/tls_context.h"
 
-#include <cerrno>
-#include <cstring>
 #include <ctime>
 
 #include "common/log.h"
@@ -9,12 +7,6 @@
 
 namespace h2mesh::net {
 namespace {
-
-const OpenSsl& S() { return *openssl(nullptr); }
-
-Error tls_error(std::string message) {
-  return make_error(ErrorCode::InvalidArgument, std::move(message));
-}
 
 // Sessions resumed with a ticket or an id are only accepted under the context that made them;
 // with client certificates OpenSSL insists on one being set.
@@ -76,11 +68,21 @@ int select_certificate(SSL* ssl, int*, void* arg) {
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-bool same_time(const timespec& a, const timespec& b) {
-  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+std::vector<std::string> watched_paths(const TlsServerSettings& settings) {
+  std::vector<std::string> paths;
+  for (const auto& c : settings.certificates) {
+    paths.push_back(c.cert_file);
+    paths.push_back(c.key_file);
+  }
+  if (!settings.ca_file.empty()) paths.push_back(settings.ca_file);
+  return paths;
 }
 
 }  // namespace
+
+Error tls_error(std::string message) {
+  return make_error(ErrorCode::InvalidArgument, std::move(message));
+}
 
 std::string openssl_error_text(const std::string& fallback) {
   unsigned long e = S().ERR_get_error();
@@ -109,17 +111,10 @@ int64_t asn1_time_to_unix(const ASN1_TIME* time) {
 
 void SslCtxDeleter::operator()(SSL_CTX* ctx) const { S().SSL_CTX_free(ctx); }
 
-bool TlsContext::FileStamp::operator==(const FileStamp& o) const {
-  return dev == o.dev && ino == o.ino && size == o.size && same_time(mtime, o.mtime);
-}
-
-TlsContext::TlsContext(TlsServerSettings settings) : settings_(std::move(settings)) {
-  for (const auto& c : settings_.certificates) {
-    files_.push_back(c.cert_file);
-    files_.push_back(c.key_file);
-  }
-  if (!settings_.ca_file.empty()) files_.push_back(settings_.ca_file);
-}
+TlsContext::TlsContext(TlsServerSettings settings)
+    : settings_(std::move(settings)),
+      watched_(watched_paths(settings_), settings_.check_interval, "the certificate files",
+               "the previous certificate stays in use") {}
 
 TlsContext::~TlsContext() = default;
 
@@ -132,42 +127,41 @@ Result<std::unique_ptr<TlsContext>> TlsContext::load(TlsServerSettings settings)
   std::string why;
   if (!openssl(&why)) return tls_error(why);
   std::unique_ptr<TlsContext> c(new TlsContext(std::move(settings)));
-  auto st = c->stamp();
-  if (!st) return st.error();
+  // Stamped before they are read: a change while they are read is seen at the next look.
+  if (auto st = c->watched_.start(); !st) return st.error();
   auto ctx = c->make(&c->certificates_);
   if (!ctx) return ctx.error();
   c->ctx_ = std::move(*ctx);
-  c->loaded_ = std::move(*st);
   return c;
 }
 
-Result<TlsContext::Stamp> TlsContext::stamp() const {
-  Stamp s;
-  for (const std::string& file : files_) {
-    struct stat st {};
-    // stat, not lstat: a Secret volume's files are symlinks into a directory that is swapped.
-    if (::stat(file.c_str(), &st) != 0)
-      return tls_error("cannot read " + file + ": " + strerror(errno));
-    s.push_back(FileStamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim});
-  }
-  return s;
-}
-
-Result<SslCtxHandle> TlsContext::make_one(const TlsCertificateFiles& files,
-                                          void* generation) const {
-  SslCtxHandle ctx(S().SSL_CTX_new(S().TLS_server_method()));
+Result<SslCtxHandle> new_ssl_ctx(const SSL_METHOD* method) {
+  SslCtxHandle ctx(S().SSL_CTX_new(method));
   if (!ctx) return tls_error("cannot create a TLS context: " + openssl_error_text("unknown error"));
   SSL_CTX* c = ctx.get();
   S().SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-  // Partial writes: the transport hands over whole frame batches and takes what fits.
+  // Partial writes: each SSL_write makes one record, which TlsTransport accounts for; read-ahead:
+  // one read(2) takes every record the socket holds, not a 5-byte header and then its body
+  // (net/tls_transport.cc).
   S().SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  // No renegotiation (a client could make us redo the expensive half of a handshake at will);
-  // a client closing without close_notify is an end of stream like any other (every request is
-  // framed, so a truncated one is still noticed).
+  S().SSL_CTX_set_read_ahead(c, 1);
+  // No renegotiation (a peer could make us redo the expensive half of a handshake at will), no
+  // compression. A peer closing without close_notify ends the stream like one that sends it:
+  // what we read is framed (HTTP/2 frames, Content-Length or chunks), so a truncation is still
+  // noticed. Tickets stay on: they are how sessions resume.
   S().SSL_CTX_set_options(
       c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (S().SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1)
     return tls_error("cannot set the TLS 1.2 ciphers: " + openssl_error_text("unknown error"));
+  return ctx;
+}
+
+Result<SslCtxHandle> TlsContext::make_one(const TlsCertificateFiles& files,
+                                          void* generation) const {
+  auto made = new_ssl_ctx(S().TLS_server_method());
+  if (!made) return made.error();
+  SslCtxHandle ctx = std::move(*made);
+  SSL_CTX* c = ctx.get();
   S().SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof(kSessionIdContext) - 1);
   if (S().SSL_CTX_use_certificate_chain_file(c, files.cert_file.c_str()) != 1) {
     return tls_error("bad certificate " + files.cert_file + ": " +
@@ -230,38 +224,17 @@ Result<SslCtxHandle> TlsContext::make(std::vector<TlsCertificateInfo>* infos) co
 }
 
 SSL_CTX* TlsContext::current(TimePoint now) {
-  if (now - checked_ < settings_.check_interval) return ctx_.get();
-  checked_ = now;
-  auto st = stamp();
-  if (st && *st == loaded_) return ctx_.get();
-  if (st && have_failed_ && *st == failed_) return ctx_.get();  // logged already
-  std::vector<TlsCertificateInfo> infos;
-  Result<SslCtxHandle> next = st ? make(&infos) : Result<SslCtxHandle>(st.error());
-  if (!next) {
-    ++reload_failures_;
-    // A file missing for a moment (stat failed) is tried again at the next look; a set that
-    // does not load is remembered so that it is logged once.
-    if (st) {
-      failed_ = *st;
-      have_failed_ = true;
-    }
-    if (next.error().message != logged_failure_) {
-      logged_failure_ = next.error().message;
-      LOG_WARN(
-          "tls: the certificate files changed but do not load (%s); the previous "
-          "certificate stays in use",
-          logged_failure_.c_str());
-    }
-    return ctx_.get();
-  }
-  ctx_ = std::move(*next);
-  certificates_ = std::move(infos);
-  loaded_ = std::move(*st);
-  have_failed_ = false;
-  logged_failure_.clear();
-  ++reloads_;
-  LOG_INFO("tls: loaded the new certificate %s (serial %s)",
-           settings_.certificates.front().cert_file.c_str(), certificates_.front().serial.c_str());
+  watched_.check(now, [this]() -> Result<void> {
+    std::vector<TlsCertificateInfo> infos;
+    auto next = make(&infos);
+    if (!next) return next.error();
+    ctx_ = std::move(*next);
+    certificates_ = std::move(infos);
+    LOG_INFO("tls: loaded the new certificate %s (serial %s)",
+             settings_.certificates.front().cert_file.c_str(),
+             certificates_.front().serial.c_str());
+    return {};
+  });
   return ctx_.get();
 }
 

@@ -19,7 +19,6 @@
 // them, and neither does deleting this object.
 
 #include <openssl/ssl.h>
-#include <sys/stat.h>
 
 #include <cstdint>
 #include <memory>
@@ -28,6 +27,7 @@
 
 #include "common/result.h"
 #include "common/time.h"
+#include "net/tls_files.h"
 
 namespace h2mesh::net {
 
@@ -87,37 +87,29 @@ class TlsContext {
   const TlsServerSettings& settings() const { return settings_; }
 
   // For /metrics and tests.
-  uint64_t reloads() const { return reloads_; }
-  uint64_t reload_failures() const { return reload_failures_; }
+  uint64_t reloads() const { return watched_.reloads(); }
+  uint64_t reload_failures() const { return watched_.reload_failures(); }
 
  private:
-  // What stat says about one file; a change in any field of any file means "load again".
-  struct FileStamp {
-    dev_t dev = 0;
-    ino_t ino = 0;
-    off_t size = 0;
-    timespec mtime{};
-    bool operator==(const FileStamp& o) const;
-  };
-  using Stamp = std::vector<FileStamp>;
-
   explicit TlsContext(TlsServerSettings settings);
-  Result<Stamp> stamp() const;
   Result<SslCtxHandle> make(std::vector<TlsCertificateInfo>* infos) const;
   Result<SslCtxHandle> make_one(const TlsCertificateFiles& files, void* generation) const;
 
   const TlsServerSettings settings_;
-  std::vector<std::string> files_;  // every file stamped: certificates and keys, then the CA
   SslCtxHandle ctx_;
   std::vector<TlsCertificateInfo> certificates_;
-  Stamp loaded_;  // the files ctx_ was made from
-  Stamp failed_;  // the last files that did not load (logged once)
-  bool have_failed_ = false;
-  std::string logged_failure_;  // the last reload error logged ("" after a success)
-  TimePoint checked_{};
-  uint64_t reloads_ = 0;
-  uint64_t reload_failures_ = 0;
+  // Every file: certificates and keys, then the CA.
+  WatchedFiles watched_;
 };
+
+// A new context of `method` (TLS_server_method or TLS_client_method) with what both sides set
+// alike: TLS 1.2 and up, kTls12Ciphers, no renegotiation and no compression, a peer's close
+// without close_notify taken as an end of stream, and the modes TlsTransport's I/O relies on
+// (one record per SSL_write, read-ahead). Only after openssl() loaded the library.
+Result<SslCtxHandle> new_ssl_ctx(const SSL_METHOD* method);
+
+// A TLS setting or file that cannot be used (ErrorCode::InvalidArgument), saying which and why.
+Error tls_error(std::string message);
 
 // The oldest queued OpenSSL error as text, or `fallback` when there is none; clears the queue.
 // Only after openssl() loaded the library.

@@ -1,16 +1,17 @@
 #include "net/tls_files.h"
 
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 
+#include "common/log.h"
 #include "net/openssl_api.h"
 #include "net/tls_context.h"
 
 namespace h2mesh::net {
 namespace {
-
-const OpenSsl& S() { return *openssl(nullptr); }
 
 bool read_file(const std::string& path, std::string* out, std::vector<TlsFileProblem>* problems) {
   std::ifstream in(path, std::ios::binary);
@@ -119,6 +120,68 @@ std::vector<TlsFileProblem> check_ca_bundle(const std::string& ca_file, int64_t 
     problems.push_back({true, ca_file + ": every CA certificate in it has expired"});
   for (X509* c : certs) S().X509_free(c);
   return problems;
+}
+
+WatchedFiles::WatchedFiles(std::vector<std::string> paths, Duration check_interval,
+                           std::string what, std::string kept)
+    : paths_(std::move(paths)),
+      check_interval_(check_interval),
+      what_(std::move(what)),
+      kept_(std::move(kept)) {}
+
+bool WatchedFiles::FileStamp::operator==(const FileStamp& o) const {
+  return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+         mtime.tv_nsec == o.mtime.tv_nsec;
+}
+
+Result<WatchedFiles::Stamps> WatchedFiles::stamp() const {
+  Stamps stamps;
+  for (const std::string& path : paths_) {
+    FileStamp s;
+    if (!path.empty()) {
+      struct stat st {};
+      // stat, not lstat: a Secret volume's files are symlinks into a directory that is swapped.
+      if (::stat(path.c_str(), &st) != 0)
+        return tls_error("cannot read " + path + ": " + strerror(errno));
+      s = FileStamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+    }
+    stamps.push_back(s);
+  }
+  return stamps;
+}
+
+Result<void> WatchedFiles::start() {
+  auto st = stamp();
+  if (!st) return st.error();
+  loaded_ = std::move(*st);
+  return {};
+}
+
+bool WatchedFiles::look(const std::function<Result<void>()>& reload) {
+  auto st = stamp();
+  if (st && *st == loaded_) return false;
+  if (st && have_failed_ && *st == failed_) return false;  // logged already
+  Result<void> made = st ? reload() : Result<void>(st.error());
+  if (!made) {
+    ++reload_failures_;
+    // A file missing for a moment (stat failed) is tried again at the next look; a set that
+    // does not load is remembered so that it is logged once.
+    if (st) {
+      failed_ = *st;
+      have_failed_ = true;
+    }
+    if (made.error().message != logged_failure_) {
+      logged_failure_ = made.error().message;
+      LOG_WARN("tls: %s changed but do not load (%s); %s", what_.c_str(), logged_failure_.c_str(),
+               kept_.c_str());
+    }
+    return false;
+  }
+  loaded_ = std::move(*st);
+  have_failed_ = false;
+  logged_failure_.clear();
+  ++reloads_;
+  return true;
 }
 
 }  // namespace h2mesh::net

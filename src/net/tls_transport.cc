@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -15,7 +16,10 @@
 
 namespace h2mesh::net {
 namespace {
-const OpenSsl& S() { return *openssl(nullptr); }
+// The owner's bytes one write() encrypts at most: their records wait in out_ until the kernel
+// takes them, so this bounds the memory a connection whose peer does not read holds beyond the
+// socket's buffer (an HTTP/2 connection offers at most ~64 KiB per flush anyway).
+constexpr size_t kMaxEncrypt = 128 * 1024;
 
 // What the first queued OpenSSL error of a failed SSL_accept says about whose fault it was.
 TlsHandshakeResult classify_failure(unsigned long e) {
@@ -87,38 +91,96 @@ const char* tls_handshake_result_name(TlsHandshakeResult result) {
   return "protocol";
 }
 
-Result<std::unique_ptr<TlsTransport>> TlsTransport::accept(EventLoop& loop, SSL_CTX* ctx, int fd,
-                                                           Duration handshake_timeout,
-                                                           TlsHandshakeCounters* counters) {
+Result<void> TlsTransport::attach_bio(SSL* ssl, TlsTransport* t) {
+  // Made once, shared by every thread (OpenSSL only reads it).
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m =
+        S().BIO_meth_new(S().BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "h2mesh TLS socket");
+    if (m) {
+      S().BIO_meth_set_write(m, bio_write);
+      S().BIO_meth_set_read(m, bio_read);
+      S().BIO_meth_set_ctrl(m, bio_ctrl);
+    }
+    return m;
+  }();
+  BIO* bio = method ? S().BIO_new(method) : nullptr;
+  if (!bio) return make_error(ErrorCode::Internal, openssl_error_text("cannot create a TLS BIO"));
+  S().BIO_set_data(bio, t);
+  S().BIO_set_init(bio, 1);
+  S().SSL_set_bio(ssl, bio, bio);  // one reference for both directions, freed with the SSL
+  return {};
+}
+
+int TlsTransport::bio_write(BIO* bio, const char* data, int len) {
+  // Never refused: the transport sends out_ itself, once per call into it.
+  auto* t = static_cast<TlsTransport*>(S().BIO_get_data(bio));
+  if (len <= 0) return 0;
+  t->out_.append(data, static_cast<size_t>(len));
+  return len;
+}
+
+int TlsTransport::bio_read(BIO* bio, char* buf, int len) {
+  auto* t = static_cast<TlsTransport*>(S().BIO_get_data(bio));
+  S().BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
+  if (len <= 0) return 0;
+  ++t->socket_reads_;
+  const ssize_t n = ::read(t->fd_, buf, static_cast<size_t>(len));
+  if (n == 0) t->socket_eof_ = true;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    S().BIO_set_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);
+  return static_cast<int>(n);
+}
+
+long TlsTransport::bio_ctrl(BIO* bio, int cmd, long, void* ptr) {
+  auto* t = static_cast<TlsTransport*>(S().BIO_get_data(bio));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:  // end of a handshake flight: it leaves with the transport's send
+      return 1;
+    case BIO_CTRL_EOF:  // how OpenSSL tells a peer that closed from a read that failed
+      return t->socket_eof_ ? 1 : 0;
+    case BIO_CTRL_WPENDING:
+      return static_cast<long>(t->out_.size());
+    case BIO_C_GET_FD:
+      if (ptr) *static_cast<int*>(ptr) = t->fd_;
+      return t->fd_;
+    default:
+      return 0;
+  }
+}
+
+Result<std::unique_ptr<TlsTransport>> TlsTransport::make(EventLoop& loop, SSL_CTX* ctx, int fd,
+                                                         Duration handshake_timeout,
+                                                         TlsHandshakeCounters* counters) {
   S().ERR_clear_error();
   SSL* ssl = S().SSL_new(ctx);
-  if (!ssl || S().SSL_set_fd(ssl, fd) != 1) {
+  if (!ssl) {
     std::string why = openssl_error_text("cannot create a TLS session");
-    if (ssl) S().SSL_free(ssl);
     ::close(fd);
     return make_error(ErrorCode::Internal, why);
   }
-  return std::unique_ptr<TlsTransport>(
-      new TlsTransport(loop, ssl, fd, handshake_timeout, counters));
+  std::unique_ptr<TlsTransport> t(new TlsTransport(loop, ssl, fd, handshake_timeout, counters));
+  if (auto ok = attach_bio(ssl, t.get()); !ok) return ok.error();  // t frees ssl, closes fd
+  return t;
+}
+
+Result<std::unique_ptr<TlsTransport>> TlsTransport::accept(EventLoop& loop, SSL_CTX* ctx, int fd,
+                                                           Duration handshake_timeout,
+                                                           TlsHandshakeCounters* counters) {
+  return make(loop, ctx, fd, handshake_timeout, counters);
 }
 
 Result<std::unique_ptr<TlsTransport>> TlsTransport::connect(EventLoop& loop, SSL_CTX* ctx, int fd,
                                                             TlsPeerCheck check) {
-  S().ERR_clear_error();
-  SSL* ssl = S().SSL_new(ctx);
-  if (!ssl || !set_socket(ssl, fd)) {
-    std::string why = openssl_error_text("cannot create a TLS session");
-    if (ssl) S().SSL_free(ssl);
-    ::close(fd);
-    return make_error(ErrorCode::Internal, why);
-  }
+  auto made = make(loop, ctx, fd, Duration::zero(), nullptr);
+  if (!made) return made.error();
+  std::unique_ptr<TlsTransport> t = std::move(*made);
+  SSL* ssl = t->ssl_;
   // SNI carries names only; the names themselves are checked after the handshake.
   if (!check.sni.empty()) S().SSL_set_tlsext_host_name(ssl, check.sni.c_str());
   if (check.sessions) {
     if (SSL_SESSION* session = check.sessions->get(check.generation))
       S().SSL_set_session(ssl, session);  // takes a reference of its own
   }
-  std::unique_ptr<TlsTransport> t(new TlsTransport(loop, ssl, fd, Duration::zero(), nullptr));
   t->client_ = std::make_unique<TlsPeerCheck>(std::move(check));
   t->tcp_connecting_ = true;
   // Where the new-session callback (net/tls_client.cc) finds the slot for the server's tickets.
@@ -181,7 +243,9 @@ void TlsTransport::start(TransportHandler& handler) {
 
 void TlsTransport::update_interest() {
   if (!registered_) return;
-  const bool out = handshaking_ ? handshake_wants_write_ : (want_write_ || read_wants_write_);
+  // Writability matters while the TCP connect is under way, while records wait in out_, and
+  // while the owner has bytes to write.
+  const bool out = tcp_connecting_ || !out_.empty() || (!handshaking_ && want_write_);
   const uint32_t next = EPOLLIN | EPOLLRDHUP | (out ? uint32_t{EPOLLOUT} : 0u);
   if (next == interest_) return;
   interest_ = next;
@@ -190,15 +254,10 @@ void TlsTransport::update_interest() {
 
 IoResult::Status TlsTransport::classify(int ret, bool reading) {
   const int err = S().SSL_get_error(ssl_, ret);
-  bool& waits = reading ? read_wants_write_ : write_wants_read_;
   switch (err) {
     case SSL_ERROR_WANT_READ:
-      waits = !reading;
-      update_interest();
-      return IoResult::Status::WouldBlock;
-    case SSL_ERROR_WANT_WRITE:
-      waits = reading;
-      update_interest();
+    case SSL_ERROR_WANT_WRITE:  // (the BIO never refuses a write: out_ takes it)
+      if (!reading && err == SSL_ERROR_WANT_READ) write_wants_read_ = true;
       return IoResult::Status::WouldBlock;
     case SSL_ERROR_ZERO_RETURN:
       return IoResult::Status::Eof;
@@ -212,10 +271,82 @@ IoResult::Status TlsTransport::classify(int ret, bool reading) {
   }
 }
 
+void TlsTransport::note_chunk(size_t plain) {
+  const size_t fresh = out_.size() - chunked_;
+  if (fresh == 0 && plain == 0) return;
+  chunks_.push_back(Chunk{fresh, plain});
+  chunked_ = out_.size();
+}
+
+bool TlsTransport::send_out() {
+  if (broken_) return false;
+  if (out_.empty()) return true;
+  ssize_t n;
+  do {
+    ++socket_writes_;
+    n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    error_ = make_error(ErrorCode::Io, strerror(errno));
+    broken_ = true;
+    return false;
+  }
+  size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+  out_.drain(sent);
+  chunked_ -= sent;
+  // The chunks the kernel took whole: their plaintext is now written as far as the owner knows.
+  size_t done = 0;
+  for (; done < chunks_.size(); ++done) {
+    if (chunks_[done].cipher > sent) {
+      chunks_[done].cipher -= sent;
+      break;
+    }
+    sent -= chunks_[done].cipher;
+    sent_plain_ += chunks_[done].plain;
+  }
+  chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(done));
+  out_.release_if_empty();
+  update_interest();
+  return true;
+}
+
+bool TlsTransport::encrypt(const uint8_t* data, size_t len) {
+  len = std::min(len, kMaxEncrypt);
+  S().ERR_clear_error();
+  // With SSL_MODE_ENABLE_PARTIAL_WRITE each SSL_write makes one record (at most 16 KiB).
+  for (size_t off = 0; off < len;) {
+    errno = 0;
+    const int n =
+        S().SSL_write(ssl_, data + off, static_cast<int>(std::min<size_t>(len - off, INT_MAX)));
+    if (n <= 0) {
+      note_chunk(0);
+      // The same bytes come again with the owner's next write, as OpenSSL's retry rule wants.
+      return classify(n, false) == IoResult::Status::WouldBlock;
+    }
+    write_wants_read_ = false;
+    off += static_cast<size_t>(n);
+    encrypted_ += static_cast<size_t>(n);
+    note_chunk(static_cast<size_t>(n));
+  }
+  return true;
+}
+
 void TlsTransport::handshake() {
   S().ERR_clear_error();
   errno = 0;
   const int ret = client_ ? S().SSL_connect(ssl_) : S().SSL_accept(ssl_);
+  const int err = ret == 1 ? SSL_ERROR_NONE : S().SSL_get_error(ssl_, ret);
+  const int saved_errno = errno;
+  // The flight OpenSSL just made (or the alert of a failure) leaves now, in one send.
+  note_chunk(0);
+  if (!send_out() && (ret == 1 || err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)) {
+    if (client_)
+      client_failed(TlsClientResult::Protocol, error_.message);
+    else
+      handshake_failed(TlsHandshakeResult::Closed, "TLS handshake failed: " + error_.message);
+    return;
+  }
+  errno = saved_errno;
   if (ret == 1 && client_) {
     client_handshake_done();
     return;
@@ -232,19 +363,14 @@ void TlsTransport::handshake() {
     handler_->on_transport_connected(nullptr);
     return;
   }
-  const int err = S().SSL_get_error(ssl_, ret);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    handshake_wants_write_ = err == SSL_ERROR_WANT_WRITE;
-    update_interest();
-    return;
-  }
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;  // out_ sets EPOLLOUT
   if (client_) {
     const long verify = S().SSL_get_verify_result(ssl_);
     if (verify != X509_V_OK) {
       S().ERR_clear_error();
-      client_failed(TlsClientResult::VerifyFailed,
-                    std::string("certificate verify failed (") +
-                        S().X509_verify_cert_error_string(verify) + ")");
+      client_failed(TlsClientResult::VerifyFailed, std::string("certificate verify failed (") +
+                                                       S().X509_verify_cert_error_string(verify) +
+                                                       ")");
       return;
     }
   }
@@ -284,9 +410,9 @@ void TlsTransport::client_handshake_done() {
     if (cert) S().X509_free(cert);
     if (!ok) {
       // OpenSSL's words for its own name checks, then what was expected and found.
-      client_failed(TlsClientResult::SanMismatch,
-                    std::string("certificate verify failed (") +
-                        mismatch_kind(client_->names.front()) + "): " + why);
+      client_failed(TlsClientResult::SanMismatch, std::string("certificate verify failed (") +
+                                                      mismatch_kind(client_->names.front()) +
+                                                      "): " + why);
       return;
     }
   }
@@ -351,46 +477,81 @@ void TlsTransport::on_io(uint32_t events) {
       handler_->on_transport_connected(&error_);
       return;
     }
-    handshake_wants_write_ = false;
     update_interest();
   }
-  if (handshaking_) {
-    handshake();
+  const bool had_out = !out_.empty();
+  if ((events & EPOLLOUT) && had_out && !send_out() && !handshaking_) {
+    handler_->on_transport_ready(true, false);  // the owner's next read says Failed
     return;
   }
-  bool readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+  if (handshaking_) {
+    handshake();  // also after a failed send: it reports the failure
+    return;
+  }
+  const bool readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+  // Writable for the owner once the records that waited are gone (or some of its bytes got
+  // out: its next write reports them).
   bool writable = false;
-  if ((events & EPOLLOUT) && read_wants_write_) readable = true;
-  if (want_write_ && ((events & EPOLLOUT) || (write_wants_read_ && (events & EPOLLIN))))
-    writable = true;
+  if (want_write_ && (events & EPOLLOUT) && (out_.empty() || sent_plain_ > 0)) writable = true;
+  if (want_write_ && write_wants_read_ && (events & EPOLLIN)) writable = true;
   if (readable || writable) handler_->on_transport_ready(readable, writable);
 }
 
 IoResult TlsTransport::read(uint8_t* buf, size_t len) {
-  S().ERR_clear_error();
-  errno = 0;
-  const int n = S().SSL_read(ssl_, buf, static_cast<int>(len > INT_MAX ? INT_MAX : len));
-  if (n > 0) {
-    if (read_wants_write_) {
-      read_wants_write_ = false;
-      update_interest();
-    }
-    // Bytes OpenSSL decrypted but did not hand over are invisible to epoll: report them.
-    if (S().SSL_pending(ssl_) > 0) loop_.notify(this, EPOLLIN);
-    return {IoResult::Status::Done, static_cast<size_t>(n)};
+  if (deferred_) {
+    const IoResult::Status end = *deferred_;
+    deferred_.reset();
+    return {end};
   }
-  return {classify(n, true)};
+  if (broken_) return {IoResult::Status::Failed};
+  S().ERR_clear_error();
+  size_t got = 0;
+  IoResult::Status end = IoResult::Status::Done;
+  // One SSL_read hands over one record; read-ahead has usually buffered several. Take them all
+  // (as far as `len`), so that the owner handles them in this loop iteration and answers them
+  // with one write, as it does over TCP.
+  while (got < len) {
+    errno = 0;
+    const int n =
+        S().SSL_read(ssl_, buf + got, static_cast<int>(std::min<size_t>(len - got, INT_MAX)));
+    if (n <= 0) {
+      end = classify(n, true);
+      break;
+    }
+    got += static_cast<size_t>(n);
+    // Nothing buffered: another SSL_read would only cost a read(2) that epoll answers for free.
+    if (!S().SSL_has_pending(ssl_)) break;
+  }
+  // What OpenSSL wrote while reading (an answer to the peer's key update) leaves now.
+  if (out_.size() != chunked_) {
+    note_chunk(0);
+    if (!send_out() && end != IoResult::Status::Failed) end = IoResult::Status::Failed;
+  }
+  if (got == 0) return {end};
+  if (end == IoResult::Status::Eof || end == IoResult::Status::Failed) {
+    deferred_ = end;  // after the bytes: the owner's next read
+    loop_.notify(this, EPOLLIN);
+  } else if (got == len && S().SSL_has_pending(ssl_)) {
+    // Records OpenSSL holds are invisible to epoll: report them. (A WouldBlock above left part
+    // of a record, whose rest epoll reports when it comes.)
+    loop_.notify(this, EPOLLIN);
+  }
+  return {IoResult::Status::Done, got};
 }
 
 IoResult TlsTransport::write(const uint8_t* data, size_t len) {
-  S().ERR_clear_error();
-  errno = 0;
-  const int n = S().SSL_write(ssl_, data, static_cast<int>(len > INT_MAX ? INT_MAX : len));
-  if (n > 0) {
-    write_wants_read_ = false;
-    return {IoResult::Status::Done, static_cast<size_t>(n)};
+  // `data` starts with the encrypted_ bytes encrypted before (the owner offers what it was not
+  // told written, again); only what follows them is new.
+  if (!send_out()) return {IoResult::Status::Failed};
+  if (out_.empty() && len > encrypted_) {
+    if (!encrypt(data + encrypted_, len - encrypted_) || !send_out())
+      return {IoResult::Status::Failed};
   }
-  return {classify(n, false)};
+  const size_t done = sent_plain_;
+  sent_plain_ = 0;
+  encrypted_ -= done;
+  if (done == 0) return {IoResult::Status::WouldBlock};
+  return {IoResult::Status::Done, done};
 }
 
 void TlsTransport::want_write(bool on) {
@@ -406,11 +567,14 @@ void TlsTransport::shutdown() {
   handshake_timer_.cancel();
   loop_.cancel_notify(this);
   loop_.remove(fd_);
-  // One try at close_notify; the socket closes whether or not it fit.
-  if (!handshaking_) {
+  // One try at close_notify (after any records still waiting); the socket closes whether or
+  // not it fit.
+  if (!handshaking_ && !broken_) {
     S().ERR_clear_error();
     S().SSL_shutdown(ssl_);
     S().ERR_clear_error();
+    note_chunk(0);
+    send_out();
   }
   ::shutdown(fd_, SHUT_RDWR);
 }

@@ -62,6 +62,9 @@ class Transport {
   virtual bool connecting() const = 0;
   // Non-blocking. `len` > 0.
   virtual IoResult read(uint8_t* buf, size_t len) = 0;
+  // After a short write or WouldBlock, the next write starts with the bytes that were not taken
+  // (it may offer more after them): TLS may have encrypted them already, and sends those records
+  // rather than encrypting the bytes again.
   virtual IoResult write(const uint8_t* data, size_t len) = 0;
   // Whether the owner has bytes waiting to be written (asks for on_transport_ready(_, true)).
   virtual void want_write(bool on) = 0;

@@ -1,6 +1,5 @@
 #include "proxy/mesh_connector.h"
 
-#include "common/log.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
 #include "net/tls_transport.h"
@@ -103,7 +102,9 @@ MeshConnector::MeshConnector(config::MeshTls settings, MeshStats& stats, Duratio
     : settings_(std::move(settings)),
       spiffe_prefix_("spiffe://" + settings_.trust_domain + "/"),
       stats_(stats),
-      plaintext_memory_(plaintext_memory) {}
+      plaintext_memory_(plaintext_memory),
+      source_(settings_.ca, settings_.cert, settings_.key,
+              "mesh mTLS: the certificate files") {}
 
 MeshConnector::~MeshConnector() = default;
 
@@ -128,37 +129,16 @@ Result<std::unique_ptr<net::Transport>> MeshConnector::connect(
     }
     plaintext_until_.erase(it);  // time to see whether it has a sidecar now
   }
-  if (!ctx_) {
-    net::TlsClientFiles files;
-    files.ca = settings_.ca;
-    files.cert = settings_.cert;
-    files.key = settings_.key;
-    auto loaded = net::TlsClientContext::load(std::move(files));
-    if (!loaded) {
-      Error why = make_error(ErrorCode::ConnectFailed,
-                             "mesh mTLS: the certificate files do not load: " +
-                                 loaded.error().message);
-      if (why.message != logged_error_) {
-        logged_error_ = why.message;
-        LOG_ERROR("%s", why.message.c_str());
-      }
-      return why;
-    }
-    ctx_ = std::move(*loaded);
-    logged_error_.clear();
-  }
-  SSL_CTX* ctx = ctx_->current(loop.now());
+  auto ctx = source_.context(loop.now());
+  if (!ctx) return ctx.error();
   auto fd = net::connect_tcp(address);
   if (!fd) return fd.error();
   auto counters = std::make_unique<net::TlsClientCounters>();
   net::TlsPeerCheck check;
   check.alpn = "h2";  // names: the chain only; the trust domain is checked on top
-  std::shared_ptr<net::TlsSessionSlot>& slot = sessions_[key];
-  if (!slot) slot = std::make_shared<net::TlsSessionSlot>();
-  check.sessions = slot;
-  check.generation = ctx_->generation();
+  source_.offer_session(key, &check);
   check.counters = counters.get();
-  auto tls = net::TlsTransport::connect(loop, ctx, *fd, std::move(check));
+  auto tls = net::TlsTransport::connect(loop, *ctx, *fd, std::move(check));
   if (!tls) return tls.error();
   return std::unique_ptr<net::Transport>(std::make_unique<MeshOriginTransport>(
       loop, shared_from_this(), address, std::move(*tls), std::move(counters)));

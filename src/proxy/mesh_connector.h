@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "net/tls_client.h"
+#include "net/tls_connector.h"
 #include "net/transport.h"
 #include "proxy/stats.h"
 
@@ -50,10 +51,8 @@ class MeshConnector final : public net::Connector,
   const std::string spiffe_prefix_;  // "spiffe://<trust domain>/"
   MeshStats& stats_;
   const Duration plaintext_memory_;
-  std::unique_ptr<net::TlsClientContext> ctx_;
-  std::string logged_error_;
+  net::TlsClientSource source_;
   std::unordered_map<std::string, TimePoint> plaintext_until_;  // by endpoint address
-  std::unordered_map<std::string, std::shared_ptr<net::TlsSessionSlot>> sessions_;
 };
 
 }  // namespace h2mesh::proxy

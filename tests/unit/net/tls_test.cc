@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -147,6 +148,7 @@ class Tls : public ::testing::Test {
       if (fd < 0) usleep(1000);
     }
     EXPECT_GE(fd, 0);
+    server_fd_ = fd;  // owned by the transport; the test only looks at it
     auto t = TlsTransport::accept(loop_, ctx, fd, deadline, &counters_);
     EXPECT_TRUE(t.ok());
     server_.transport = t->get();
@@ -203,11 +205,184 @@ class Tls : public ::testing::Test {
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   int client_fd_ = -1;
+  int server_fd_ = -1;
   SSL_CTX* client_ctx_ = nullptr;
   SSL* client_ssl_ = nullptr;
   ServerSide server_;
   TlsHandshakeCounters counters_{};
 };
+
+// A connected pair: the server transport (its loop driven by the test) and the OpenSSL client.
+class TlsIo : public Tls {
+ protected:
+  void SetUp() override {
+    Tls::SetUp();
+    auto ctx = load();
+    ASSERT_TRUE(ctx.ok());
+    ctx_ = std::move(*ctx);
+    transport_ = connect_and_accept(ctx_->current(loop_.now()), std::chrono::seconds(10));
+    ASSERT_TRUE(client_handshake());
+    ASSERT_TRUE(drive([&] { return server_.reported; }));
+    ASSERT_EQ(server_.failure, "");
+    loop_.run_ready();  // the read the handshake's end asks for
+    tls_ = static_cast<TlsTransport*>(transport_.get());
+  }
+  void TearDown() override {
+    transport_.reset();
+    Tls::TearDown();
+  }
+
+  // Waits until the server's socket holds `bytes` unread bytes (loopback: at once, bounded).
+  bool queued_at_server(int bytes) {
+    for (int i = 0; i < 2000; ++i) {
+      int n = 0;
+      if (ioctl(server_fd_, FIONREAD, &n) == 0 && n >= bytes) return true;
+      usleep(1000);
+    }
+    return false;
+  }
+  int client_bytes_sent() {
+    return static_cast<int>(BIO_number_written(SSL_get_wbio(client_ssl_)));
+  }
+
+  // One record of `plain` made by the client, as bytes on the wire (not sent).
+  std::string client_record(const std::string& plain) {
+    BIO* mem = BIO_new(BIO_s_mem());
+    BIO* sock = SSL_get_wbio(client_ssl_);
+    BIO_up_ref(sock);
+    SSL_set0_wbio(client_ssl_, mem);
+    EXPECT_EQ(SSL_write(client_ssl_, plain.data(), static_cast<int>(plain.size())),
+              static_cast<int>(plain.size()));
+    char* p = nullptr;
+    const long n = BIO_get_mem_data(mem, &p);
+    std::string wire(p, static_cast<size_t>(n));
+    SSL_set0_wbio(client_ssl_, sock);  // frees the memory BIO
+    return wire;
+  }
+
+  std::unique_ptr<TlsContext> ctx_;
+  std::unique_ptr<Transport> transport_;
+  TlsTransport* tls_ = nullptr;
+  uint8_t buf_[65536];
+};
+
+TEST_F(TlsIo, RecordsThatArrivedTogetherAreOneReadAndOneSystemCall) {
+  const int before = client_bytes_sent();
+  std::string sent;
+  for (int i = 0; i < 20; ++i) {
+    const std::string msg = "message " + std::to_string(100 + i) + ";";
+    ASSERT_EQ(SSL_write(client_ssl_, msg.data(), static_cast<int>(msg.size())),
+              static_cast<int>(msg.size()));
+    sent += msg;
+  }
+  ASSERT_TRUE(queued_at_server(client_bytes_sent() - before));
+  const uint64_t reads = tls_->socket_reads();
+  IoResult r = transport_->read(buf_, sizeof(buf_));
+  ASSERT_EQ(r.status, IoResult::Status::Done);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf_), r.bytes), sent) << "20 records, one read()";
+  EXPECT_EQ(tls_->socket_reads() - reads, 1u) << "read-ahead: one read(2) for all of them";
+  EXPECT_EQ(transport_->read(buf_, sizeof(buf_)).status, IoResult::Status::WouldBlock);
+}
+
+TEST_F(TlsIo, ARecordSplitAcrossSegmentsIsHandedOverWhenComplete) {
+  const std::string plain(1000, 'x');
+  const std::string wire = client_record(plain);
+  ASSERT_GT(wire.size(), 1000u);
+  ASSERT_EQ(::write(client_fd_, wire.data(), 100), 100);
+  ASSERT_TRUE(queued_at_server(100));
+  EXPECT_EQ(transport_->read(buf_, sizeof(buf_)).status, IoResult::Status::WouldBlock);
+  const ssize_t rest = static_cast<ssize_t>(wire.size()) - 100;
+  ASSERT_EQ(::write(client_fd_, wire.data() + 100, static_cast<size_t>(rest)), rest);
+  ASSERT_TRUE(queued_at_server(static_cast<int>(rest)));
+  IoResult r = transport_->read(buf_, sizeof(buf_));
+  ASSERT_EQ(r.status, IoResult::Status::Done);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf_), r.bytes), plain);
+}
+
+TEST_F(TlsIo, BytesBeforeTheEndAreReadThenTheEnd) {
+  const int before = client_bytes_sent();
+  for (const char* msg : {"one;", "two;", "three;"})
+    SSL_write(client_ssl_, msg, static_cast<int>(strlen(msg)));
+  SSL_shutdown(client_ssl_);  // close_notify right behind them
+  ASSERT_TRUE(queued_at_server(client_bytes_sent() - before));
+  IoResult r = transport_->read(buf_, sizeof(buf_));
+  ASSERT_EQ(r.status, IoResult::Status::Done);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf_), r.bytes), "one;two;three;");
+  EXPECT_EQ(transport_->read(buf_, sizeof(buf_)).status, IoResult::Status::Eof);
+}
+
+TEST_F(TlsIo, APeerClosingMidRecordIsAnEndNotData) {
+  const std::string wire = client_record(std::string(1000, 'y'));
+  ASSERT_EQ(::write(client_fd_, wire.data(), 500), 500);
+  ::shutdown(client_fd_, SHUT_WR);
+  ASSERT_TRUE(queued_at_server(500));
+  IoResult r{IoResult::Status::WouldBlock};
+  for (int i = 0; i < 100 && r.status == IoResult::Status::WouldBlock; ++i) {
+    r = transport_->read(buf_, sizeof(buf_));
+    if (r.status == IoResult::Status::WouldBlock) usleep(1000);
+  }
+  EXPECT_TRUE(r.status == IoResult::Status::Eof || r.status == IoResult::Status::Failed)
+      << "status " << static_cast<int>(r.status) << ", " << r.bytes << " bytes";
+}
+
+// The records of one write() leave in one send(2); the client reads them back whole.
+TEST_F(TlsIo, OneWriteIsOneSystemCallWhateverItsRecords) {
+  std::string out;
+  for (int i = 0; out.size() < 40000; ++i) out += "frame " + std::to_string(i) + "|";
+  const uint64_t sends = tls_->socket_writes();
+  IoResult w = transport_->write(reinterpret_cast<const uint8_t*>(out.data()), out.size());
+  ASSERT_EQ(w.status, IoResult::Status::Done);
+  EXPECT_EQ(w.bytes, out.size()) << "all of it, though it takes 3 records";
+  EXPECT_EQ(tls_->socket_writes() - sends, 1u);
+  // Small writes (one per loop iteration) are one record each, and one send each.
+  IoResult small = transport_->write(reinterpret_cast<const uint8_t*>("tail"), 4);
+  ASSERT_EQ(small.status, IoResult::Status::Done);
+  EXPECT_EQ(tls_->socket_writes() - sends, 2u);
+  std::string got;
+  char b[16384];
+  drive([&] {
+    const int n = SSL_read(client_ssl_, b, sizeof(b));
+    if (n > 0) got.append(b, static_cast<size_t>(n));
+    return got.size() >= out.size() + 4;
+  });
+  EXPECT_EQ(got, out + "tail");
+}
+
+// A peer that does not read: write() says written only what the kernel took; the owner offers
+// the rest again, as it would to TCP, and every byte arrives once, in order.
+TEST_F(TlsIo, ShortWritesAreOfferedAgainAndArriveOnce) {
+  const int small = 4096;  // the client's receive buffer stays as it is: its window is left alone
+  setsockopt(server_fd_, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  std::string out;
+  for (int i = 0; out.size() < 1024 * 1024; ++i) out += std::to_string(i) + ",";
+  size_t offered = 0;  // what the owner was told is written
+  int short_writes = 0;
+  auto offer = [&] {
+    if (offered == out.size()) return;
+    IoResult w = transport_->write(reinterpret_cast<const uint8_t*>(out.data()) + offered,
+                                   out.size() - offered);
+    ASSERT_NE(w.status, IoResult::Status::Failed);
+    if (w.status == IoResult::Status::Done) offered += w.bytes;
+    if (offered < out.size()) ++short_writes;
+  };
+  offer();
+  offer();  // nothing read yet: the kernel is full, nothing more is taken
+  EXPECT_GT(short_writes, 0);
+  EXPECT_LT(offered, out.size());
+  const int large = 1 << 20;  // from here on, the rest flows quickly
+  setsockopt(server_fd_, SOL_SOCKET, SO_SNDBUF, &large, sizeof(large));
+  std::string got;
+  char b[16384];
+  for (int i = 0; i < 100000 && got.size() < out.size(); ++i) {
+    const int n = SSL_read(client_ssl_, b, sizeof(b));
+    if (n > 0) got.append(b, static_cast<size_t>(n));
+    loop_.run_ready();  // the transport sends the records that waited
+    offer();
+    if (n <= 0) usleep(100);
+  }
+  EXPECT_EQ(offered, out.size());
+  EXPECT_TRUE(got == out) << "received " << got.size() << " of " << out.size() << " bytes";
+}
 
 uint64_t count(const TlsHandshakeCounters& c, TlsHandshakeResult r) {
   return c[static_cast<size_t>(r)];
