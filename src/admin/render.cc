@@ -5,6 +5,7 @@
 
 #include "grpc/status.h"
 #include "net/tls_client.h"
+#include "observe/trace_counters.h"
 
 namespace h2mesh::admin {
 namespace {
@@ -450,7 +451,7 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
                    p.cluster(cname) + "," + label("endpoint", ename) + "," +
                        label("grpc_status", status_label(i)),
                    e.calls.by_status[i]);
-  return p.take();
+  return p.take() + observe::render_trace_metrics();
 }
 
 std::string render_clusters_json(const proxy::WorkerStats& s, const HealthView& health,

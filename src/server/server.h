@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "config/mesh_flags.h"
 #include "net/event_loop.h"
+#include "observe/trace_exporter.h"
 #include "server/config_watcher.h"
 #include "server/mesh_controller.h"
 #include "server/rate_limit_coordinator.h"
@@ -54,6 +55,10 @@ class Server {
   // so the workers' hot pages are not dropped under load.
   void release_startup_memory();
   void reload(const char* trigger);
+  // Tracing (observe/): starts the exporter and gives each worker its tracer when the config
+  // has `tracing:`; on reload, when the block changed, replaces both (`before`: the old block).
+  void start_tracing();
+  void reconfigure_tracing(const config::Tracing& before);
   bool discovery_synced(std::string* why) const;
   // Every worker's counters added up, handed to `done` on the main thread.
   void collect(std::function<void(proxy::WorkerStats)> done);
@@ -79,6 +84,10 @@ class Server {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<RateLimitCoordinator> rate_limits_;
   std::unique_ptr<SignalHandler> signals_;
+  std::unique_ptr<observe::TraceExporter> tracing_;
+  // Exporters a reload replaced, kept until every worker has its new tracer (tracing_acks_).
+  std::vector<std::unique_ptr<observe::TraceExporter>> retired_tracing_;
+  size_t tracing_acks_ = 0;
   std::unique_ptr<net::Timer> drain_deadline_;
   size_t workers_drained_ = 0;
   bool shutting_down_ = false;
