@@ -9,8 +9,14 @@
 namespace h2mesh::observe {
 namespace {
 
-uint64_t unix_nanos(TimePoint t, TimePoint now) {
-  auto since_epoch = proxy::wall_time(t, now).time_since_epoch();
+// The loop's time is read once per iteration, so it lags the real clock by a varying amount;
+// anchoring on it (as proxy::wall_time does with the event's end) would shift an attempt and
+// its call differently and could start a child before its parent. Both real clocks are read
+// together instead: the worker loop's clock is the steady clock.
+uint64_t unix_nanos(TimePoint t) {
+  const auto wall = std::chrono::system_clock::now() -
+                    std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - t);
+  auto since_epoch = wall.time_since_epoch();
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count();
   return ns > 0 ? static_cast<uint64_t>(ns) : 0;
 }
@@ -105,8 +111,8 @@ void fill_call_span(const proxy::CallEvent& call, SpanRecord* span) {
   span->span_id = call.trace.span_id;
   span->parent_span_id = call.trace.parent_span_id;
   span->kind = SpanRecord::Kind::Server;
-  span->start_unix_nanos = unix_nanos(call.start, call.end);
-  span->end_unix_nanos = unix_nanos(call.end, call.end);
+  span->start_unix_nanos = unix_nanos(call.start);
+  span->end_unix_nanos = unix_nanos(call.end);
   set_name(call, span);
   span->add("rpc.system", std::string_view("grpc"));
 #define H2MESH_SPAN_FIELD(type, member, name, kind, attribute) add_field(span, attribute, call.member);
@@ -121,8 +127,8 @@ void fill_attempt_span(const proxy::CallEvent& call, const proxy::AttemptEvent& 
   span->span_id = attempt.span_id;
   span->parent_span_id = call.trace.span_id;
   span->kind = SpanRecord::Kind::Client;
-  span->start_unix_nanos = unix_nanos(attempt.start, attempt.end);
-  span->end_unix_nanos = unix_nanos(attempt.end, attempt.end);
+  span->start_unix_nanos = unix_nanos(attempt.start);
+  span->end_unix_nanos = unix_nanos(attempt.end);
   set_name(call, span);
   span->add("rpc.system", std::string_view("grpc"));
   add_field(span, "rpc.service", call.service);

@@ -226,7 +226,9 @@ TEST_F(TracingTest, InvalidTraceparentStartsANewSampledTrace) {
   ASSERT_TRUE(eventually([&] { return (spans = spans_of(spans_path_, trace)).size() >= 2; },
                          std::chrono::seconds(10)));
   for (const Span& s : spans) {
-    if (s.kind == "SPAN_KIND_SERVER") EXPECT_EQ(s.parent_span_id, "");  // a root span
+    if (s.kind == "SPAN_KIND_SERVER") {
+      EXPECT_EQ(s.parent_span_id, "");  // a root span
+    }
   }
 }
 
