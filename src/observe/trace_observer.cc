@@ -9,18 +9,6 @@
 namespace h2mesh::observe {
 namespace {
 
-// The loop's time is read once per iteration, so it lags the real clock by a varying amount;
-// anchoring on it (as proxy::wall_time does with the event's end) would shift an attempt and
-// its call differently and could start a child before its parent. Both real clocks are read
-// together instead: the worker loop's clock is the steady clock.
-uint64_t unix_nanos(TimePoint t) {
-  const auto wall = std::chrono::system_clock::now() -
-                    std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - t);
-  auto since_epoch = wall.time_since_epoch();
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count();
-  return ns > 0 ? static_cast<uint64_t>(ns) : 0;
-}
-
 // The attribute that carries the port of an "<x>.address" attribute (OpenTelemetry keeps host
 // and port apart); null for attributes that are not an address.
 const char* port_attribute(const char* address_attribute) {
@@ -106,13 +94,13 @@ void set_status(SpanRecord* span, int64_t status, bool error, std::string_view w
 
 }  // namespace
 
-void fill_call_span(const proxy::CallEvent& call, SpanRecord* span) {
+void fill_call_span(const proxy::CallEvent& call, SpanRecord* span, const WallAnchor& anchor) {
   span->trace_id = call.trace.trace_id;
   span->span_id = call.trace.span_id;
   span->parent_span_id = call.trace.parent_span_id;
   span->kind = SpanRecord::Kind::Server;
-  span->start_unix_nanos = unix_nanos(call.start);
-  span->end_unix_nanos = unix_nanos(call.end);
+  span->start_unix_nanos = anchor.unix_nanos(call.start);
+  span->end_unix_nanos = anchor.unix_nanos(call.end);
   set_name(call, span);
   span->add("rpc.system", std::string_view("grpc"));
 #define H2MESH_SPAN_FIELD(type, member, name, kind, attribute) add_field(span, attribute, call.member);
@@ -122,13 +110,13 @@ void fill_call_span(const proxy::CallEvent& call, SpanRecord* span) {
 }
 
 void fill_attempt_span(const proxy::CallEvent& call, const proxy::AttemptEvent& attempt,
-                       SpanRecord* span) {
+                       SpanRecord* span, const WallAnchor& anchor) {
   span->trace_id = call.trace.trace_id;
   span->span_id = attempt.span_id;
   span->parent_span_id = call.trace.span_id;
   span->kind = SpanRecord::Kind::Client;
-  span->start_unix_nanos = unix_nanos(attempt.start);
-  span->end_unix_nanos = unix_nanos(attempt.end);
+  span->start_unix_nanos = anchor.unix_nanos(attempt.start);
+  span->end_unix_nanos = anchor.unix_nanos(attempt.end);
   set_name(call, span);
   span->add("rpc.system", std::string_view("grpc"));
   add_field(span, "rpc.service", call.service);
@@ -139,6 +127,24 @@ void fill_attempt_span(const proxy::CallEvent& call, const proxy::AttemptEvent& 
   span->add("h2mesh.attempt", attempt.number);
   add_field(span, "error.type", attempt.error);
   set_status(span, attempt.grpc_status, attempt.grpc_status != 0, attempt.error);
+}
+
+WallAnchor::WallAnchor() { reset(Clock::now()); }
+
+void WallAnchor::reset(TimePoint loop_now) {
+  offset_ = std::chrono::system_clock::now().time_since_epoch() -
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now().time_since_epoch());
+  at_ = loop_now;
+}
+
+void WallAnchor::refresh(TimePoint loop_now) {
+  if (loop_now - at_ > std::chrono::seconds(1)) reset(loop_now);
+}
+
+uint64_t WallAnchor::unix_nanos(TimePoint t) const {
+  auto wall = std::chrono::duration_cast<std::chrono::system_clock::duration>(t.time_since_epoch()) + offset_;
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count();
+  return ns > 0 ? static_cast<uint64_t>(ns) : 0;
 }
 
 SpanRecord* TraceObserver::begin_span() {
@@ -152,7 +158,8 @@ void TraceObserver::on_attempt_end(const proxy::CallEvent& call, const proxy::At
   if (std::all_of(attempt.span_id.begin(), attempt.span_id.end(), [](uint8_t b) { return b == 0; }))
     return;  // started before tracing was turned on
   if (SpanRecord* span = begin_span()) {
-    fill_attempt_span(call, attempt, span);
+    anchor_.refresh(attempt.end);
+    fill_attempt_span(call, attempt, span, anchor_);
     ring_->commit_push();
   }
 }
@@ -162,7 +169,8 @@ void TraceObserver::on_call_end(const proxy::CallEvent& call) {
   if (std::all_of(call.trace.span_id.begin(), call.trace.span_id.end(), [](uint8_t b) { return b == 0; }))
     return;  // a caller's trace that h2mesh did not record (tracing was off at the call's start)
   if (SpanRecord* span = begin_span()) {
-    fill_call_span(call, span);
+    anchor_.refresh(call.end);
+    fill_call_span(call, span, anchor_);
     ring_->commit_push();
   }
 }

@@ -13,6 +13,23 @@
 
 namespace h2mesh::observe {
 
+// Loop time (the steady clock) to Unix time. The offset between the clocks is read once and
+// refreshed about once a second, not per span: the loop's cached time lags the real clock by a
+// varying amount, and converting each time against a fresh reading (as proxy::wall_time does)
+// could end a child span after its parent. One offset keeps a call's spans nested exactly.
+class WallAnchor {
+ public:
+  WallAnchor();
+  // Takes a new offset when the last one is over a second old (NTP adjusts the wall clock).
+  void refresh(TimePoint loop_now);
+  uint64_t unix_nanos(TimePoint t) const;
+
+ private:
+  void reset(TimePoint loop_now);
+  std::chrono::system_clock::duration offset_{};
+  TimePoint at_{};
+};
+
 class TraceObserver final : public proxy::CallObserver {
  public:
   // `ring`: this worker's ring of the exporter (shared: the exporter reads it).
@@ -31,11 +48,13 @@ class TraceObserver final : public proxy::CallObserver {
 
   std::shared_ptr<SpanRing> ring_;
   TraceSampler sampler_;
+  WallAnchor anchor_;
 };
 
 // The span of a call / an attempt, as the observer fills it; exposed for tests.
-void fill_call_span(const proxy::CallEvent& call, SpanRecord* span);
+void fill_call_span(const proxy::CallEvent& call, SpanRecord* span,
+                    const WallAnchor& anchor = WallAnchor());
 void fill_attempt_span(const proxy::CallEvent& call, const proxy::AttemptEvent& attempt,
-                       SpanRecord* span);
+                       SpanRecord* span, const WallAnchor& anchor = WallAnchor());
 
 }  // namespace h2mesh::observe

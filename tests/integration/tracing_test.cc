@@ -54,6 +54,12 @@ std::string field(const std::string& json, const std::string& key) {
   return std::regex_search(json, m, re) ? std::string(m[1]) : std::string();
 }
 
+uint64_t number(const std::string& json, const std::string& key) {
+  std::regex re("\"" + key + "\": (\\d+)");
+  std::smatch m;
+  return std::regex_search(json, m, re) ? std::stoull(m[1]) : 0;
+}
+
 std::vector<Span> read_spans(const std::string& path) {
   std::vector<Span> spans;
   std::ifstream in(path);
@@ -169,6 +175,10 @@ TEST_F(TracingTest, SpansLinkToTheCallersTraceAndTheBackendSeesTheAttemptAsParen
   EXPECT_EQ(server->parent_span_id, kCaller);           // child of the caller's span
   EXPECT_EQ(client->parent_span_id, server->span_id);   // the attempt, child of the call
   EXPECT_EQ(client->span_id, attempt_span);             // what the backend saw as its parent
+  // The attempt lies within the call.
+  EXPECT_GE(number(client->json, "start_time_unix_nano"), number(server->json, "start_time_unix_nano"));
+  EXPECT_LE(number(client->json, "end_time_unix_nano"), number(server->json, "end_time_unix_nano"));
+  EXPECT_LT(number(server->json, "start_time_unix_nano"), number(server->json, "end_time_unix_nano"));
   for (const Span* s : {server, client}) {
     EXPECT_NE(s->json.find("\"name\": \"helloworld.Greeter/SayHello\""), std::string::npos);
     EXPECT_NE(s->json.find("\"rpc.system\": \"grpc\""), std::string::npos);
