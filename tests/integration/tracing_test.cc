@@ -252,6 +252,35 @@ TEST_F(TracingTest, WithoutTracingTheHeadersPassUntouched) {
   EXPECT_EQ(r.received.tracestate, "vendor=opaque");
 }
 
+TEST_F(TracingTest, ReloadTurnsTracingOnAndOff) {
+  Helper receiver = start_receiver();
+  Proxy proxy = start(0);
+  const std::string plain = simple_config({"127.0.0.1:" + std::to_string(backend_.port)}, "round_robin", 1);
+  const std::string traced = simple_config(
+      {"127.0.0.1:" + std::to_string(backend_.port)}, "round_robin", 1, "",
+      "tracing:\n  otlp_endpoint: \"http://127.0.0.1:" + std::to_string(receiver.port) +
+          "/v1/traces\"\n  batch_interval: 20ms\n");
+  auto reload_to = [&](const std::string& yaml, const std::string& line) {
+    std::string tmp = proxy.config_path + ".new";
+    std::ofstream(tmp) << yaml;
+    ASSERT_EQ(std::rename(tmp.c_str(), proxy.config_path.c_str()), 0);
+    ASSERT_TRUE(proxy.process->wait_for_line(
+        Subprocess::Stream::Stderr, [&](const std::string& l) { return l.find(line) != std::string::npos; },
+        std::chrono::seconds(10)));
+  };
+  auto stub = helloworld::Greeter::NewStub(make_channel(proxy.target()));
+  const std::string sent = std::string("00-") + kTrace + "-" + kCaller + "-01";
+  reload_to(traced, "tracing: spans of");
+  // The workers take their tracer shortly after the reload line: a call after that is traced.
+  ASSERT_TRUE(eventually([&] { return call(*stub, {{"traceparent", sent}}).received.traceparent != sent; },
+                         std::chrono::seconds(10)));
+  ASSERT_TRUE(eventually([&] { return spans_of(spans_path_, kTrace).size() >= 2; },
+                         std::chrono::seconds(10)));
+  reload_to(plain, "tracing: off");
+  ASSERT_TRUE(eventually([&] { return call(*stub, {{"traceparent", sent}}).received.traceparent == sent; },
+                         std::chrono::seconds(10)));
+}
+
 // A receiver that is down, refusing or slow costs spans (counted), never calls.
 void expect_calls_unaffected(const Proxy& proxy, const char* counter) {
   auto stub = helloworld::Greeter::NewStub(make_channel(proxy.target()));
