@@ -150,7 +150,7 @@ bool TraceExporter::export_batch(bool retry) {
       again = true;
     } else {
       c.requests_rejected.fetch_add(1, std::memory_order_relaxed);
-      LOG_WARN("tracing: %s answered %d to %zu spans; they are dropped",
+      LOG_WARN("tracing: %s answered %d to %zu spans; not retried, counted failed",
                tracing_.otlp_endpoint.c_str(), answer.status, batch_.size());
       again = false;
     }
