@@ -3,6 +3,7 @@
 // OTLP/HTTP receiver that decodes the spans with the OpenTelemetry protobuf definitions
 // (tests/fakes/otlp_receiver.py). H2MESH_PRINT_TRACE=1 prints one exported trace as decoded.
 
+#include <csignal>
 #include <fstream>
 #include <iostream>
 #include <regex>
@@ -136,7 +137,9 @@ class TracingTest : public ::testing::Test {
   // h2mesh with one worker (its spans arrive in call order) exporting to `port`.
   Proxy start(uint16_t otlp_port, const std::string& extra_tracing = "") {
     std::string tracing = "tracing:\n  otlp_endpoint: \"http://127.0.0.1:" + std::to_string(otlp_port) +
-                          "/v1/traces\"\n  batch_interval: 20ms\n  service_name: trace-test\n" +
+                          "/v1/traces\"\n  service_name: trace-test\n" +
+                          (extra_tracing.find("batch_interval") == std::string::npos
+                               ? "  batch_interval: 20ms\n" : "") +
                           extra_tracing;
     return start_proxy(dir_, simple_config({"127.0.0.1:" + std::to_string(backend_.port)},
                                            "round_robin", 1, "", otlp_port ? tracing : ""));
@@ -279,6 +282,18 @@ TEST_F(TracingTest, ReloadTurnsTracingOnAndOff) {
   reload_to(plain, "tracing: off");
   ASSERT_TRUE(eventually([&] { return call(*stub, {{"traceparent", sent}}).received.traceparent == sent; },
                          std::chrono::seconds(10)));
+}
+
+TEST_F(TracingTest, ShutdownSendsWhatIsStillQueued) {
+  Helper receiver = start_receiver();
+  // A batch would wait a minute: only the shutdown's flush can send it.
+  Proxy proxy = start(receiver.port, "  batch_interval: 60s\n");
+  auto stub = helloworld::Greeter::NewStub(make_channel(proxy.target()));
+  ASSERT_TRUE(call(*stub, {{"traceparent", std::string("00-") + kTrace + "-" + kCaller + "-01"}}).status.ok());
+  stub.reset();
+  proxy.process->send_signal(SIGTERM);
+  ASSERT_TRUE(proxy.process->wait(std::chrono::seconds(30)).has_value());
+  EXPECT_EQ(spans_of(spans_path_, kTrace).size(), 2u);
 }
 
 // A receiver that is down, refusing or slow costs spans (counted), never calls.
