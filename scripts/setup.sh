@@ -47,4 +47,6 @@ fi
 
 if [[ "${1:-}" == "--tests" ]]; then
   npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
+  # opentelemetry-proto definitions for the tracing test receiver (tests/fakes/otlp_receiver.py)
+  npm ci --prefix tests/fakes/otlp --no-audit --no-fund --ignore-scripts --loglevel=error
 fi

@@ -10,6 +10,7 @@
 
 #include "grpc/status.h"
 #include "net/tls_client.h"
+#include "observe/trace_counters.h"
 
 namespace h2mesh::admin {
 namespace {
@@ -635,7 +636,7 @@ std::string render_metrics(const proxy::WorkerStats& s, const HealthView& health
   render_clusters(p, clusters);
   render_endpoints(p, clusters);
   render_health(p, health);
-  return p.take();
+  return p.take() + observe::render_trace_metrics();
 }
 
 std::string render_clusters_json(const proxy::WorkerStats& s, const HealthView& health,

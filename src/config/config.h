@@ -360,6 +360,23 @@ struct AccessLog {
   bool operator==(const AccessLog&) const = default;
 };
 
+// Distributed tracing (`tracing:`, observe/): a span per call and per attempt, exported with
+// OTLP over HTTP (protobuf). Absent: no span, traceparent passes through untouched.
+struct Tracing {
+  bool enabled = false;
+  std::string otlp_endpoint;  // as written: http://host:port/path
+  std::string otlp_host;      // parsed from it (a name, an IPv4 or an IPv6 address)
+  uint16_t otlp_port = 4318;
+  std::string otlp_path = "/v1/traces";
+  double sample_ratio = 1.0;  // of new traces; a caller's sampled flag is always followed
+  std::string service_name = "h2mesh";
+  uint32_t batch_size = 512;     // spans per export request at most
+  Millis batch_interval{1000};   // a batch leaves at least this often while spans wait
+  uint32_t queue_size = 2048;    // spans waiting per worker; more are dropped and counted
+  Millis export_timeout{10000};  // one export request, connect to answer
+  bool operator==(const Tracing&) const = default;
+};
+
 struct Config {
   std::string source;    // file the config came from (for messages)
   uint32_t workers = 0;  // 0: one per core
@@ -371,6 +388,7 @@ struct Config {
   std::vector<Cluster> clusters;
   Mesh mesh;  // mesh.enabled: listeners and clusters may be empty
   std::optional<AccessLog> access_log;  // absent: off
+  Tracing tracing;
 
   const Cluster* find_cluster(const std::string& name) const {
     for (const auto& c : clusters)

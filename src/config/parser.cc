@@ -15,6 +15,7 @@
 #include "config/cluster_tls_reader.h"
 #include "config/discovery_reader.h"
 #include "config/mesh_tls_reader.h"
+#include "config/tracing_reader.h"
 #include "config/resilience_reader.h"
 #include "config/tls_reader.h"
 #include "config/yaml_guard.h"
@@ -136,7 +137,7 @@ std::optional<SocketAddress> ConfigReader::read_address(const Located& value, Ad
 void ConfigReader::read(const Located& root, Config* config) {
   MapReader map(root,
                 {"workers", "log_level", "drain_timeout", "admin", "buffers", "listeners",
-                 "clusters", "mesh", "access_log"},
+                 "clusters", "mesh", "access_log", "tracing"},
                 diag_);
   set_uint(map, "workers", 0, 256, &config->workers);
   if (auto value = map.get("log_level")) {
@@ -150,6 +151,7 @@ void ConfigReader::read(const Located& root, Config* config) {
   if (auto value = map.get("mesh")) read_mesh(*value, &config->mesh);
   if (auto value = map.get("access_log"))
     read_access_log(*value, &config->access_log.emplace(), diag_);
+  if (auto value = map.get("tracing")) read_tracing(*value, &config->tracing, diag_);
   // In mesh mode the Services are the clusters: listeners and clusters of one's own are optional.
   const char* sketch = "a config needs at least one listener and one cluster (or a 'mesh' block)";
   if (config->mesh.enabled) {

@@ -105,6 +105,7 @@ void DownstreamStream::on_request_headers_end(bool end_stream, bool trailers) {
   headers_done_ = true;
   req_end_ = end_stream;
   start_ = ctx_.loop.now();
+  start_trace();
   route_and_start();
 }
 
@@ -136,6 +137,26 @@ void DownstreamStream::on_request_headers_too_large(bool trailers,
   resp_started_ = true;
   resp_end_ = true;
   conn_.schedule_flush();
+}
+
+void DownstreamStream::start_trace() {
+  std::optional<std::string_view> header = req_headers_.find("traceparent");
+  if (observe::TraceSampler* sampler = ctx_.trace_sampler) {
+    observe::CallTrace t = observe::start_call_trace(header, *sampler);
+    trace_.trace_id = t.trace_id;
+    trace_.span_id = t.span_id;
+    trace_.parent_span_id = t.parent_span_id;
+    trace_.sampled = t.sampled;
+    trace_.valid = true;
+    return;
+  }
+  if (!header) return;
+  if (auto parent = observe::parse_traceparent(*header)) {
+    trace_.trace_id = parent->trace_id;
+    trace_.parent_span_id = parent->parent_id;
+    trace_.sampled = parent->sampled();
+    trace_.valid = true;
+  }
 }
 
 void DownstreamStream::route_and_start() {
@@ -245,6 +266,9 @@ void DownstreamStream::start_attempt() {
   endpoint_stats_ = &pool->stats();
   endpoint_stats_->users++;
   attempt_start_ = ctx_.loop.now();
+  // Each attempt is a span of its own (kind CLIENT), the backend's parent. The sampler is the
+  // current one: a call that started before a reload keeps its trace, not the old tracer.
+  if (traced() && ctx_.trace_sampler) attempt_span_id_ = ctx_.trace_sampler->new_span_id();
   attempt_status_ = -1;
   attempt_error_.clear();
   attempt_sent_ = req_base_;  // a retry resends the body from its start

@@ -68,6 +68,15 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   void on_upstream_done();
 
   int32_t id() const { return id_; }
+  // The call's trace (proxy/call_event.h), and the span id of the current attempt: all zero
+  // unless tracing was on when the call started.
+  const TraceIds& trace() const { return trace_; }
+  const std::array<uint8_t, 8>& attempt_span_id() const { return attempt_span_id_; }
+  // Whether h2mesh records spans for this call (sampled or not): its upstream requests then
+  // carry h2mesh's own traceparent.
+  bool traced() const { return trace_.valid && trace_.span_id != std::array<uint8_t, 8>{}; }
+  // Whether the caller's traceparent was continued (else the trace is new).
+  bool trace_continued() const { return trace_.parent_span_id != std::array<uint8_t, 8>{}; }
   // The rules the call was routed under; null before routing.
   const ListenerContext* rules() const { return rules_; }
   ListNode conn_node;  // streams of the connection
@@ -77,6 +86,9 @@ class DownstreamStream final : public net::Deletable, public Pooled<DownstreamSt
   static constexpr size_t kInlineBody = 512;
 
   void route_and_start();
+  // Reads the caller's traceparent: with tracing on, the call's trace and span (continued or
+  // new, sampled or not); with it off, only the caller's context, for the observers.
+  void start_trace();
   void start_attempt();
   // Tries the call again if the route's policy, the budget and the deadline allow; true if a
   // retry is scheduled.

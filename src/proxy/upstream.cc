@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "grpc/status.h"
+#include "observe/trace_context.h"
 #include "proxy/conn_pool.h"
 #include "proxy/downstream.h"
 
@@ -47,11 +48,25 @@ void UpstreamRequest::unlink_stream() {
 
 void UpstreamRequest::start_on(UpstreamConnection& conn) {
   const HeaderBlock& in = downstream_.request_headers();
+  // A traced call's request goes on with h2mesh's attempt span as the parent (W3C trace
+  // context); the caller's tracestate goes with it unless the caller's traceparent was invalid
+  // (its entries describe another trace). Untraced calls pass both through untouched, and
+  // grpc-trace-bin is always left alone.
+  const bool traced = downstream_.traced();
+  const bool drop_tracestate = traced && !downstream_.trace_continued();
   HeaderRefs refs;
   for (size_t i = 0; i < in.size(); ++i) {
     std::string_view name = in.name(i);
     if (name == "grpc-timeout" || name == "grpc-previous-rpc-attempts") continue;
+    if (traced && name == "traceparent") continue;
+    if (drop_tracestate && name == "tracestate") continue;
     refs.push(name, in.value(i));
+  }
+  char traceparent[observe::kTraceparentLength];
+  if (traced) {
+    const TraceIds& t = downstream_.trace();
+    observe::format_traceparent(t.trace_id, downstream_.attempt_span_id(), t.sampled, traceparent);
+    refs.push("traceparent", std::string_view(traceparent, sizeof(traceparent)));
   }
   std::string attempts;
   if (uint32_t previous = downstream_.previous_attempts(); previous > 0) {

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "net/event_loop.h"
 #include "net/transport.h"
+#include "observe/trace_context.h"
 #include "proxy/call_event.h"
 #include "proxy/rate_limit.h"
 #include "proxy/stats.h"
@@ -33,6 +34,9 @@ struct WorkerContext {
   // the access log and the tracer when they are configured.
   MetricsObserver metrics;
   CallObservers call_observers{&metrics};
+  // Set while `tracing:` is configured (owned by the worker's tracer): calls then start or
+  // continue a trace and their upstream requests carry h2mesh's span as parent. Null: off.
+  observe::TraceSampler* trace_sampler = nullptr;
   RateLimits rate_limits;  // this worker's shares of the configured rate limits
   ClusterManager* clusters = nullptr;  // owned by the worker
   uint32_t worker_count = 1;           // per-worker shares of circuit-breaker limits

@@ -108,6 +108,10 @@ Server::~Server() {
   rate_limits_.reset();
   workers_.clear();
   access_log_.reset();  // writes what the workers left in their rings
+  // The calls the workers ended last are in the rings: sent before leaving (bounded).
+  if (tracing_) tracing_->flush_and_stop();
+  tracing_.reset();
+  retired_tracing_.clear();
   resolvers_.clear();
   mesh_.reset();
   registry_.reset();
@@ -291,6 +295,7 @@ int Server::run() {
   }
   rate_limits_ = std::make_unique<RateLimitCoordinator>(loop_, workers_);
   rate_limits_->set_config(config_);
+  start_tracing();
   for (auto& w : workers_) w->start();
   serving_ = true;
   LOG_INFO("h2mesh serving with %zu worker(s)", n);
@@ -423,6 +428,7 @@ void Server::reload(const char* trigger) {
     bound.push_back(std::move(b));
   }
   const std::optional<config::AccessLog> access_log_before = config_->access_log;
+  const config::Tracing tracing_before = config_->tracing;
   config_ = std::make_shared<const config::Config>(std::move(next));
   bound_ = std::move(bound);
   log::Level level;
@@ -436,10 +442,48 @@ void Server::reload(const char* trigger) {
   }
   rate_limits_->set_config(config_);
   apply_access_log(access_log_before, access_log_fd);
+  reconfigure_tracing(tracing_before);
   start_discovery();
   if (mesh_) mesh_->set_config(config_);
   LOG_INFO("configuration reloaded (%s): %zu listener(s), %zu cluster(s)", trigger,
            config_->listeners.size(), config_->clusters.size());
+}
+
+void Server::start_tracing() {
+  const config::Tracing& t = config_->tracing;
+  if (!t.enabled) return;
+  tracing_ = std::make_unique<observe::TraceExporter>(t, workers_.size());
+  tracing_->start();
+  for (size_t w = 0; w < workers_.size(); ++w)
+    workers_[w]->set_tracer(std::make_unique<observe::TraceObserver>(tracing_->ring(w), t.sample_ratio));
+  LOG_INFO("tracing: spans of %g of new traces to %s", t.sample_ratio, t.otlp_endpoint.c_str());
+}
+
+void Server::reconfigure_tracing(const config::Tracing& before) {
+  const config::Tracing& t = config_->tracing;
+  if (t == before) return;
+  // The old exporter stays until every worker has let go of its ring: spans it still holds
+  // then are counted dropped.
+  if (tracing_) retired_tracing_.push_back(std::move(tracing_));
+  if (t.enabled) {
+    tracing_ = std::make_unique<observe::TraceExporter>(t, workers_.size());
+    tracing_->start();
+  }
+  tracing_acks_ += workers_.size();
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    auto tracer = tracing_ ? std::make_unique<observe::TraceObserver>(tracing_->ring(w), t.sample_ratio)
+                           : nullptr;
+    workers_[w]->post_tracer(std::move(tracer), [this] {
+      loop_.post([this] {
+        if (--tracing_acks_ == 0) retired_tracing_.clear();
+      });
+    });
+  }
+  if (t.enabled) {
+    LOG_INFO("tracing: spans of %g of new traces to %s", t.sample_ratio, t.otlp_endpoint.c_str());
+  } else {
+    LOG_INFO("tracing: off");
+  }
 }
 
 bool Server::discovery_synced(std::string* why) const {

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "config/mesh_flags.h"
 #include "net/event_loop.h"
+#include "observe/trace_exporter.h"
 #include "server/config_watcher.h"
 #include "server/mesh_controller.h"
 #include "server/rate_limit_coordinator.h"
@@ -56,6 +57,10 @@ class Server {
   // so the workers' hot pages are not dropped under load.
   void release_startup_memory();
   void reload(const char* trigger);
+  // Tracing (observe/): starts the exporter and gives each worker its tracer when the config
+  // has `tracing:`; on reload, when the block changed, replaces both (`before`: the old block).
+  void start_tracing();
+  void reconfigure_tracing(const config::Tracing& before);
   bool discovery_synced(std::string* why) const;
   // Every worker's counters added up, handed to `done` on the main thread.
   void collect(std::function<void(proxy::WorkerStats)> done);
@@ -95,6 +100,10 @@ class Server {
   // Made when a config first turns the access log on; outlives the workers (their rings).
   std::unique_ptr<observe::AccessLogWriter> access_log_;
   uint64_t access_log_changes_ = 0;  // so that a late "workers stopped logging" is ignored
+  std::unique_ptr<observe::TraceExporter> tracing_;
+  // Exporters a reload replaced, kept until every worker has its new tracer (tracing_acks_).
+  std::vector<std::unique_ptr<observe::TraceExporter>> retired_tracing_;
+  size_t tracing_acks_ = 0;
   std::unique_ptr<net::Timer> drain_deadline_;
   size_t workers_drained_ = 0;
   bool shutting_down_ = false;

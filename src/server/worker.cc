@@ -533,6 +533,23 @@ void Worker::post_config(std::shared_ptr<const config::Config> config, std::vect
   });
 }
 
+void Worker::set_tracer(std::unique_ptr<observe::TraceObserver> tracer) {
+  auto& observers = ctx_.call_observers;
+  if (tracer_) observers.erase(std::remove(observers.begin(), observers.end(), tracer_.get()), observers.end());
+  tracer_ = std::move(tracer);
+  ctx_.trace_sampler = tracer_ ? &tracer_->sampler() : nullptr;
+  if (tracer_) observers.push_back(tracer_.get());
+}
+
+void Worker::post_tracer(std::unique_ptr<observe::TraceObserver> tracer, std::function<void()> done) {
+  // std::function needs a copyable closure: the tracer travels as a shared_ptr's release.
+  auto holder = std::make_shared<std::unique_ptr<observe::TraceObserver>>(std::move(tracer));
+  loop_.post([this, holder, done = std::move(done)] {
+    set_tracer(std::move(*holder));
+    done();
+  });
+}
+
 void Worker::post_snapshot(cluster::ClusterSnapshotPtr snapshot) {
   loop_.post([this, snapshot = std::move(snapshot)]() mutable { clusters_.update(std::move(snapshot)); });
 }

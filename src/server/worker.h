@@ -11,6 +11,7 @@
 #include "net/event_loop.h"
 #include "net/tls_context.h"
 #include "observe/access_log.h"
+#include "observe/trace_observer.h"
 #include "proxy/cluster_manager.h"
 #include "proxy/downstream.h"
 #include "proxy/mesh_table.h"
@@ -65,6 +66,11 @@ class Worker {
   // config (a reload crossed the request).
   void post_rate_limit_collect(std::shared_ptr<const config::Config> config,
                                std::function<void(std::vector<proxy::WorkerDemand>)> reply);
+  // Tracing (observe/): this worker's tracer, or null to turn tracing off. set_tracer before
+  // start(); post_tracer after (thread-safe), `done` then runs on the worker thread once calls
+  // starting from now on use it (the old tracer is gone by then).
+  void set_tracer(std::unique_ptr<observe::TraceObserver> tracer);
+  void post_tracer(std::unique_ptr<observe::TraceObserver> tracer, std::function<void()> done);
   // New shares per limit of `config`; ignored when the worker runs another config.
   void post_rate_limit_shares(std::shared_ptr<const config::Config> config,
                               std::vector<proxy::RateShare> shares);
@@ -126,6 +132,7 @@ class Worker {
   std::unordered_map<std::string, MeshContext> mesh_contexts_;  // by cluster
   log::Limiter mesh_log_{seconds(1)};
   http2::SessionOptions downstream_opts_;
+  std::unique_ptr<observe::TraceObserver> tracer_;  // in ctx_.call_observers while set
   std::function<void()> on_drained_;
   bool draining_ = false;
   std::thread thread_;

@@ -1,0 +1,207 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "observe/otlp_encoder.h"
+#include "observe/otlp_http.h"
+#include "observe/trace_observer.h"
+
+namespace h2mesh::observe {
+namespace {
+
+// protoc's own decoder, independent of the encoder: field numbers and values as text.
+std::string decode_raw(const std::string& bytes) {
+  char path[] = "/tmp/h2mesh-otlp-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  FILE* f = fdopen(fd, "wb");
+  fwrite(bytes.data(), 1, bytes.size(), f);
+  fclose(f);
+  std::string cmd = std::string("protoc --decode_raw < ") + path + " 2>&1";
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    pclose(p);
+  }
+  std::remove(path);
+  return out;
+}
+
+proxy::CallEvent sample_call() {
+  proxy::CallEvent c;
+  c.listener = "ingress";
+  c.authority = "greeter.default:50051";
+  c.service = "helloworld.Greeter";
+  c.method = "SayHello";
+  c.grpc_status = 14;
+  c.cluster = "greeter";
+  c.upstream = "[::1]:7001";
+  c.attempts = 2;
+  c.request_bytes = 12;
+  c.response_bytes = 0;
+  c.trace.trace_id = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                      0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+  c.trace.span_id = {1, 1, 1, 1, 1, 1, 1, 1};
+  c.trace.parent_span_id = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
+  c.trace.valid = true;
+  c.trace.sampled = true;
+  return c;
+}
+
+const SpanAttribute* find(const SpanRecord& s, std::string_view key) {
+  for (size_t i = 0; i < s.attribute_count; ++i)
+    if (key == s.attributes[i].key) return &s.attributes[i];
+  return nullptr;
+}
+
+TEST(SpanTest, CallSpanTakesItsAttributesFromTheCallTable) {
+  SpanRecord s;
+  fill_call_span(sample_call(), &s);
+  EXPECT_EQ(s.name, "helloworld.Greeter/SayHello");
+  EXPECT_EQ(s.kind, SpanRecord::Kind::Server);
+  EXPECT_EQ(s.parent_span_id, (std::array<uint8_t, 8>{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}));
+  ASSERT_TRUE(find(s, "rpc.system"));
+  EXPECT_EQ(find(s, "rpc.system")->string_value, "grpc");
+  EXPECT_EQ(find(s, "rpc.service")->string_value, "helloworld.Greeter");
+  EXPECT_EQ(find(s, "rpc.method")->string_value, "SayHello");
+  EXPECT_EQ(find(s, "rpc.grpc.status_code")->int_value, 14);
+  // Addresses are split into host and port, as the conventions want them.
+  EXPECT_EQ(find(s, "server.address")->string_value, "greeter.default");
+  EXPECT_EQ(find(s, "server.port")->int_value, 50051);
+  EXPECT_EQ(find(s, "network.peer.address")->string_value, "::1");
+  EXPECT_EQ(find(s, "network.peer.port")->int_value, 7001);
+  EXPECT_EQ(find(s, "h2mesh.attempts")->int_value, 2);
+  EXPECT_FALSE(find(s, "duration"));
+  // UNAVAILABLE is a server error in the RPC conventions.
+  EXPECT_TRUE(s.error);
+  EXPECT_EQ(s.status_message, "UNAVAILABLE");
+}
+
+TEST(SpanTest, ServerSpanStatusFollowsTheRpcConventions) {
+  proxy::CallEvent c = sample_call();
+  SpanRecord s;
+  c.grpc_status = 5;  // NOT_FOUND: the caller's problem, not the server's
+  fill_call_span(c, &s);
+  EXPECT_FALSE(s.error);
+  s.clear();
+  c.grpc_status = proxy::kNoGrpcStatus;  // reset without a status
+  fill_call_span(c, &s);
+  EXPECT_TRUE(s.error);
+  EXPECT_FALSE(find(s, "rpc.grpc.status_code"));
+}
+
+TEST(SpanTest, AttemptSpanIsAClientChildOfTheCallSpan) {
+  proxy::CallEvent c = sample_call();
+  proxy::AttemptEvent a;
+  a.number = 1;
+  a.upstream = "127.0.0.1:7001";
+  a.grpc_status = 5;  // any non-OK status is a client error
+  a.span_id = {2, 2, 2, 2, 2, 2, 2, 2};
+  SpanRecord s;
+  fill_attempt_span(c, a, &s);
+  EXPECT_EQ(s.kind, SpanRecord::Kind::Client);
+  EXPECT_EQ(s.span_id, a.span_id);
+  EXPECT_EQ(s.parent_span_id, c.trace.span_id);
+  EXPECT_EQ(s.trace_id, c.trace.trace_id);
+  EXPECT_TRUE(s.error);
+  EXPECT_EQ(find(s, "network.peer.address")->string_value, "127.0.0.1");
+  EXPECT_EQ(find(s, "h2mesh.attempt")->int_value, 1);
+}
+
+TEST(OtlpEncoderTest, ProtocDecodesTheRequest) {
+  SpanRecord server;
+  server.trace_id = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                     0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+  server.span_id = {1, 2, 3, 4, 5, 6, 7, 8};
+  server.kind = SpanRecord::Kind::Server;
+  server.name = "helloworld.Greeter/SayHello";
+  server.start_unix_nanos = 1700000000000000000ULL;
+  server.end_unix_nanos = 1700000000000001000ULL;
+  server.add("rpc.system", std::string_view("grpc"));
+  server.add("rpc.grpc.status_code", int64_t{14});
+  server.error = true;
+  server.status_message = "UNAVAILABLE";
+  ResourceAttributes resource;
+  resource.values.emplace_back("service.name", "h2mesh");
+  std::string body;
+  encode_export_request(resource, "0.1.0", {&server}, &body);
+  const std::string expected =
+      "1 {\n"
+      "  1 {\n"
+      "    1 {\n"
+      "      1: \"service.name\"\n"
+      "      2 {\n"
+      "        1: \"h2mesh\"\n"
+      "      }\n"
+      "    }\n"
+      "  }\n"
+      "  2 {\n"
+      "    1 {\n"
+      "      1: \"h2mesh\"\n"
+      "      2: \"0.1.0\"\n"
+      "    }\n"
+      "    2 {\n"
+      "      1: \"K\\371/5w\\263M\\246\\243\\316\\222\\235\\016\\016G6\"\n"
+      "      2: \"\\001\\002\\003\\004\\005\\006\\007\\010\"\n"
+      "      5: \"helloworld.Greeter/SayHello\"\n"
+      "      6: 2\n"
+      "      7: 0x17979cfe362a0000\n"   // 1700000000000000000
+      "      8: 0x17979cfe362a03e8\n"   // + 1000
+      "      9 {\n"
+      "        1: \"rpc.system\"\n"
+      "        2 {\n"
+      "          1: \"grpc\"\n"
+      "        }\n"
+      "      }\n"
+      "      9 {\n"
+      "        1: \"rpc.grpc.status_code\"\n"
+      "        2 {\n"
+      "          3: 14\n"
+      "        }\n"
+      "      }\n"
+      "      15 {\n"
+      "        2: \"UNAVAILABLE\"\n"
+      "        3: 2\n"
+      "      }\n"
+      "    }\n"
+      "  }\n"
+      "}\n";
+  EXPECT_EQ(decode_raw(body), expected);
+}
+
+TEST(OtlpEncoderTest, ParentIdOnlyForChildSpansAndLongBodiesKeepTheirLengths) {
+  SpanRecord child;
+  child.span_id = {9, 9, 9, 9, 9, 9, 9, 9};
+  child.parent_span_id = {1, 1, 1, 1, 1, 1, 1, 1};
+  child.kind = SpanRecord::Kind::Client;
+  child.name = std::string(300, 'x');  // two-byte length varints
+  std::vector<const SpanRecord*> spans(100, &child);
+  std::string body;
+  encode_export_request({}, "", spans, &body);
+  std::string text = decode_raw(body);
+  size_t parents = 0, kinds = 0;
+  for (size_t p = 0; (p = text.find("      4: \"\\001\\001", p)) != std::string::npos; ++p) ++parents;
+  for (size_t p = 0; (p = text.find("      6: 3\n", p)) != std::string::npos; ++p) ++kinds;
+  EXPECT_EQ(parents, 100u);
+  EXPECT_EQ(kinds, 100u);
+  EXPECT_EQ(text.find("Failed"), std::string::npos);
+}
+
+TEST(OtlpHttpTest, ResponseHeadGivesStatusAndRetryAfter) {
+  int status = 0;
+  std::chrono::milliseconds retry{0};
+  ASSERT_TRUE(parse_response_head("HTTP/1.1 503 Service Unavailable\r\nretry-after: 3\r\n\r\n", &status, &retry));
+  EXPECT_EQ(status, 503);
+  EXPECT_EQ(retry, std::chrono::seconds(3));
+  ASSERT_TRUE(parse_response_head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &status, &retry));
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(retry.count(), 0);
+  EXPECT_FALSE(parse_response_head("SSH-2.0-OpenSSH\r\n", &status, &retry));
+}
+
+}  // namespace
+}  // namespace h2mesh::observe
