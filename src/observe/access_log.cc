@@ -35,7 +35,8 @@ void AccessLogObserver::on_call_end(const proxy::CallEvent& call) {
   const double ratio = format_->sample_ratio();
   if (ratio < 1 && !(random_.unit() < ratio)) return;
   line_.clear();
-  format_->append(call, proxy::wall_time(call.start, call.end), &second_, &line_);
+  anchor_.refresh(call.end);
+  format_->append(call, anchor_.wall(call.start), &second_, &line_);
   ring_.push(line_);
 }
 

@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "observe/line_format.h"
 #include "observe/line_ring.h"
+#include "common/wall_anchor.h"
 #include "proxy/call_event.h"
 
 namespace h2mesh::observe {
@@ -48,6 +49,7 @@ class AccessLogObserver final : public proxy::CallObserver {
   Random& random_;
   std::string line_;  // reused: keeps its capacity
   SecondText second_;
+  WallAnchor anchor_;
 };
 
 // The writer thread and the rings it drains, one per worker.

@@ -129,24 +129,6 @@ void fill_attempt_span(const proxy::CallEvent& call, const proxy::AttemptEvent& 
   set_status(span, attempt.grpc_status, attempt.grpc_status != 0, attempt.error);
 }
 
-WallAnchor::WallAnchor() { reset(Clock::now()); }
-
-void WallAnchor::reset(TimePoint loop_now) {
-  offset_ = std::chrono::system_clock::now().time_since_epoch() -
-            std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now().time_since_epoch());
-  at_ = loop_now;
-}
-
-void WallAnchor::refresh(TimePoint loop_now) {
-  if (loop_now - at_ > std::chrono::seconds(1)) reset(loop_now);
-}
-
-uint64_t WallAnchor::unix_nanos(TimePoint t) const {
-  auto wall = std::chrono::duration_cast<std::chrono::system_clock::duration>(t.time_since_epoch()) + offset_;
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count();
-  return ns > 0 ? static_cast<uint64_t>(ns) : 0;
-}
-
 SpanRecord* TraceObserver::begin_span() {
   SpanRecord* span = ring_->begin_push();
   if (!span) trace_counters().spans_dropped.fetch_add(1, std::memory_order_relaxed);

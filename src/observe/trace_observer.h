@@ -7,28 +7,12 @@
 
 #include <memory>
 
+#include "common/wall_anchor.h"
 #include "observe/span_ring.h"
 #include "observe/trace_context.h"
 #include "proxy/call_event.h"
 
 namespace h2mesh::observe {
-
-// Loop time (the steady clock) to Unix time. The offset between the clocks is read once and
-// refreshed about once a second, not per span: the loop's cached time lags the real clock by a
-// varying amount, and converting each time against a fresh reading (as proxy::wall_time does)
-// could end a child span after its parent. One offset keeps a call's spans nested exactly.
-class WallAnchor {
- public:
-  WallAnchor();
-  // Takes a new offset when the last one is over a second old (NTP adjusts the wall clock).
-  void refresh(TimePoint loop_now);
-  uint64_t unix_nanos(TimePoint t) const;
-
- private:
-  void reset(TimePoint loop_now);
-  std::chrono::system_clock::duration offset_{};
-  TimePoint at_{};
-};
 
 class TraceObserver final : public proxy::CallObserver {
  public:

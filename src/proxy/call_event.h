@@ -77,12 +77,6 @@ class CallObserver {
 // The observers a worker's calls report to, in order; the metrics observer is always first.
 using CallObservers = std::vector<CallObserver*>;
 
-// Wall-clock time of a loop time point, for logs and spans: `now` is the loop's time now.
-inline std::chrono::system_clock::time_point wall_time(TimePoint t, TimePoint now) {
-  return std::chrono::system_clock::now() -
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(now - t);
-}
-
 // The metrics observer: counts the call's status and records its durations and attempts in the
 // listener's, the cluster's and the endpoint's histograms (proxy/stats.h). One per worker, no
 // state of its own.
