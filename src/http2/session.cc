@@ -190,6 +190,24 @@ class Options {
   nghttp2_option* o_;
 };
 
+// Fields whose value differs on (nearly) every call: a trace context carries the call's own
+// span id, grpc-timeout the time left. Indexed, each would take a new entry of the connection's
+// HPACK table that no later call reuses, evicting the entries that are reused (:path,
+// content-type, the authority...) and making every later header block larger and slower to
+// encode. They are sent as literals without indexing.
+bool never_repeats(std::string_view name) {
+  switch (name.size()) {
+    case 11:
+      return name == "traceparent";
+    case 12:
+      return name == "grpc-timeout" || name == "x-request-id";
+    case 14:
+      return name == "grpc-trace-bin";
+    default:
+      return false;
+  }
+}
+
 // Our header refs as nghttp2's name/value array: on the stack for typical header sets.
 class NvArray {
  public:
@@ -205,7 +223,7 @@ class NvArray {
       nv[i].value =
           const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(headers[i].value.data()));
       nv[i].valuelen = headers[i].value.size();
-      nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+      nv[i].flags = never_repeats(headers[i].name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
     }
   }
   const nghttp2_nv* data() const { return heap_.empty() ? inline_.data() : heap_.data(); }

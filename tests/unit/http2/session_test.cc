@@ -251,6 +251,38 @@ TEST(Session, UnaryCallWithResponseTrailersRunsInMemory) {
   EXPECT_EQ(in.close_code, 0u);
 }
 
+// A trace context and grpc-timeout differ on every call: sent without indexing, they never
+// push the fields that do repeat (:path, :authority, content-type) out of the connection's HPACK
+// table, so the 90th call's header block is as small as the 5th's.
+TEST(Session, PerCallUniqueFieldsDoNotCrowdTheHpackTable) {
+  Pair p;
+  std::vector<size_t> sizes;
+  // Digits 0-2 only: their Huffman codes have one length, so every value encodes to the same
+  // size and a larger block can only come from fields that had to be sent again.
+  const auto base3 = [](int n, size_t width) {
+    std::string out(width, '0');
+    for (size_t i = width; i-- > 0 && n > 0; n /= 3) out[i] = static_cast<char>('0' + n % 3);
+    return out;
+  };
+  for (int n = 0; n < 90; ++n) {
+    const std::string traceparent =
+        "00-" + base3(n + 1, 32) + "-" + base3(n + 7, 16) + "-01";
+    const std::string timeout = "1" + base3(n, 5) + "m";
+    Headers h = kRequestHeaders;
+    h.back() = {"grpc-timeout", timeout};
+    h.push_back({"traceparent", traceparent});
+    ASSERT_TRUE(p.client.session.submit_request(refs(h), false, nullptr).ok());
+    Buffer out;
+    ASSERT_TRUE(p.client.session.produce(out, kNoLimit).ok());
+    sizes.push_back(out.size());
+    ASSERT_TRUE(p.server.session.receive(out.data(), out.size()).ok());
+    ASSERT_TRUE(pump(p.client, p.server));
+  }
+  for (size_t n = 5; n < sizes.size(); ++n) EXPECT_EQ(sizes[n], sizes[4]) << "call " << n;
+  // And the server read each call's own values.
+  EXPECT_EQ(p.server.opened, 90);
+}
+
 TEST(Session, TrailersOnlyResponseArrivesAsResponseHeadersWithEndStream) {
   Pair p;
   int32_t id = start_call(p.client, grpc_frame("x"), nullptr);
