@@ -44,16 +44,21 @@ const std::vector<Command>& commands() {
        "--config FILE | --mesh [--config FILE] [--kubeconfig PATH] [--namespaces NS,NS..]\n"
        "             [--outbound-port PORT] [--admin ADDRESS] [--opaque-ports P,P..]\n"
        "             [--inbound-port PORT] [--mesh-cert F --mesh-key F --mesh-ca F]\n"
-       "             [--mtls-mode permissive|strict] [--log-level debug|info|warn|error]",
+       "             [--mtls-mode permissive|strict] [--otlp-endpoint URL]\n"
+       "             [--trace-sample-ratio R] [--access-log stdout|PATH|off]\n"
+       "             [--access-log-format json|text] [--log-level debug|info|warn|error]",
        "serve with the config in FILE (--log-level overrides its log_level); with --mesh, as a\n"
        "      sidecar: redirected outbound TCP, every Kubernetes Service balanced per call, no\n"
        "      config needed (flags, or H2MESH_KUBECONFIG, H2MESH_NAMESPACES, H2MESH_OUTBOUND_PORT,\n"
        "      H2MESH_ADMIN, H2MESH_OPAQUE_PORTS, H2MESH_INBOUND_PORT, H2MESH_MESH_CERT,\n"
        "      H2MESH_MESH_KEY, H2MESH_MESH_CA, H2MESH_MTLS_MODE, H2MESH_LOG_LEVEL, override the\n"
-       "      config's mesh block)",
+       "      config's mesh block); --otlp-endpoint (H2MESH_OTLP_ENDPOINT) turns tracing on,\n"
+       "      --access-log (H2MESH_ACCESS_LOG) the access log, over the config's tracing and\n"
+       "      access_log blocks (H2MESH_TRACE_SAMPLE_RATIO, H2MESH_ACCESS_LOG_FORMAT)",
        {"--config", "--log-level", "--kubeconfig", "--namespaces", "--outbound-port", "--admin",
         "--opaque-ports", "--inbound-port", "--mesh-cert", "--mesh-key", "--mesh-ca",
-        "--mtls-mode"},
+        "--mtls-mode", "--otlp-endpoint", "--trace-sample-ratio", "--access-log",
+        "--access-log-format"},
        {"--mesh"}},
       {"check", "--config FILE", "validate a config and list every error", {"--config"}, {}},
       {"demo", "[--mesh] [--calls N]",
@@ -409,7 +414,8 @@ int main(int argc, char** argv) {
   if (!mesh) {
     for (const char* f :
          {"--kubeconfig", "--namespaces", "--outbound-port", "--admin", "--opaque-ports",
-          "--inbound-port", "--mesh-cert", "--mesh-key", "--mesh-ca", "--mtls-mode"}) {
+          "--inbound-port", "--mesh-cert", "--mesh-key", "--mesh-ca", "--mtls-mode",
+          "--otlp-endpoint", "--trace-sample-ratio", "--access-log", "--access-log-format"}) {
       if (flags.count(f))
         return usage_error("h2mesh " + name, std::string(f) + " is a mesh setting: add --mesh");
     }
@@ -428,6 +434,10 @@ int main(int argc, char** argv) {
                            {"--mesh-key", "H2MESH_MESH_KEY"},
                            {"--mesh-ca", "H2MESH_MESH_CA"},
                            {"--mtls-mode", "H2MESH_MTLS_MODE"},
+                           {"--otlp-endpoint", "H2MESH_OTLP_ENDPOINT"},
+                           {"--trace-sample-ratio", "H2MESH_TRACE_SAMPLE_RATIO"},
+                           {"--access-log", "H2MESH_ACCESS_LOG"},
+                           {"--access-log-format", "H2MESH_ACCESS_LOG_FORMAT"},
                            {"--log-level", "H2MESH_LOG_LEVEL"}}) {
     const char* value = getenv(env);
     if (mesh && !flags.count(flag) && value && *value) flags[flag] = value;
