@@ -34,8 +34,8 @@ bool parse_observe_flags(const Lookup& value, MeshFlags* out, std::string* error
     out->trace_sample_ratio = ratio;
   }
   if (const std::string* path = value("--access-log")) {
-    // "off" rather than a file of that name: the injector writes it to undo a cluster default,
-    // and a user means the same (./off still names such a file).
+    // "off" rather than a file of that name: what the injector's annotation says too, to undo
+    // a config file's access log (./off still names such a file).
     if (std::string why = check_access_log_path_text(*path); !why.empty()) {
       *error = "--access-log: " + why + " (stdout, a file, or off)";
       return false;
