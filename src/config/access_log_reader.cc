@@ -1,6 +1,7 @@
 #include "config/access_log_reader.h"
 
 #include <algorithm>
+#include <utility>
 
 // The names a user may select are the call table's, so a new per-call field is selectable
 // without a line here.
@@ -14,14 +15,15 @@ namespace {
 constexpr int64_t kMinQueueBytes = int64_t{64} << 10;
 constexpr int64_t kMaxQueueBytes = int64_t{1} << 30;
 
+constexpr std::pair<std::string_view, AccessLog::Format> kFormats[] = {
+    {"json", AccessLog::Format::Json}, {"text", AccessLog::Format::Text}};
+
 void read_path(const Located& value, std::string* path, Diagnostics* diag) {
   auto text = read_string(value, diag, /*allow_empty=*/true);
   if (!text) return;
-  if (text->empty() || text->starts_with('~') || text->starts_with('$')) {
-    diag->add(
-        value.mark,
-        value.path + (text->empty() ? ": must not be empty" : ": '" + *text + "' is not expanded"),
-        "a file, e.g. /var/log/h2mesh/access.log, or stdout");
+  if (std::string why = check_access_log_path_text(*text); !why.empty()) {
+    diag->add(value.mark, value.path + ": " + why,
+              "a file, e.g. /var/log/h2mesh/access.log, or stdout");
     return;
   }
   *path = *text;
@@ -65,14 +67,32 @@ const std::vector<std::string_view>& access_log_field_names() {
   return kNames;
 }
 
+std::string check_access_log_path_text(std::string_view path) {
+  // A shell would have expanded these; here they would name a file literally called "~/...".
+  if (path.empty()) return "must not be empty";
+  if (path.starts_with('~') || path.starts_with('$'))
+    return "'" + std::string(path) + "' is not expanded";
+  return {};
+}
+
+bool parse_access_log_format(std::string_view text, AccessLog::Format* format) {
+  for (const auto& [name, value] : kFormats) {
+    if (text == name) {
+      *format = value;
+      return true;
+    }
+  }
+  return false;
+}
+
 void read_access_log(const Located& value, AccessLog* log, Diagnostics* diag) {
   MapReader map(value, {"path", "format", "fields", "sample_ratio", "queue_bytes"}, diag);
   if (!map.ok()) return;
   if (auto v = map.require("path", "where the lines go: a file, or stdout"))
     read_path(*v, &log->path, diag);
   if (auto v = map.get("format")) {
-    if (auto i = read_choice(*v, {"json", "text"}, diag))
-      log->format = *i == 0 ? AccessLog::Format::Json : AccessLog::Format::Text;
+    if (auto i = read_choice(*v, {kFormats[0].first, kFormats[1].first}, diag))
+      log->format = kFormats[*i].second;
   }
   if (auto v = map.get("fields")) read_fields(*v, &log->fields, diag);
   if (auto v = map.get("sample_ratio")) {

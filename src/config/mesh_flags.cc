@@ -2,11 +2,98 @@
 
 #include <charconv>
 
+#include "config/access_log_reader.h"
 #include "config/discovery_reader.h"
 #include "config/mesh_tls_reader.h"
 #include "config/parser.h"
+#include "config/tracing_reader.h"
 
 namespace h2mesh::config {
+
+namespace {
+
+// --otlp-endpoint, --trace-sample-ratio, --access-log, --access-log-format.
+template <typename Lookup>
+bool parse_observe_flags(const Lookup& value, MeshFlags* out, std::string* error) {
+  if (const std::string* url = value("--otlp-endpoint")) {
+    Tracing checked;
+    std::string why;
+    if (!parse_otlp_endpoint(*url, &checked, &why)) {
+      *error = "--otlp-endpoint: '" + *url + "' " + why;
+      return false;
+    }
+    out->otlp_endpoint = *url;
+  }
+  if (const std::string* text = value("--trace-sample-ratio")) {
+    double ratio = 0;
+    std::string why;
+    if (!parse_sample_ratio(*text, &ratio, &why)) {
+      *error = "--trace-sample-ratio: " + why;
+      return false;
+    }
+    out->trace_sample_ratio = ratio;
+  }
+  if (const std::string* path = value("--access-log")) {
+    // "off" rather than a file of that name: what the injector's annotation says too, to undo
+    // a config file's access log (./off still names such a file).
+    if (std::string why = check_access_log_path_text(*path); !why.empty()) {
+      *error = "--access-log: " + why + " (stdout, a file, or off)";
+      return false;
+    }
+    out->access_log = *path;
+  }
+  if (const std::string* text = value("--access-log-format")) {
+    AccessLog::Format format;
+    if (!parse_access_log_format(*text, &format)) {
+      *error = "--access-log-format: '" + *text + "' is not a format (json or text)";
+      return false;
+    }
+    out->access_log_format = format;
+  }
+  return true;
+}
+
+// What the observability flags name, over the file's tracing and access_log blocks.
+bool apply_observe_flags(const MeshFlags& flags, Config* config, std::string* error) {
+  Tracing& tracing = config->tracing;
+  if (flags.otlp_endpoint) {
+    std::string why;
+    if (!parse_otlp_endpoint(*flags.otlp_endpoint, &tracing, &why)) {  // checked when parsed
+      *error = "--otlp-endpoint: '" + *flags.otlp_endpoint + "' " + why;
+      return false;
+    }
+    tracing.otlp_endpoint = *flags.otlp_endpoint;
+    tracing.enabled = true;
+  }
+  if (flags.trace_sample_ratio) {
+    // Silently sampling nothing would hide the mistake until someone looks for a trace.
+    if (!tracing.enabled) {
+      *error = "--trace-sample-ratio: tracing is off: give --otlp-endpoint too (or the config's "
+               "tracing block)";
+      return false;
+    }
+    tracing.sample_ratio = *flags.trace_sample_ratio;
+  }
+  if (flags.access_log) {
+    if (*flags.access_log == "off") {
+      config->access_log.reset();
+    } else {
+      AccessLog& log = config->access_log ? *config->access_log : config->access_log.emplace();
+      log.path = *flags.access_log;
+    }
+  }
+  if (flags.access_log_format) {
+    if (!config->access_log) {
+      *error = "--access-log-format: the access log is off: give --access-log stdout or a file "
+               "too (or the config's access_log block)";
+      return false;
+    }
+    config->access_log->format = *flags.access_log_format;
+  }
+  return true;
+}
+
+}  // namespace
 
 bool parse_mesh_flags(const std::map<std::string, std::string>& flags, MeshFlags* out,
                       std::string* error) {
@@ -84,7 +171,7 @@ bool parse_mesh_flags(const std::map<std::string, std::string>& flags, MeshFlags
     }
     out->admin = address;
   }
-  return true;
+  return parse_observe_flags(value, out, error);
 }
 
 bool apply_mesh_flags(const MeshFlags& flags, Config* config, std::string* error) {
@@ -110,6 +197,7 @@ bool apply_mesh_flags(const MeshFlags& flags, Config* config, std::string* error
       return false;
     }
   }
+  if (!apply_observe_flags(flags, config, error)) return false;
   if (flags.admin) {
     config->admin.enabled = true;
     config->admin.address = *flags.admin;

@@ -22,16 +22,24 @@ struct MeshFlags {
   // Mesh mTLS: --mesh-cert, --mesh-key, --mesh-ca (files), --mtls-mode permissive|strict.
   std::optional<std::string> mesh_cert, mesh_key, mesh_ca;
   std::optional<MeshTls::Mode> mtls_mode;
+  // Observability without a config file (docs/observability.md, "In the mesh"). Each changes
+  // what it names in the file's tracing or access_log block, or makes the block.
+  std::optional<std::string> otlp_endpoint;               // --otlp-endpoint URL: tracing on
+  std::optional<double> trace_sample_ratio;               // --trace-sample-ratio R
+  std::optional<std::string> access_log;                  // --access-log stdout|PATH|off
+  std::optional<AccessLog::Format> access_log_format;     // --access-log-format json|text
 };
 
-// Reads --kubeconfig, --namespaces, --outbound-port, --admin and --opaque-ports from `flags` (name → value).
-// Returns false with a message naming the flag when a value is malformed.
+// Reads the flags above from `flags` (name → value), each value checked by the parser the
+// config file's key goes through. Returns false with a message naming the flag when a value is
+// malformed.
 bool parse_mesh_flags(const std::map<std::string, std::string>& flags, MeshFlags* out,
                       std::string* error);
 
 // Turns mesh mode on in `config` and applies the flags. False, with a message, when the result
 // is inconsistent (the outbound or inbound port is the admin port or a listener's, mesh mTLS
-// without all three of its files).
+// without all three of its files, a sample ratio or format for tracing or an access log that
+// is off).
 bool apply_mesh_flags(const MeshFlags& flags, Config* config, std::string* error);
 
 }  // namespace h2mesh::config

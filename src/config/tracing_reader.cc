@@ -3,6 +3,28 @@
 #include <cstdlib>
 
 namespace h2mesh::config {
+namespace {
+
+constexpr double kMinRatio = 0.0;
+constexpr double kMaxRatio = 1.0;
+
+}  // namespace
+
+bool parse_sample_ratio(std::string_view text, double* ratio, std::string* error) {
+  const std::string range = format_decimal(kMinRatio) + ".." + format_decimal(kMaxRatio);
+  double number = 0;
+  std::string hint;
+  if (!parse_decimal_text(text, &number, error, &hint)) {
+    *error += " (" + range + ", e.g. 0.1)";
+    return false;
+  }
+  if (number < kMinRatio || number > kMaxRatio) {
+    *error = "'" + std::string(text) + "' is out of range (" + range + ")";
+    return false;
+  }
+  *ratio = number;
+  return true;
+}
 
 bool parse_otlp_endpoint(const std::string& url, Tracing* tracing, std::string* error) {
   constexpr std::string_view kScheme = "http://";
@@ -82,7 +104,7 @@ void read_tracing(const Located& value, Tracing* tracing, Diagnostics* diag) {
     }
   }
   if (auto v = map.get("sample_ratio")) {
-    if (auto ratio = read_decimal(*v, 0.0, 1.0, diag)) tracing->sample_ratio = *ratio;
+    if (auto ratio = read_decimal(*v, kMinRatio, kMaxRatio, diag)) tracing->sample_ratio = *ratio;
   }
   if (auto v = map.get("service_name")) {
     if (auto text = read_string(*v, diag)) tracing->service_name = *text;

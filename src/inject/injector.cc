@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "common/log.h"
+#include "config/tracing_reader.h"
 #include "mesh/iptables.h"
 
 namespace h2mesh::inject {
@@ -103,7 +104,34 @@ struct PodSettings {
   std::string opaque_ports;
   std::string log_level;
   Json resources;
+  // The observability annotations as given ("off" included); nullopt: the options decide.
+  std::optional<std::string> otlp_endpoint, trace_sample_ratio, access_log;
 };
+
+// What the sidecar's env says about spans and access lines, the pod's annotations over the
+// options' defaults: empty strings for what stays off or at the sidecar's default.
+struct Observability {
+  std::string otlp_endpoint, trace_sample_ratio, access_log;
+};
+
+// An OTLP endpoint or sample ratio as `h2mesh run` reads it: "" when it is one, else why not.
+std::string otlp_endpoint_problem(const std::string& url) {
+  config::Tracing checked;
+  std::string why;
+  return config::parse_otlp_endpoint(url, &checked, &why) ? std::string() : why;
+}
+
+std::string sample_ratio_problem(const std::string& text) {
+  double ratio = 0;
+  std::string why;
+  return config::parse_sample_ratio(text, &ratio, &why) ? std::string() : why;
+}
+
+// A file path would be written inside the sidecar's read-only root filesystem: only stdout
+// (the container's log, what `kubectl logs` and node log collectors read) works.
+constexpr char kAccessLogRule[] =
+    "expected stdout or off (a file cannot be written in the sidecar's read-only root "
+    "filesystem; the lines on stdout are the container's log)";
 
 Result<PodSettings> read_settings(const Json* annotations) {
   PodSettings s;
@@ -184,6 +212,29 @@ Result<PodSettings> read_settings(const Json* annotations) {
     if (!log::parse_level(**level, &parsed))
       return bad("h2mesh.io/log-level", **level, "expected debug, info, warn or error");
     s.log_level = **level;
+  }
+  auto endpoint = value_of(kOtlpEndpointAnnotation);
+  if (!endpoint.ok()) return endpoint.error();
+  if (*endpoint) {
+    if (**endpoint != "off") {
+      if (std::string why = otlp_endpoint_problem(**endpoint); !why.empty())
+        return bad(kOtlpEndpointAnnotation, **endpoint, why + " (or off)");
+    }
+    s.otlp_endpoint = **endpoint;
+  }
+  auto ratio = value_of(kTraceSampleRatioAnnotation);
+  if (!ratio.ok()) return ratio.error();
+  if (*ratio) {
+    if (std::string why = sample_ratio_problem(**ratio); !why.empty())
+      return invalid("annotation " + std::string(kTraceSampleRatioAnnotation) + ": " + why);
+    s.trace_sample_ratio = **ratio;
+  }
+  auto access = value_of(kAccessLogAnnotation);
+  if (!access.ok()) return access.error();
+  if (*access) {
+    if (**access != "stdout" && **access != "off")
+      return bad(kAccessLogAnnotation, **access, kAccessLogRule);
+    s.access_log = **access;
   }
   for (const char* resource : {"cpu", "memory"}) {
     const std::string request_name = std::string("h2mesh.io/proxy-") + resource + "-request";
@@ -293,6 +344,23 @@ bool runs_to_completion(const Json& pod, const Json& spec) {
 
 bool mtls_on(const Options& options, const PodSettings& s) { return s.mtls.value_or(options.mtls); }
 
+// The pod's annotations over the options. A sample ratio for a pod whose tracing is off is an
+// error: the sidecar would refuse it (`run --mesh --trace-sample-ratio` without an endpoint).
+Result<Observability> observability(const Options& options, const PodSettings& s) {
+  Observability o;
+  o.otlp_endpoint = s.otlp_endpoint.value_or(options.otlp_endpoint);
+  if (o.otlp_endpoint == "off") o.otlp_endpoint.clear();
+  if (!o.otlp_endpoint.empty())
+    o.trace_sample_ratio = s.trace_sample_ratio.value_or(options.trace_sample_ratio);
+  else if (s.trace_sample_ratio)
+    return invalid("annotation " + std::string(kTraceSampleRatioAnnotation) + ": '" +
+                   *s.trace_sample_ratio + "': tracing is off for this pod (set " +
+                   std::string(kOtlpEndpointAnnotation) + ", or --otlp-endpoint for every pod)");
+  o.access_log = s.access_log.value_or(options.access_log);
+  if (o.access_log == "off") o.access_log.clear();
+  return o;
+}
+
 // The Secret the pod's mesh certificate comes from, or "" for cert-manager's csi-driver. With
 // MtlsSource::Secret it is derived from the service account the pod runs as, which the webhook
 // sees on the pod (the API server's ServiceAccount admission has set it by then) and which is
@@ -382,7 +450,7 @@ Json value_env(const char* name, const std::string& value) {
   return Json::object({{"name", name}, {"value", value}});
 }
 
-Json proxy_container(const Options& options, const PodSettings& s) {
+Json proxy_container(const Options& options, const PodSettings& s, const Observability& o) {
   Json c = Json::object();
   c["name"] = kProxyName;
   c["image"] = options.image;
@@ -408,6 +476,10 @@ Json proxy_container(const Options& options, const PodSettings& s) {
     const std::string& mode = s.mtls_mode.empty() ? options.mtls_mode : s.mtls_mode;
     if (!mode.empty()) env.push_back(value_env("H2MESH_MTLS_MODE", mode));
   }
+  if (!o.otlp_endpoint.empty()) env.push_back(value_env("H2MESH_OTLP_ENDPOINT", o.otlp_endpoint));
+  if (!o.trace_sample_ratio.empty())
+    env.push_back(value_env("H2MESH_TRACE_SAMPLE_RATIO", o.trace_sample_ratio));
+  if (!o.access_log.empty()) env.push_back(value_env("H2MESH_ACCESS_LOG", o.access_log));
   c["env"] = std::move(env);
   c["ports"] = Json::array({Json::object(
       {{"name", "h2mesh-admin"}, {"containerPort", kAdminPort}, {"protocol", "TCP"}})});
@@ -558,8 +630,19 @@ Result<void> check_options(const Options& options) {
   // Any service account name appended must be able to make a valid name: the prefix followed by
   // a one-letter name must already be one.
   if (!is_dns_subdomain(options.mtls_secret_prefix + "a"))
-    return invalid("'" + options.mtls_secret_prefix + "' cannot begin a Secret name (" +
-                   kSubdomainRule + ")");
+    return invalid("--mtls-secret-prefix: '" + options.mtls_secret_prefix +
+                   "' cannot begin a Secret name (" + kSubdomainRule + ")");
+  if (!options.otlp_endpoint.empty()) {
+    if (std::string why = otlp_endpoint_problem(options.otlp_endpoint); !why.empty())
+      return invalid("--otlp-endpoint: '" + options.otlp_endpoint + "' " + why);
+  }
+  if (!options.trace_sample_ratio.empty()) {
+    if (std::string why = sample_ratio_problem(options.trace_sample_ratio); !why.empty())
+      return invalid("--trace-sample-ratio: " + why);
+  }
+  if (!options.access_log.empty() && options.access_log != "stdout")
+    return invalid("--access-log: '" + options.access_log + "': only stdout (a file cannot be "
+                   "written in the sidecar's read-only root filesystem)");
   return {};
 }
 
@@ -581,6 +664,8 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
                          "the pod has a container named " + std::string(kProxyName)};
   auto settings = read_settings(*annotations);
   if (!settings.ok()) return settings.error();
+  auto observe = observability(options, *settings);
+  if (!observe.ok()) return observe.error();
   if (settings->disabled)
     return InjectOutcome{Outcome::Skipped, std::string(kInjectAnnotation) + ": disabled"};
   if (spec.value("hostNetwork", Json()) == true)
@@ -617,11 +702,12 @@ Result<InjectOutcome> inject_pod(Json& pod, const Options& options) {
                prepend(list_of("initContainers"), {init_container(options, *settings)}),
                "containers");
     mutable_spec["containers"] =
-        prepend(list_of("containers"), {proxy_container(options, *settings)});
+        prepend(list_of("containers"), {proxy_container(options, *settings, *observe)});
   } else {
     insert_key(mutable_spec, "initContainers",
                prepend(list_of("initContainers"),
-                       {init_container(options, *settings), proxy_container(options, *settings)}),
+                       {init_container(options, *settings),
+                        proxy_container(options, *settings, *observe)}),
                "containers");
   }
   Json& volumes = mutable_spec["volumes"];

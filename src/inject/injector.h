@@ -51,6 +51,13 @@ inline constexpr std::string_view kMtlsSecretAnnotation = "h2mesh.io/mtls-secret
 // What deploy/mesh-certs/make-mesh-certs.sh names a service account's Secret: prefix + name.
 inline constexpr std::string_view kDefaultMtlsSecretPrefix = "h2mesh-mesh-tls-";
 
+// Observability of the pod's sidecar (docs/observability.md, "In the mesh"): an OTLP/HTTP URL
+// where it exports spans, or "off"; the share of new traces it samples ("0.1"); "stdout" for an
+// access line per call on its stdout (the container's log), or "off".
+inline constexpr std::string_view kOtlpEndpointAnnotation = "h2mesh.io/otlp-endpoint";
+inline constexpr std::string_view kTraceSampleRatioAnnotation = "h2mesh.io/trace-sample-ratio";
+inline constexpr std::string_view kAccessLogAnnotation = "h2mesh.io/access-log";
+
 inline constexpr std::string_view kInjectAnnotation = "h2mesh.io/inject";  // enabled | disabled
 inline constexpr std::string_view kStatusAnnotation = "h2mesh.io/inject-status";
 
@@ -82,15 +89,24 @@ struct Options {
   // The inbound mode for pods without an h2mesh.io/mtls-mode annotation: "strict",
   // "permissive", or "" (nothing set: the sidecar's default, permissive).
   std::string mtls_mode{};
+  // Cluster-wide observability defaults, for pods without the annotations above (a pod's
+  // annotation wins, "off" included). otlp_endpoint: where sidecars export spans ("": tracing
+  // off); trace_sample_ratio: the share of new traces ("": the sidecar's default, all), only for
+  // pods whose tracing is on; access_log: "stdout" or "" (off). As written on the command line:
+  // check_options checks them.
+  std::string otlp_endpoint{};
+  std::string trace_sample_ratio{};
+  std::string access_log{};
 };
 
 // "csi" or "secret" (the --mtls-source flag); false for anything else.
 bool parse_mtls_source(std::string_view text, MtlsSource* out);
 
-// Options a user set that no pod could be injected with: an error (InvalidArgument). Today only
-// mtls_secret_prefix is checked (the message starts with its value: "'Certs_' cannot begin a
-// Secret name (...)"). Called once when the options are read (the commands turn it into a usage
-// error naming the flag), so each inject_pod does not repeat it.
+// Options a user set that no pod could be injected with: an error (InvalidArgument) whose message
+// starts with the flag of `inject` and `webhook` that sets the option: "--mtls-secret-prefix:
+// 'Certs_' cannot begin a Secret name (...)", "--otlp-endpoint: ...". The values are checked by
+// the parsers `h2mesh run` reads them with. Called once when the options are read (the commands
+// turn it into a usage error), so each inject_pod does not repeat it.
 Result<void> check_options(const Options& options);
 
 enum class Outcome {

@@ -44,16 +44,21 @@ const std::vector<Command>& commands() {
        "--config FILE | --mesh [--config FILE] [--kubeconfig PATH] [--namespaces NS,NS..]\n"
        "             [--outbound-port PORT] [--admin ADDRESS] [--opaque-ports P,P..]\n"
        "             [--inbound-port PORT] [--mesh-cert F --mesh-key F --mesh-ca F]\n"
-       "             [--mtls-mode permissive|strict] [--log-level debug|info|warn|error]",
+       "             [--mtls-mode permissive|strict] [--otlp-endpoint URL]\n"
+       "             [--trace-sample-ratio R] [--access-log stdout|PATH|off]\n"
+       "             [--access-log-format json|text] [--log-level debug|info|warn|error]",
        "serve with the config in FILE (--log-level overrides its log_level); with --mesh, as a\n"
        "      sidecar: redirected outbound TCP, every Kubernetes Service balanced per call, no\n"
        "      config needed (flags, or H2MESH_KUBECONFIG, H2MESH_NAMESPACES, H2MESH_OUTBOUND_PORT,\n"
        "      H2MESH_ADMIN, H2MESH_OPAQUE_PORTS, H2MESH_INBOUND_PORT, H2MESH_MESH_CERT,\n"
        "      H2MESH_MESH_KEY, H2MESH_MESH_CA, H2MESH_MTLS_MODE, H2MESH_LOG_LEVEL, override the\n"
-       "      config's mesh block)",
+       "      config's mesh block); --otlp-endpoint (H2MESH_OTLP_ENDPOINT) turns tracing on,\n"
+       "      --access-log (H2MESH_ACCESS_LOG) the access log, over the config's tracing and\n"
+       "      access_log blocks (H2MESH_TRACE_SAMPLE_RATIO, H2MESH_ACCESS_LOG_FORMAT)",
        {"--config", "--log-level", "--kubeconfig", "--namespaces", "--outbound-port", "--admin",
         "--opaque-ports", "--inbound-port", "--mesh-cert", "--mesh-key", "--mesh-ca",
-        "--mtls-mode"},
+        "--mtls-mode", "--otlp-endpoint", "--trace-sample-ratio", "--access-log",
+        "--access-log-format"},
        {"--mesh"}},
       {"check", "--config FILE", "validate a config and list every error", {"--config"}, {}},
       {"demo", "[--mesh] [--calls N]",
@@ -66,15 +71,20 @@ const std::vector<Command>& commands() {
        {}, {}},  // reads its own flags (an action word, --dry-run without a value)
       {"inject",
        "[-f FILE|-] [--image IMAGE] [--legacy-sidecar] [--no-mtls] [--mtls-mode strict|permissive]\n"
-       "             [--mtls-source csi|secret] [--mtls-secret-prefix PREFIX] [--output yaml|json]",
+       "             [--mtls-source csi|secret] [--mtls-secret-prefix PREFIX] [--otlp-endpoint URL]\n"
+       "             [--trace-sample-ratio R] [--access-log stdout] [--output yaml|json]",
        "add the h2mesh sidecar to every workload of a manifest (stdin without -f) and print it;\n"
        "      other documents come out unchanged (docs/injection.md); --no-mtls: no mesh mTLS\n"
        "      (no certificate volume) unless a pod asks (h2mesh.io/mtls: enabled);\n"
        "      --mtls-mode: inbound mode of pods without an h2mesh.io/mtls-mode annotation;\n"
        "      --mtls-source: the pods' certificates from cert-manager's csi-driver (csi, default)\n"
        "      or from the Secret PREFIX<serviceAccountName> (secret; default PREFIX\n"
-       "      h2mesh-mesh-tls-, as deploy/mesh-certs/make-mesh-certs.sh writes them)",
-       {"-f", "--image", "--output", "--mtls-mode", "--mtls-source", "--mtls-secret-prefix"},
+       "      h2mesh-mesh-tls-, as deploy/mesh-certs/make-mesh-certs.sh writes them);\n"
+       "      --otlp-endpoint, --trace-sample-ratio, --access-log: the sidecars' tracing and access\n"
+       "      log for pods without h2mesh.io/otlp-endpoint, trace-sample-ratio, access-log\n"
+       "      annotations",
+       {"-f", "--image", "--output", "--mtls-mode", "--mtls-source", "--mtls-secret-prefix",
+        "--otlp-endpoint", "--trace-sample-ratio", "--access-log"},
        {"--legacy-sidecar", "--no-mtls"}},
       {"uninject", "[-f FILE|-] [--output yaml|json]",
        "remove what inject added from every workload of a manifest and print it",
@@ -94,13 +104,15 @@ const std::vector<Command>& commands() {
       {"webhook",
        "--cert FILE --key FILE [--listen ADDRESS] [--admin ADDRESS] [--kubeconfig PATH]\n"
        "             [--image IMAGE] [--legacy-sidecar] [--no-mtls] [--mtls-source csi|secret]\n"
-       "             [--mtls-secret-prefix PREFIX] [--log-level debug|info|warn|error]",
+       "             [--mtls-secret-prefix PREFIX] [--otlp-endpoint URL] [--trace-sample-ratio R]\n"
+       "             [--access-log stdout] [--log-level debug|info|warn|error]",
        "the mutating admission webhook: injects the sidecar into pods of namespaces labelled\n"
        "      h2mesh-injection=enabled (HTTPS on --listen, default :9443; /ready and /metrics on\n"
-       "      --admin, default 127.0.0.1:9902; docs/webhook.md); --no-mtls, --mtls-source and\n"
-       "      --mtls-secret-prefix as for inject",
+       "      --admin, default 127.0.0.1:9902; docs/webhook.md); --no-mtls, --mtls-source,\n"
+       "      --mtls-secret-prefix, --otlp-endpoint, --trace-sample-ratio, --access-log as for inject",
        {"--cert", "--key", "--listen", "--admin", "--kubeconfig", "--image", "--log-level",
-        "--mtls-source", "--mtls-secret-prefix"},
+        "--mtls-source", "--mtls-secret-prefix", "--otlp-endpoint", "--trace-sample-ratio",
+        "--access-log"},
        {"--legacy-sidecar", "--no-mtls"}},
       {"version", "", "print the version", {}, {}},
       {"help", "[COMMAND]", "print this help, or a command's", {}, {}},
@@ -203,10 +215,11 @@ bool read_input(const std::string& path, std::string* out, std::string* error) {
   return !failed;
 }
 
-// --mtls-source and --mtls-secret-prefix of inject and webhook into `options`; a usage error's
-// exit code (2) when they are wrong, else -1.
-int read_mtls_source(const std::string& where, std::map<std::string, std::string>& flags,
-                     h2mesh::inject::Options* options) {
+// --mtls-source, --mtls-secret-prefix and the observability defaults (--otlp-endpoint,
+// --trace-sample-ratio, --access-log) of inject and webhook into `options`; a usage error's exit
+// code (2) when they are wrong, else -1.
+int read_inject_options(const std::string& where, std::map<std::string, std::string>& flags,
+                        h2mesh::inject::Options* options) {
   if (flags.count("--mtls-source") &&
       !h2mesh::inject::parse_mtls_source(flags["--mtls-source"], &options->mtls_source))
     return usage_error(where,
@@ -217,8 +230,11 @@ int read_mtls_source(const std::string& where, std::map<std::string, std::string
       return usage_error(where, "--mtls-secret-prefix needs --mtls-source secret");
     options->mtls_secret_prefix = flags["--mtls-secret-prefix"];
   }
+  if (flags.count("--otlp-endpoint")) options->otlp_endpoint = flags["--otlp-endpoint"];
+  if (flags.count("--trace-sample-ratio")) options->trace_sample_ratio = flags["--trace-sample-ratio"];
+  if (flags.count("--access-log")) options->access_log = flags["--access-log"];
   if (auto checked = h2mesh::inject::check_options(*options); !checked.ok())
-    return usage_error(where, "--mtls-secret-prefix: " + checked.error().message);
+    return usage_error(where, checked.error().message);
   return -1;
 }
 
@@ -254,7 +270,7 @@ int rewrite_manifest(const std::string& name, std::map<std::string, std::string>
                            mode, {"strict", "permissive"});
       options.mtls_mode = mode;
     }
-    if (int code = read_mtls_source(where, flags, &options); code >= 0) return code;
+    if (int code = read_inject_options(where, flags, &options); code >= 0) return code;
     out = inject_manifest(text, options, format, &reports);
   } else {
     out = uninject_manifest(text, format, &reports);
@@ -334,7 +350,7 @@ int run_webhook_command(std::map<std::string, std::string>& flags) {
   if (flags.count("--image")) settings.inject.image = flags["--image"];
   settings.inject.legacy_sidecar = flags.count("--legacy-sidecar") != 0;
   settings.inject.mtls = flags.count("--no-mtls") == 0;
-  if (int code = read_mtls_source(where, flags, &settings.inject); code >= 0) return code;
+  if (int code = read_inject_options(where, flags, &settings.inject); code >= 0) return code;
   h2mesh::log::Level level = h2mesh::log::Level::Info;
   if (flags.count("--log-level") && !h2mesh::log::parse_level(flags["--log-level"], &level)) {
     return usage_error(where, "unknown log level '" + flags["--log-level"] + "'",
@@ -409,7 +425,8 @@ int main(int argc, char** argv) {
   if (!mesh) {
     for (const char* f :
          {"--kubeconfig", "--namespaces", "--outbound-port", "--admin", "--opaque-ports",
-          "--inbound-port", "--mesh-cert", "--mesh-key", "--mesh-ca", "--mtls-mode"}) {
+          "--inbound-port", "--mesh-cert", "--mesh-key", "--mesh-ca", "--mtls-mode",
+          "--otlp-endpoint", "--trace-sample-ratio", "--access-log", "--access-log-format"}) {
       if (flags.count(f))
         return usage_error("h2mesh " + name, std::string(f) + " is a mesh setting: add --mesh");
     }
@@ -428,6 +445,10 @@ int main(int argc, char** argv) {
                            {"--mesh-key", "H2MESH_MESH_KEY"},
                            {"--mesh-ca", "H2MESH_MESH_CA"},
                            {"--mtls-mode", "H2MESH_MTLS_MODE"},
+                           {"--otlp-endpoint", "H2MESH_OTLP_ENDPOINT"},
+                           {"--trace-sample-ratio", "H2MESH_TRACE_SAMPLE_RATIO"},
+                           {"--access-log", "H2MESH_ACCESS_LOG"},
+                           {"--access-log-format", "H2MESH_ACCESS_LOG_FORMAT"},
                            {"--log-level", "H2MESH_LOG_LEVEL"}}) {
     const char* value = getenv(env);
     if (mesh && !flags.count(flag) && value && *value) flags[flag] = value;

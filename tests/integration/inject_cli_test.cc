@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -184,6 +185,70 @@ TEST_F(InjectCliTest, MtlsSourceSecretMountsTheServiceAccountsSecret) {
         << r.err;
     EXPECT_EQ(r.out, "");
   }
+}
+
+// Cluster-wide observability defaults: `inject --otlp-endpoint ... --access-log stdout` reach
+// the sidecar's env unless the pod's annotation says "off"; their mistakes are usage errors
+// naming the flag, for inject and webhook alike; and `run --mesh` refuses a bad value of the
+// env they become, naming the flag too.
+TEST_F(InjectCliTest, ObservabilityDefaultsReachTheSidecarAndBadValuesNameTheFlag) {
+  auto env_of = [](const std::string& out) {
+    const nlohmann::json pod = nlohmann::json::parse(out);
+    std::map<std::string, std::string> env;
+    for (const auto& e : pod["spec"]["initContainers"][1]["env"])
+      if (e.contains("value")) env[e["name"]] = e["value"];
+    return env;
+  };
+  const std::string pod = "kind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: app\n";
+  auto r = h2mesh({"inject", "--otlp-endpoint", "http://10.96.0.40:4318", "--trace-sample-ratio",
+                   "0.2", "--access-log", "stdout", "--output", "json"},
+                  pod);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto env = env_of(r.out);
+  EXPECT_EQ(env["H2MESH_OTLP_ENDPOINT"], "http://10.96.0.40:4318");
+  EXPECT_EQ(env["H2MESH_TRACE_SAMPLE_RATIO"], "0.2");
+  EXPECT_EQ(env["H2MESH_ACCESS_LOG"], "stdout");
+  const std::string opted_out =
+      "kind: Pod\nmetadata:\n  name: p\n  annotations:\n"
+      "    h2mesh.io/otlp-endpoint: \"off\"\n    h2mesh.io/access-log: \"off\"\n"
+      "spec:\n  containers:\n    - name: app\n";
+  r = h2mesh({"inject", "--otlp-endpoint", "http://10.96.0.40:4318", "--access-log", "stdout",
+              "--output", "json"},
+             opted_out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  env = env_of(r.out);
+  EXPECT_EQ(env.count("H2MESH_OTLP_ENDPOINT") + env.count("H2MESH_ACCESS_LOG"), 0u) << r.out;
+
+  for (const std::string command : {"inject", "webhook"}) {
+    std::vector<std::string> base = {command};
+    if (command == "webhook") base = {"webhook", "--cert", "c.pem", "--key", "k.pem"};
+    for (const auto& [flag, value] :
+         {std::pair<std::string, std::string>{"--otlp-endpoint", "https://collector:4318"},
+          {"--trace-sample-ratio", "1.1"},
+          {"--access-log", "/var/log/access.log"}}) {
+      std::vector<std::string> args = base;
+      args.insert(args.end(), {flag, value});
+      r = h2mesh(args);
+      EXPECT_EQ(r.exit_code, 2) << command << " " << flag;
+      EXPECT_NE(r.err.find("h2mesh " + command + ": " + flag + ": "), std::string::npos) << r.err;
+      EXPECT_EQ(r.out, "");
+    }
+  }
+
+  for (const auto& [variable, flag] :
+       {std::pair<std::string, std::string>{"H2MESH_OTLP_ENDPOINT=collector:4318",
+                                            "--otlp-endpoint"},
+        {"H2MESH_TRACE_SAMPLE_RATIO=half", "--trace-sample-ratio"},
+        {"H2MESH_ACCESS_LOG_FORMAT=yaml", "--access-log-format"}}) {
+    auto bad = h2mesh::run_command({"/usr/bin/env", variable, bin_dir() + "/h2mesh", "run", "--mesh"});
+    ASSERT_TRUE(bad.ok());
+    EXPECT_EQ(bad->exit_code, 2) << variable;
+    EXPECT_NE(bad->err.find("h2mesh run: " + flag + ": "), std::string::npos) << bad->err;
+  }
+  // Without --mesh they are refused, as every mesh setting is.
+  r = h2mesh({"run", "--config", "x.yaml", "--access-log", "stdout"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--access-log is a mesh setting: add --mesh"), std::string::npos) << r.err;
 }
 
 // What the injected containers run is accepted by this h2mesh: the init container's flags

@@ -23,8 +23,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -425,6 +428,106 @@ TEST_F(InjectedPodTest, SecretSourcedMeshCertificateIsReadByTheProxy) {
   count_greetings(counts);
   expect_spread(counts, 8, {1, 2, 3, 4});
   stop_sidecar(pod, *sidecars[0]);
+}
+
+// Issue 15 in the mesh: a pod annotated for tracing and the access log. Its sidecar has no
+// config file, only the injected spec's env, and still exports a SERVER and a CLIENT span per
+// call to the collector and writes one access line per call on its stdout (the container's log).
+TEST_F(InjectedPodTest, AnnotatedPodsSidecarExportsSpansAndWritesAnAccessLinePerCall) {
+  // The collector: the test OTLP receiver on the pod's loopback (where a node-local agent's
+  // hostPort would be). The sidecar's own connections (uid 1337) are not redirected.
+  const std::string spans_path = dir() + "/spans.jsonl";
+  auto receiver = spawn_in(client(),
+                           {"/usr/bin/python3",
+                            std::string(H2MESH_SOURCE_DIR) + "/tests/fakes/otlp_receiver.py",
+                            "--out", spans_path},
+                           "otlp-receiver");
+  ASSERT_TRUE(receiver);
+  auto listening = receiver->wait_for_line(
+      Subprocess::Stream::Stdout,
+      [](const std::string& l) { return l.find(" listening on ") != std::string::npos; },
+      std::chrono::seconds(30));
+  std::smatch port;
+  ASSERT_TRUE(listening && std::regex_search(*listening, port, std::regex(R"(:(\d+)\s*$)")))
+      << "the OTLP receiver did not start (npm ci --prefix tests/fakes/otlp):\n"
+      << receiver->read_all(Subprocess::Stream::Stderr);
+
+  std::string manifest = client_pod_manifest(
+      R"([greeter, call, --target, "greeter.grpcdemo.svc.cluster.local:50051", -n, "8"])");
+  manifest.replace(manifest.find("  labels:\n"), 0,
+                   "  annotations:\n"
+                   "    h2mesh.io/otlp-endpoint: http://127.0.0.1:" + port[1].str() + "/v1/traces\n"
+                   "    h2mesh.io/access-log: stdout\n");
+  Json pod = inject(manifest);
+  ASSERT_TRUE(pod.is_object());
+
+  // The user's init container (8 calls), then the app (8 calls): all through the sidecar.
+  auto sidecars = run_init_containers(pod, [&](const std::string& name, CallCounts counts) {
+    if (name == "warm-up") expect_spread(counts, 8, {1, 2, 3, 4});
+  });
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(sidecars.size(), 1u);
+  const Json& app = pod["spec"]["containers"][0];
+  auto p = spawn_in(client(), container_argv(pod, app), "app");
+  ASSERT_TRUE(p);
+  CallCounts counts;
+  counts.exit_code = p->wait(std::chrono::seconds(60));
+  counts.output = p->read_all(Subprocess::Stream::Stdout) + p->read_all(Subprocess::Stream::Stderr);
+  count_greetings(counts);
+  expect_spread(counts, 8, {1, 2, 3, 4});
+  constexpr size_t kCalls = 16;
+
+  // Stopped as the kubelet stops it: the lines and spans still queued go out before it exits,
+  // so everything is there to count once it is gone.
+  stop_sidecar(pod, *sidecars[0]);
+  const std::string log = sidecars[0]->read_all(Subprocess::Stream::Stderr);
+
+  // stdout holds the access lines and nothing else (h2mesh's own log is on stderr).
+  std::vector<Json> lines;
+  std::istringstream out(sidecars[0]->read_all(Subprocess::Stream::Stdout));
+  for (std::string line; std::getline(out, line);) {
+    Json j = Json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "not an access line: " << line;
+    lines.push_back(std::move(j));
+  }
+  ASSERT_EQ(lines.size(), kCalls) << log;
+  std::map<std::string, int> per_upstream;
+  for (const Json& j : lines) {
+    EXPECT_EQ(j["authority"], "greeter.grpcdemo.svc.cluster.local:50051") << j;
+    EXPECT_EQ(j["service"], "helloworld.Greeter") << j;
+    EXPECT_EQ(j["method"], "SayHello") << j;
+    EXPECT_EQ(j["grpc_status"], 0) << j;
+    EXPECT_EQ(j["attempts"], 1) << j;
+    per_upstream[j["upstream"].get<std::string>()]++;
+  }
+  EXPECT_EQ(per_upstream.size(), 4u) << "the lines name each greeter pod";
+
+  // Each call's trace, as the access line names it: the call's SERVER span and its attempt's
+  // CLIENT span, child of it, at the receiver.
+  struct Spans {
+    std::vector<Json> server, client;
+  };
+  std::map<std::string, Spans> traces;
+  std::ifstream in(spans_path);
+  size_t span_count = 0;
+  for (std::string line; std::getline(in, line); ++span_count) {
+    Json span = Json::parse(line, nullptr, false);
+    ASSERT_TRUE(span.is_object()) << line;
+    Spans& t = traces[span["trace_id"].get<std::string>()];
+    (span["kind"] == "SPAN_KIND_SERVER" ? t.server : t.client).push_back(span);
+  }
+  EXPECT_EQ(span_count, 2 * kCalls) << log;
+  for (const Json& j : lines) {
+    const std::string trace = j.value("trace_id", std::string());
+    ASSERT_EQ(trace.size(), 32u) << j;
+    const Spans& t = traces[trace];
+    ASSERT_EQ(t.server.size(), 1u) << "trace " << trace;
+    ASSERT_EQ(t.client.size(), 1u) << "trace " << trace;
+    EXPECT_EQ(t.client[0]["kind"], "SPAN_KIND_CLIENT");
+    EXPECT_EQ(t.client[0]["parent_span_id"], t.server[0]["span_id"]);
+    EXPECT_EQ(t.server[0]["name"], "helloworld.Greeter/SayHello");
+    EXPECT_EQ(t.server[0]["attributes"]["rpc.grpc.status_code"], 0);
+  }
 }
 
 TEST_F(InjectedPodTest, DeletingThePodStopsTheAppFirstAndNoCallFails) {

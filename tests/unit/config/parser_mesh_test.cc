@@ -173,6 +173,109 @@ TEST(MeshFlags, BadValuesNameTheFlag) {
   EXPECT_NE(error.find("admin port"), std::string::npos) << error;
 }
 
+// How an injected sidecar gets spans and access lines: no config file, only flags (or env).
+TEST(MeshFlags, ObservabilityFlagsTurnTracingAndTheAccessLogOnWithoutAFile) {
+  MeshFlags parsed;
+  std::string error;
+  ASSERT_TRUE(parse_mesh_flags({{"--otlp-endpoint", "http://otel-collector.observability:4318"},
+                                {"--trace-sample-ratio", "0.25"},
+                                {"--access-log", "stdout"}},
+                               &parsed, &error))
+      << error;
+  Config config;
+  ASSERT_TRUE(apply_mesh_flags(parsed, &config, &error)) << error;
+  EXPECT_TRUE(config.tracing.enabled);
+  EXPECT_EQ(config.tracing.otlp_endpoint, "http://otel-collector.observability:4318");
+  EXPECT_EQ(config.tracing.otlp_host, "otel-collector.observability");
+  EXPECT_EQ(config.tracing.otlp_port, 4318);
+  EXPECT_EQ(config.tracing.otlp_path, "/v1/traces");
+  EXPECT_EQ(config.tracing.sample_ratio, 0.25);
+  ASSERT_TRUE(config.access_log.has_value());
+  EXPECT_EQ(config.access_log->path, "stdout");
+  EXPECT_EQ(config.access_log->format, AccessLog::Format::Json);
+  EXPECT_TRUE(config.access_log->fields.empty());  // every field
+  EXPECT_EQ(config.access_log->sample_ratio, 1.0);
+
+  // Without the flags, nothing is on: a sidecar stays as quiet as before.
+  Config plain;
+  ASSERT_TRUE(apply_mesh_flags(MeshFlags{}, &plain, &error)) << error;
+  EXPECT_FALSE(plain.tracing.enabled);
+  EXPECT_FALSE(plain.access_log.has_value());
+}
+
+TEST(MeshFlags, ObservabilityFlagsOverrideWhatTheyNameInTheFilesBlocks) {
+  auto r = parse(R"(
+mesh: {}
+tracing:
+  otlp_endpoint: "http://127.0.0.1:4318/v1/traces"
+  service_name: checkout
+  sample_ratio: 0.5
+access_log:
+  path: /var/log/h2mesh/access.log
+  format: json
+  fields: [time, grpc_status]
+)");
+  ASSERT_TRUE(r.ok()) << dump(r);
+  MeshFlags parsed;
+  std::string error;
+  ASSERT_TRUE(parse_mesh_flags({{"--otlp-endpoint", "http://[::1]:14318/otlp"},
+                                {"--access-log", "stdout"},
+                                {"--access-log-format", "text"}},
+                               &parsed, &error))
+      << error;
+  Config config = *r.config;
+  ASSERT_TRUE(apply_mesh_flags(parsed, &config, &error)) << error;
+  EXPECT_EQ(config.tracing.otlp_host, "::1");
+  EXPECT_EQ(config.tracing.otlp_port, 14318);
+  EXPECT_EQ(config.tracing.otlp_path, "/otlp");
+  EXPECT_EQ(config.tracing.service_name, "checkout");  // not named by a flag: the file's
+  EXPECT_EQ(config.tracing.sample_ratio, 0.5);
+  ASSERT_TRUE(config.access_log.has_value());
+  EXPECT_EQ(config.access_log->path, "stdout");
+  EXPECT_EQ(config.access_log->format, AccessLog::Format::Text);
+  EXPECT_EQ(config.access_log->fields, (std::vector<std::string>{"time", "grpc_status"}));
+
+  // "off" turns the file's access log off (what the injector's h2mesh.io/access-log: off
+  // becomes).
+  MeshFlags off;
+  ASSERT_TRUE(parse_mesh_flags({{"--access-log", "off"}}, &off, &error)) << error;
+  Config without = *r.config;
+  ASSERT_TRUE(apply_mesh_flags(off, &without, &error)) << error;
+  EXPECT_FALSE(without.access_log.has_value());
+}
+
+TEST(MeshFlags, BadObservabilityValuesNameTheFlag) {
+  MeshFlags parsed;
+  std::string error;
+  const std::pair<const char*, const char*> bad[] = {
+      {"--otlp-endpoint", "https://collector:4318"},  // the config reader refuses it too
+      {"--otlp-endpoint", "collector:4318"},
+      {"--otlp-endpoint", "http://collector:99999"},
+      {"--trace-sample-ratio", "1.5"},
+      {"--trace-sample-ratio", "10%"},
+      {"--trace-sample-ratio", "-0.1"},
+      {"--access-log", "~/access.log"},
+      {"--access-log-format", "yaml"},
+  };
+  for (const auto& [flag, value] : bad) {
+    EXPECT_FALSE(parse_mesh_flags({{flag, value}}, &parsed, &error)) << flag << " " << value;
+    EXPECT_TRUE(error.starts_with(std::string(flag) + ":")) << error;
+  }
+  EXPECT_FALSE(parse_mesh_flags({{"--otlp-endpoint", "https://collector:4318"}}, &parsed, &error));
+  EXPECT_NE(error.find("https is not supported"), std::string::npos) << error;
+
+  // A ratio or a format for something that is off would be silently ignored: an error.
+  Config config;
+  MeshFlags ratio_only;
+  ASSERT_TRUE(parse_mesh_flags({{"--trace-sample-ratio", "0.1"}}, &ratio_only, &error)) << error;
+  EXPECT_FALSE(apply_mesh_flags(ratio_only, &config, &error));
+  EXPECT_NE(error.find("--trace-sample-ratio: tracing is off"), std::string::npos) << error;
+  MeshFlags format_only;
+  ASSERT_TRUE(parse_mesh_flags({{"--access-log-format", "text"}}, &format_only, &error)) << error;
+  EXPECT_FALSE(apply_mesh_flags(format_only, &config, &error));
+  EXPECT_NE(error.find("--access-log-format: the access log is off"), std::string::npos) << error;
+}
+
 TEST(ParserMesh, MeshTlsIsReadAndChecked) {
   auto r = parse(R"(
 mesh:

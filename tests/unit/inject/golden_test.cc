@@ -55,14 +55,23 @@ struct Case {
   const char* name;
   bool legacy;
   bool secret = false;  // --mtls-source secret: certificates from Secrets, not the csi-driver
+  // --otlp-endpoint http://otel-collector.observability:4318 --trace-sample-ratio 0.1
+  // --access-log stdout: the cluster-wide observability defaults
+  bool observe = false;
 };
 
 class GoldenTest : public ::testing::TestWithParam<Case> {};
 
-std::string inject_text(const std::string& text, bool legacy, bool secret = false) {
+std::string inject_text(const std::string& text, bool legacy, bool secret = false,
+                        bool observe = false) {
   Options options;
   options.legacy_sidecar = legacy;
   if (secret) options.mtls_source = MtlsSource::Secret;
+  if (observe) {
+    options.otlp_endpoint = "http://otel-collector.observability:4318";
+    options.trace_sample_ratio = "0.1";
+    options.access_log = "stdout";
+  }
   auto out = inject_manifest(text, options, OutputFormat::Yaml, nullptr);
   EXPECT_TRUE(out.ok()) << (out.ok() ? "" : out.error().message);
   return out.ok() ? *out : std::string();
@@ -73,8 +82,9 @@ TEST_P(GoldenTest, InjectedManifestMatchesGoldenFile) {
   const std::string input = input_of(c.name);
   ASSERT_FALSE(input.empty()) << "missing input for " << c.name;
   const std::string expected_path = golden_path(std::string(c.name) + (c.legacy ? ".legacy" : "") +
-                                                (c.secret ? ".secret" : "") + ".out.yaml");
-  const std::string out = inject_text(input, c.legacy, c.secret);
+                                                (c.secret ? ".secret" : "") +
+                                                (c.observe ? ".defaults" : "") + ".out.yaml");
+  const std::string out = inject_text(input, c.legacy, c.secret, c.observe);
   if (updating()) {
     std::ofstream(expected_path, std::ios::binary) << out;
     GTEST_SKIP() << "rewrote " << expected_path;
@@ -86,19 +96,20 @@ TEST_P(GoldenTest, InjectedManifestMatchesGoldenFile) {
 TEST_P(GoldenTest, InjectingTwiceChangesNothingMore) {
   const Case c = GetParam();
   const std::string input = input_of(c.name);
-  const std::string once = inject_text(input, c.legacy, c.secret);
-  EXPECT_EQ(inject_text(once, c.legacy, c.secret), once);
+  const std::string once = inject_text(input, c.legacy, c.secret, c.observe);
+  EXPECT_EQ(inject_text(once, c.legacy, c.secret, c.observe), once);
   // The other modes see the same status annotation: no second sidecar.
   if (once != input) {
-    EXPECT_EQ(inject_text(once, !c.legacy, c.secret), once);
-    EXPECT_EQ(inject_text(once, c.legacy, !c.secret), once);
+    EXPECT_EQ(inject_text(once, !c.legacy, c.secret, c.observe), once);
+    EXPECT_EQ(inject_text(once, c.legacy, !c.secret, c.observe), once);
+    EXPECT_EQ(inject_text(once, c.legacy, c.secret, !c.observe), once);
   }
 }
 
 TEST_P(GoldenTest, UninjectGivesBackTheOriginalData) {
   const Case c = GetParam();
   const std::string input = input_of(c.name);
-  const std::string injected = inject_text(input, c.legacy, c.secret);
+  const std::string injected = inject_text(input, c.legacy, c.secret, c.observe);
   auto uninjected = uninject_manifest(injected, OutputFormat::Json, nullptr);
   ASSERT_TRUE(uninjected.ok()) << uninjected.error().message;
   auto original = uninject_manifest(input, OutputFormat::Json, nullptr);
@@ -114,10 +125,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"deployment", true}, Case{"job", true}, Case{"cronjob", true},
                       Case{"grpcdemo", false}, Case{"grpcdemo", true},
                       Case{"grpcdemo", false, true}, Case{"serviceaccounts", false},
-                      Case{"serviceaccounts", false, true}, Case{"serviceaccounts", true, true}),
+                      Case{"serviceaccounts", false, true}, Case{"serviceaccounts", true, true},
+                      Case{"observability", false}, Case{"observability", false, false, true}),
     [](const ::testing::TestParamInfo<Case>& info) {
       return std::string(info.param.name) + (info.param.legacy ? "_legacy" : "") +
-             (info.param.secret ? "_secret" : "");
+             (info.param.secret ? "_secret" : "") + (info.param.observe ? "_defaults" : "");
     });
 
 // Written in the emitter's own style and without comments, a manifest comes back from

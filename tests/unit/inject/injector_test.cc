@@ -397,7 +397,9 @@ TEST(InjectOptions, SourceParsesAndThePrefixMustBeginASecretName) {
     options.mtls_secret_prefix = bad;
     auto r = check_options(options);
     ASSERT_FALSE(r.ok()) << bad;
-    EXPECT_EQ(r.error().message.find("'" + std::string(bad) + "' cannot begin a Secret name"), 0u)
+    EXPECT_EQ(r.error().message.find("--mtls-secret-prefix: '" + std::string(bad) +
+                                     "' cannot begin a Secret name"),
+              0u)
         << r.error().message;
   }
   options.mtls_secret_prefix = std::string(253, 'a');
@@ -454,6 +456,121 @@ TEST(InjectPod, EachBadAnnotationValueIsAnErrorNamingIt) {
   }
 }
 
+// The sidecar's env for spans and access lines: "" when the variable is absent.
+std::string observe_env(const Json& pod, const char* name) {
+  const Json* e = find_env(pod["spec"]["initContainers"][1], name);
+  return e ? (*e)["value"].get<std::string>() : std::string();
+}
+
+TEST(InjectPod, ObservabilityAnnotationsBecomeTheSidecarsEnv) {
+  Json pod = app_pod();
+  annotations(pod) = Json::parse(R"({
+    "h2mesh.io/otlp-endpoint": "http://otel-collector.observability:4318/v1/traces",
+    "h2mesh.io/trace-sample-ratio": "0.05",
+    "h2mesh.io/access-log": "stdout"})");
+  ASSERT_TRUE(inject(pod).ok());
+  EXPECT_EQ(observe_env(pod, "H2MESH_OTLP_ENDPOINT"),
+            "http://otel-collector.observability:4318/v1/traces");
+  EXPECT_EQ(observe_env(pod, "H2MESH_TRACE_SAMPLE_RATIO"), "0.05");
+  EXPECT_EQ(observe_env(pod, "H2MESH_ACCESS_LOG"), "stdout");
+
+  // Without annotations or defaults, none of them: the sidecar stays as quiet as before.
+  Json plain = app_pod();
+  ASSERT_TRUE(inject(plain).ok());
+  for (const char* name :
+       {"H2MESH_OTLP_ENDPOINT", "H2MESH_TRACE_SAMPLE_RATIO", "H2MESH_ACCESS_LOG"})
+    EXPECT_EQ(find_env(plain["spec"]["initContainers"][1], name), nullptr) << name;
+}
+
+TEST(InjectPod, ObservabilityDefaultsApplyUnlessThePodsAnnotationSaysOtherwise) {
+  Options options;
+  options.otlp_endpoint = "http://10.0.0.9:4318";
+  options.trace_sample_ratio = "0.1";
+  options.access_log = "stdout";
+  Json defaulted = app_pod();
+  ASSERT_TRUE(inject_pod(defaulted, options).ok());
+  EXPECT_EQ(observe_env(defaulted, "H2MESH_OTLP_ENDPOINT"), "http://10.0.0.9:4318");
+  EXPECT_EQ(observe_env(defaulted, "H2MESH_TRACE_SAMPLE_RATIO"), "0.1");
+  EXPECT_EQ(observe_env(defaulted, "H2MESH_ACCESS_LOG"), "stdout");
+
+  Json own = app_pod();
+  annotations(own) = Json::parse(R"({"h2mesh.io/otlp-endpoint": "http://127.0.0.1:4318",
+                                     "h2mesh.io/trace-sample-ratio": "1"})");
+  ASSERT_TRUE(inject_pod(own, options).ok());
+  EXPECT_EQ(observe_env(own, "H2MESH_OTLP_ENDPOINT"), "http://127.0.0.1:4318");
+  EXPECT_EQ(observe_env(own, "H2MESH_TRACE_SAMPLE_RATIO"), "1");
+
+  // "off" undoes a default: no env at all, so the sidecar has neither.
+  Json off = app_pod();
+  annotations(off) = Json::parse(R"({"h2mesh.io/otlp-endpoint": "off",
+                                     "h2mesh.io/access-log": "off"})");
+  ASSERT_TRUE(inject_pod(off, options).ok());
+  for (const char* name :
+       {"H2MESH_OTLP_ENDPOINT", "H2MESH_TRACE_SAMPLE_RATIO", "H2MESH_ACCESS_LOG"})
+    EXPECT_EQ(find_env(off["spec"]["initContainers"][1], name), nullptr) << name;
+
+  // The default ratio only goes with tracing: a pod without an endpoint gets none.
+  Options ratio_only;
+  ratio_only.trace_sample_ratio = "0.1";
+  Json quiet = app_pod();
+  ASSERT_TRUE(inject_pod(quiet, ratio_only).ok());
+  EXPECT_EQ(observe_env(quiet, "H2MESH_TRACE_SAMPLE_RATIO"), "");
+}
+
+TEST(InjectPod, BadObservabilityAnnotationsAreErrorsNamingThem) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"h2mesh.io/otlp-endpoint", "https://collector:4318"},
+      {"h2mesh.io/otlp-endpoint", "collector:4318"},
+      {"h2mesh.io/trace-sample-ratio", "1.5"},
+      {"h2mesh.io/trace-sample-ratio", "5%"},
+      {"h2mesh.io/access-log", "/var/log/h2mesh/access.log"},
+      {"h2mesh.io/access-log", "json"},
+  };
+  for (const auto& [name, value] : bad) {
+    Json pod = app_pod();
+    annotations(pod)[name] = value;
+    annotations(pod)["h2mesh.io/otlp-endpoint"] =
+        name == "h2mesh.io/otlp-endpoint" ? value : "http://127.0.0.1:4318";
+    const std::string message = error_of(pod);
+    EXPECT_EQ(message.find("annotation " + name + ": "), 0u) << name << ": " << message;
+  }
+  Json file = app_pod();
+  annotations(file)["h2mesh.io/access-log"] = "/var/log/access.log";
+  EXPECT_NE(error_of(file).find("read-only root filesystem"), std::string::npos);
+
+  // A ratio for a pod that exports nowhere would make its sidecar refuse to start.
+  Json ratio = app_pod();
+  annotations(ratio)["h2mesh.io/trace-sample-ratio"] = "0.5";
+  EXPECT_NE(error_of(ratio).find("h2mesh.io/trace-sample-ratio: '0.5': tracing is off"),
+            std::string::npos);
+}
+
+TEST(InjectOptions, ObservabilityDefaultsAreCheckedNamingTheFlag) {
+  const std::vector<std::pair<std::string, Options>> bad = [] {
+    std::vector<std::pair<std::string, Options>> out;
+    Options o;
+    o.otlp_endpoint = "grpc://collector:4317";
+    out.emplace_back("--otlp-endpoint: ", o);
+    o = Options();
+    o.trace_sample_ratio = "2";
+    out.emplace_back("--trace-sample-ratio: ", o);
+    o = Options();
+    o.access_log = "/tmp/access.log";
+    out.emplace_back("--access-log: ", o);
+    return out;
+  }();
+  for (const auto& [flag, options] : bad) {
+    auto r = check_options(options);
+    ASSERT_FALSE(r.ok()) << flag;
+    EXPECT_EQ(r.error().message.find(flag), 0u) << r.error().message;
+  }
+  Options good;
+  good.otlp_endpoint = "http://[fd00::1]:4318/v1/traces";
+  good.trace_sample_ratio = "0";
+  good.access_log = "stdout";
+  EXPECT_TRUE(check_options(good).ok());
+}
+
 TEST(InjectPod, QuantitiesInEveryKubernetesForm) {
   for (const char* limit : {"1E", "2e9", "2E+9", "1.5Gi", "1000000k", ".5Gi", "+128Mi"}) {
     Json pod = app_pod();
@@ -506,8 +623,13 @@ TEST(UninjectPod, RemovesExactlyWhatInjectAdded) {
     pod["spec"]["initContainers"] = Json::parse(R"([{"name": "migrate"}])");
     pod["spec"]["volumes"] = Json::parse(R"([{"name": "cache", "emptyDir": {}}])");
     annotations(pod)["team"] = "payments";
+    annotations(pod)["h2mesh.io/access-log"] = "stdout";  // the user's: kept
     const Json original = pod;
-    ASSERT_TRUE(inject(pod, legacy).ok());
+    Options options;
+    options.legacy_sidecar = legacy;
+    options.otlp_endpoint = "http://127.0.0.1:4318";
+    ASSERT_TRUE(inject_pod(pod, options).ok());
+    ASSERT_NE(pod.dump().find("H2MESH_OTLP_ENDPOINT"), std::string::npos);
     auto removed = uninject_pod(pod);
     ASSERT_TRUE(removed.ok());
     EXPECT_TRUE(*removed);
