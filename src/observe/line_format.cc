@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include "config/access_log_reader.h"
 
@@ -106,20 +107,50 @@ void append_x_escape(uint8_t byte, std::string* out) {
   out->append(e, 4);
 }
 
-// Appends `value` escaped: `plain(byte)` says which ASCII bytes go as they are; the others go
+// How many bytes from `p` need no escape, eight at a time while none in a word does (the common
+// case: a header value is mostly printable ASCII). Quoted (JSON string, quoted text value): every
+// printable ASCII byte but '"' and '\\'. Bare (unquoted text value): not space or '=' either.
+template <bool kBare>
+size_t plain_prefix(const char* p, size_t n) {
+  constexpr uint64_t kOnes = 0x0101010101010101, kHigh = 0x8080808080808080;
+  // Word tests (exact about whether any byte matches, not about which one): "less than",
+  // "greater than" and "equal" per byte, each setting that byte's high bit.
+  const auto any_below = [](uint64_t w, uint8_t k) { return (w - kOnes * k) & ~w & kHigh; };
+  const auto any_above = [](uint64_t w, uint8_t k) {
+    return ((w + kOnes * (127 - k)) | w) & kHigh;
+  };
+  const auto any_equal = [any_below](uint64_t w, uint8_t c) {
+    return any_below(w ^ (kOnes * c), 1);
+  };
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    uint64_t hit = any_below(w, kBare ? 0x21 : 0x20) | any_above(w, 0x7e) | any_equal(w, '"') |
+                   any_equal(w, '\\');
+    if constexpr (kBare) hit |= any_equal(w, '=');
+    if (hit) break;
+  }
+  for (; i < n; ++i) {
+    const auto c = static_cast<uint8_t>(p[i]);
+    if (c < (kBare ? 0x21 : 0x20) || c >= 0x7f || c == '"' || c == '\\' || (kBare && c == '='))
+      break;
+  }
+  return i;
+}
+
+// Appends `value` escaped: the bytes plain_prefix<false> passes go as they are; other ASCII bytes
 // to `ascii(byte)`; bytes >= 0x80 are checked as UTF-8: valid sequences go as they are (or as
-// \uXXXX for escaped_code_point), each invalid byte to `invalid(byte)`.
-template <typename Plain, typename Ascii, typename Invalid>
-void append_escaped(std::string_view value, Plain plain, Ascii ascii, Invalid invalid,
-                    std::string* out) {
+// \uXXXX for escaped_code_point), each invalid byte to `invalid(byte)`. Runs of bytes that go as
+// they are are appended at once.
+template <typename Ascii, typename Invalid>
+void append_escaped(std::string_view value, Ascii ascii, Invalid invalid, std::string* out) {
   size_t run = 0;  // start of the bytes not yet appended that need no escape
   size_t i = 0;
   while (i < value.size()) {
+    i += plain_prefix<false>(value.data() + i, value.size() - i);
+    if (i == value.size()) break;
     const auto c = static_cast<uint8_t>(value[i]);
-    if (c < 0x80 && plain(c)) {
-      ++i;
-      continue;
-    }
     uint32_t cp = 0;
     const size_t len = c < 0x80 ? 0 : utf8_sequence(value, i, &cp);
     if (len != 0 && !escaped_code_point(cp)) {
@@ -141,10 +172,6 @@ void append_escaped(std::string_view value, Plain plain, Ascii ascii, Invalid in
   }
   out->append(value.data() + run, value.size() - run);
 }
-
-bool json_plain(uint8_t c) { return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f; }
-
-bool text_plain(uint8_t c) { return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '='; }
 
 void append_json_value(const Value& v, std::string* out) {
   switch (v.type) {
@@ -185,7 +212,7 @@ void append_text_field(const Value& v, std::string* out) {
 void append_json_string(std::string_view value, std::string* out) {
   out->push_back('"');
   append_escaped(
-      value, json_plain,
+      value,
       [out](uint8_t c) {
         switch (c) {
           case '"':
@@ -218,9 +245,8 @@ void append_json_string(std::string_view value, std::string* out) {
 }
 
 void append_text_value(std::string_view value, std::string* out) {
-  if (!value.empty() && value != "-" && std::all_of(value.begin(), value.end(), [](char c) {
-        return text_plain(static_cast<uint8_t>(c));
-      })) {
+  if (!value.empty() && value != "-" &&
+      plain_prefix<true>(value.data(), value.size()) == value.size()) {
     out->append(value);
     return;
   }
@@ -228,7 +254,7 @@ void append_text_value(std::string_view value, std::string* out) {
   // Inside quotes a space and '=' are plain: only the quote and the backslash could end or
   // change the value.
   append_escaped(
-      value, [](uint8_t c) { return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f; },
+      value,
       [out](uint8_t c) {
         switch (c) {
           case '"':
@@ -287,54 +313,56 @@ void append_time(WallTime t, SecondText* cache, std::string* out) {
 LineFormat::LineFormat(const config::AccessLog& config)
     : format_(config.format), sample_ratio_(config.sample_ratio) {
   const auto& names = config::access_log_field_names();
+  std::vector<uint8_t> fields;
   if (config.fields.empty()) {
-    for (size_t i = 0; i < names.size(); ++i) fields_.push_back(static_cast<uint8_t>(i));
-    return;
+    for (size_t i = 0; i < names.size(); ++i) fields.push_back(static_cast<uint8_t>(i));
+  } else {
+    for (const auto& name : config.fields) {
+      auto it = std::find(names.begin(), names.end(), name);
+      if (it != names.end()) fields.push_back(static_cast<uint8_t>(it - names.begin()));
+    }
   }
-  for (const auto& name : config.fields) {
-    auto it = std::find(names.begin(), names.end(), name);
-    if (it != names.end()) fields_.push_back(static_cast<uint8_t>(it - names.begin()));
+  // Keys are the table's names: plain ASCII, nothing to escape. Each field's separator and key
+  // made once here: one append per field per line.
+  const bool json = format_ == config::AccessLog::Format::Json;
+  for (uint8_t field : fields) {
+    std::string key;
+    if (json) {
+      key = fields_.empty() ? "{\"" : ",\"";
+      key.append(names[field]);
+      key.append(field == kTimeField ? "\":\"" : "\":");
+    } else {
+      key = fields_.empty() ? "" : " ";
+      key.append(names[field]);
+      key.push_back('=');
+    }
+    fields_.push_back({field, std::move(key)});
   }
 }
 
 void LineFormat::append(const proxy::CallEvent& call, WallTime start, SecondText* cache,
                         std::string* out) const {
-  const auto& names = config::access_log_field_names();
   const bool json = format_ == config::AccessLog::Format::Json;
-  if (json) out->push_back('{');
-  bool first = true;
-  for (uint8_t field : fields_) {
-    if (!first) out->push_back(json ? ',' : ' ');
-    first = false;
-    // Keys are the table's names: plain ASCII, nothing to escape.
-    if (json) {
-      out->push_back('"');
-      out->append(names[field]);
-      out->append("\":");
-    } else {
-      out->append(names[field]);
-      out->push_back('=');
-    }
-    if (field == kTimeField) {
-      if (json) out->push_back('"');
+  if (json && fields_.empty()) out->push_back('{');
+  for (const Field& f : fields_) {
+    out->append(f.key);
+    if (f.index == kTimeField) {
       append_time(start, cache, out);
-      if (json) out->push_back('"');
+      if (json) out->push_back('"');  // the opening one is in the key
       continue;
     }
     Value v;
-    if (field == kTraceIdField) {
+    char hex[32];
+    if (f.index == kTraceIdField) {
       if (call.trace.valid) {
-        char hex[32];
         for (size_t i = 0; i < 16; ++i) {
           hex[2 * i] = kHex[call.trace.trace_id[i] >> 4];
           hex[2 * i + 1] = kHex[call.trace.trace_id[i] & 0xf];
         }
         v = Value{Value::Type::Text, std::string_view(hex, sizeof(hex)), 0};
-        json ? append_json_value(v, out) : append_text_field(v, out);
-        continue;
       }
     } else {
-      kGetters[field - 1](call, &v);
+      kGetters[f.index - 1](call, &v);
     }
     json ? append_json_value(v, out) : append_text_field(v, out);
   }
