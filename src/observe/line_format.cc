@@ -122,15 +122,19 @@ size_t plain_prefix(const char* p, size_t n) {
   const auto any_equal = [any_below](uint64_t w, uint8_t c) {
     return any_below(w ^ (kOnes * c), 1);
   };
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  const auto needs_escape = [&](const char* at) {
     uint64_t w;
-    std::memcpy(&w, p + i, 8);
+    std::memcpy(&w, at, 8);
     uint64_t hit = any_below(w, kBare ? 0x21 : 0x20) | any_above(w, 0x7e) | any_equal(w, '"') |
                    any_equal(w, '\\');
     if constexpr (kBare) hit |= any_equal(w, '=');
-    if (hit) break;
-  }
+    return hit != 0;
+  };
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    if (needs_escape(p + i)) break;
+  // The last bytes (fewer than 8) as the last word, which overlaps the words already seen.
+  if (i < n && n >= 8 && i + 8 > n && !needs_escape(p + n - 8)) return n;
   for (; i < n; ++i) {
     const auto c = static_cast<uint8_t>(p[i]);
     if (c < (kBare ? 0x21 : 0x20) || c >= 0x7f || c == '"' || c == '\\' || (kBare && c == '='))
@@ -211,6 +215,11 @@ void append_text_field(const Value& v, std::string* out) {
 
 void append_json_string(std::string_view value, std::string* out) {
   out->push_back('"');
+  if (plain_prefix<false>(value.data(), value.size()) == value.size()) {  // the usual case
+    out->append(value);
+    out->push_back('"');
+    return;
+  }
   append_escaped(
       value,
       [out](uint8_t c) {

@@ -46,8 +46,8 @@ size_t varint_size(uint64_t v) {
 
 // A message's length comes before it, so the request is walked twice by the same code (the
 // put_* templates below) with two sinks: Measure counts the bytes and records the length of
-// every nested message in the order they open; Write then writes each byte once, straight into
-// room made for the whole request, taking the lengths in the same order. (The first encoder
+// every nested message in the order they open; Write then writes each byte once, taking the
+// lengths in the same order, into room reserved for the whole request. (The first encoder
 // appended each message and slid its length in front of it afterwards: every byte moved once
 // per level of nesting.)
 class Measure {
@@ -76,34 +76,60 @@ class Measure {
   size_t size_ = 0;
 };
 
+// Writes through a stage on the stack, appended to the output a few KiB at a time: growing the
+// string first and writing into it would zero every byte before it is written (std::string has no
+// resize without initialization before C++23), and appending each piece costs a call per piece.
 class Write {
  public:
   struct Mark {};
-  Write(char* at, const size_t* lengths) : at_(at), next_length_(lengths) {}
+  Write(std::string* out, const size_t* lengths) : out_(out), next_length_(lengths) {}
+  ~Write() { flush(); }
+  Write(const Write&) = delete;
+  Write& operator=(const Write&) = delete;
+
   void varint(uint64_t v) {
+    room(10);
     while (v >= 0x80) {
-      *at_++ = static_cast<char>((v & 0x7f) | 0x80);
+      stage_[used_++] = static_cast<char>((v & 0x7f) | 0x80);
       v >>= 7;
     }
-    *at_++ = static_cast<char>(v);
+    stage_[used_++] = static_cast<char>(v);
   }
   void raw(std::string_view bytes) {
-    std::memcpy(at_, bytes.data(), bytes.size());
-    at_ += bytes.size();
+    if (bytes.size() > kStage / 4) {
+      flush();
+      out_->append(bytes);
+      return;
+    }
+    room(bytes.size());
+    std::memcpy(stage_ + used_, bytes.data(), bytes.size());
+    used_ += bytes.size();
   }
   void fixed64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) *at_++ = static_cast<char>(v >> (8 * i));
+    room(8);
+    for (int i = 0; i < 8; ++i) stage_[used_++] = static_cast<char>(v >> (8 * i));
   }
   Mark open() {
     varint(*next_length_++);
     return {};
   }
   void close(Mark) {}
-  const char* at() const { return at_; }
+  void flush() {
+    out_->append(stage_, used_);
+    used_ = 0;
+  }
 
  private:
-  char* at_;
+  // Small enough for the stack and for glibc's vector copy (it switches to `rep movsb` at 4 KiB).
+  static constexpr size_t kStage = 2048;
+  void room(size_t n) {
+    if (used_ + n > kStage) flush();
+  }
+
+  std::string* out_;
   const size_t* next_length_;
+  size_t used_ = 0;
+  char stage_[kStage];
 };
 
 template <typename Sink>
@@ -238,10 +264,12 @@ void encode_export_request(const ResourceAttributes& resource, std::string_view 
   Measure measure(&lengths);
   put_request(measure, resource, scope_version, spans);
   const size_t at = out->size();
-  out->resize(at + measure.size());
-  Write write(out->data() + at, lengths.data());
-  put_request(write, resource, scope_version, spans);
-  assert(write.at() == out->data() + out->size());
+  out->reserve(at + measure.size());
+  {
+    Write write(out, lengths.data());
+    put_request(write, resource, scope_version, spans);
+  }
+  assert(out->size() == at + measure.size());
 }
 
 }  // namespace h2mesh::observe
