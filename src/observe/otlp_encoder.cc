@@ -76,60 +76,40 @@ class Measure {
   size_t size_ = 0;
 };
 
-// Writes through a stage on the stack, appended to the output a few KiB at a time: growing the
-// string first and writing into it would zero every byte before it is written (std::string has no
-// resize without initialization before C++23), and appending each piece costs a call per piece.
+// Writes into room made for the whole request. Bytes go through a local pointer: a char store
+// may alias any member, so writing through `*at_++` would reload and store at_ around every byte.
 class Write {
  public:
   struct Mark {};
-  Write(std::string* out, const size_t* lengths) : out_(out), next_length_(lengths) {}
-  ~Write() { flush(); }
-  Write(const Write&) = delete;
-  Write& operator=(const Write&) = delete;
-
+  Write(char* at, const size_t* lengths) : at_(at), next_length_(lengths) {}
   void varint(uint64_t v) {
-    room(10);
+    char* p = at_;
     while (v >= 0x80) {
-      stage_[used_++] = static_cast<char>((v & 0x7f) | 0x80);
+      *p++ = static_cast<char>((v & 0x7f) | 0x80);
       v >>= 7;
     }
-    stage_[used_++] = static_cast<char>(v);
+    *p++ = static_cast<char>(v);
+    at_ = p;
   }
   void raw(std::string_view bytes) {
-    if (bytes.size() > kStage / 4) {
-      flush();
-      out_->append(bytes);
-      return;
-    }
-    room(bytes.size());
-    std::memcpy(stage_ + used_, bytes.data(), bytes.size());
-    used_ += bytes.size();
+    std::memcpy(at_, bytes.data(), bytes.size());
+    at_ += bytes.size();
   }
   void fixed64(uint64_t v) {
-    room(8);
-    for (int i = 0; i < 8; ++i) stage_[used_++] = static_cast<char>(v >> (8 * i));
+    char* p = at_;
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+    at_ = p + 8;
   }
   Mark open() {
     varint(*next_length_++);
     return {};
   }
   void close(Mark) {}
-  void flush() {
-    out_->append(stage_, used_);
-    used_ = 0;
-  }
+  const char* at() const { return at_; }
 
  private:
-  // Small enough for the stack and for glibc's vector copy (it switches to `rep movsb` at 4 KiB).
-  static constexpr size_t kStage = 2048;
-  void room(size_t n) {
-    if (used_ + n > kStage) flush();
-  }
-
-  std::string* out_;
+  char* at_;
   const size_t* next_length_;
-  size_t used_ = 0;
-  char stage_[kStage];
 };
 
 template <typename Sink>
@@ -263,13 +243,12 @@ void encode_export_request(const ResourceAttributes& resource, std::string_view 
   lengths.clear();
   Measure measure(&lengths);
   put_request(measure, resource, scope_version, spans);
-  const size_t at = out->size();
-  out->reserve(at + measure.size());
-  {
-    Write write(out, lengths.data());
-    put_request(write, resource, scope_version, spans);
-  }
-  assert(out->size() == at + measure.size());
+  // Every byte is written below: only what a larger request adds to the last one's size is
+  // zeroed first by resize (std::string has no resize without initialization before C++23).
+  out->resize(measure.size());
+  Write write(out->data(), lengths.data());
+  put_request(write, resource, scope_version, spans);
+  assert(write.at() == out->data() + out->size());
 }
 
 }  // namespace h2mesh::observe

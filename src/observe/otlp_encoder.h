@@ -55,8 +55,9 @@ struct ResourceAttributes {
   std::vector<std::pair<std::string, std::string>> values;
 };
 
-// Appends an ExportTraceServiceRequest holding `spans` (one ResourceSpans with `resource`, one
-// ScopeSpans named "h2mesh" with `scope_version`) to `out`.
+// Replaces *out with an ExportTraceServiceRequest holding `spans` (one ResourceSpans with
+// `resource`, one ScopeSpans named "h2mesh" with `scope_version`). Reuse one string from one
+// request to the next: its bytes are overwritten, not zeroed again.
 void encode_export_request(const ResourceAttributes& resource, std::string_view scope_version,
                            const std::vector<const SpanRecord*>& spans, std::string* out);
 
