@@ -1,6 +1,7 @@
 #include "observe/line_format.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 
@@ -39,20 +40,27 @@ constexpr Getter kGetters[] = {H2MESH_CALL_FIELDS(H2MESH_FIELD_GETTER)};
 constexpr size_t kTimeField = 0;
 constexpr size_t kTraceIdField = std::size(kGetters) + 1;
 
-void append_int(int64_t n, std::string* out) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof(buf), n);
-  out->append(buf, r.ptr);
-}
+// Numbers and absent values are written with their key in one append, through a buffer on the
+// stack: a key (a name of the call table, or "trace_id", with its separator and punctuation: at
+// most kMaxName + 4 bytes) and a value of at most 24 bytes.
+constexpr size_t kMaxName = 32;
+#define H2MESH_FIELD_NAME_FITS(type, member, name, kind, attribute) \
+  static_assert(sizeof(name) - 1 <= kMaxName);
+H2MESH_CALL_FIELDS(H2MESH_FIELD_NAME_FITS)
+#undef H2MESH_FIELD_NAME_FITS
+constexpr size_t kShortValueBuffer = kMaxName + 4 + 24;
+
+char* put_int(int64_t n, char* at) { return std::to_chars(at, at + 20, n).ptr; }
 
 // Microseconds as milliseconds with three decimals: "12.034".
-void append_millis(int64_t us, std::string* out) {
-  append_int(us / 1000, out);
+char* put_millis(int64_t us, char* at) {
+  at = put_int(us / 1000, at);
   const int64_t frac = us % 1000;
-  const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
-                          static_cast<char>('0' + frac / 10 % 10),
-                          static_cast<char>('0' + frac % 10)};
-  out->append(digits, 4);
+  at[0] = '.';
+  at[1] = static_cast<char>('0' + frac / 100);
+  at[2] = static_cast<char>('0' + frac / 10 % 10);
+  at[3] = static_cast<char>('0' + frac % 10);
+  return at + 4;
 }
 
 void append_digits(unsigned value, int width, char* at) {
@@ -107,6 +115,17 @@ void append_x_escape(uint8_t byte, std::string* out) {
   out->append(e, 4);
 }
 
+// Per byte: whether it cannot go as it is inside quotes (kNotQuoted), or in a bare text value.
+constexpr uint8_t kNotQuoted = 1, kNotBare = 2;
+constexpr std::array<uint8_t, 256> kEscape = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') t[c] = kNotQuoted | kNotBare;
+    if (c == ' ' || c == '=') t[c] = kNotBare;
+  }
+  return t;
+}();
+
 // How many bytes from `p` need no escape, eight at a time while none in a word does (the common
 // case: a header value is mostly printable ASCII). Quoted (JSON string, quoted text value): every
 // printable ASCII byte but '"' and '\\'. Bare (unquoted text value): not space or '=' either.
@@ -135,11 +154,8 @@ size_t plain_prefix(const char* p, size_t n) {
     if (needs_escape(p + i)) break;
   // The last bytes (fewer than 8) as the last word, which overlaps the words already seen.
   if (i < n && n >= 8 && i + 8 > n && !needs_escape(p + n - 8)) return n;
-  for (; i < n; ++i) {
-    const auto c = static_cast<uint8_t>(p[i]);
-    if (c < (kBare ? 0x21 : 0x20) || c >= 0x7f || c == '"' || c == '\\' || (kBare && c == '='))
-      break;
-  }
+  for (; i < n; ++i)
+    if (kEscape[static_cast<uint8_t>(p[i])] & (kBare ? kNotBare : kNotQuoted)) break;
   return i;
 }
 
@@ -175,40 +191,6 @@ void append_escaped(std::string_view value, Ascii ascii, Invalid invalid, std::s
     run = i;
   }
   out->append(value.data() + run, value.size() - run);
-}
-
-void append_json_value(const Value& v, std::string* out) {
-  switch (v.type) {
-    case Value::Type::Absent:
-      out->append("null");
-      break;
-    case Value::Type::Text:
-      append_json_string(v.text, out);
-      break;
-    case Value::Type::Integer:
-      append_int(v.number, out);
-      break;
-    case Value::Type::Millis:
-      append_millis(v.number, out);
-      break;
-  }
-}
-
-void append_text_field(const Value& v, std::string* out) {
-  switch (v.type) {
-    case Value::Type::Absent:
-      out->push_back('-');
-      break;
-    case Value::Type::Text:
-      append_text_value(v.text, out);
-      break;
-    case Value::Type::Integer:
-      append_int(v.number, out);
-      break;
-    case Value::Type::Millis:
-      append_millis(v.number, out);
-      break;
-  }
 }
 
 }  // namespace
@@ -354,8 +336,8 @@ void LineFormat::append(const proxy::CallEvent& call, WallTime start, SecondText
   const bool json = format_ == config::AccessLog::Format::Json;
   if (json && fields_.empty()) out->push_back('{');
   for (const Field& f : fields_) {
-    out->append(f.key);
     if (f.index == kTimeField) {
+      out->append(f.key);
       append_time(start, cache, out);
       if (json) out->push_back('"');  // the opening one is in the key
       continue;
@@ -373,7 +355,33 @@ void LineFormat::append(const proxy::CallEvent& call, WallTime start, SecondText
     } else {
       kGetters[f.index - 1](call, &v);
     }
-    json ? append_json_value(v, out) : append_text_field(v, out);
+    if (v.type == Value::Type::Text) {
+      out->append(f.key);
+      json ? append_json_string(v.text, out) : append_text_value(v.text, out);
+      continue;
+    }
+    char buf[kShortValueBuffer];
+    std::memcpy(buf, f.key.data(), f.key.size());
+    char* at = buf + f.key.size();
+    switch (v.type) {
+      case Value::Type::Integer:
+        at = put_int(v.number, at);
+        break;
+      case Value::Type::Millis:
+        at = put_millis(v.number, at);
+        break;
+      case Value::Type::Absent:
+        if (json) {
+          std::memcpy(at, "null", 4);
+          at += 4;
+        } else {
+          *at++ = '-';
+        }
+        break;
+      case Value::Type::Text:  // written above
+        break;
+    }
+    out->append(buf, static_cast<size_t>(at - buf));
   }
   if (json) out->push_back('}');
   out->push_back('\n');
