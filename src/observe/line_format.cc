@@ -49,6 +49,8 @@ constexpr size_t kMaxName = 32;
 H2MESH_CALL_FIELDS(H2MESH_FIELD_NAME_FITS)
 #undef H2MESH_FIELD_NAME_FITS
 constexpr size_t kShortValueBuffer = kMaxName + 4 + 24;
+// Text values up to this long that need no escape are written with their key the same way.
+constexpr size_t kShortText = 64;
 
 char* put_int(int64_t n, char* at) { return std::to_chars(at, at + 20, n).ptr; }
 
@@ -355,12 +357,7 @@ void LineFormat::append(const proxy::CallEvent& call, WallTime start, SecondText
     } else {
       kGetters[f.index - 1](call, &v);
     }
-    if (v.type == Value::Type::Text) {
-      out->append(f.key);
-      json ? append_json_string(v.text, out) : append_text_value(v.text, out);
-      continue;
-    }
-    char buf[kShortValueBuffer];
+    char buf[kShortValueBuffer + kShortText];
     std::memcpy(buf, f.key.data(), f.key.size());
     char* at = buf + f.key.size();
     switch (v.type) {
@@ -378,8 +375,20 @@ void LineFormat::append(const proxy::CallEvent& call, WallTime start, SecondText
           *at++ = '-';
         }
         break;
-      case Value::Type::Text:  // written above
-        break;
+      case Value::Type::Text:
+        // Short values that need no escape (the usual ones) go with their key too.
+        if (v.text.size() <= kShortText && (json || (v.text != "-")) &&
+            (json ? plain_prefix<false>(v.text.data(), v.text.size())
+                  : plain_prefix<true>(v.text.data(), v.text.size())) == v.text.size()) {
+          if (json) *at++ = '"';
+          std::memcpy(at, v.text.data(), v.text.size());
+          at += v.text.size();
+          if (json) *at++ = '"';
+          break;
+        }
+        out->append(f.key);
+        json ? append_json_string(v.text, out) : append_text_value(v.text, out);
+        continue;
     }
     out->append(buf, static_cast<size_t>(at - buf));
   }
