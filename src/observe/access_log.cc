@@ -17,8 +17,19 @@ namespace {
 // late at most, and the batching at low call rates.
 constexpr int kTurnMs = 100;
 
+// Lines are a few hundred bytes: memchr (word-wide in glibc) jumps from one '\n' to the next,
+// where std::count looked at every byte.
 uint64_t count_lines(std::string_view bytes) {
-  return static_cast<uint64_t>(std::count(bytes.begin(), bytes.end(), '\n'));
+  uint64_t lines = 0;
+  const char* p = bytes.data();
+  const char* const end = p + bytes.size();
+  while (p < end) {
+    const void* nl = std::memchr(p, '\n', static_cast<size_t>(end - p));
+    if (!nl) break;
+    ++lines;
+    p = static_cast<const char*>(nl) + 1;
+  }
+  return lines;
 }
 
 }  // namespace
@@ -162,8 +173,11 @@ void AccessLogWriter::drain() {
 
 void AccessLogWriter::write_out() {
   uint64_t lines = 0;
-  for (const auto& v : iov_)
+  size_t total = 0;
+  for (const auto& v : iov_) {
     lines += count_lines({static_cast<const char*>(v.iov_base), v.iov_len});
+    total += v.iov_len;
+  }
   if (out_ < 0) {
     lost_.fetch_add(lines, std::memory_order_relaxed);
     return;
@@ -185,6 +199,13 @@ void AccessLogWriter::write_out() {
       break;
     }
     size_t left = static_cast<size_t>(n);
+    if (left == total) {
+      // All of it in one writev (the usual case): every line gathered is written, and the rings
+      // hold whole lines only, so nothing is left torn and there is nothing to count again.
+      written_lines = lines;
+      torn_ = false;
+      break;
+    }
     while (left > 0) {
       iovec& v = rest[at];
       const size_t take = std::min(left, v.iov_len);

@@ -1,7 +1,9 @@
 #include "observe/line_format.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <cstring>
 
 #include "config/access_log_reader.h"
 
@@ -38,20 +40,29 @@ constexpr Getter kGetters[] = {H2MESH_CALL_FIELDS(H2MESH_FIELD_GETTER)};
 constexpr size_t kTimeField = 0;
 constexpr size_t kTraceIdField = std::size(kGetters) + 1;
 
-void append_int(int64_t n, std::string* out) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof(buf), n);
-  out->append(buf, r.ptr);
-}
+// Numbers and absent values are written with their key in one append, through a buffer on the
+// stack: a key (a name of the call table, or "trace_id", with its separator and punctuation: at
+// most kMaxName + 4 bytes) and a value of at most 24 bytes.
+constexpr size_t kMaxName = 32;
+#define H2MESH_FIELD_NAME_FITS(type, member, name, kind, attribute) \
+  static_assert(sizeof(name) - 1 <= kMaxName);
+H2MESH_CALL_FIELDS(H2MESH_FIELD_NAME_FITS)
+#undef H2MESH_FIELD_NAME_FITS
+constexpr size_t kShortValueBuffer = kMaxName + 4 + 24;
+// Text values up to this long that need no escape are written with their key the same way.
+constexpr size_t kShortText = 64;
+
+char* put_int(int64_t n, char* at) { return std::to_chars(at, at + 20, n).ptr; }
 
 // Microseconds as milliseconds with three decimals: "12.034".
-void append_millis(int64_t us, std::string* out) {
-  append_int(us / 1000, out);
+char* put_millis(int64_t us, char* at) {
+  at = put_int(us / 1000, at);
   const int64_t frac = us % 1000;
-  const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
-                          static_cast<char>('0' + frac / 10 % 10),
-                          static_cast<char>('0' + frac % 10)};
-  out->append(digits, 4);
+  at[0] = '.';
+  at[1] = static_cast<char>('0' + frac / 100);
+  at[2] = static_cast<char>('0' + frac / 10 % 10);
+  at[3] = static_cast<char>('0' + frac % 10);
+  return at + 4;
 }
 
 void append_digits(unsigned value, int width, char* at) {
@@ -106,20 +117,62 @@ void append_x_escape(uint8_t byte, std::string* out) {
   out->append(e, 4);
 }
 
-// Appends `value` escaped: `plain(byte)` says which ASCII bytes go as they are; the others go
+// Per byte: whether it cannot go as it is inside quotes (kNotQuoted), or in a bare text value.
+constexpr uint8_t kNotQuoted = 1, kNotBare = 2;
+constexpr std::array<uint8_t, 256> kEscape = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') t[c] = kNotQuoted | kNotBare;
+    if (c == ' ' || c == '=') t[c] = kNotBare;
+  }
+  return t;
+}();
+
+// How many bytes from `p` need no escape, eight at a time while none in a word does (the common
+// case: a header value is mostly printable ASCII). Quoted (JSON string, quoted text value): every
+// printable ASCII byte but '"' and '\\'. Bare (unquoted text value): not space or '=' either.
+template <bool kBare>
+size_t plain_prefix(const char* p, size_t n) {
+  constexpr uint64_t kOnes = 0x0101010101010101, kHigh = 0x8080808080808080;
+  // Word tests (exact about whether any byte matches, not about which one): "less than",
+  // "greater than" and "equal" per byte, each setting that byte's high bit.
+  const auto any_below = [](uint64_t w, uint8_t k) { return (w - kOnes * k) & ~w & kHigh; };
+  const auto any_above = [](uint64_t w, uint8_t k) {
+    return ((w + kOnes * (127 - k)) | w) & kHigh;
+  };
+  const auto any_equal = [any_below](uint64_t w, uint8_t c) {
+    return any_below(w ^ (kOnes * c), 1);
+  };
+  const auto needs_escape = [&](const char* at) {
+    uint64_t w;
+    std::memcpy(&w, at, 8);
+    uint64_t hit = any_below(w, kBare ? 0x21 : 0x20) | any_above(w, 0x7e) | any_equal(w, '"') |
+                   any_equal(w, '\\');
+    if constexpr (kBare) hit |= any_equal(w, '=');
+    return hit != 0;
+  };
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    if (needs_escape(p + i)) break;
+  // The last bytes (fewer than 8) as the last word, which overlaps the words already seen.
+  if (i < n && n >= 8 && i + 8 > n && !needs_escape(p + n - 8)) return n;
+  for (; i < n; ++i)
+    if (kEscape[static_cast<uint8_t>(p[i])] & (kBare ? kNotBare : kNotQuoted)) break;
+  return i;
+}
+
+// Appends `value` escaped: the bytes plain_prefix<false> passes go as they are; other ASCII bytes
 // to `ascii(byte)`; bytes >= 0x80 are checked as UTF-8: valid sequences go as they are (or as
-// \uXXXX for escaped_code_point), each invalid byte to `invalid(byte)`.
-template <typename Plain, typename Ascii, typename Invalid>
-void append_escaped(std::string_view value, Plain plain, Ascii ascii, Invalid invalid,
-                    std::string* out) {
+// \uXXXX for escaped_code_point), each invalid byte to `invalid(byte)`. Runs of bytes that go as
+// they are are appended at once.
+template <typename Ascii, typename Invalid>
+void append_escaped(std::string_view value, Ascii ascii, Invalid invalid, std::string* out) {
   size_t run = 0;  // start of the bytes not yet appended that need no escape
   size_t i = 0;
   while (i < value.size()) {
+    i += plain_prefix<false>(value.data() + i, value.size() - i);
+    if (i == value.size()) break;
     const auto c = static_cast<uint8_t>(value[i]);
-    if (c < 0x80 && plain(c)) {
-      ++i;
-      continue;
-    }
     uint32_t cp = 0;
     const size_t len = c < 0x80 ? 0 : utf8_sequence(value, i, &cp);
     if (len != 0 && !escaped_code_point(cp)) {
@@ -142,50 +195,17 @@ void append_escaped(std::string_view value, Plain plain, Ascii ascii, Invalid in
   out->append(value.data() + run, value.size() - run);
 }
 
-bool json_plain(uint8_t c) { return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f; }
-
-bool text_plain(uint8_t c) { return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '='; }
-
-void append_json_value(const Value& v, std::string* out) {
-  switch (v.type) {
-    case Value::Type::Absent:
-      out->append("null");
-      break;
-    case Value::Type::Text:
-      append_json_string(v.text, out);
-      break;
-    case Value::Type::Integer:
-      append_int(v.number, out);
-      break;
-    case Value::Type::Millis:
-      append_millis(v.number, out);
-      break;
-  }
-}
-
-void append_text_field(const Value& v, std::string* out) {
-  switch (v.type) {
-    case Value::Type::Absent:
-      out->push_back('-');
-      break;
-    case Value::Type::Text:
-      append_text_value(v.text, out);
-      break;
-    case Value::Type::Integer:
-      append_int(v.number, out);
-      break;
-    case Value::Type::Millis:
-      append_millis(v.number, out);
-      break;
-  }
-}
-
 }  // namespace
 
 void append_json_string(std::string_view value, std::string* out) {
   out->push_back('"');
+  if (plain_prefix<false>(value.data(), value.size()) == value.size()) {  // the usual case
+    out->append(value);
+    out->push_back('"');
+    return;
+  }
   append_escaped(
-      value, json_plain,
+      value,
       [out](uint8_t c) {
         switch (c) {
           case '"':
@@ -218,9 +238,8 @@ void append_json_string(std::string_view value, std::string* out) {
 }
 
 void append_text_value(std::string_view value, std::string* out) {
-  if (!value.empty() && value != "-" && std::all_of(value.begin(), value.end(), [](char c) {
-        return text_plain(static_cast<uint8_t>(c));
-      })) {
+  if (!value.empty() && value != "-" &&
+      plain_prefix<true>(value.data(), value.size()) == value.size()) {
     out->append(value);
     return;
   }
@@ -228,7 +247,7 @@ void append_text_value(std::string_view value, std::string* out) {
   // Inside quotes a space and '=' are plain: only the quote and the backslash could end or
   // change the value.
   append_escaped(
-      value, [](uint8_t c) { return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f; },
+      value,
       [out](uint8_t c) {
         switch (c) {
           case '"':
@@ -287,56 +306,91 @@ void append_time(WallTime t, SecondText* cache, std::string* out) {
 LineFormat::LineFormat(const config::AccessLog& config)
     : format_(config.format), sample_ratio_(config.sample_ratio) {
   const auto& names = config::access_log_field_names();
+  std::vector<uint8_t> fields;
   if (config.fields.empty()) {
-    for (size_t i = 0; i < names.size(); ++i) fields_.push_back(static_cast<uint8_t>(i));
-    return;
+    for (size_t i = 0; i < names.size(); ++i) fields.push_back(static_cast<uint8_t>(i));
+  } else {
+    for (const auto& name : config.fields) {
+      auto it = std::find(names.begin(), names.end(), name);
+      if (it != names.end()) fields.push_back(static_cast<uint8_t>(it - names.begin()));
+    }
   }
-  for (const auto& name : config.fields) {
-    auto it = std::find(names.begin(), names.end(), name);
-    if (it != names.end()) fields_.push_back(static_cast<uint8_t>(it - names.begin()));
+  // Keys are the table's names: plain ASCII, nothing to escape. Each field's separator and key
+  // made once here: one append per field per line.
+  const bool json = format_ == config::AccessLog::Format::Json;
+  for (uint8_t field : fields) {
+    std::string key;
+    if (json) {
+      key = fields_.empty() ? "{\"" : ",\"";
+      key.append(names[field]);
+      key.append(field == kTimeField ? "\":\"" : "\":");
+    } else {
+      key = fields_.empty() ? "" : " ";
+      key.append(names[field]);
+      key.push_back('=');
+    }
+    fields_.push_back({field, std::move(key)});
   }
 }
 
 void LineFormat::append(const proxy::CallEvent& call, WallTime start, SecondText* cache,
                         std::string* out) const {
-  const auto& names = config::access_log_field_names();
   const bool json = format_ == config::AccessLog::Format::Json;
-  if (json) out->push_back('{');
-  bool first = true;
-  for (uint8_t field : fields_) {
-    if (!first) out->push_back(json ? ',' : ' ');
-    first = false;
-    // Keys are the table's names: plain ASCII, nothing to escape.
-    if (json) {
-      out->push_back('"');
-      out->append(names[field]);
-      out->append("\":");
-    } else {
-      out->append(names[field]);
-      out->push_back('=');
-    }
-    if (field == kTimeField) {
-      if (json) out->push_back('"');
+  if (json && fields_.empty()) out->push_back('{');
+  for (const Field& f : fields_) {
+    if (f.index == kTimeField) {
+      out->append(f.key);
       append_time(start, cache, out);
-      if (json) out->push_back('"');
+      if (json) out->push_back('"');  // the opening one is in the key
       continue;
     }
     Value v;
-    if (field == kTraceIdField) {
+    char hex[32];
+    if (f.index == kTraceIdField) {
       if (call.trace.valid) {
-        char hex[32];
         for (size_t i = 0; i < 16; ++i) {
           hex[2 * i] = kHex[call.trace.trace_id[i] >> 4];
           hex[2 * i + 1] = kHex[call.trace.trace_id[i] & 0xf];
         }
         v = Value{Value::Type::Text, std::string_view(hex, sizeof(hex)), 0};
-        json ? append_json_value(v, out) : append_text_field(v, out);
-        continue;
       }
     } else {
-      kGetters[field - 1](call, &v);
+      kGetters[f.index - 1](call, &v);
     }
-    json ? append_json_value(v, out) : append_text_field(v, out);
+    char buf[kShortValueBuffer + kShortText];
+    std::memcpy(buf, f.key.data(), f.key.size());
+    char* at = buf + f.key.size();
+    switch (v.type) {
+      case Value::Type::Integer:
+        at = put_int(v.number, at);
+        break;
+      case Value::Type::Millis:
+        at = put_millis(v.number, at);
+        break;
+      case Value::Type::Absent:
+        if (json) {
+          std::memcpy(at, "null", 4);
+          at += 4;
+        } else {
+          *at++ = '-';
+        }
+        break;
+      case Value::Type::Text:
+        // Short values that need no escape (the usual ones) go with their key too.
+        if (v.text.size() <= kShortText && (json || (v.text != "-")) &&
+            (json ? plain_prefix<false>(v.text.data(), v.text.size())
+                  : plain_prefix<true>(v.text.data(), v.text.size())) == v.text.size()) {
+          if (json) *at++ = '"';
+          std::memcpy(at, v.text.data(), v.text.size());
+          at += v.text.size();
+          if (json) *at++ = '"';
+          break;
+        }
+        out->append(f.key);
+        json ? append_json_string(v.text, out) : append_text_value(v.text, out);
+        continue;
+    }
+    out->append(buf, static_cast<size_t>(at - buf));
   }
   if (json) out->push_back('}');
   out->push_back('\n');

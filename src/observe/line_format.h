@@ -38,8 +38,12 @@ class LineFormat {
   double sample_ratio() const { return sample_ratio_; }
 
  private:
+  struct Field {
+    uint8_t index;    // position in config::access_log_field_names()
+    std::string key;  // what goes before the value: separator, key, ':' or '='
+  };
   config::AccessLog::Format format_;
-  std::vector<uint8_t> fields_;  // positions in config::access_log_field_names()
+  std::vector<Field> fields_;
   double sample_ratio_;
 };
 

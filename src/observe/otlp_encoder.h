@@ -16,7 +16,7 @@ namespace h2mesh::observe {
 // One attribute of a span or of the resource: a string or an integer value. Records are reused
 // in place (the ring's slots), so the strings keep their capacity from one span to the next.
 struct SpanAttribute {
-  const char* key = "";  // a literal (the call table's attribute names)
+  std::string_view key;  // a literal (the call table's attribute names): never copied
   bool is_int = false;
   int64_t int_value = 0;
   std::string string_value;
@@ -46,8 +46,8 @@ struct SpanRecord {
     parent_span_id = {};
   }
   // Adds an attribute; beyond kMaxAttributes it is dropped (the call table is smaller).
-  void add(const char* key, std::string_view value);
-  void add(const char* key, int64_t value);
+  void add(std::string_view key, std::string_view value);
+  void add(std::string_view key, int64_t value);
 };
 
 // Resource attributes (service.name, host.name, k8s.pod.name, ...), all strings.
@@ -55,8 +55,9 @@ struct ResourceAttributes {
   std::vector<std::pair<std::string, std::string>> values;
 };
 
-// Appends an ExportTraceServiceRequest holding `spans` (one ResourceSpans with `resource`, one
-// ScopeSpans named "h2mesh" with `scope_version`) to `out`.
+// Replaces *out with an ExportTraceServiceRequest holding `spans` (one ResourceSpans with
+// `resource`, one ScopeSpans named "h2mesh" with `scope_version`). Reuse one string from one
+// request to the next: its bytes are overwritten, not zeroed again.
 void encode_export_request(const ResourceAttributes& resource, std::string_view scope_version,
                            const std::vector<const SpanRecord*>& spans, std::string* out);
 

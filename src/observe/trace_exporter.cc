@@ -122,7 +122,6 @@ bool TraceExporter::export_batch(bool retry) {
     }
   }
   next_ring_ = (next_ring_ + 1) % rings_.size();
-  body_.clear();
   encode_export_request(resource_, H2MESH_VERSION_STRING, batch_, &body_);
 
   TraceCounters& c = trace_counters();

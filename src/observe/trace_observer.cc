@@ -1,7 +1,7 @@
 #include "observe/trace_observer.h"
 
 #include <algorithm>
-#include <cstring>
+#include <string_view>
 
 #include "grpc/status.h"
 #include "observe/trace_counters.h"
@@ -10,19 +10,22 @@ namespace h2mesh::observe {
 namespace {
 
 // The attribute that carries the port of an "<x>.address" attribute (OpenTelemetry keeps host
-// and port apart); null for attributes that are not an address.
-const char* port_attribute(const char* address_attribute) {
-  if (std::strcmp(address_attribute, "server.address") == 0) return "server.port";
-  if (std::strcmp(address_attribute, "network.peer.address") == 0) return "network.peer.port";
+// and port apart); null for attributes that are not an address. Evaluated at compile time for the
+// call table's attributes (fill_call_span).
+constexpr const char* port_attribute(const char* address_attribute) {
+  if (!address_attribute) return nullptr;
+  const std::string_view a = address_attribute;
+  if (a == "server.address") return "server.port";
+  if (a == "network.peer.address") return "network.peer.port";
   return nullptr;
 }
 
 // "host:port", "[v6]:port" or a bare host: the address attribute, and the port as an integer.
-void add_address(SpanRecord* span, const char* attribute, std::string_view value) {
-  const char* port_key = port_attribute(attribute);
+void add_address(SpanRecord* span, std::string_view attribute, std::string_view port_key,
+                 std::string_view value) {
   size_t colon = value.rfind(':');
   const bool bracketed = value.starts_with('[');
-  if (port_key && colon != std::string_view::npos && (!bracketed || value[colon - 1] == ']') &&
+  if (colon != std::string_view::npos && (!bracketed || value[colon - 1] == ']') &&
       (bracketed || value.find(':') == colon)) {
     std::string_view host = value.substr(0, colon);
     if (bracketed) host = host.substr(1, host.size() - 2);
@@ -42,18 +45,21 @@ void add_address(SpanRecord* span, const char* attribute, std::string_view value
   span->add(attribute, value);
 }
 
-void add_field(SpanRecord* span, const char* attribute, std::string_view value) {
+// `port_key`: port_attribute(attribute).
+void add_field(SpanRecord* span, const char* attribute, const char* port_key,
+               std::string_view value) {
   if (!attribute || value.empty()) return;
-  add_address(span, attribute, value);
+  if (port_key) add_address(span, attribute, port_key, value);
+  else span->add(attribute, value);
 }
 
-void add_field(SpanRecord* span, const char* attribute, int64_t value) {
+void add_field(SpanRecord* span, const char* attribute, const char*, int64_t value) {
   // A call without a status has no rpc.grpc.status_code (the only field that can be -1).
   if (!attribute || value == proxy::kNoGrpcStatus) return;
   span->add(attribute, value);
 }
 
-void add_field(SpanRecord*, const char*, Duration) {}  // durations are the span's own times
+void add_field(SpanRecord*, const char*, const char*, Duration) {}  // durations are the span's own times
 
 // "helloworld.Greeter/SayHello", the OpenTelemetry RPC conventions' span name.
 void set_name(const proxy::CallEvent& call, SpanRecord* span) {
@@ -103,7 +109,11 @@ void fill_call_span(const proxy::CallEvent& call, SpanRecord* span, const WallAn
   span->end_unix_nanos = anchor.unix_nanos(call.end);
   set_name(call, span);
   span->add("rpc.system", std::string_view("grpc"));
-#define H2MESH_SPAN_FIELD(type, member, name, kind, attribute) add_field(span, attribute, call.member);
+#define H2MESH_SPAN_FIELD(type, member, name, kind, attribute) \
+  {                                                                 \
+    constexpr const char* port_key = port_attribute(attribute);     \
+    add_field(span, attribute, port_key, call.member);              \
+  }
   H2MESH_CALL_FIELDS(H2MESH_SPAN_FIELD)
 #undef H2MESH_SPAN_FIELD
   set_status(span, call.grpc_status, server_error(call.grpc_status), {});
@@ -119,13 +129,13 @@ void fill_attempt_span(const proxy::CallEvent& call, const proxy::AttemptEvent& 
   span->end_unix_nanos = anchor.unix_nanos(attempt.end);
   set_name(call, span);
   span->add("rpc.system", std::string_view("grpc"));
-  add_field(span, "rpc.service", call.service);
-  add_field(span, "rpc.method", call.method);
-  add_field(span, "network.peer.address", attempt.upstream);
-  add_field(span, "rpc.grpc.status_code", attempt.grpc_status);
-  add_field(span, "h2mesh.cluster", call.cluster);
+  add_field(span, "rpc.service", nullptr, call.service);
+  add_field(span, "rpc.method", nullptr, call.method);
+  add_field(span, "network.peer.address", "network.peer.port", attempt.upstream);
+  add_field(span, "rpc.grpc.status_code", nullptr, attempt.grpc_status);
+  add_field(span, "h2mesh.cluster", nullptr, call.cluster);
   span->add("h2mesh.attempt", attempt.number);
-  add_field(span, "error.type", attempt.error);
+  add_field(span, "error.type", nullptr, attempt.error);
   set_status(span, attempt.grpc_status, attempt.grpc_status != 0, attempt.error);
 }
 

@@ -325,5 +325,31 @@ TEST(AccessLogLine, TextQuotesOnlyWhatNeedsIt) {
   EXPECT_EQ(out, "SayHello|10.0.0.1:50051|\"a b\"|\"a=b\"|\"\"|\"-\"|\"caf\xc3\xa9\"|");
 }
 
+// Values are scanned a word (8 bytes) at a time while nothing in the word needs escaping, then a
+// byte at a time. Whatever the byte and wherever it falls in a long value, the line is what the
+// byte-at-a-time path makes of it in a short one ("a" + byte: too short for a word).
+TEST(AccessLogLine, EveryByteAtEveryPositionOfALongValueIsEscapedAsInAShortOne) {
+  for (int b = 0; b < 256; ++b) {
+    const char byte = static_cast<char>(b);
+    std::string short_json, short_text;
+    append_json_string(std::string{'a', byte}, &short_json);
+    append_text_value(std::string{'a', byte}, &short_text);
+    // The byte's escape: what the short value has between "a" and its closing quote.
+    const bool text_bare = short_text.front() != '"';
+    const std::string json_escape = short_json.substr(2, short_json.size() - 3);
+    const std::string text_escape =
+        text_bare ? std::string{byte} : short_text.substr(2, short_text.size() - 3);
+    for (size_t at = 1; at <= 17; ++at) {
+      const std::string before(at, 'a'), after(24 - at, 'b');
+      std::string json, text;
+      append_json_string(before + byte + after, &json);
+      append_text_value(before + byte + after, &text);
+      ASSERT_EQ(json, "\"" + before + json_escape + after + "\"") << "byte " << b << " at " << at;
+      const std::string inner = before + text_escape + after;
+      ASSERT_EQ(text, text_bare ? inner : "\"" + inner + "\"") << "byte " << b << " at " << at;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace h2mesh::observe
