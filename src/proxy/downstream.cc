@@ -32,12 +32,10 @@ DownstreamStream::DownstreamStream(DownstreamConnection& conn, int32_t id)
       deadline_timer_(ctx_.loop, [this] { on_deadline(); }) {}
 
 DownstreamStream::~DownstreamStream() {
+  // After on_closed (which reported the call) there is no attempt left; a worker torn down with
+  // calls running deletes them directly, and their attempts still end here.
   end_attempt();
   upstream_.reset();
-  if (headers_done_) {
-    const CallEvent call = describe();
-    for (CallObserver* o : ctx_.call_observers) o->on_call_end(call);
-  }
   if (endpoint_stats_) endpoint_stats_->users--;
 }
 
@@ -339,6 +337,13 @@ void DownstreamStream::on_closed(uint32_t error_code) {
   retry_timer_.cancel();
   release_upstream();  // the client went away: reset the backend's stream too
   discard_request_body();
+  // The call ends here, while the rules it was routed under are certainly alive: the
+  // connection may drop them as soon as this stream leaves it (drop_unused_rules), before our
+  // deferred deletion.
+  if (headers_done_) {
+    const CallEvent call = describe();
+    for (CallObserver* o : ctx_.call_observers) o->on_call_end(call);
+  }
 }
 
 std::optional<Duration> DownstreamStream::remaining_time() const {
