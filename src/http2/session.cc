@@ -209,9 +209,11 @@ bool never_repeats(std::string_view name) {
 }
 
 // Our header refs as nghttp2's name/value array: on the stack for typical header sets.
+// `request`: the fields are a request's, the only blocks that carry per-call unique fields.
 class NvArray {
  public:
-  explicit NvArray(std::span<const HeaderRef> headers) : size_(headers.size()) {
+  explicit NvArray(std::span<const HeaderRef> headers, bool request = false)
+      : size_(headers.size()) {
     nghttp2_nv* nv = inline_.data();
     if (size_ > inline_.size()) {
       heap_.resize(size_);
@@ -223,7 +225,8 @@ class NvArray {
       nv[i].value =
           const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(headers[i].value.data()));
       nv[i].valuelen = headers[i].value.size();
-      nv[i].flags = never_repeats(headers[i].name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+      nv[i].flags = request && never_repeats(headers[i].name) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                              : NGHTTP2_NV_FLAG_NONE;
     }
   }
   const nghttp2_nv* data() const { return heap_.empty() ? inline_.data() : heap_.data(); }
@@ -654,7 +657,7 @@ bool Session::wants_write() const { return nghttp2_session_want_write(session_);
 
 Result<int32_t> Session::submit_request(std::span<const HeaderRef> headers, bool has_body,
                                         void* user) {
-  NvArray nv(headers);
+  NvArray nv(headers, /*request=*/true);
   nghttp2_data_provider prd{};
   prd.read_callback = read_body;
   int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),

@@ -21,11 +21,11 @@ const Histogram kDurations = duration_histogram();
 
 }  // namespace
 
-void MetricsObserver::on_attempt_end(const CallEvent& call, const AttemptEvent& attempt) {
+void MetricsObserver::on_attempt_end(const CallEvent&, const AttemptEvent& attempt) {
   const uint64_t us = micros(attempt.end - attempt.start);
   const size_t bucket = kDurations.bucket_of(us);
   if (attempt.endpoint_stats) attempt.endpoint_stats->upstream_duration.record_in(bucket, us);
-  if (call.cluster_stats) call.cluster_stats->upstream_duration.record_in(bucket, us);
+  if (attempt.cluster_stats) attempt.cluster_stats->upstream_duration.record_in(bucket, us);
 }
 
 void MetricsObserver::on_call_end(const CallEvent& call) {

@@ -62,6 +62,7 @@ struct AttemptEvent {
   int64_t grpc_status = kNoGrpcStatus;
   std::string_view error;     // why it failed without a status ("" otherwise)
   std::array<uint8_t, 8> span_id{};  // the attempt's span (tracing), the upstream's parent
+  ClusterStats* cluster_stats = nullptr;
   EndpointStats* endpoint_stats = nullptr;
 };
 
@@ -75,6 +76,8 @@ class CallObserver {
 };
 
 // The observers a worker's calls report to, in order; the metrics observer is always first.
+// It reads nothing of the call at an attempt's end (only the AttemptEvent), so while it is alone
+// the stream does not describe the call for each attempt.
 using CallObservers = std::vector<CallObserver*>;
 
 // The metrics observer: counts the call's status and records its durations and attempts in the

@@ -78,8 +78,13 @@ void DownstreamStream::end_attempt() {
   a.grpc_status = attempt_status_;
   a.error = attempt_error_;
   a.span_id = attempt_span_id_;
+  a.cluster_stats = cluster_stats_;
   a.endpoint_stats = endpoint_stats_;
   upstream_duration_ = a.end - a.start;
+  if (ctx_.call_observers.size() == 1) {  // the metrics alone: they read only the attempt
+    ctx_.call_observers.front()->on_attempt_end(CallEvent{}, a);
+    return;
+  }
   const CallEvent call = describe();
   for (CallObserver* o : ctx_.call_observers) o->on_attempt_end(call, a);
 }
@@ -138,6 +143,9 @@ void DownstreamStream::on_request_headers_too_large(bool trailers,
 }
 
 void DownstreamStream::start_trace() {
+  // The caller's context is read for the tracer and the access log (its trace_id); with the
+  // metrics alone nobody would see it.
+  if (!ctx_.trace_sampler && ctx_.call_observers.size() == 1) return;
   std::optional<std::string_view> header = req_headers_.find("traceparent");
   if (observe::TraceSampler* sampler = ctx_.trace_sampler) {
     observe::CallTrace t = observe::start_call_trace(header, *sampler);
