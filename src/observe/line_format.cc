@@ -195,6 +195,30 @@ void append_escaped(std::string_view value, Ascii ascii, Invalid invalid, std::s
   out->append(value.data() + run, value.size() - run);
 }
 
+// The escapes JSON and the text format share: the quote, the backslash and the usual control
+// characters. False for any other byte.
+bool append_short_escape(uint8_t c, std::string* out) {
+  switch (c) {
+    case '"':
+      out->append("\\\"");
+      return true;
+    case '\\':
+      out->append("\\\\");
+      return true;
+    case '\n':
+      out->append("\\n");
+      return true;
+    case '\r':
+      out->append("\\r");
+      return true;
+    case '\t':
+      out->append("\\t");
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 void append_json_string(std::string_view value, std::string* out) {
@@ -207,30 +231,13 @@ void append_json_string(std::string_view value, std::string* out) {
   append_escaped(
       value,
       [out](uint8_t c) {
-        switch (c) {
-          case '"':
-            out->append("\\\"");
-            break;
-          case '\\':
-            out->append("\\\\");
-            break;
-          case '\n':
-            out->append("\\n");
-            break;
-          case '\r':
-            out->append("\\r");
-            break;
-          case '\t':
-            out->append("\\t");
-            break;
-          case '\b':
-            out->append("\\b");
-            break;
-          case '\f':
-            out->append("\\f");
-            break;
-          default:
-            append_u_escape(c, out);
+        if (append_short_escape(c, out)) return;
+        if (c == '\b') {
+          out->append("\\b");
+        } else if (c == '\f') {
+          out->append("\\f");
+        } else {
+          append_u_escape(c, out);
         }
       },
       [out](uint8_t) { out->append("\\ufffd"); }, out);
@@ -249,25 +256,7 @@ void append_text_value(std::string_view value, std::string* out) {
   append_escaped(
       value,
       [out](uint8_t c) {
-        switch (c) {
-          case '"':
-            out->append("\\\"");
-            break;
-          case '\\':
-            out->append("\\\\");
-            break;
-          case '\n':
-            out->append("\\n");
-            break;
-          case '\r':
-            out->append("\\r");
-            break;
-          case '\t':
-            out->append("\\t");
-            break;
-          default:
-            append_x_escape(c, out);
-        }
+        if (!append_short_escape(c, out)) append_x_escape(c, out);
       },
       [out](uint8_t c) { append_x_escape(c, out); }, out);
   out->push_back('"');
