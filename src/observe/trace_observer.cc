@@ -98,17 +98,25 @@ void set_status(SpanRecord* span, int64_t status, bool error, std::string_view w
   else span->status_message.assign(why.empty() ? std::string_view("no grpc-status") : why);
 }
 
+// What a call's span and its attempts' spans share: the trace, the ids, the times, the name.
+void fill_common(const proxy::CallEvent& call, const std::array<uint8_t, 8>& span_id,
+                 const std::array<uint8_t, 8>& parent, SpanRecord::Kind kind, TimePoint start,
+                 TimePoint end, SpanRecord* span, const WallAnchor& anchor) {
+  span->trace_id = call.trace.trace_id;
+  span->span_id = span_id;
+  span->parent_span_id = parent;
+  span->kind = kind;
+  span->start_unix_nanos = anchor.unix_nanos(start);
+  span->end_unix_nanos = anchor.unix_nanos(end);
+  set_name(call, span);
+  span->add("rpc.system", std::string_view("grpc"));
+}
+
 }  // namespace
 
 void fill_call_span(const proxy::CallEvent& call, SpanRecord* span, const WallAnchor& anchor) {
-  span->trace_id = call.trace.trace_id;
-  span->span_id = call.trace.span_id;
-  span->parent_span_id = call.trace.parent_span_id;
-  span->kind = SpanRecord::Kind::Server;
-  span->start_unix_nanos = anchor.unix_nanos(call.start);
-  span->end_unix_nanos = anchor.unix_nanos(call.end);
-  set_name(call, span);
-  span->add("rpc.system", std::string_view("grpc"));
+  fill_common(call, call.trace.span_id, call.trace.parent_span_id, SpanRecord::Kind::Server,
+              call.start, call.end, span, anchor);
 #define H2MESH_SPAN_FIELD(type, member, name, kind, attribute) \
   {                                                                 \
     constexpr const char* port_key = port_attribute(attribute);     \
@@ -121,14 +129,8 @@ void fill_call_span(const proxy::CallEvent& call, SpanRecord* span, const WallAn
 
 void fill_attempt_span(const proxy::CallEvent& call, const proxy::AttemptEvent& attempt,
                        SpanRecord* span, const WallAnchor& anchor) {
-  span->trace_id = call.trace.trace_id;
-  span->span_id = attempt.span_id;
-  span->parent_span_id = call.trace.span_id;
-  span->kind = SpanRecord::Kind::Client;
-  span->start_unix_nanos = anchor.unix_nanos(attempt.start);
-  span->end_unix_nanos = anchor.unix_nanos(attempt.end);
-  set_name(call, span);
-  span->add("rpc.system", std::string_view("grpc"));
+  fill_common(call, attempt.span_id, call.trace.span_id, SpanRecord::Kind::Client, attempt.start,
+              attempt.end, span, anchor);
   add_field(span, "rpc.service", nullptr, call.service);
   add_field(span, "rpc.method", nullptr, call.method);
   add_field(span, "network.peer.address", "network.peer.port", attempt.upstream);
