@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <regex>
+#include <string_view>
 #include <thread>
 
 #include "fakes/http_client.h"
@@ -54,14 +55,20 @@ long rss_kib(pid_t pid) {
   return -1;
 }
 
-// Lines of /metrics, but for the cluster's by-status series: one appears, for good, the first time
-// a call ends with a new status (see the failures allowed below), which is no growth.
+// Lines of /metrics, but for the listener's and the cluster's by-status series: one appears, for
+// good, the first time a call ends with a new status (see the failures allowed below), which is no
+// growth. The endpoints' by-status series are counted: a departed endpoint's must go.
 size_t count_lines(const std::string& s) {
+  static constexpr std::string_view kUncounted[] = {"h2mesh_listener_calls_by_status_total{",
+                                                    "h2mesh_cluster_calls_by_status_total{"};
   size_t n = 0;
   for (size_t at = 0; at < s.size();) {
     size_t end = s.find('\n', at);
     if (end == std::string::npos) break;
-    if (s.compare(at, 37, "h2mesh_cluster_calls_by_status_total{") != 0) ++n;
+    std::string_view line(s.data() + at, end - at);
+    if (std::none_of(std::begin(kUncounted), std::end(kUncounted),
+                     [&](std::string_view p) { return line.starts_with(p); }))
+      ++n;
     at = end + 1;
   }
   return n;
