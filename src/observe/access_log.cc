@@ -4,11 +4,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string>
 
 namespace h2mesh::observe {
 namespace {
@@ -16,6 +20,9 @@ namespace {
 // How long lines may wait for the writer when no ring passes half full: what `tail -f` shows
 // late at most, and the batching at low call rates.
 constexpr int kTurnMs = 100;
+// How long the writer keeps offering lines to an output that takes none (a pipe nobody reads)
+// once the process is stopping: then what is left is counted as dropped and the process ends.
+constexpr auto kStopGrace = std::chrono::seconds(1);
 
 // Lines are a few hundred bytes: memchr (word-wide in glibc) jumps from one '\n' to the next,
 // where std::count looked at every byte.
@@ -124,14 +131,14 @@ void AccessLogWriter::run() {
     // Lines queued before a switch go to the output they were made for, if there was one.
     // Taken after the commands: every line pushed before a command is in this turn.
     if (switch_output && out_ < 0) {
-      out_ = next;
+      use_output(next);
       switch_output = false;
     }
+    switch_pending_ = switch_output;
     drain();
     if (switch_output) {
       if (out_ >= 0) ::close(out_);
-      out_ = next;
-      torn_ = false;
+      use_output(next);
     }
     uint64_t dropped = 0;
     for (const auto& r : rings_) dropped += r->dropped();
@@ -154,6 +161,52 @@ void AccessLogWriter::run() {
   }
   if (out_ >= 0) ::close(out_);
   out_ = -1;
+}
+
+void AccessLogWriter::use_output(int fd) {
+  out_ = fd;
+  torn_ = false;
+  struct stat st;
+  out_socket_ = fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+ssize_t AccessLogWriter::put(const iovec* iov, size_t count) {
+  const int n = static_cast<int>(std::min<size_t>(count, IOV_MAX));
+  if (!out_socket_) return ::writev(out_, iov, n);
+  // A socket (systemd's journal, say) may be shared with stderr: its flags stay as they are,
+  // and this one call does not wait.
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = static_cast<size_t>(n);
+  return ::sendmsg(out_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+bool AccessLogWriter::wait_writable() {
+  std::optional<Clock::time_point> give_up_at;
+  for (;;) {
+    if (switch_pending_) return false;
+    pollfd p[2] = {{out_, POLLOUT, 0}, {wake_fd_, POLLIN, 0}};
+    ::poll(p, 2, kTurnMs);
+    // An error or a hang-up is writable too: the next write says which.
+    if (p[0].revents != 0) return true;
+    if (p[1].revents & POLLIN) {
+      uint64_t wakes;
+      [[maybe_unused]] ssize_t n = ::read(wake_fd_, &wakes, sizeof(wakes));
+    }
+    bool stop, switching = switch_pending_;
+    {
+      std::lock_guard lock(mu_);
+      stop = stop_;
+      switching |= has_output_;
+    }
+    // A new output (SIGUSR1): the old one had its chance; run() switches at once.
+    if (switching) return false;
+    if (stop) {
+      const auto now = Clock::now();
+      if (!give_up_at) give_up_at = now + kStopGrace;
+      if (now >= *give_up_at) return false;
+    }
+  }
 }
 
 void AccessLogWriter::drain() {
@@ -184,17 +237,23 @@ void AccessLogWriter::write_out() {
   }
   if (torn_) {
     // End the piece of line a failed write left, so the next line starts on its own.
-    if (::write(out_, "\n", 1) == 1) torn_ = false;
+    iovec nl{const_cast<char*>("\n"), 1};
+    if (put(&nl, 1) == 1) torn_ = false;
   }
   std::vector<iovec>& rest = iov_;  // advanced as it is written
   size_t at = 0;
   uint64_t written_lines = 0;
   int error = 0;
   while (at < rest.size()) {
-    const ssize_t n = ::writev(out_, rest.data() + at,
-                               static_cast<int>(std::min<size_t>(rest.size() - at, IOV_MAX)));
+    const ssize_t n = put(rest.data() + at, rest.size() - at);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // The reader is behind: the workers' rings fill and drop (counted) while this waits.
+        if (wait_writable()) continue;
+        error = EAGAIN;
+        break;
+      }
       error = errno;
       break;
     }
@@ -222,17 +281,38 @@ void AccessLogWriter::write_out() {
   if (error == 0) return;
   lost_.fetch_add(lines - written_lines, std::memory_order_relaxed);
   uint64_t held_back = 0;
-  if (error_log_.allow(Clock::now(), &held_back))
+  if (!error_log_.allow(Clock::now(), &held_back)) return;
+  if (error == EAGAIN)
+    LOG_ERROR("access log: the output took nothing while the log was stopping or reopened "
+              "(a reader that does not read); %llu line(s) lost",
+              static_cast<unsigned long long>(lines - written_lines));
+  else
     LOG_ERROR("access log: write failed: %s; %llu line(s) lost", strerror(error),
               static_cast<unsigned long long>(lines - written_lines));
 }
 
 // ---------------------------------------------------------------------------------------------
 
+int open_nonblocking_twin(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return -1;
+  if (S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)) return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  // A pipe or a terminal: a description of our own, which may be non-blocking without
+  // changing the one stdout shares with the rest of the process and its parent.
+  const int twin = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(),
+                          O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+  return twin >= 0 ? twin : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
 Result<int> open_access_log(const std::string& path) {
-  const int fd = path == "stdout"
-                     ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0)
-                     : ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  // Non-blocking: a FIFO without a reader is an error here rather than a wait, and one whose
+  // reader stops reading holds only the writer thread, never past kStopGrace at the end.
+  const int fd = path == "stdout" ? open_nonblocking_twin(STDOUT_FILENO)
+                                  : ::open(path.c_str(),
+                                           O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC,
+                                           0644);
+  if (fd < 0 && errno == ENXIO)
+    return Error{ErrorCode::Io, "access log: " + path + " is a FIFO with no reader"};
   if (fd < 0)
     return Error{ErrorCode::Io, "access log: cannot open " + path + ": " + strerror(errno)};
   return fd;

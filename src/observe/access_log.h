@@ -85,7 +85,16 @@ class AccessLogWriter {
   // One turn: every ring's lines to the output, in one writev when it takes them all.
   void drain();
   // Writes iov_ (whole lines of the rings, in order) to out_; counts lines written and lost.
+  // An output that takes nothing (EAGAIN) is waited for, until the process stops (for
+  // kStopGrace at most) or the output is switched: then the rest is counted as lost.
   void write_out();
+  // out_ = fd, and how to write to it.
+  void use_output(int fd);
+  // One writev(2), or for a socket one sendmsg(2) that does not wait.
+  ssize_t put(const struct iovec* iov, size_t count);
+  // Until out_ takes bytes (true), or the process is stopping past the grace or a new output is
+  // waiting (false).
+  bool wait_writable();
 
   size_t queue_bytes_;
   int wake_fd_;  // eventfd: rings passing half full, commands
@@ -94,6 +103,8 @@ class AccessLogWriter {
 
   // Writer thread only.
   int out_ = -1;
+  bool out_socket_ = false;
+  bool switch_pending_ = false;  // this turn's lines are the last for out_: a new one is waiting
   bool torn_ = false;  // a failed write left part of a line in the output
   std::vector<struct iovec> iov_;
   std::vector<size_t> gathered_;  // per ring: the bytes of this turn
@@ -113,9 +124,14 @@ class AccessLogWriter {
   uint64_t flush_done_ = 0;
 };
 
-// Opens an access log's output for appending ("stdout": a duplicate of the process's standard
-// output, so that closing it leaves stdout alone). Main thread (a blocking open).
+// Opens an access log's output for appending, non-blocking ("stdout": a description of the
+// process's standard output of its own, so that closing it or its O_NONBLOCK leave stdout alone).
+// Main thread.
 Result<int> open_access_log(const std::string& path);
+// `fd` again as a new descriptor: for a pipe or a terminal a new open file description with
+// O_NONBLOCK (through /proc/self/fd), for a file or a socket a plain duplicate (the writer sends
+// to a socket without waiting anyway). -1 on failure.
+int open_nonblocking_twin(int fd);
 
 // `h2mesh check`: why `path` could not be opened for appending ("" when it could), without
 // creating or changing anything.

@@ -3,7 +3,10 @@
 // changing its format and turning it off.
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -41,15 +44,6 @@ grpc::StatusCode call(helloworld::Greeter::Stub& stub, int code = 0) {
   req.set_name("log");
   helloworld::HelloReply reply;
   return stub.SayHello(&ctx, req, &reply).error_code();
-}
-
-uint64_t metric(uint16_t admin_port, const std::string& name) {
-  auto [status, body] = http_get(admin_port, "/metrics");
-  std::istringstream in(body);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(name + " ", 0) == 0) return std::stoull(line.substr(name.size() + 1));
-  return UINT64_MAX;
 }
 
 class AccessLogTest : public ProxyTest {
@@ -111,10 +105,11 @@ TEST_F(AccessLogTest, HalfSampleRatioLogsAboutHalfTheCalls) {
   uint64_t written = 0;
   ASSERT_TRUE(eventually(
       [&] {
-        const uint64_t before = metric(proxy_.admin_port, "h2mesh_access_log_lines_total");
+        const auto before = metric(proxy_.admin_port, "h2mesh_access_log_lines_total");
         std::this_thread::sleep_for(std::chrono::milliseconds(250));  // > one writer turn
-        written = metric(proxy_.admin_port, "h2mesh_access_log_lines_total");
-        return written == before;
+        const auto now = metric(proxy_.admin_port, "h2mesh_access_log_lines_total");
+        written = now.value_or(0);
+        return now.has_value() && now == before;
       },
       std::chrono::seconds(10)));
   // Binomial(400, 0.5): 200 ± 10; ±60 is six standard deviations.
@@ -140,6 +135,36 @@ TEST_F(AccessLogTest, Sigusr1AfterMoveWritesTheNextLinesToANewFile) {
   EXPECT_EQ(lines_of(log_path()).size(), 2u);
   EXPECT_EQ(lines_of(rotated).size(), 3u);
   EXPECT_TRUE(proxy_.process->running());  // SIGUSR1's default action would have ended it
+}
+
+// A log shipper that stops reading (here a FIFO whose reader never reads): the calls go on at
+// full speed, the lines that do not fit are dropped and counted, and SIGTERM still ends the
+// process: the writer offers its last lines for a second, then gives up.
+TEST_F(AccessLogTest, AReaderThatStopsReadingSlowsNoCallAndHoldsNoExit) {
+  start_backends(1);
+  const std::string fifo = dir_ + "/access.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  ::fcntl(reader, F_SETPIPE_SZ, 4096);
+  start(simple_config(endpoints(), "round_robin", 1, "",
+                      "drain_timeout: 200ms\naccess_log:\n  path: " + fifo +
+                          "\n  queue_bytes: 64KiB\n"));
+  auto s = stub();
+  constexpr int kCalls = 1000;  // ~300 KB of lines for 4 KiB of pipe and 64 KiB of queue
+  for (int i = 0; i < kCalls; ++i) ASSERT_EQ(call(*s), grpc::StatusCode::OK) << "call " << i;
+  EXPECT_TRUE(eventually(
+      [&] { return metric(proxy_.admin_port, "h2mesh_access_log_dropped_total").value_or(0) > 0; },
+      std::chrono::seconds(5)));
+  const auto t0 = std::chrono::steady_clock::now();
+  proxy_.process->send_signal(SIGTERM);
+  const auto exit = proxy_.process->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(exit.has_value()) << "h2mesh did not exit: the access log's writer is stuck";
+  EXPECT_EQ(*exit, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(count_in_stderr(*proxy_.process, "access log: the output took nothing"), 1u)
+      << proxy_.process->read_all(Subprocess::Stream::Stderr);
+  ::close(reader);
 }
 
 TEST_F(AccessLogTest, ReloadTurnsItOnChangesItAndTurnsItOff) {

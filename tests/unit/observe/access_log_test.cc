@@ -6,6 +6,8 @@
 #include "observe/access_log.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <gtest/gtest.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <chrono>
 
 namespace h2mesh::observe {
 namespace {
@@ -224,6 +227,115 @@ TEST_F(AccessLogTest, LinesWithoutAnOutputOrWhoseWriteFailsAreCountedAsDropped) 
   writer.flush();
   EXPECT_EQ(writer.counters().dropped, 4u);
   EXPECT_EQ(writer.counters().lines, 0u);
+}
+
+// A pipe (stdout under a container runtime) or a terminal gets a description of its own, so the
+// writer may be non-blocking without touching the process's stdout; a file or a socket gets a
+// plain duplicate.
+TEST(AccessLogOutput, PipeTwinIsNonBlockingAndLeavesTheOriginalAlone) {
+  int pipe_fds[2];
+  ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
+  const int twin = open_nonblocking_twin(pipe_fds[1]);
+  ASSERT_GE(twin, 0);
+  EXPECT_NE(fcntl(twin, F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_EQ(fcntl(pipe_fds[1], F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_NE(fcntl(twin, F_GETFD) & FD_CLOEXEC, 0);
+  ASSERT_EQ(::write(twin, "line\n", 5), 5);
+  char buf[8] = {};
+  EXPECT_EQ(::read(pipe_fds[0], buf, sizeof(buf)), 5);
+  EXPECT_STREQ(buf, "line\n");
+  for (int fd : {twin, pipe_fds[0], pipe_fds[1]}) ::close(fd);
+
+  int socks[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socks), 0);
+  const int dup = open_nonblocking_twin(socks[0]);
+  ASSERT_GE(dup, 0);
+  EXPECT_EQ(fcntl(dup, F_GETFL) & O_NONBLOCK, 0) << "a socket's shared flags are left as they are";
+  for (int fd : {dup, socks[0], socks[1]}) ::close(fd);
+}
+
+TEST_F(AccessLogTest, AFifoWithoutAReaderIsRefusedAtOnceNotWaitedFor) {
+  const std::string fifo = dir_ + "/log.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto opened = open_access_log(fifo);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.error().message, "access log: " + fifo + " is a FIFO with no reader");
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  opened = open_access_log(fifo);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  EXPECT_NE(fcntl(*opened, F_GETFL) & O_NONBLOCK, 0);
+  ::close(*opened);
+  ::close(reader);
+}
+
+// Logs `calls` calls of ~250 bytes: far more than an unread pipe or socket takes.
+void log_calls(AccessLogObserver& observer, int calls) {
+  proxy::CallEvent c = call_number(0);
+  const std::string padding(200, 'p');
+  c.authority = padding;
+  for (int i = 0; i < calls; ++i) {
+    c.request_bytes = i;
+    observer.on_call_end(c);
+  }
+}
+
+// An output whose reader stopped reading (a stuck `| logger`, a wedged log shipper) holds neither
+// a reopen (SIGUSR1) nor the process's end: the lines it would not take are counted as dropped.
+TEST_F(AccessLogTest, AnOutputThatTakesNothingHoldsNeitherAReopenNorTheEnd) {
+  int pipe_fds[2];
+  ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
+  fcntl(pipe_fds[1], F_SETPIPE_SZ, 4096);
+  const int stuck = open_nonblocking_twin(pipe_fds[1]);
+  ASSERT_GE(stuck, 0);
+  constexpr int kCalls = 2000;
+  const std::string path = dir_ + "/access.log";
+  auto writer = std::make_unique<AccessLogWriter>(1, 64 << 10);
+  writer->set_output(stuck);
+  writer->flush();  // in use
+  Random random(1);
+  AccessLogObserver observer(format(1), writer->ring(0), random);
+  log_calls(observer, kCalls);
+  // The reopen finds the writer waiting on the pipe: it gives up what it was writing there
+  // (counted as dropped) and switches; what the rings still hold goes to the new file.
+  writer->set_output(open_append(path));
+  writer->flush();
+  observer.on_call_end(call_number(kCalls));
+  writer->flush();
+  const auto switched = writer->counters();
+  EXPECT_EQ(switched.lines + switched.dropped, static_cast<uint64_t>(kCalls + 1));
+  EXPECT_GT(switched.dropped, 0u);
+  // The new file has whole lines only, the new call's last; the pipe's lines are not repeated.
+  const std::string reopened = read_file(path);
+  ASSERT_FALSE(reopened.empty());
+  ASSERT_EQ(reopened.back(), '\n');
+  std::istringstream lines(reopened);
+  std::string line, last;
+  uint64_t n = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_TRUE(nlohmann::json::accept(line)) << line;
+    last = line;
+    ++n;
+  }
+  EXPECT_LT(n, switched.lines) << "the pipe took some lines before it stopped taking any";
+  EXPECT_NE(last.find("\"request_bytes\":2000"), std::string::npos) << last;
+
+  // The end: a socket nobody reads (blocking, as a shared stdout socket would be) is offered
+  // lines for a second at most, then the writer stops.
+  int socks[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socks), 0);
+  const int sndbuf = 4096;
+  setsockopt(socks[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+  writer->set_output(socks[0]);
+  writer->flush();
+  log_calls(observer, kCalls);
+  const auto t0 = std::chrono::steady_clock::now();
+  writer.reset();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  // The grace is one second; five allow for a loaded machine, a hang would never end.
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_GE(took, std::chrono::milliseconds(900)) << "the output had its grace";
+  for (int fd : {pipe_fds[0], pipe_fds[1], socks[1]}) ::close(fd);
 }
 
 TEST(AccessLogMetrics, CountersInPrometheusText) {
