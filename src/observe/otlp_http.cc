@@ -14,20 +14,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class Socket {
- public:
-  explicit Socket(int fd) : fd_(fd) {}
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // Waits for `events` on fd until the deadline: 1 ready, 0 timed out, -1 stopped (wake_fd).
 int wait_for(int fd, short events, Clock::time_point deadline, int wake_fd) {
   for (;;) {
@@ -42,6 +28,22 @@ int wait_for(int fd, short events, Clock::time_point deadline, int wake_fd) {
   }
 }
 
+// Bounds on what is read of an answer: an OTLP answer is a small protobuf message.
+constexpr size_t kMaxHead = 16 << 10;
+constexpr size_t kMaxBody = 1 << 20;
+constexpr size_t kMaxChunkLine = 1024;
+
+// A non-negative decimal of at most `max_digits` digits, nothing else.
+std::optional<uint64_t> decimal(std::string_view v, size_t max_digits) {
+  if (v.empty() || v.size() > max_digits) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return n;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -50,7 +52,7 @@ std::string lower(std::string_view s) {
 
 }  // namespace
 
-bool parse_response_head(std::string_view head, int* status, std::chrono::milliseconds* retry_after) {
+bool parse_response_head(std::string_view head, ResponseHead* out) {
   // "HTTP/1.1 200 OK\r\n"
   if (!head.starts_with("HTTP/1.") || head.size() < 12 || head[8] != ' ') return false;
   int code = 0;
@@ -58,109 +60,237 @@ bool parse_response_head(std::string_view head, int* status, std::chrono::millis
     if (head[i] < '0' || head[i] > '9') return false;
     code = code * 10 + (head[i] - '0');
   }
-  *status = code;
-  *retry_after = std::chrono::milliseconds(0);
+  *out = ResponseHead{};
+  out->status = code;
+  const bool http10 = head[7] == '0';
+  bool keep_alive = false;
   size_t pos = head.find("\r\n");
   while (pos != std::string_view::npos && pos + 2 < head.size()) {
     size_t end = head.find("\r\n", pos + 2);
     std::string_view line = head.substr(pos + 2, end == std::string_view::npos ? end : end - pos - 2);
-    size_t colon = line.find(':');
-    if (colon != std::string_view::npos && lower(line.substr(0, colon)) == "retry-after") {
-      std::string_view v = line.substr(colon + 1);
-      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-      long seconds = 0;
-      bool digits = !v.empty() && v.size() < 7;
-      for (char c : v) {
-        if (c < '0' || c > '9') digits = false;
-        else seconds = seconds * 10 + (c - '0');
-      }
-      // An HTTP date instead of seconds is ignored: the exporter's own backoff applies.
-      if (digits) *retry_after = std::chrono::seconds(seconds);
-    }
     pos = end;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const std::string name = lower(line.substr(0, colon));
+    std::string_view v = line.substr(colon + 1);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    if (name == "retry-after") {
+      // An HTTP date instead of seconds is ignored: the exporter's own backoff applies.
+      if (auto seconds = decimal(v, 6)) out->retry_after = std::chrono::seconds(*seconds);
+    } else if (name == "content-length") {
+      auto length = decimal(v, 18);
+      // Two different lengths, or one that is not a number: the body's end is unknown.
+      if (!length || (out->content_length && *out->content_length != *length)) out->close = true;
+      else out->content_length = static_cast<size_t>(*length);
+    } else if (name == "transfer-encoding") {
+      out->chunked = lower(v).find("chunked") != std::string::npos;
+    } else if (name == "connection") {
+      const std::string options = lower(v);
+      if (options.find("close") != std::string::npos) out->close = true;
+      if (options.find("keep-alive") != std::string::npos) keep_alive = true;
+    }
   }
+  if (http10 && !keep_alive) out->close = true;
   return true;
 }
 
-OtlpAnswer post_otlp(const OtlpTarget& target, std::string_view body,
-                     std::chrono::milliseconds timeout, int wake_fd) {
-  OtlpAnswer answer;
-  const auto deadline = Clock::now() + timeout;
+std::optional<size_t> chunked_body_size(std::string_view body) {
+  size_t at = 0;
+  for (;;) {
+    const size_t eol = body.find("\r\n", at);
+    if (eol == std::string_view::npos) {
+      if (body.size() - at > kMaxChunkLine) return std::nullopt;
+      return 0;
+    }
+    // "1a3;extension\r\n"
+    size_t size = 0, digits = 0;
+    for (size_t i = at; i < eol && body[i] != ';'; ++i, ++digits) {
+      const char c = body[i];
+      const int d = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+      if (d < 0 || digits >= 8) return std::nullopt;
+      size = size * 16 + static_cast<size_t>(d);
+    }
+    if (digits == 0) return std::nullopt;
+    at = eol + 2;
+    if (size == 0) {
+      // Trailer lines, then the blank line that ends the body.
+      for (;;) {
+        const size_t end = body.find("\r\n", at);
+        if (end == std::string_view::npos) return 0;
+        if (end == at) return at + 2;
+        at = end + 2;
+      }
+    }
+    if (body.size() < at + size + 2) return 0;
+    if (body.compare(at + size, 2, "\r\n") != 0) return std::nullopt;
+    at += size + 2;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OtlpClient
+
+void OtlpClient::disconnect() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+bool OtlpClient::connect(Deadline deadline, int wake_fd, OtlpAnswer* answer) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  const std::string port = std::to_string(target.port);
-  if (int rc = ::getaddrinfo(target.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    answer.error = "cannot resolve " + target.host + ": " + gai_strerror(rc);
-    return answer;
+  const std::string port = std::to_string(target_.port);
+  if (int rc = ::getaddrinfo(target_.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    answer->error = "cannot resolve " + target_.host + ": " + gai_strerror(rc);
+    return false;
   }
-  int fd = ::socket(found->ai_family, found->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int fd = ::socket(found->ai_family, found->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    answer.error = std::string("socket: ") + std::strerror(errno);
+    answer->error = std::string("socket: ") + std::strerror(errno);
     ::freeaddrinfo(found);
-    return answer;
+    return false;
   }
-  Socket socket(fd);
-  int rc = ::connect(fd, found->ai_addr, found->ai_addrlen);
+  fd_ = fd;
+  const int rc = ::connect(fd, found->ai_addr, found->ai_addrlen);
   ::freeaddrinfo(found);
-  auto give_up = [&](int waited, const char* what) {
-    if (waited < 0) answer.stopped = true;
-    answer.error = waited < 0 ? "stopped" : std::string("timed out ") + what;
-    return answer;
-  };
-  if (rc < 0 && errno != EINPROGRESS) {
-    answer.error = "connect to " + target.host + ":" + port + ": " + std::strerror(errno);
-    return answer;
-  }
-  if (rc < 0) {
-    if (int w = wait_for(fd, POLLOUT, deadline, wake_fd); w <= 0) return give_up(w, "connecting");
-    int err = 0;
+  int err = rc < 0 ? errno : 0;
+  if (err == EINPROGRESS) {
+    if (int w = wait_for(fd, POLLOUT, deadline, wake_fd); w <= 0) {
+      answer->stopped = w < 0;
+      answer->error = w < 0 ? "stopped" : "timed out connecting";
+      disconnect();
+      return false;
+    }
     socklen_t len = sizeof(err);
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      answer.error = "connect to " + target.host + ":" + port + ": " + std::strerror(err);
-      return answer;
-    }
   }
-  // One request per connection: an export leaves about once a batch interval, and closing
-  // makes the end of the answer plain whatever framing the receiver chose.
-  std::string request = "POST " + target.path + " HTTP/1.1\r\nHost: " + target.host + ":" + port +
-                        "\r\nContent-Type: application/x-protobuf\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-  request.append(body);
-  size_t sent = 0;
-  while (sent < request.size()) {
-    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+  if (err != 0) {
+    answer->error = "connect to " + target_.host + ":" + port + ": " + std::strerror(err);
+    disconnect();
+    return false;
+  }
+  ++connections_;
+  return true;
+}
+
+OtlpAnswer OtlpClient::exchange(std::string_view body, Deadline deadline, int wake_fd,
+                                bool* answered) {
+  OtlpAnswer answer;
+  auto fail = [&](int waited, std::string why) {
+    answer.stopped = waited < 0;
+    answer.error = waited < 0 ? "stopped" : std::move(why);
+    disconnect();
+    return answer;
+  };
+  request_.clear();
+  request_ += "POST ";
+  request_ += target_.path;
+  request_ += " HTTP/1.1\r\nHost: ";
+  request_ += target_.host;
+  request_ += ':';
+  request_ += std::to_string(target_.port);
+  request_ += "\r\nContent-Type: application/x-protobuf\r\nContent-Length: ";
+  request_ += std::to_string(body.size());
+  request_ += "\r\n\r\n";
+  request_.append(body);
+  for (size_t sent = 0; sent < request_.size();) {
+    const ssize_t n = ::send(fd_, request_.data() + sent, request_.size() - sent, MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (int w = wait_for(fd, POLLOUT, deadline, wake_fd); w <= 0) return give_up(w, "sending");
+      if (int w = wait_for(fd_, POLLOUT, deadline, wake_fd); w <= 0) return fail(w, "timed out sending");
     } else if (n < 0 && errno != EINTR) {
-      answer.error = std::string("send: ") + std::strerror(errno);
-      return answer;
+      return fail(0, std::string("send: ") + std::strerror(errno));
     }
   }
-  // Only the head matters (status, Retry-After): reading stops there and the connection closes.
-  std::string head;
+  // The whole answer is read, so that the connection is ready for the next request; only the
+  // head matters (status, Retry-After).
+  in_.clear();
+  ResponseHead head;
+  size_t head_end = std::string::npos;
+  bool eof = false;
   char buf[4096];
   for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (head_end == std::string::npos) {
+      const size_t blank = in_.find("\r\n\r\n");
+      if (blank != std::string::npos) {
+        if (!parse_response_head(std::string_view(in_).substr(0, blank + 4), &head))
+          return fail(0, "not an HTTP answer");
+        if (head.status < 200) {  // an interim answer (100 Continue): the real one follows
+          in_.erase(0, blank + 4);
+          continue;
+        }
+        head_end = blank + 4;
+      } else if (in_.size() > kMaxHead) {
+        return fail(0, "answer head over 16 KiB");
+      } else if (eof) {
+        return fail(0, in_.empty() ? "connection closed without an answer" : "not an HTTP answer");
+      }
+    }
+    if (head_end != std::string::npos) {
+      const std::string_view rest = std::string_view(in_).substr(head_end);
+      bool done = false;
+      if (head.status == 204 || head.status == 304) {
+        done = true;
+      } else if (head.content_length && !head.chunked) {
+        if (*head.content_length > kMaxBody) head.close = done = true;  // not worth reading
+        done = done || rest.size() >= *head.content_length;
+      } else if (head.chunked) {
+        const std::optional<size_t> size = chunked_body_size(rest);
+        if (!size || rest.size() > kMaxBody) head.close = done = true;
+        done = done || *size > 0;
+      } else {
+        head.close = true;  // the body ends with the connection
+        done = eof || rest.size() > kMaxBody;
+      }
+      // A body cut short by the end of the connection: the status still stands.
+      if (done || eof) {
+        answer.status = head.status;
+        answer.retry_after = head.retry_after;
+        if (head.close || eof) disconnect();
+        return answer;
+      }
+    }
+    const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
     if (n > 0) {
-      if (head.size() < 16384) head.append(buf, static_cast<size_t>(n));
-      if (head.find("\r\n\r\n") != std::string::npos) break;
+      *answered = true;
+      in_.append(buf, static_cast<size_t>(n));
     } else if (n == 0) {
-      break;
+      eof = true;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (int w = wait_for(fd, POLLIN, deadline, wake_fd); w <= 0) return give_up(w, "waiting for the answer");
+      if (int w = wait_for(fd_, POLLIN, deadline, wake_fd); w <= 0)
+        return fail(w, "timed out waiting for the answer");
     } else if (errno != EINTR) {
-      answer.error = std::string("recv: ") + std::strerror(errno);
-      return answer;
+      return fail(0, std::string("recv: ") + std::strerror(errno));
     }
   }
-  if (!parse_response_head(head, &answer.status, &answer.retry_after)) {
-    answer.status = 0;
-    answer.error = head.empty() ? "connection closed without an answer" : "not an HTTP answer";
+}
+
+OtlpAnswer OtlpClient::post(std::string_view body, std::chrono::milliseconds timeout,
+                            int wake_fd) {
+  const auto deadline = Clock::now() + timeout;
+  OtlpAnswer answer;
+  for (int round = 0; round < 2; ++round) {
+    bool reused = fd_ >= 0;
+    if (reused) {
+      // Anything to read on an idle connection (its end, mostly) means it cannot take a request.
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 0) != 0) {
+        disconnect();
+        reused = false;
+      }
+    }
+    if (fd_ < 0 && !connect(deadline, wake_fd, &answer)) return answer;
+    bool answered = false;
+    answer = exchange(body, deadline, wake_fd, &answered);
+    // Only a kept connection that ended without a byte of answer is tried again: it was closed
+    // by the receiver as the request left, which it then never saw.
+    if (answer.status != 0 || answer.stopped || !reused || answered) return answer;
   }
   return answer;
 }

@@ -33,6 +33,12 @@ std::string render_trace_metrics() {
   sample(&out, "h2mesh_trace_export_requests_total", "retryable", c.requests_retryable);
   sample(&out, "h2mesh_trace_export_requests_total", "rejected", c.requests_rejected);
   sample(&out, "h2mesh_trace_export_requests_total", "error", c.requests_error);
+  out += "# HELP h2mesh_trace_export_connections_total Connections opened to the OTLP receiver "
+         "(one is kept from batch to batch).\n";
+  out += "# TYPE h2mesh_trace_export_connections_total counter\n";
+  out += "h2mesh_trace_export_connections_total ";
+  out += std::to_string(c.connections.load(std::memory_order_relaxed));
+  out += '\n';
   return out;
 }
 

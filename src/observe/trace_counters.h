@@ -20,12 +20,16 @@ struct TraceCounters {
   std::atomic<uint64_t> requests_retryable{0};
   std::atomic<uint64_t> requests_rejected{0};
   std::atomic<uint64_t> requests_error{0};
+  // Connections opened to the receiver: one is kept from batch to batch, so this grows only when
+  // the receiver closes it (or fails).
+  std::atomic<uint64_t> connections{0};
 };
 
 TraceCounters& trace_counters();
 
-// The counters in Prometheus text: h2mesh_trace_spans_total{result} and
-// h2mesh_trace_export_requests_total{result}. Any thread.
+// The counters in Prometheus text: h2mesh_trace_spans_total{result},
+// h2mesh_trace_export_requests_total{result} and h2mesh_trace_export_connections_total. Any
+// thread.
 std::string render_trace_metrics();
 
 }  // namespace h2mesh::observe

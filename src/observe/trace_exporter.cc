@@ -44,7 +44,7 @@ ResourceAttributes resource_attributes(const config::Tracing& tracing) {
 TraceExporter::TraceExporter(const config::Tracing& tracing, size_t workers)
     : tracing_(tracing),
       resource_(resource_attributes(tracing)),
-      target_{tracing.otlp_host, tracing.otlp_port, tracing.otlp_path} {
+      client_(OtlpTarget{tracing.otlp_host, tracing.otlp_port, tracing.otlp_path}) {
   for (size_t i = 0; i < workers; ++i) rings_.push_back(std::make_shared<SpanRing>(tracing.queue_size));
   if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) wake_[0] = wake_[1] = -1;
 }
@@ -129,7 +129,9 @@ bool TraceExporter::export_batch(bool retry) {
   bool exported = false;
   bool stopped = false;
   for (int attempt = 1; attempt <= kMaxTries; ++attempt) {
-    OtlpAnswer answer = post_otlp(target_, body_, tracing_.export_timeout, wake_[0]);
+    const uint64_t opened = client_.connections();
+    OtlpAnswer answer = client_.post(body_, tracing_.export_timeout, wake_[0]);
+    c.connections.fetch_add(client_.connections() - opened, std::memory_order_relaxed);
     if (answer.stopped) {
       stopped = true;
       break;

@@ -51,7 +51,7 @@ class TraceExporter {
 
   const config::Tracing tracing_;
   const ResourceAttributes resource_;
-  const OtlpTarget target_;
+  OtlpClient client_;  // exporter thread only: its connection is kept from batch to batch
   std::vector<std::shared_ptr<SpanRing>> rings_;
   size_t next_ring_ = 0;  // the ring a batch starts with: fairness between workers
   std::string body_;      // reused between batches

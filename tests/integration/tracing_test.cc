@@ -111,15 +111,6 @@ CallResult call(helloworld::Greeter::Stub& stub, const std::vector<std::pair<std
   return r;
 }
 
-uint64_t metric(uint16_t admin_port, const std::string& series) {
-  auto [status, body] = http_get(admin_port, "/metrics");
-  std::istringstream in(body);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with(series + " ")) return std::stoull(line.substr(series.size() + 1));
-  return 0;
-}
-
 class TracingTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -197,6 +188,19 @@ TEST_F(TracingTest, SpansLinkToTheCallersTraceAndTheBackendSeesTheAttemptAsParen
     for (const Span& s : spans) std::cout << s.json << "\n";
   }
   EXPECT_EQ(metric(proxy.admin_port, "h2mesh_trace_spans_total{result=\"exported\"}"), 2u);
+
+  // More batches go over the connection the first one opened: the receiver keeps it (HTTP/1.1).
+  for (uint64_t batch = 2; batch <= 4; ++batch) {
+    ASSERT_TRUE(call(*stub, {}).status.ok());
+    ASSERT_TRUE(eventually(
+        [&] {
+          return metric(proxy.admin_port, "h2mesh_trace_spans_total{result=\"exported\"}") ==
+                 2 * batch;
+        },
+        std::chrono::seconds(10)));
+  }
+  EXPECT_EQ(metric(proxy.admin_port, "h2mesh_trace_export_requests_total{result=\"ok\"}"), 4u);
+  EXPECT_EQ(metric(proxy.admin_port, "h2mesh_trace_export_connections_total"), 1u);
 }
 
 TEST_F(TracingTest, UnsampledCallsPropagateButExportNothing) {

@@ -276,16 +276,51 @@ TEST(OtlpEncoderTest, BytesEqualTheReferenceEncoding) {
   EXPECT_EQ(decode_raw(body).find("Failed"), std::string::npos);
 }
 
-TEST(OtlpHttpTest, ResponseHeadGivesStatusAndRetryAfter) {
-  int status = 0;
-  std::chrono::milliseconds retry{0};
-  ASSERT_TRUE(parse_response_head("HTTP/1.1 503 Service Unavailable\r\nretry-after: 3\r\n\r\n", &status, &retry));
-  EXPECT_EQ(status, 503);
-  EXPECT_EQ(retry, std::chrono::seconds(3));
-  ASSERT_TRUE(parse_response_head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &status, &retry));
-  EXPECT_EQ(status, 200);
-  EXPECT_EQ(retry.count(), 0);
-  EXPECT_FALSE(parse_response_head("SSH-2.0-OpenSSH\r\n", &status, &retry));
+TEST(OtlpHttpTest, ResponseHeadGivesStatusRetryAfterAndHowTheBodyEnds) {
+  ResponseHead h;
+  ASSERT_TRUE(parse_response_head("HTTP/1.1 503 Service Unavailable\r\nretry-after: 3\r\n\r\n", &h));
+  EXPECT_EQ(h.status, 503);
+  EXPECT_EQ(h.retry_after, std::chrono::seconds(3));
+  EXPECT_FALSE(h.close);
+  EXPECT_FALSE(h.content_length.has_value());
+  ASSERT_TRUE(parse_response_head(
+      "HTTP/1.1 200 OK\r\nContent-Length:  12 \r\nConnection: keep-alive\r\n\r\n", &h));
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.retry_after.count(), 0);
+  EXPECT_EQ(h.content_length, 12u);
+  EXPECT_FALSE(h.close);
+  ASSERT_TRUE(parse_response_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n"
+                                  "Connection: Close\r\n\r\n", &h));
+  EXPECT_TRUE(h.chunked);
+  EXPECT_TRUE(h.close);
+  // HTTP/1.0 closes unless it says keep-alive.
+  ASSERT_TRUE(parse_response_head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &h));
+  EXPECT_TRUE(h.close);
+  ASSERT_TRUE(parse_response_head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n", &h));
+  EXPECT_FALSE(h.close);
+  // A length that is not a number, or two that disagree: the body's end is unknown.
+  ASSERT_TRUE(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", &h));
+  EXPECT_TRUE(h.close);
+  ASSERT_TRUE(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &h));
+  EXPECT_TRUE(h.close);
+  // A Retry-After date is not seconds: ignored.
+  ASSERT_TRUE(parse_response_head("HTTP/1.1 429 X\r\nRetry-After: Wed, 21 Oct 2026 07:28:00 GMT\r\n\r\n", &h));
+  EXPECT_EQ(h.retry_after.count(), 0);
+  EXPECT_FALSE(parse_response_head("SSH-2.0-OpenSSH\r\n", &h));
+}
+
+TEST(OtlpHttpTest, ChunkedBodyEndIsFoundOnlyWhenComplete) {
+  const std::string whole = "3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n";
+  EXPECT_EQ(chunked_body_size(whole), whole.size());
+  EXPECT_EQ(chunked_body_size(whole + "HTTP/1.1 200"), whole.size()) << "what follows is not its";
+  for (size_t cut = 0; cut < whole.size(); ++cut)
+    EXPECT_EQ(chunked_body_size(whole.substr(0, cut)), 0u) << cut;
+  EXPECT_EQ(chunked_body_size("0\r\n\r\n"), 5u);
+  EXPECT_EQ(chunked_body_size("zz\r\n"), std::nullopt);
+  EXPECT_EQ(chunked_body_size("\r\n"), std::nullopt);
+  EXPECT_EQ(chunked_body_size("3\r\nabcXY"), std::nullopt) << "no CRLF after the data";
+  EXPECT_EQ(chunked_body_size("123456789\r\n"), std::nullopt) << "over 8 hex digits";
+  EXPECT_EQ(chunked_body_size(std::string(2000, '1')), std::nullopt) << "a size line without end";
 }
 
 }  // namespace

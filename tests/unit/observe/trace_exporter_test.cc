@@ -20,10 +20,20 @@
 namespace h2mesh::observe {
 namespace {
 
-// Answers every POST with `status`; keeps the bodies.
+// Answers every POST with `status`; keeps the bodies. How it treats the connection afterwards:
+enum class Keep {
+  Alive,            // waits for the next request on it
+  SilentClose,      // closes it without saying so (an idle timeout that struck at once)
+  ConnectionClose,  // says "Connection: close", then closes it
+  // Keeps it, but closes it unanswered when the second request arrives on it (an idle timeout
+  // that struck as the request left); then keeps connections again.
+  DropSecondRequest,
+};
+
 class Receiver {
  public:
-  explicit Receiver(int status) : status_(status) {
+  explicit Receiver(int status, Keep keep = Keep::Alive, bool chunked = false)
+      : status_(status), keep_(keep), chunked_(chunked) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -38,6 +48,7 @@ class Receiver {
   ~Receiver() {
     stop_ = true;
     ::shutdown(fd_, SHUT_RDWR);
+    if (int c = conn_.load(); c >= 0) ::shutdown(c, SHUT_RDWR);
     thread_.join();
     ::close(fd_);
   }
@@ -50,39 +61,62 @@ class Receiver {
     std::lock_guard<std::mutex> l(mu_);
     return bodies_[i];
   }
+  size_t connections() const { return connections_; }
 
  private:
   void run() {
     while (!stop_) {
       int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0) return;
-      std::string in;
-      char buf[8192];
-      size_t need = std::string::npos;
-      while (need == std::string::npos || in.size() < need) {
-        ssize_t n = ::recv(c, buf, sizeof(buf), 0);
-        if (n <= 0) break;
-        in.append(buf, static_cast<size_t>(n));
-        size_t head = in.find("\r\n\r\n");
-        if (head != std::string::npos && need == std::string::npos) {
-          size_t cl = in.find("Content-Length: ");
-          need = head + 4 + std::stoul(in.substr(cl + 16));
-        }
-      }
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        bodies_.push_back(in.substr(in.find("\r\n\r\n") + 4));
-      }
-      std::string answer = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Length: 0\r\n\r\n";
-      (void)!::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+      ++connections_;
+      conn_ = c;
+      serve(c);
+      conn_ = -1;
       ::close(c);
     }
   }
+  // Requests on one connection, until it ends or (per keep_) after the first answer.
+  void serve(int c) {
+    std::string in;
+    char buf[8192];
+    for (;;) {
+      size_t head = in.find("\r\n\r\n");
+      while (head == std::string::npos || in.size() < head + 4 + content_length(in)) {
+        ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+        if (n <= 0) return;
+        in.append(buf, static_cast<size_t>(n));
+        head = in.find("\r\n\r\n");
+      }
+      const size_t end = head + 4 + content_length(in);
+      if (keep_ == Keep::DropSecondRequest && ++served_ == 2) return;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        bodies_.push_back(in.substr(head + 4, end - head - 4));
+      }
+      in.erase(0, end);
+      std::string answer = "HTTP/1.1 " + std::to_string(status_) + " X\r\n";
+      if (keep_ == Keep::ConnectionClose) answer += "Connection: close\r\n";
+      // An empty ExportTraceServiceResponse would be 0 bytes; these stand for a partial_success.
+      answer += chunked_ ? "Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n"
+                         : "Content-Length: 5\r\n\r\nabcde";
+      (void)!::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+      if (keep_ != Keep::Alive && keep_ != Keep::DropSecondRequest) return;
+    }
+  }
+  static size_t content_length(const std::string& in) {
+    const size_t cl = in.find("Content-Length: ");
+    return cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16));
+  }
 
   int status_;
+  Keep keep_;
+  bool chunked_;
   int fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<int> conn_{-1};
+  std::atomic<size_t> connections_{0};
+  int served_ = 0;  // receiver thread only
   std::mutex mu_;
   std::vector<std::string> bodies_;
   std::thread thread_;
@@ -133,6 +167,42 @@ TEST(TraceExporterTest, SpansOfEveryWorkerAreExportedAndCounted) {
   for (size_t i = 0; i < receiver.requests(); ++i) all += receiver.body(i);
   EXPECT_NE(all.find("from-worker-0"), std::string::npos);
   EXPECT_NE(all.find("from-worker-1"), std::string::npos);
+}
+
+// Batches share one connection while the receiver keeps it; one that closes it after each
+// answer (saying so or not) costs a connection per batch but no failed export: a kept connection
+// found closed is replaced before the request is sent, and one that ends without a byte of
+// answer once the request was sent is replaced and the request sent again.
+TEST(TraceExporterTest, OneConnectionCarriesEveryBatchWhileTheReceiverKeepsIt) {
+  struct Case {
+    Keep keep;
+    bool chunked;
+    size_t connections;
+  };
+  constexpr int kBatches = 5;
+  for (const Case& k : {Case{Keep::Alive, false, 1}, Case{Keep::Alive, true, 1},
+                        Case{Keep::ConnectionClose, false, kBatches},
+                        Case{Keep::SilentClose, false, kBatches},
+                        Case{Keep::DropSecondRequest, false, 2}}) {
+    SCOPED_TRACE(static_cast<int>(k.keep) * 10 + k.chunked);
+    Receiver receiver(200, k.keep, k.chunked);
+    TraceCounters& c = trace_counters();
+    const uint64_t exported = c.spans_exported, error = c.requests_error, ok = c.requests_ok,
+                   opened = c.connections;
+    TraceExporter exporter(settings(receiver.port()), 1);
+    exporter.start();
+    for (int i = 0; i < kBatches; ++i) {
+      push(*exporter.ring(0), "batch-" + std::to_string(i));
+      ASSERT_TRUE(wait_until([&] { return c.spans_exported >= exported + i + 1; }));
+      // Long enough for a receiver's close to reach the exporter before the next batch.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(c.requests_ok, ok + kBatches);
+    EXPECT_EQ(c.requests_error, error) << "no export failed on a closed connection";
+    EXPECT_EQ(receiver.requests(), static_cast<size_t>(kBatches));
+    EXPECT_EQ(receiver.connections(), k.connections);
+    EXPECT_EQ(c.connections, opened + k.connections);
+  }
 }
 
 TEST(TraceExporterTest, RejectedBatchCountsFailedWithoutRetry) {
