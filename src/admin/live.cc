@@ -79,14 +79,6 @@ void put_window(Json& out, const Window& w, double seconds) {
                        {"p99", quantile_ms(w.duration, 0.99)}};
 }
 
-// The same rule as /clusters' "state" (admin/render.cc).
-const char* endpoint_state(const LiveEndpointSample& e, const cluster::HostHealth* h) {
-  if (!e.in_snapshot) return "removed";
-  if (h && h->ejected) return "ejected";
-  if (h && !h->healthy) return "unhealthy";
-  return e.in_backoff ? "reconnecting" : "available";
-}
-
 struct EndpointRow {
   std::string address;
   const char* state;
@@ -119,7 +111,7 @@ Json cluster_json(const std::string& name, const LiveClusterSample& now,
     const LiveEndpointSample* b = nullptr;
     if (before)
       if (auto it = before->endpoints.find(address); it != before->endpoints.end()) b = &it->second;
-    rows.push_back({address, endpoint_state(e, h), h,
+    rows.push_back({address, endpoint_state(e.in_snapshot, e.in_backoff, h), h,
                     Window(e.calls, e.duration, b ? &b->calls : nullptr, b ? &b->duration : nullptr),
                     e.calls.calls_total, e.upstream_connections});
   };

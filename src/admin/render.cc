@@ -157,12 +157,6 @@ const cluster::HostHealth* find_health(const HealthView& health, const std::stri
   return e == c->second.end() ? nullptr : &e->second;
 }
 
-const char* endpoint_state(const proxy::EndpointStats& e, const cluster::HostHealth* h) {
-  if (!e.in_snapshot) return "removed";
-  if (h && h->ejected) return "ejected";
-  if (h && !h->healthy) return "unhealthy";
-  return e.in_backoff ? "reconnecting" : "available";
-}
 
 std::string status_json(const proxy::CallCounters& c) {
   std::string out = "{";
@@ -678,7 +672,7 @@ std::string render_clusters_json(const proxy::WorkerStats& s, const HealthView& 
       first = false;
       const cluster::HostHealth* h = find_health(health, cluster.name, addr);
       const cluster::HostHealth hv = h ? *h : cluster::HostHealth{};
-      out += "{\"address\":" + json_string(addr) + ",\"state\":\"" + endpoint_state(e, h) +
+      out += "{\"address\":" + json_string(addr) + ",\"state\":\"" + endpoint_state(e.in_snapshot, e.in_backoff, h) +
              "\",\"healthy\":" + (hv.healthy ? "true" : "false") +
              ",\"ejected\":" + (hv.ejected ? "true" : "false") +
              ",\"ejections\":" + std::to_string(hv.ejections) +
@@ -695,6 +689,16 @@ std::string render_clusters_json(const proxy::WorkerStats& s, const HealthView& 
     out += "]}";
   }
   return out + "]}\n";
+}
+
+const char* endpoint_state(bool in_snapshot, bool in_backoff, const cluster::HostHealth* health) {
+  if (!in_snapshot) return "removed";
+  // The active check's verdict first: it is what brings the endpoint back. An endpoint that is
+  // down (a killed pod) is usually ejected too, and would otherwise read "ejected" until its
+  // ejection time ran out, then "unhealthy".
+  if (health && !health->healthy) return "unhealthy";
+  if (health && health->ejected) return "ejected";
+  return in_backoff ? "reconnecting" : "available";
 }
 
 }  // namespace h2mesh::admin

@@ -26,4 +26,10 @@ std::string render_clusters_json(const proxy::WorkerStats& stats, const HealthVi
                                  const config::Config& config,
                                  const proxy::MeshTable* mesh = nullptr);
 
+// An endpoint's state, as /clusters and the dashboard show it: "removed" (no longer in the
+// cluster's endpoints), "unhealthy" (its active health check fails: this wins over an ejection),
+// "ejected" (outlier detection), "reconnecting" (its pool waits before connecting again after a
+// failed connect) or "available". `health` may be null (no health check, no ejection).
+const char* endpoint_state(bool in_snapshot, bool in_backoff, const cluster::HostHealth* health);
+
 }  // namespace h2mesh::admin

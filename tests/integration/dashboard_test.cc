@@ -21,12 +21,12 @@ class DashboardTest : public ProxyTest {
   void SetUp() override {
     start_backends(4);
     // Health checks every 100 ms, one failure enough: a killed backend is marked at once.
-    // No outlier ejection, so that its state reads "unhealthy" (ejection would take precedence).
+    // Outlier detection stays on (the default): the killed backend is ejected too, and its
+    // failed health check is what the page must show.
     start(simple_config(endpoints(), "round_robin", 2,
                         "    health_check:\n      interval: 100ms\n      interval_jitter: 0s\n"
                         "      timeout: 100ms\n      healthy_threshold: 1\n"
-                        "      unhealthy_threshold: 1\n"
-                        "    outlier_detection:\n      enabled: false\n"));
+                        "      unhealthy_threshold: 1\n"));
     load_ = std::make_unique<SteadyLoad>(proxy_.target(), std::chrono::milliseconds(2000));
     ASSERT_TRUE(load_->wait_more(400, std::chrono::seconds(30)));
   }

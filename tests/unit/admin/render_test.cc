@@ -204,5 +204,21 @@ TEST(RenderMetrics, EveryTableCounterShowsItsMembersValue) {
   EXPECT_NE(text.find("# TYPE h2mesh_downstream_connections_active gauge\n"), std::string::npos);
 }
 
+// What /clusters and the dashboard call an endpoint. A killed pod fails its health check and is
+// ejected as well: it reads "unhealthy", the verdict that will bring it back.
+TEST(EndpointState, HealthCheckVerdictWinsOverEjectionWhichWinsOverBackoff) {
+  cluster::HostHealth h;
+  EXPECT_STREQ(endpoint_state(true, false, nullptr), "available");
+  EXPECT_STREQ(endpoint_state(true, true, nullptr), "reconnecting");
+  EXPECT_STREQ(endpoint_state(true, false, &h), "available");
+  h.ejected = true;
+  EXPECT_STREQ(endpoint_state(true, true, &h), "ejected");
+  h.healthy = false;
+  EXPECT_STREQ(endpoint_state(true, true, &h), "unhealthy");
+  h.ejected = false;
+  EXPECT_STREQ(endpoint_state(true, false, &h), "unhealthy");
+  EXPECT_STREQ(endpoint_state(false, false, &h), "removed");
+}
+
 }  // namespace
 }  // namespace h2mesh::admin
