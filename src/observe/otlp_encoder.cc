@@ -20,6 +20,7 @@ constexpr uint32_t kScopeName = 1;
 constexpr uint32_t kScopeVersion = 2;
 constexpr uint32_t kSpanTraceId = 1;
 constexpr uint32_t kSpanSpanId = 2;
+constexpr uint32_t kSpanTraceState = 3;
 constexpr uint32_t kSpanParentSpanId = 4;
 constexpr uint32_t kSpanName = 5;
 constexpr uint32_t kSpanKind = 6;
@@ -184,6 +185,7 @@ void put_span(Sink& out, const SpanRecord& s) {
   Nested span(out, field::kScopeSpansSpans);
   put_id(out, field::kSpanTraceId, s.trace_id);
   put_id(out, field::kSpanSpanId, s.span_id);
+  if (!s.trace_state.empty()) put_bytes(out, field::kSpanTraceState, s.trace_state);
   bool root = true;
   for (uint8_t b : s.parent_span_id) root = root && b == 0;
   if (!root) put_id(out, field::kSpanParentSpanId, s.parent_span_id);

@@ -30,6 +30,7 @@ struct SpanRecord {
   std::array<uint8_t, 16> trace_id{};
   std::array<uint8_t, 8> span_id{};
   std::array<uint8_t, 8> parent_span_id{};  // all zero: a root span (none is sent)
+  std::string trace_state;                   // W3C tracestate; empty: none is sent
   Kind kind = Kind::Server;
   uint64_t start_unix_nanos = 0;
   uint64_t end_unix_nanos = 0;
@@ -43,6 +44,7 @@ struct SpanRecord {
     attribute_count = 0;
     error = false;
     status_message.clear();
+    trace_state.clear();
     parent_span_id = {};
   }
   // Adds an attribute; beyond kMaxAttributes it is dropped (the call table is smaller).

@@ -105,6 +105,7 @@ void fill_common(const proxy::CallEvent& call, const std::array<uint8_t, 8>& spa
   span->trace_id = call.trace.trace_id;
   span->span_id = span_id;
   span->parent_span_id = parent;
+  span->trace_state.assign(call.trace.tracestate);
   span->kind = kind;
   span->start_unix_nanos = anchor.unix_nanos(start);
   span->end_unix_nanos = anchor.unix_nanos(end);

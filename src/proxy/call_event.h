@@ -33,6 +33,9 @@ struct TraceIds {
   std::array<uint8_t, 8> parent_span_id{};  // the caller's (all zero for a new trace)
   bool valid = false;
   bool sampled = false;
+  // The caller's `tracestate` when its traceparent was continued and a tracer records the call;
+  // a view of the request's header, valid as long as the call.
+  std::string_view tracestate;
 };
 
 struct CallEvent {

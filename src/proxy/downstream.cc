@@ -154,6 +154,10 @@ void DownstreamStream::start_trace() {
     trace_.parent_span_id = t.parent_span_id;
     trace_.sampled = t.sampled;
     trace_.valid = true;
+    // Spans of a continued trace carry the caller's vendor state (W3C Trace Context, and
+    // OTLP's Span.trace_state); a new trace has none.
+    if (t.continued && t.sampled)
+      if (auto state = req_headers_.find("tracestate")) trace_.tracestate = *state;
     return;
   }
   if (!header) return;

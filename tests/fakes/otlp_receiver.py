@@ -49,6 +49,7 @@ def span_json(resource, scope, span, trace_pb2):
         "trace_id": span.trace_id.hex(),
         "span_id": span.span_id.hex(),
         "parent_span_id": span.parent_span_id.hex(),
+        "trace_state": span.trace_state,
         "name": span.name,
         "kind": trace_pb2.Span.SpanKind.Name(span.kind),
         "start_time_unix_nano": span.start_time_unix_nano,

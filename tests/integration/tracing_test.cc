@@ -179,6 +179,8 @@ TEST_F(TracingTest, SpansLinkToTheCallersTraceAndTheBackendSeesTheAttemptAsParen
     EXPECT_NE(s->json.find("\"rpc.grpc.status_code\": 0"), std::string::npos);
     EXPECT_NE(s->json.find("\"service.name\": \"trace-test\""), std::string::npos);
     EXPECT_EQ(s->status, "STATUS_CODE_UNSET");
+    EXPECT_NE(s->json.find("\"trace_state\": \"vendor=opaque,other=1\""), std::string::npos)
+        << s->json;
   }
   EXPECT_NE(server->json.find("\"server.port\": " + std::to_string(proxy.port)), std::string::npos);
   EXPECT_NE(client->json.find("\"network.peer.port\": " + std::to_string(backend_.port)),
@@ -243,6 +245,7 @@ TEST_F(TracingTest, InvalidTraceparentStartsANewSampledTrace) {
   ASSERT_TRUE(eventually([&] { return (spans = spans_of(spans_path_, trace)).size() >= 2; },
                          std::chrono::seconds(10)));
   for (const Span& s : spans) {
+    EXPECT_NE(s.json.find("\"trace_state\": \"\""), std::string::npos) << s.json;
     if (s.kind == "SPAN_KIND_SERVER") {
       EXPECT_EQ(s.parent_span_id, "");  // a root span
     }

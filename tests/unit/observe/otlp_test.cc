@@ -112,6 +112,31 @@ TEST(SpanTest, AttemptSpanIsAClientChildOfTheCallSpan) {
   EXPECT_EQ(find(s, "h2mesh.attempt")->int_value, 1);
 }
 
+// The caller's tracestate goes on both spans, and into the request as Span.trace_state (field 3);
+// a span without one sends no field.
+TEST(SpanTest, CallersTracestateIsOnBothSpansAndEncodedAsField3) {
+  proxy::CallEvent c = sample_call();
+  c.trace.tracestate = "vendor=opaque,other=1";
+  proxy::AttemptEvent a;
+  a.number = 1;
+  a.span_id = {2, 2, 2, 2, 2, 2, 2, 2};
+  SpanRecord server, client, plain;
+  fill_call_span(c, &server);
+  fill_attempt_span(c, a, &client);
+  EXPECT_EQ(server.trace_state, "vendor=opaque,other=1");
+  EXPECT_EQ(client.trace_state, "vendor=opaque,other=1");
+  c.trace.tracestate = {};
+  fill_call_span(c, &plain);
+  std::string body;
+  encode_export_request({}, "", {&server, &plain}, &body);
+  const std::string text = decode_raw(body);
+  size_t states = 0;
+  for (size_t p = 0; (p = text.find("      3: \"vendor=opaque,other=1\"\n", p)) != std::string::npos; ++p)
+    ++states;
+  EXPECT_EQ(states, 1u) << text;
+  EXPECT_EQ(text.find("Failed"), std::string::npos);
+}
+
 TEST(OtlpEncoderTest, ProtocDecodesTheRequest) {
   SpanRecord server;
   server.trace_id = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
