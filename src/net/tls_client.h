@@ -134,16 +134,4 @@ bool verifies_peer(SSL_CTX* ctx);
 // the certificate does carry.
 bool check_peer_names(X509* cert, const std::vector<std::string>& names, std::string* why);
 
-// What `h2mesh check` finds in TLS files: a file that is missing or holds no PEM certificate
-// (or key), a key that does not match its certificate, or a certificate past its notAfter are
-// errors; a certificate that expires within 7 days of `now` is a warning.
-struct TlsFileFinding {
-  bool error = true;
-  std::string message;  // names the file
-};
-// `ca` (a bundle; every certificate in it is looked at) and `cert` + `key` may each be "" (not
-// checked). Loads OpenSSL; when it cannot be loaded, that is the one finding.
-std::vector<TlsFileFinding> check_tls_files(const std::string& ca, const std::string& cert,
-                                            const std::string& key, std::time_t now);
-
 }  // namespace h2mesh::net
