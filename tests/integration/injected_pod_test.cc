@@ -312,6 +312,22 @@ class InjectedPodTest : public MeshTest {
     return p->wait(std::chrono::seconds(150)).value_or(-1);
   }
 
+  // A container that runs to its end (an app that makes its calls, a regular init container):
+  // waited for (60 s at most), its output kept and its greetings counted.
+  static CallCounts wait_to_end(Subprocess& p) {
+    CallCounts counts;
+    counts.exit_code = p.wait(std::chrono::seconds(60));
+    counts.output = p.read_all(Subprocess::Stream::Stdout) + p.read_all(Subprocess::Stream::Stderr);
+    count_greetings(counts);
+    return counts;
+  }
+  // The pod's container `c` run to its end in the client's namespace, as the kubelet would.
+  CallCounts run_to_end(const Json& pod, const Json& c) {
+    auto p = spawn_in(client(), container_argv(pod, c), c["name"].get<std::string>());
+    EXPECT_TRUE(p) << c["name"];
+    return p ? wait_to_end(*p) : CallCounts{};
+  }
+
   // The pod's init containers, as the kubelet runs them. Returns the restartable ones (native
   // sidecars), still running. `on_init_exit` sees each regular init container's output.
   std::vector<std::unique_ptr<Subprocess>> run_init_containers(
@@ -331,14 +347,10 @@ class InjectedPodTest : public MeshTest {
         sidecars.push_back(std::move(p));
         continue;
       }
-      CallCounts counts;
-      counts.exit_code = p->wait(std::chrono::seconds(60));
-      counts.output =
-          p->read_all(Subprocess::Stream::Stdout) + p->read_all(Subprocess::Stream::Stderr);
+      CallCounts counts = wait_to_end(*p);
       EXPECT_EQ(counts.exit_code, std::optional<int>(0))
           << "init container " << name << " failed:\n"
           << counts.output;
-      count_greetings(counts);
       on_init_exit(name, counts);
     }
     return sidecars;
@@ -384,13 +396,8 @@ TEST_F(InjectedPodTest, NativeSidecarStartsFirstAndTheAppsCallsAreBalanced) {
   ASSERT_TRUE(warmed_up);
   ASSERT_EQ(sidecars.size(), 1u);
 
-  const Json& app = pod["spec"]["containers"][0];
-  auto p = spawn_in(client(), container_argv(pod, app), "app");
-  ASSERT_TRUE(p);
-  CallCounts counts;
-  counts.exit_code = p->wait(std::chrono::seconds(60));
-  counts.output = p->read_all(Subprocess::Stream::Stdout) + p->read_all(Subprocess::Stream::Stderr);
-  count_greetings(counts);
+  CallCounts counts = run_to_end(pod, pod["spec"]["containers"][0]);
+  ASSERT_FALSE(HasFailure());
   expect_spread(counts, 24, {1, 2, 3, 4});
 
   // The app exited: the kubelet stops the sidecar, which goes at once (nothing left to drain).
@@ -419,13 +426,8 @@ TEST_F(InjectedPodTest, SecretSourcedMeshCertificateIsReadByTheProxy) {
             std::string::npos)
       << metrics->body << sidecars[0]->read_all(Subprocess::Stream::Stderr);
 
-  const Json& app = pod["spec"]["containers"][0];
-  auto p = spawn_in(client(), container_argv(pod, app), "app");
-  ASSERT_TRUE(p);
-  CallCounts counts;
-  counts.exit_code = p->wait(std::chrono::seconds(60));
-  counts.output = p->read_all(Subprocess::Stream::Stdout) + p->read_all(Subprocess::Stream::Stderr);
-  count_greetings(counts);
+  CallCounts counts = run_to_end(pod, pod["spec"]["containers"][0]);
+  ASSERT_FALSE(HasFailure());
   expect_spread(counts, 8, {1, 2, 3, 4});
   stop_sidecar(pod, *sidecars[0]);
 }
@@ -467,13 +469,8 @@ TEST_F(InjectedPodTest, AnnotatedPodsSidecarExportsSpansAndWritesAnAccessLinePer
   });
   ASSERT_FALSE(HasFailure());
   ASSERT_EQ(sidecars.size(), 1u);
-  const Json& app = pod["spec"]["containers"][0];
-  auto p = spawn_in(client(), container_argv(pod, app), "app");
-  ASSERT_TRUE(p);
-  CallCounts counts;
-  counts.exit_code = p->wait(std::chrono::seconds(60));
-  counts.output = p->read_all(Subprocess::Stream::Stdout) + p->read_all(Subprocess::Stream::Stderr);
-  count_greetings(counts);
+  CallCounts counts = run_to_end(pod, pod["spec"]["containers"][0]);
+  ASSERT_FALSE(HasFailure());
   expect_spread(counts, 8, {1, 2, 3, 4});
   constexpr size_t kCalls = 16;
 
@@ -584,13 +581,8 @@ TEST_F(InjectedPodTest, LegacySidecarHoldsTheAppUntilTheProxyIsReady) {
       << "postStart failed:\n"
       << sidecar->read_all(Subprocess::Stream::Stderr);
 
-  const Json& app = pod["spec"]["containers"][1];
-  auto p = spawn_in(client(), container_argv(pod, app), "app");
-  ASSERT_TRUE(p);
-  CallCounts counts;
-  counts.exit_code = p->wait(std::chrono::seconds(60));
-  counts.output = p->read_all(Subprocess::Stream::Stdout) + p->read_all(Subprocess::Stream::Stderr);
-  count_greetings(counts);
+  CallCounts counts = run_to_end(pod, pod["spec"]["containers"][1]);
+  ASSERT_FALSE(HasFailure());
   expect_spread(counts, 24, {1, 2, 3, 4});
 
   // Deletion in legacy mode: preStop, then SIGTERM to everyone at once.
