@@ -60,6 +60,17 @@ std::shared_ptr<const LineFormat> format(double ratio, std::vector<std::string> 
   return std::make_shared<const LineFormat>(c);
 }
 
+// Logs `calls` calls of ~250 bytes: far more than an unread pipe or socket takes.
+void log_calls(AccessLogObserver& observer, int calls) {
+  proxy::CallEvent c = call_number(0);
+  const std::string padding(200, 'p');
+  c.authority = padding;
+  for (int i = 0; i < calls; ++i) {
+    c.request_bytes = i;
+    observer.on_call_end(c);
+  }
+}
+
 class AccessLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -152,15 +163,9 @@ TEST_F(AccessLogTest, BlockedOutputNeverBlocksTheWorkerWhichDropsAndCounts) {
     writer.set_output(pipe_fds[1]);  // nobody reads yet: the writer blocks in write(2)
     Random random(1);
     AccessLogObserver observer(format(1), writer.ring(0), random);
-    proxy::CallEvent c = call_number(0);
-    const std::string padding(200, 'p');
-    c.authority = padding;
-    // ~1.5 MB of lines against a 64 KiB ring and a 4 KiB pipe: this loop ends only because a
-    // full ring drops instead of waiting for the writer.
-    for (int i = 0; i < kCalls; ++i) {
-      c.request_bytes = i;
-      observer.on_call_end(c);
-    }
+    // ~1.5 MB of lines against a 64 KiB ring and a 4 KiB pipe: this ends only because a full
+    // ring drops instead of waiting for the writer.
+    log_calls(observer, kCalls);
     const auto blocked = writer.counters();
     EXPECT_GT(blocked.dropped, 0u);
     EXPECT_LT(blocked.lines, static_cast<uint64_t>(kCalls));
@@ -267,17 +272,6 @@ TEST_F(AccessLogTest, AFifoWithoutAReaderIsRefusedAtOnceNotWaitedFor) {
   EXPECT_NE(fcntl(*opened, F_GETFL) & O_NONBLOCK, 0);
   ::close(*opened);
   ::close(reader);
-}
-
-// Logs `calls` calls of ~250 bytes: far more than an unread pipe or socket takes.
-void log_calls(AccessLogObserver& observer, int calls) {
-  proxy::CallEvent c = call_number(0);
-  const std::string padding(200, 'p');
-  c.authority = padding;
-  for (int i = 0; i < calls; ++i) {
-    c.request_bytes = i;
-    observer.on_call_end(c);
-  }
 }
 
 // An output whose reader stopped reading (a stuck `| logger`, a wedged log shipper) holds neither
