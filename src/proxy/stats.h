@@ -53,7 +53,7 @@ struct CallCounters {
 // backwards): X(member, endpoint metric, cluster metric or nullptr, type, endpoint help,
 // cluster help).
 #define H2MESH_ENDPOINT_COUNTERS(X)                                                              \
-  X(upstream_connections, "h2mesh_endpoint_upstream_connections", nullptr, gauge,               \
+  X(upstream_connections, "h2mesh_endpoint_upstream_connections_active", nullptr, gauge,        \
     "Open HTTP/2 connections to the endpoint.", nullptr)                                         \
   X(upstream_connections_total, "h2mesh_endpoint_upstream_connections_total",                    \
     "h2mesh_cluster_upstream_connections_total", counter,                                        \

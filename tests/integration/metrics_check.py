@@ -3,7 +3,8 @@
 python3-prometheus-client, prometheus_client.parser) and checks what any valid exposition must
 hold; prints the samples as JSON for the calling test to check values.
 
-Checks: every family has HELP and a known TYPE, once; every sample belongs to its family; each
+Checks: every family has HELP and a known TYPE, once, and no two share a name once counters lose
+their _total (OpenMetrics); every sample belongs to its family; each
 histogram series has increasing `le` bounds ending at +Inf, cumulative counts that never go
 down, `+Inf` equal to `_count`, and a `_sum`. Exits 1 and names the first problem otherwise.
 
@@ -36,11 +37,11 @@ def main():
     out = {"families": {}, "samples": [], "histograms": {}}
     seen = set()
     for family in families:
-        # The parser names a counter without its _total, so a gauge `x` and a counter `x_total`
-        # are two families of one name: the type tells them apart.
-        if (family.name, family.type) in seen:
-            fail(f"family {family.name} appears twice")
-        seen.add((family.name, family.type))
+        # The parser names a counter without its _total, as OpenMetrics does: a gauge `x` and a
+        # counter `x_total` would be one family there, and an OpenMetrics scraper refuses that.
+        if family.name in seen:
+            fail(f"family {family.name} appears twice (a counter's name is its family's + _total)")
+        seen.add(family.name)
         if family.type not in ("counter", "gauge", "histogram"):
             fail(f"family {family.name}: type {family.type} (no or unknown TYPE line)")
         if not family.documentation:

@@ -330,7 +330,7 @@ TEST_F(ProxyTest, AdminShowsWhereCallsWent) {
     std::smatch m;
     ASSERT_TRUE(std::regex_search(metrics, m, line)) << b.address();
     EXPECT_GE(std::stoi(m[1]), 5);
-    std::regex conns("h2mesh_endpoint_upstream_connections\\{cluster=\"greeter\",endpoint=\"" +
+    std::regex conns("h2mesh_endpoint_upstream_connections_active\\{cluster=\"greeter\",endpoint=\"" +
                      b.address() + "\"\\} (\\d+)");
     ASSERT_TRUE(std::regex_search(metrics, m, conns));
     EXPECT_EQ(m[1], "1");  // one worker served the one client connection

@@ -102,7 +102,7 @@ class TlsUpstreamTest : public ProxyTest {
   uint64_t upstream_connections() {
     auto [code, metrics] = http_get(proxy_.admin_port, "/metrics");
     std::regex re(
-        "h2mesh_endpoint_upstream_connections\\{cluster=\"greeter\",endpoint=\"[^\"]+\"\\} (\\d+)");
+        "h2mesh_endpoint_upstream_connections_active\\{cluster=\"greeter\",endpoint=\"[^\"]+\"\\} (\\d+)");
     std::smatch m;
     if (code != 200 || !std::regex_search(metrics, m, re)) return UINT64_MAX;
     return std::stoull(m[1]);

@@ -25,7 +25,7 @@ TEST_F(ProxyTest, FullConnectionMakesThePoolOpenAnother) {
   // All 8 run at the backend at the same time: 4 connections of 2 streams each.
   ASSERT_TRUE(eventually([&] { return backend_stats(backends_[0]).calls() == 8; },
                          std::chrono::seconds(10)));
-  EXPECT_EQ(endpoint_metric(proxy_.admin_port, "h2mesh_endpoint_upstream_connections",
+  EXPECT_EQ(endpoint_metric(proxy_.admin_port, "h2mesh_endpoint_upstream_connections_active",
                             backends_[0].address()),
             4u);
   ASSERT_TRUE(slow.wait(std::chrono::seconds(20)));
