@@ -105,13 +105,13 @@ struct PodSettings {
   std::string log_level;
   Json resources;
   // The observability annotations as given ("off" included); nullopt: the options decide.
-  std::optional<std::string> otlp_endpoint, trace_sample_ratio, access_log;
+  std::optional<std::string> otlp_endpoint, trace_sample_ratio, access_log, access_log_format;
 };
 
 // What the sidecar's env says about spans and access lines, the pod's annotations over the
 // options' defaults: empty strings for what stays off or at the sidecar's default.
 struct Observability {
-  std::string otlp_endpoint, trace_sample_ratio, access_log;
+  std::string otlp_endpoint, trace_sample_ratio, access_log, access_log_format;
 };
 
 // An OTLP endpoint or sample ratio as `h2mesh run` reads it: "" when it is one, else why not.
@@ -132,6 +132,7 @@ std::string sample_ratio_problem(const std::string& text) {
 constexpr char kAccessLogRule[] =
     "expected stdout or off (a file cannot be written in the sidecar's read-only root "
     "filesystem; the lines on stdout are the container's log)";
+constexpr char kAccessLogFormatRule[] = "expected json or text";
 
 Result<PodSettings> read_settings(const Json* annotations) {
   PodSettings s;
@@ -235,6 +236,13 @@ Result<PodSettings> read_settings(const Json* annotations) {
     if (**access != "stdout" && **access != "off")
       return bad(kAccessLogAnnotation, **access, kAccessLogRule);
     s.access_log = **access;
+  }
+  auto format = value_of(kAccessLogFormatAnnotation);
+  if (!format.ok()) return format.error();
+  if (*format) {
+    if (**format != "json" && **format != "text")
+      return bad(kAccessLogFormatAnnotation, **format, kAccessLogFormatRule);
+    s.access_log_format = **format;
   }
   for (const char* resource : {"cpu", "memory"}) {
     const std::string request_name = std::string("h2mesh.io/proxy-") + resource + "-request";
@@ -358,6 +366,14 @@ Result<Observability> observability(const Options& options, const PodSettings& s
                    std::string(kOtlpEndpointAnnotation) + ", or --otlp-endpoint for every pod)");
   o.access_log = s.access_log.value_or(options.access_log);
   if (o.access_log == "off") o.access_log.clear();
+  // The same for the access log's format: the sidecar refuses a format without a log.
+  if (!o.access_log.empty())
+    o.access_log_format = s.access_log_format.value_or(options.access_log_format);
+  else if (s.access_log_format)
+    return invalid("annotation " + std::string(kAccessLogFormatAnnotation) + ": '" +
+                   *s.access_log_format + "': the access log is off for this pod (set " +
+                   std::string(kAccessLogAnnotation) + ": stdout, or --access-log stdout for "
+                   "every pod)");
   return o;
 }
 
@@ -480,6 +496,8 @@ Json proxy_container(const Options& options, const PodSettings& s, const Observa
   if (!o.trace_sample_ratio.empty())
     env.push_back(value_env("H2MESH_TRACE_SAMPLE_RATIO", o.trace_sample_ratio));
   if (!o.access_log.empty()) env.push_back(value_env("H2MESH_ACCESS_LOG", o.access_log));
+  if (!o.access_log_format.empty())
+    env.push_back(value_env("H2MESH_ACCESS_LOG_FORMAT", o.access_log_format));
   c["env"] = std::move(env);
   c["ports"] = Json::array({Json::object(
       {{"name", "h2mesh-admin"}, {"containerPort", kAdminPort}, {"protocol", "TCP"}})});
@@ -643,6 +661,10 @@ Result<void> check_options(const Options& options) {
   if (!options.access_log.empty() && options.access_log != "stdout")
     return invalid("--access-log: '" + options.access_log + "': only stdout (a file cannot be "
                    "written in the sidecar's read-only root filesystem)");
+  if (!options.access_log_format.empty() && options.access_log_format != "json" &&
+      options.access_log_format != "text")
+    return invalid("--access-log-format: '" + options.access_log_format + "': " +
+                   kAccessLogFormatRule);
   return {};
 }
 

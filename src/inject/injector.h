@@ -53,10 +53,12 @@ inline constexpr std::string_view kDefaultMtlsSecretPrefix = "h2mesh-mesh-tls-";
 
 // Observability of the pod's sidecar (docs/observability.md, "In the mesh"): an OTLP/HTTP URL
 // where it exports spans, or "off"; the share of new traces it samples ("0.1"); "stdout" for an
-// access line per call on its stdout (the container's log), or "off".
+// access line per call on its stdout (the container's log), or "off"; and those lines' format,
+// "json" (the sidecar's default) or "text".
 inline constexpr std::string_view kOtlpEndpointAnnotation = "h2mesh.io/otlp-endpoint";
 inline constexpr std::string_view kTraceSampleRatioAnnotation = "h2mesh.io/trace-sample-ratio";
 inline constexpr std::string_view kAccessLogAnnotation = "h2mesh.io/access-log";
+inline constexpr std::string_view kAccessLogFormatAnnotation = "h2mesh.io/access-log-format";
 
 inline constexpr std::string_view kInjectAnnotation = "h2mesh.io/inject";  // enabled | disabled
 inline constexpr std::string_view kStatusAnnotation = "h2mesh.io/inject-status";
@@ -92,11 +94,13 @@ struct Options {
   // Cluster-wide observability defaults, for pods without the annotations above (a pod's
   // annotation wins, "off" included). otlp_endpoint: where sidecars export spans ("": tracing
   // off); trace_sample_ratio: the share of new traces ("": the sidecar's default, all), only for
-  // pods whose tracing is on; access_log: "stdout" or "" (off). As written on the command line:
-  // check_options checks them.
+  // pods whose tracing is on; access_log: "stdout" or "" (off); access_log_format: "json",
+  // "text" or "" (the sidecar's default, json), only for pods whose access log is on. As written
+  // on the command line: check_options checks them.
   std::string otlp_endpoint{};
   std::string trace_sample_ratio{};
   std::string access_log{};
+  std::string access_log_format{};
 };
 
 // "csi" or "secret" (the --mtls-source flag); false for anything else.

@@ -71,7 +71,8 @@ const std::vector<Command>& commands() {
       {"inject",
        "[-f FILE|-] [--image IMAGE] [--legacy-sidecar] [--no-mtls] [--mtls-mode strict|permissive]\n"
        "             [--mtls-source csi|secret] [--mtls-secret-prefix PREFIX] [--otlp-endpoint URL]\n"
-       "             [--trace-sample-ratio R] [--access-log stdout] [--output yaml|json]",
+       "             [--trace-sample-ratio R] [--access-log stdout] [--access-log-format json|text]\n"
+       "             [--output yaml|json]",
        "add the h2mesh sidecar to every workload of a manifest (stdin without -f) and print it;\n"
        "      other documents come out unchanged (docs/injection.md); --no-mtls: no mesh mTLS\n"
        "      (no certificate volume) unless a pod asks (h2mesh.io/mtls: enabled);\n"
@@ -79,11 +80,11 @@ const std::vector<Command>& commands() {
        "      --mtls-source: the pods' certificates from cert-manager's csi-driver (csi, default)\n"
        "      or from the Secret PREFIX<serviceAccountName> (secret; default PREFIX\n"
        "      h2mesh-mesh-tls-, as deploy/mesh-certs/make-mesh-certs.sh writes them);\n"
-       "      --otlp-endpoint, --trace-sample-ratio, --access-log: the sidecars' tracing and access\n"
-       "      log for pods without h2mesh.io/otlp-endpoint, trace-sample-ratio, access-log\n"
-       "      annotations",
+       "      --otlp-endpoint, --trace-sample-ratio, --access-log, --access-log-format: the\n"
+       "      sidecars' tracing and access log for pods without the h2mesh.io/otlp-endpoint,\n"
+       "      trace-sample-ratio, access-log, access-log-format annotations",
        {"-f", "--image", "--output", "--mtls-mode", "--mtls-source", "--mtls-secret-prefix",
-        "--otlp-endpoint", "--trace-sample-ratio", "--access-log"},
+        "--otlp-endpoint", "--trace-sample-ratio", "--access-log", "--access-log-format"},
        {"--legacy-sidecar", "--no-mtls"}},
       {"uninject", "[-f FILE|-] [--output yaml|json]",
        "remove what inject added from every workload of a manifest and print it",
@@ -104,14 +105,16 @@ const std::vector<Command>& commands() {
        "--cert FILE --key FILE [--listen ADDRESS] [--admin ADDRESS] [--kubeconfig PATH]\n"
        "             [--image IMAGE] [--legacy-sidecar] [--no-mtls] [--mtls-source csi|secret]\n"
        "             [--mtls-secret-prefix PREFIX] [--otlp-endpoint URL] [--trace-sample-ratio R]\n"
-       "             [--access-log stdout] [--log-level debug|info|warn|error]",
+       "             [--access-log stdout] [--access-log-format json|text]\n"
+       "             [--log-level debug|info|warn|error]",
        "the mutating admission webhook: injects the sidecar into pods of namespaces labelled\n"
        "      h2mesh-injection=enabled (HTTPS on --listen, default :9443; /ready and /metrics on\n"
        "      --admin, default 127.0.0.1:9902; docs/webhook.md); --no-mtls, --mtls-source,\n"
-       "      --mtls-secret-prefix, --otlp-endpoint, --trace-sample-ratio, --access-log as for inject",
+       "      --mtls-secret-prefix, --otlp-endpoint, --trace-sample-ratio, --access-log,\n"
+       "      --access-log-format as for inject",
        {"--cert", "--key", "--listen", "--admin", "--kubeconfig", "--image", "--log-level",
         "--mtls-source", "--mtls-secret-prefix", "--otlp-endpoint", "--trace-sample-ratio",
-        "--access-log"},
+        "--access-log", "--access-log-format"},
        {"--legacy-sidecar", "--no-mtls"}},
       {"version", "", "print the version", {}, {}},
       {"help", "[COMMAND]", "print this help, or a command's", {}, {}},
@@ -232,6 +235,7 @@ int read_inject_options(const std::string& where, std::map<std::string, std::str
   if (flags.count("--otlp-endpoint")) options->otlp_endpoint = flags["--otlp-endpoint"];
   if (flags.count("--trace-sample-ratio")) options->trace_sample_ratio = flags["--trace-sample-ratio"];
   if (flags.count("--access-log")) options->access_log = flags["--access-log"];
+  if (flags.count("--access-log-format")) options->access_log_format = flags["--access-log-format"];
   if (auto checked = h2mesh::inject::check_options(*options); !checked.ok())
     return usage_error(where, checked.error().message);
   return -1;

@@ -467,18 +467,20 @@ TEST(InjectPod, ObservabilityAnnotationsBecomeTheSidecarsEnv) {
   annotations(pod) = Json::parse(R"({
     "h2mesh.io/otlp-endpoint": "http://otel-collector.observability:4318/v1/traces",
     "h2mesh.io/trace-sample-ratio": "0.05",
-    "h2mesh.io/access-log": "stdout"})");
+    "h2mesh.io/access-log": "stdout",
+    "h2mesh.io/access-log-format": "text"})");
   ASSERT_TRUE(inject(pod).ok());
   EXPECT_EQ(observe_env(pod, "H2MESH_OTLP_ENDPOINT"),
             "http://otel-collector.observability:4318/v1/traces");
   EXPECT_EQ(observe_env(pod, "H2MESH_TRACE_SAMPLE_RATIO"), "0.05");
   EXPECT_EQ(observe_env(pod, "H2MESH_ACCESS_LOG"), "stdout");
+  EXPECT_EQ(observe_env(pod, "H2MESH_ACCESS_LOG_FORMAT"), "text");
 
   // Without annotations or defaults, none of them: the sidecar stays as quiet as before.
   Json plain = app_pod();
   ASSERT_TRUE(inject(plain).ok());
-  for (const char* name :
-       {"H2MESH_OTLP_ENDPOINT", "H2MESH_TRACE_SAMPLE_RATIO", "H2MESH_ACCESS_LOG"})
+  for (const char* name : {"H2MESH_OTLP_ENDPOINT", "H2MESH_TRACE_SAMPLE_RATIO", "H2MESH_ACCESS_LOG",
+                           "H2MESH_ACCESS_LOG_FORMAT"})
     EXPECT_EQ(find_env(plain["spec"]["initContainers"][1], name), nullptr) << name;
 }
 
@@ -487,26 +489,30 @@ TEST(InjectPod, ObservabilityDefaultsApplyUnlessThePodsAnnotationSaysOtherwise) 
   options.otlp_endpoint = "http://10.0.0.9:4318";
   options.trace_sample_ratio = "0.1";
   options.access_log = "stdout";
+  options.access_log_format = "text";
   Json defaulted = app_pod();
   ASSERT_TRUE(inject_pod(defaulted, options).ok());
   EXPECT_EQ(observe_env(defaulted, "H2MESH_OTLP_ENDPOINT"), "http://10.0.0.9:4318");
   EXPECT_EQ(observe_env(defaulted, "H2MESH_TRACE_SAMPLE_RATIO"), "0.1");
   EXPECT_EQ(observe_env(defaulted, "H2MESH_ACCESS_LOG"), "stdout");
+  EXPECT_EQ(observe_env(defaulted, "H2MESH_ACCESS_LOG_FORMAT"), "text");
 
   Json own = app_pod();
   annotations(own) = Json::parse(R"({"h2mesh.io/otlp-endpoint": "http://127.0.0.1:4318",
-                                     "h2mesh.io/trace-sample-ratio": "1"})");
+                                     "h2mesh.io/trace-sample-ratio": "1",
+                                     "h2mesh.io/access-log-format": "json"})");
   ASSERT_TRUE(inject_pod(own, options).ok());
   EXPECT_EQ(observe_env(own, "H2MESH_OTLP_ENDPOINT"), "http://127.0.0.1:4318");
   EXPECT_EQ(observe_env(own, "H2MESH_TRACE_SAMPLE_RATIO"), "1");
+  EXPECT_EQ(observe_env(own, "H2MESH_ACCESS_LOG_FORMAT"), "json");
 
   // "off" undoes a default: no env at all, so the sidecar has neither.
   Json off = app_pod();
   annotations(off) = Json::parse(R"({"h2mesh.io/otlp-endpoint": "off",
                                      "h2mesh.io/access-log": "off"})");
   ASSERT_TRUE(inject_pod(off, options).ok());
-  for (const char* name :
-       {"H2MESH_OTLP_ENDPOINT", "H2MESH_TRACE_SAMPLE_RATIO", "H2MESH_ACCESS_LOG"})
+  for (const char* name : {"H2MESH_OTLP_ENDPOINT", "H2MESH_TRACE_SAMPLE_RATIO", "H2MESH_ACCESS_LOG",
+                           "H2MESH_ACCESS_LOG_FORMAT"})
     EXPECT_EQ(find_env(off["spec"]["initContainers"][1], name), nullptr) << name;
 
   // The default ratio only goes with tracing: a pod without an endpoint gets none.
@@ -525,12 +531,14 @@ TEST(InjectPod, BadObservabilityAnnotationsAreErrorsNamingThem) {
       {"h2mesh.io/trace-sample-ratio", "5%"},
       {"h2mesh.io/access-log", "/var/log/h2mesh/access.log"},
       {"h2mesh.io/access-log", "json"},
+      {"h2mesh.io/access-log-format", "logfmt"},
   };
   for (const auto& [name, value] : bad) {
     Json pod = app_pod();
     annotations(pod)[name] = value;
     annotations(pod)["h2mesh.io/otlp-endpoint"] =
         name == "h2mesh.io/otlp-endpoint" ? value : "http://127.0.0.1:4318";
+    if (name == "h2mesh.io/access-log-format") annotations(pod)["h2mesh.io/access-log"] = "stdout";
     const std::string message = error_of(pod);
     EXPECT_EQ(message.find("annotation " + name + ": "), 0u) << name << ": " << message;
   }
@@ -542,6 +550,11 @@ TEST(InjectPod, BadObservabilityAnnotationsAreErrorsNamingThem) {
   Json ratio = app_pod();
   annotations(ratio)["h2mesh.io/trace-sample-ratio"] = "0.5";
   EXPECT_NE(error_of(ratio).find("h2mesh.io/trace-sample-ratio: '0.5': tracing is off"),
+            std::string::npos);
+  // Likewise a format for a pod without an access log.
+  Json format = app_pod();
+  annotations(format)["h2mesh.io/access-log-format"] = "text";
+  EXPECT_NE(error_of(format).find("h2mesh.io/access-log-format: 'text': the access log is off"),
             std::string::npos);
 }
 
@@ -557,6 +570,9 @@ TEST(InjectOptions, ObservabilityDefaultsAreCheckedNamingTheFlag) {
     o = Options();
     o.access_log = "/tmp/access.log";
     out.emplace_back("--access-log: ", o);
+    o = Options();
+    o.access_log_format = "yaml";
+    out.emplace_back("--access-log-format: ", o);
     return out;
   }();
   for (const auto& [flag, options] : bad) {
@@ -568,6 +584,7 @@ TEST(InjectOptions, ObservabilityDefaultsAreCheckedNamingTheFlag) {
   good.otlp_endpoint = "http://[fd00::1]:4318/v1/traces";
   good.trace_sample_ratio = "0";
   good.access_log = "stdout";
+  good.access_log_format = "text";
   EXPECT_TRUE(check_options(good).ok());
 }
 
