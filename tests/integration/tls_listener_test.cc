@@ -22,6 +22,17 @@
 
 #include "harness.h"
 
+#ifdef __SANITIZE_THREAD__
+// This test process drives grpc++ TLS clients. Debian's gRPC is not instrumented: a shared_ptr
+// the test holds (a channel's credentials) is released last on one of gRPC's threads, with
+// reference counting TSan does not see, so its delete is reported against the test thread's
+// earlier read. Suppressed here, for this executable only: the h2mesh processes under test keep
+// scripts/tsan.supp alone, and a race in them still fails the test.
+extern "C" const char* __tsan_default_suppressions() {
+  return "race:std::_Sp_counted_base<(__gnu_cxx::_Lock_policy)2>::_M_release_last_use\n";
+}
+#endif
+
 namespace h2mesh_test {
 namespace {
 
@@ -97,15 +108,6 @@ grpc::Status say_hello(const std::shared_ptr<grpc::Channel>& channel,
 class TlsListenerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-#ifdef __SANITIZE_THREAD__
-    // These tests drive grpc++ TLS clients inside the test process. Debian's gRPC and OpenSSL
-    // are not instrumented, and their threads release each other's objects (credentials,
-    // libcrypto buffers) with synchronisation TSan cannot see, so every test would end on a
-    // report with no frame of h2mesh's. h2mesh's server-side TLS still runs under TSan in the
-    // webhook and mesh mTLS tests (a separate process); here it runs in the normal and ASan
-    // builds.
-    GTEST_SKIP() << "grpc++ TLS clients in the test process: not under TSan (see the comment)";
-#endif
     dir_ = make_temp_dir();
     pki_ = dir_ + "/pki";
     pki({"ca", "ca"});

@@ -277,4 +277,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: grpcio's threads can deadlock with the interpreter's final garbage
+    # collection (both waiting on one lock in Py_FinalizeEx), and the client would never exit
+    # after printing its result. Everything the client owes is printed and flushed by now.
+    os._exit(code)
