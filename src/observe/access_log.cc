@@ -182,7 +182,6 @@ ssize_t AccessLogWriter::put(const iovec* iov, size_t count) {
 }
 
 bool AccessLogWriter::wait_writable() {
-  std::optional<Clock::time_point> give_up_at;
   for (;;) {
     if (switch_pending_) return false;
     pollfd p[2] = {{out_, POLLOUT, 0}, {wake_fd_, POLLIN, 0}};
@@ -202,9 +201,10 @@ bool AccessLogWriter::wait_writable() {
     // A new output (SIGUSR1): the old one had its chance; run() switches at once.
     if (switching) return false;
     if (stop) {
+      // One grace for the whole stop, however many turns and waits it takes.
       const auto now = Clock::now();
-      if (!give_up_at) give_up_at = now + kStopGrace;
-      if (now >= *give_up_at) return false;
+      if (!stop_give_up_at_) stop_give_up_at_ = now + kStopGrace;
+      if (now >= *stop_give_up_at_) return false;
     }
   }
 }
@@ -236,9 +236,23 @@ void AccessLogWriter::write_out() {
     return;
   }
   if (torn_) {
-    // End the piece of line a failed write left, so the next line starts on its own.
+    // End the piece of line a failed write left, so the next line starts on its own; until it
+    // is ended, no line may follow it.
     iovec nl{const_cast<char*>("\n"), 1};
-    if (put(&nl, 1) == 1) torn_ = false;
+    for (;;) {
+      const ssize_t n = put(&nl, 1);
+      if (n == 1) {
+        torn_ = false;
+        break;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_writable()) continue;
+      break;
+    }
+    if (torn_) {
+      lost_.fetch_add(lines, std::memory_order_relaxed);
+      return;
+    }
   }
   std::vector<iovec>& rest = iov_;  // advanced as it is written
   size_t at = 0;
@@ -300,8 +314,13 @@ int open_nonblocking_twin(int fd) {
   // A pipe or a terminal: a description of our own, which may be non-blocking without
   // changing the one stdout shares with the rest of the process and its parent.
   const int twin = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(),
-                          O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
-  return twin >= 0 ? twin : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+                          O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (twin >= 0) return twin;
+  // No /proc, or a pipe of another user's (sudo -u ... | logger): the blocking duplicate.
+  LOG_WARN("access log: cannot open fd %d again without blocking (%s); a reader that stops "
+           "reading will hold the access log's thread and the exit",
+           fd, strerror(errno));
+  return fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
 Result<int> open_access_log(const std::string& path) {
@@ -312,7 +331,8 @@ Result<int> open_access_log(const std::string& path) {
                                            O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC,
                                            0644);
   if (fd < 0 && errno == ENXIO)
-    return Error{ErrorCode::Io, "access log: " + path + " is a FIFO with no reader"};
+    return Error{ErrorCode::Io,
+                 "access log: " + path + " has no reader (a FIFO nobody reads, or a socket)"};
   if (fd < 0)
     return Error{ErrorCode::Io, "access log: cannot open " + path + ": " + strerror(errno)};
   return fd;

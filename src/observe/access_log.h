@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -105,6 +106,7 @@ class AccessLogWriter {
   int out_ = -1;
   bool out_socket_ = false;
   bool switch_pending_ = false;  // this turn's lines are the last for out_: a new one is waiting
+  std::optional<TimePoint> stop_give_up_at_;  // set when a wait first sees the stop
   bool torn_ = false;  // a failed write left part of a line in the output
   std::vector<struct iovec> iov_;
   std::vector<size_t> gathered_;  // per ring: the bytes of this turn

@@ -179,7 +179,7 @@ bool OtlpClient::connect(Deadline deadline, int wake_fd, OtlpAnswer* answer) {
 }
 
 OtlpAnswer OtlpClient::exchange(std::string_view body, Deadline deadline, int wake_fd,
-                                bool* answered) {
+                                bool* closed_unanswered) {
   OtlpAnswer answer;
   auto fail = [&](int waited, std::string why) {
     answer.stopped = waited < 0;
@@ -205,6 +205,7 @@ OtlpAnswer OtlpClient::exchange(std::string_view body, Deadline deadline, int wa
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (int w = wait_for(fd_, POLLOUT, deadline, wake_fd); w <= 0) return fail(w, "timed out sending");
     } else if (n < 0 && errno != EINTR) {
+      *closed_unanswered = errno == EPIPE || errno == ECONNRESET;
       return fail(0, std::string("send: ") + std::strerror(errno));
     }
   }
@@ -229,6 +230,7 @@ OtlpAnswer OtlpClient::exchange(std::string_view body, Deadline deadline, int wa
       } else if (in_.size() > kMaxHead) {
         return fail(0, "answer head over 16 KiB");
       } else if (eof) {
+        *closed_unanswered = in_.empty();
         return fail(0, in_.empty() ? "connection closed without an answer" : "not an HTTP answer");
       }
     }
@@ -258,14 +260,22 @@ OtlpAnswer OtlpClient::exchange(std::string_view body, Deadline deadline, int wa
     }
     const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
     if (n > 0) {
-      *answered = true;
       in_.append(buf, static_cast<size_t>(n));
     } else if (n == 0) {
       eof = true;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (int w = wait_for(fd_, POLLIN, deadline, wake_fd); w <= 0)
+      if (int w = wait_for(fd_, POLLIN, deadline, wake_fd); w <= 0) {
+        if (head_end != std::string::npos) {
+          // The status came; only the rest of the body did not: the answer stands.
+          answer.status = head.status;
+          answer.retry_after = head.retry_after;
+          disconnect();
+          return answer;
+        }
         return fail(w, "timed out waiting for the answer");
+      }
     } else if (errno != EINTR) {
+      *closed_unanswered = errno == ECONNRESET && in_.empty();
       return fail(0, std::string("recv: ") + std::strerror(errno));
     }
   }
@@ -286,11 +296,14 @@ OtlpAnswer OtlpClient::post(std::string_view body, std::chrono::milliseconds tim
       }
     }
     if (fd_ < 0 && !connect(deadline, wake_fd, &answer)) return answer;
-    bool answered = false;
-    answer = exchange(body, deadline, wake_fd, &answered);
-    // Only a kept connection that ended without a byte of answer is tried again: it was closed
-    // by the receiver as the request left, which it then never saw.
-    if (answer.status != 0 || answer.stopped || !reused || answered) return answer;
+    bool closed_unanswered = false;
+    answer = exchange(body, deadline, wake_fd, &closed_unanswered);
+    // Only a kept connection that the receiver closed (or reset) without a byte of answer is
+    // tried again, while time is left: it was closed as the request left, which it then never
+    // saw. A timeout is not tried again: a slow receiver may still be working on the request.
+    if (answer.status != 0 || answer.stopped || !reused || !closed_unanswered ||
+        Clock::now() >= deadline)
+      return answer;
   }
   return answer;
 }

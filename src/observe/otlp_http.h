@@ -62,8 +62,10 @@ class OtlpClient {
  private:
   using Deadline = std::chrono::steady_clock::time_point;
   bool connect(Deadline deadline, int wake_fd, OtlpAnswer* answer);
-  // One request and its whole answer on fd_. *answered: a byte of answer arrived.
-  OtlpAnswer exchange(std::string_view body, Deadline deadline, int wake_fd, bool* answered);
+  // One request and its whole answer on fd_. *closed_unanswered: the connection ended (closed or
+  // reset) before a byte of answer.
+  OtlpAnswer exchange(std::string_view body, Deadline deadline, int wake_fd,
+                      bool* closed_unanswered);
   void disconnect();
 
   const OtlpTarget target_;

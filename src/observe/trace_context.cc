@@ -129,4 +129,11 @@ CallTrace start_call_trace(std::optional<std::string_view> traceparent, TraceSam
   return t;
 }
 
+bool tracestate_ok(std::string_view value) {
+  if (value.size() > 512) return false;
+  for (char c : value)
+    if (c < 0x20 || c > 0x7e) return false;
+  return true;
+}
+
 }  // namespace h2mesh::observe

@@ -86,6 +86,11 @@ struct CallTrace {
   bool continued = false;  // the caller's traceparent was valid
 };
 
+// Whether a `tracestate` value may go on a span as OTLP's trace_state (a protobuf string, so
+// UTF-8): W3C's at most 512 characters, printable ASCII only. Others are passed on upstream
+// untouched but left off the spans.
+bool tracestate_ok(std::string_view value);
+
 // The call's trace from its `traceparent` header (nullopt: none).
 CallTrace start_call_trace(std::optional<std::string_view> traceparent, TraceSampler& sampler);
 

@@ -157,7 +157,8 @@ void DownstreamStream::start_trace() {
     // Spans of a continued trace carry the caller's vendor state (W3C Trace Context, and
     // OTLP's Span.trace_state); a new trace has none.
     if (t.continued && t.sampled)
-      if (auto state = req_headers_.find("tracestate")) trace_.tracestate = *state;
+      if (auto state = req_headers_.find("tracestate"); state && observe::tracestate_ok(*state))
+        trace_.tracestate = *state;
     return;
   }
   if (!header) return;

@@ -201,7 +201,8 @@ TEST_F(TracingTest, SpansLinkToTheCallersTraceAndTheBackendSeesTheAttemptAsParen
         },
         std::chrono::seconds(10)));
   }
-  EXPECT_EQ(metric(proxy.admin_port, "h2mesh_trace_export_requests_total{result=\"ok\"}"), 4u);
+  // At least one request per batch (a call's two spans may leave in two).
+  EXPECT_GE(metric(proxy.admin_port, "h2mesh_trace_export_requests_total{result=\"ok\"}"), 4u);
   EXPECT_EQ(metric(proxy.admin_port, "h2mesh_trace_export_connections_total"), 1u);
 }
 

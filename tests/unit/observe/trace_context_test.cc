@@ -123,5 +123,17 @@ TEST(TraceSamplingTest, KernelSeededSamplersMakeDifferentIds) {
   EXPECT_NE(a.new_trace_id(), b.new_trace_id());
 }
 
+// What may go on a span as OTLP's trace_state (a protobuf string: UTF-8 or the receiver may
+// refuse the whole batch): W3C's limit of 512 characters, printable ASCII.
+TEST(TracestateTest, OnlyPrintableAsciiUpTo512CharactersGoesOnSpans) {
+  EXPECT_TRUE(tracestate_ok("vendor=opaque,other=1"));
+  EXPECT_TRUE(tracestate_ok(""));
+  EXPECT_TRUE(tracestate_ok(std::string(512, 'a')));
+  EXPECT_FALSE(tracestate_ok(std::string(513, 'a')));
+  EXPECT_FALSE(tracestate_ok("vendor=\xff\xfe"));
+  EXPECT_FALSE(tracestate_ok(std::string_view("a=\0b", 4)));
+  EXPECT_FALSE(tracestate_ok("a=b\tc"));
+}
+
 }  // namespace
 }  // namespace h2mesh::observe
