@@ -150,28 +150,22 @@ Result<PodSettings> read_settings(const Json* annotations) {
   auto bad = [](std::string_view name, const std::string& value, const std::string& why) {
     return invalid("annotation " + std::string(name) + ": '" + value + "': " + why);
   };
-  auto inject = value_of(kInjectAnnotation);
+  // An annotation that must be one of two words: nullopt when absent.
+  auto one_of = [&](std::string_view name, std::string_view a, std::string_view b,
+                    const std::string& rule) -> Result<std::optional<std::string>> {
+    auto v = value_of(name);
+    if (v.ok() && *v && **v != a && **v != b) return bad(name, **v, rule);
+    return v;
+  };
+  auto inject = one_of(kInjectAnnotation, "enabled", "disabled", "expected enabled or disabled");
   if (!inject.ok()) return inject.error();
-  if (*inject) {
-    if (**inject == "disabled")
-      s.disabled = true;
-    else if (**inject != "enabled")
-      return bad(kInjectAnnotation, **inject, "expected enabled or disabled");
-  }
-  auto mtls = value_of(kMtlsAnnotation);
+  if (*inject) s.disabled = **inject == "disabled";
+  auto mtls = one_of(kMtlsAnnotation, "enabled", "disabled", "expected enabled or disabled");
   if (!mtls.ok()) return mtls.error();
-  if (*mtls) {
-    if (**mtls != "enabled" && **mtls != "disabled")
-      return bad(kMtlsAnnotation, **mtls, "expected enabled or disabled");
-    s.mtls = **mtls == "enabled";
-  }
-  auto mode = value_of(kMtlsModeAnnotation);
+  if (*mtls) s.mtls = **mtls == "enabled";
+  auto mode = one_of(kMtlsModeAnnotation, "strict", "permissive", "expected strict or permissive");
   if (!mode.ok()) return mode.error();
-  if (*mode) {
-    if (**mode != "strict" && **mode != "permissive")
-      return bad(kMtlsModeAnnotation, **mode, "expected strict or permissive");
-    s.mtls_mode = **mode;
-  }
+  if (*mode) s.mtls_mode = **mode;
   auto secret = value_of(kMtlsSecretAnnotation);
   if (!secret.ok()) return secret.error();
   if (*secret) {
@@ -230,20 +224,12 @@ Result<PodSettings> read_settings(const Json* annotations) {
       return invalid("annotation " + std::string(kTraceSampleRatioAnnotation) + ": " + why);
     s.trace_sample_ratio = **ratio;
   }
-  auto access = value_of(kAccessLogAnnotation);
+  auto access = one_of(kAccessLogAnnotation, "stdout", "off", kAccessLogRule);
   if (!access.ok()) return access.error();
-  if (*access) {
-    if (**access != "stdout" && **access != "off")
-      return bad(kAccessLogAnnotation, **access, kAccessLogRule);
-    s.access_log = **access;
-  }
-  auto format = value_of(kAccessLogFormatAnnotation);
+  s.access_log = *access;
+  auto format = one_of(kAccessLogFormatAnnotation, "json", "text", kAccessLogFormatRule);
   if (!format.ok()) return format.error();
-  if (*format) {
-    if (**format != "json" && **format != "text")
-      return bad(kAccessLogFormatAnnotation, **format, kAccessLogFormatRule);
-    s.access_log_format = **format;
-  }
+  s.access_log_format = *format;
   for (const char* resource : {"cpu", "memory"}) {
     const std::string request_name = std::string("h2mesh.io/proxy-") + resource + "-request";
     const std::string limit_name = std::string("h2mesh.io/proxy-") + resource + "-limit";
